@@ -1,0 +1,33 @@
+# `make run` and `make test` do all the set-up: virtualenv, pinned requirements, a database.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test unit bench db-stop clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+	@python3 -m venv $(VENV) 2>/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*; touch $@
+
+run: $(STAMP)
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && echo "gateway on $${HOST:-127.0.0.1}:$${PORT:-8000}" && \
+	  DATABASE_URL="$$url" exec $(PY) -m app
+
+test: $(STAMP)
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/crud.py
+
+db-stop:
+	@[ -f .data/mariadb.pid ] && kill "$$(cat .data/mariadb.pid)" && echo "private MariaDB stopped" || true
+
+clean: db-stop
+	rm -rf $(VENV) .data .pytest_cache

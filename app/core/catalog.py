@@ -1,0 +1,281 @@
+"""The catalog: INFORMATION_SCHEMA -> Table/Column objects, cached per instance.
+
+Loaded in a few queries, refreshed on a TTL (in the background, serving the old copy meanwhile) and
+on a miss (an unknown table or column triggers a reload, at most once per `catalog_miss_interval_s`),
+so tables created or altered while the gateway runs are served without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from app.core.errors import TableNotFound
+
+log = logging.getLogger("gateway.catalog")
+
+# Tables the gateway owns (idempotency keys, jobs): never exposed, whatever the allow list says.
+INTERNAL_PREFIX = "_gateway_"
+
+INT_RANGES = {
+    "tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "integer": 32, "bigint": 64,
+}
+STRING_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+
+
+def quote(identifier: str) -> str:
+    """Backtick-quote a name taken from the catalog (never user text)."""
+    # `%` is doubled because statements go through the driver's `sql % params` formatting.
+    return "`" + identifier.replace("`", "``").replace("%", "%%") + "`"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    data_type: str  # INFORMATION_SCHEMA DATA_TYPE, lower case
+    column_type: str  # full COLUMN_TYPE, e.g. "int(10) unsigned", "enum('a','b')"
+    nullable: bool
+    has_default: bool
+    auto_increment: bool = False
+    generated: bool = False
+    max_length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    is_json: bool = False
+
+    @property
+    def quoted(self) -> str:
+        return quote(self.name)
+
+    @property
+    def unsigned(self) -> bool:
+        return "unsigned" in self.column_type
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The allowed values of an ENUM or SET column."""
+        if self.data_type not in ("enum", "set"):
+            return ()
+        inner = self.column_type[self.column_type.index("(") + 1 : self.column_type.rindex(")")]
+        return tuple(m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", inner))
+
+    @property
+    def kind(self) -> str:
+        """The conversion family of this column (see values.py)."""
+        t = self.data_type
+        if self.is_json or t == "json":
+            return "json"
+        if t == "tinyint" and self.column_type.startswith("tinyint(1)"):
+            return "bool"
+        if t in INT_RANGES:
+            return "int"
+        if t in ("decimal", "numeric"):
+            return "decimal"
+        if t in ("float", "double", "real"):
+            return "float"
+        if t in STRING_TYPES:
+            return "string"
+        if t in BINARY_TYPES:
+            return "binary"
+        if t in ("date", "datetime", "timestamp", "time", "year", "enum", "set", "bit"):
+            return t
+        return "string"  # inet6, uuid, geometry as text, ...: passed through as strings
+
+    @property
+    def required(self) -> bool:
+        """Must an INSERT name this column? (NOT NULL, no default, not generated or auto)."""
+        return not (self.nullable or self.has_default or self.auto_increment or self.generated)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.column_type,
+            "kind": self.kind,
+            "nullable": self.nullable,
+            "required": self.required,
+            "has_default": self.has_default,
+            "auto_increment": self.auto_increment,
+            "generated": self.generated,
+            "max_length": self.max_length,
+            "members": list(self.members) or None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[Column, ...] = ()
+    unique_keys: tuple[tuple[Column, ...], ...] = ()
+    by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_name.update({c.name: c for c in self.columns})
+
+    @property
+    def quoted(self) -> str:
+        return quote(self.name)
+
+    def column(self, name: str) -> Column | None:
+        return self.by_name.get(name)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "primary_key": [c.name for c in self.primary_key],
+            "unique_keys": [[c.name for c in key] for key in self.unique_keys],
+            "columns": [c.describe() for c in self.columns],
+        }
+
+
+def exposed(name: str, allow: Iterable[str], deny: Iterable[str]) -> bool:
+    if name.startswith(INTERNAL_PREFIX):
+        return False
+    allow = tuple(allow)
+    if allow and not any(fnmatch.fnmatchcase(name, p) for p in allow):
+        return False
+    return not any(fnmatch.fnmatchcase(name, p) for p in deny)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+COLUMNS_SQL = (
+    "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_DEFAULT,"
+    " c.EXTRA, c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE"
+    " FROM INFORMATION_SCHEMA.COLUMNS c JOIN INFORMATION_SCHEMA.TABLES t"
+    " ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME"
+    " WHERE c.TABLE_SCHEMA = %s AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"
+    " ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION"
+)
+KEYS_SQL = (
+    "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.STATISTICS"
+    " WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0 ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+)
+# MariaDB stores JSON as LONGTEXT with a column-level CHECK (json_valid(`col`)).
+JSON_CHECKS_SQL = (
+    "SELECT TABLE_NAME, CONSTRAINT_NAME FROM INFORMATION_SCHEMA.CHECK_CONSTRAINTS"
+    " WHERE CONSTRAINT_SCHEMA = %s AND LEVEL = 'Column' AND CHECK_CLAUSE LIKE 'json_valid(%%'"
+)
+
+
+def build_tables(
+    column_rows: Iterable[tuple], key_rows: Iterable[tuple], json_rows: Iterable[tuple]
+) -> dict[str, Table]:
+    """Pure: INFORMATION_SCHEMA rows -> {name: Table}."""
+    json_columns = {(t, c) for t, c in json_rows}
+    columns: dict[str, list[Column]] = {}
+    for tname, cname, dtype, ctype, nullable, default, extra, maxlen, prec, scale in column_rows:
+        extra = (extra or "").lower()
+        columns.setdefault(tname, []).append(
+            Column(
+                name=cname,
+                data_type=dtype.lower(),
+                column_type=ctype.lower(),
+                nullable=nullable == "YES",
+                # MariaDB: SQL NULL = no default; the string 'NULL' = DEFAULT NULL.
+                has_default=default is not None,
+                auto_increment="auto_increment" in extra,
+                generated="generated" in extra,
+                max_length=maxlen,
+                precision=prec,
+                scale=scale,
+                is_json=(tname, cname) in json_columns,
+            )
+        )
+    keys: dict[str, dict[str, list[str]]] = {}
+    for tname, index, cname in key_rows:
+        keys.setdefault(tname, {}).setdefault(index, []).append(cname)
+    tables = {}
+    for tname, cols in columns.items():
+        by_name = {c.name: c for c in cols}
+        indexes = keys.get(tname, {})
+        pk = tuple(by_name[c] for c in indexes.get("PRIMARY", ()))
+        uniques = tuple(tuple(by_name[c] for c in cs) for i, cs in indexes.items() if i != "PRIMARY")
+        tables[tname] = Table(name=tname, columns=tuple(cols), primary_key=pk, unique_keys=uniques)
+    return tables
+
+
+Fetch = Callable[[str, tuple], Awaitable[list[tuple]]]
+
+
+async def load(fetch: Fetch, schema: str, is_mariadb: Callable[[], bool]) -> dict[str, Table]:
+    column_rows = await fetch(COLUMNS_SQL, (schema,))
+    key_rows = await fetch(KEYS_SQL, (schema,))
+    # Asked after the first query, once the server has said what it is.
+    json_rows = await fetch(JSON_CHECKS_SQL, (schema,)) if is_mariadb() else []
+    return build_tables(column_rows, key_rows, json_rows)
+
+
+class Catalog:
+    """The cached, filtered view of the configured schema."""
+
+    def __init__(
+        self,
+        loader: Callable[[], Awaitable[dict[str, Table]]],
+        *,
+        allow: Iterable[str] = (),
+        deny: Iterable[str] = (),
+        ttl_s: float = 60.0,
+        miss_interval_s: float = 1.0,
+    ):
+        self._loader = loader
+        self._allow, self._deny = tuple(allow), tuple(deny)
+        self._ttl, self._miss_interval = ttl_s, miss_interval_s
+        self._tables: dict[str, Table] = {}
+        self._loaded_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._background: asyncio.Task | None = None
+        self.refreshes = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded_at is not None
+
+    def tables(self) -> list[Table]:
+        return [self._tables[name] for name in sorted(self._tables)]
+
+    async def table(self, name: str) -> Table:
+        table = self._tables.get(name)
+        if table is None:
+            if await self.refresh_on_miss():
+                table = self._tables.get(name)
+            if table is None:
+                raise TableNotFound(f"table '{name}' does not exist or is not exposed", {"table": name})
+        elif time.monotonic() - self._loaded_at > self._ttl:  # type: ignore[operator]
+            self._refresh_in_background()
+        return table
+
+    async def refresh_on_miss(self) -> bool:
+        """Reload if the last load is older than the miss interval; True if the catalog changed hands."""
+        if self._loaded_at is not None and time.monotonic() - self._loaded_at < self._miss_interval:
+            return False
+        await self.refresh()
+        return True
+
+    async def refresh(self) -> None:
+        started = time.monotonic()
+        async with self._lock:
+            if self._loaded_at is not None and self._loaded_at >= started:
+                return  # someone else reloaded while we waited for the lock
+            tables = await self._loader()
+            self._tables = {n: t for n, t in tables.items() if exposed(n, self._allow, self._deny)}
+            self._loaded_at = time.monotonic()
+            self.refreshes += 1
+            log.debug("catalog loaded: %d tables exposed", len(self._tables))
+
+    def _refresh_in_background(self) -> None:
+        if self._background is not None and not self._background.done():
+            return
+        self._background = asyncio.get_running_loop().create_task(self._quiet_refresh())
+
+    async def _quiet_refresh(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:  # the old copy keeps serving; the next request tries again
+            log.warning("background catalog refresh failed", exc_info=True)

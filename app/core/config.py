@@ -1,0 +1,103 @@
+"""Settings from the environment (pydantic-settings).
+
+`DATABASE_URL`, `HOST` and `PORT` keep their conventional names; everything else is `GATEWAY_*`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CsvInts = Annotated[tuple[int, ...], NoDecode]
+CsvStrs = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(value)  # type: ignore[arg-type]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        "mysql://root@127.0.0.1:3306/test",
+        validation_alias=AliasChoices("DATABASE_URL", "GATEWAY_DATABASE_URL"),
+    )
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "GATEWAY_HOST"))
+    port: int = Field(8000, validation_alias=AliasChoices("PORT", "GATEWAY_PORT"))
+
+    # Driver: aiomysql is the default; asyncmy (same API, Cython) is the faster option.
+    db_driver: Literal["aiomysql", "asyncmy"] = "aiomysql"
+    pool_min: int = Field(1, ge=0)
+    pool_max: int = Field(20, ge=1)
+
+    # The retry schedule: one timeout per attempt, one wait before each attempt after the first.
+    attempt_timeouts_ms: CsvInts = (200, 400, 800, 1600)
+    retry_waits_ms: CsvInts = (400, 800, 1600)
+    # How long killing a timed-out statement on the server may take before we give up on it.
+    kill_timeout_ms: int = Field(500, ge=1)
+
+    default_limit: int = Field(100, ge=1)
+    max_limit: int = Field(1000, ge=1)
+    max_bulk_rows: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
+
+    tables_allow: CsvStrs = ()
+    tables_deny: CsvStrs = ()
+    catalog_ttl_s: float = Field(60.0, gt=0)
+    # A request for an unknown table reloads the catalog at most this often.
+    catalog_miss_interval_s: float = Field(1.0, ge=0)
+
+    @field_validator("attempt_timeouts_ms", "retry_waits_ms", mode="before")
+    @classmethod
+    def _ints(cls, value: object) -> tuple[int, ...]:
+        return tuple(int(v) for v in _split(value))
+
+    @field_validator("tables_allow", "tables_deny", mode="before")
+    @classmethod
+    def _strs(cls, value: object) -> tuple[str, ...]:
+        return _split(value)
+
+    @field_validator("retry_waits_ms")
+    @classmethod
+    def _waits_fit(cls, waits: tuple[int, ...], info) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+        timeouts = info.data.get("attempt_timeouts_ms", ())
+        if timeouts and len(waits) < len(timeouts) - 1:
+            raise ValueError("retry_waits_ms needs one wait per retry (len(attempt_timeouts_ms) - 1)")
+        return waits
+
+    @property
+    def db(self) -> "DatabaseAddress":
+        return DatabaseAddress.parse(self.database_url)
+
+
+class DatabaseAddress:
+    """The parts of `mysql://user:password@host:port/database?unix_socket=/path`."""
+
+    def __init__(self, host: str, port: int, user: str, password: str, database: str, unix_socket: str | None):
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.database, self.unix_socket = database, unix_socket
+
+    @classmethod
+    def parse(cls, url: str) -> "DatabaseAddress":
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb", "mysql+aiomysql", "mysql+asyncmy"):
+            raise ValueError("DATABASE_URL must start with mysql:// or mariadb://")
+        query = parse_qs(parts.query)
+        socket = query.get("unix_socket", [None])[0]
+        database = unquote(parts.path.lstrip("/"))
+        if not database:
+            raise ValueError("DATABASE_URL must name a database: mysql://user@host:3306/dbname")
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=database,
+            unix_socket=socket,
+        )

@@ -1,0 +1,242 @@
+"""The pool and the only module that knows the driver.
+
+aiomysql is the default driver; asyncmy (same API, Cython) can be chosen with GATEWAY_DB_DRIVER.
+Every public method runs inside the resiliency wrapper, so nothing can reach the database around it.
+Driver exceptions are translated here into `DatabaseError(code, message)`.
+
+A failed or cancelled attempt never returns its connection to the pool: the connection is closed, and
+if a statement was in flight it is killed on the server over a fresh connection, so a timed-out
+statement cannot finish behind our back (or keep holding locks the retry needs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from app.core.config import Settings
+from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError
+from app.core.resiliency import Attempt, Resilience
+
+log = logging.getLogger("gateway.database")
+T = TypeVar("T")
+
+CLIENT_FOUND_ROWS = 2  # affected rows = rows matched, not rows changed (an idempotent PUT reports 1)
+LOST_CONNECTION = 2013
+# Sessions run in UTC so TIMESTAMP values mean the same thing on every instance; strict mode makes a
+# value that does not fit an error rather than a silent truncation.
+INIT_COMMAND = "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES')"
+
+
+class Result:
+    """Column names and rows of one statement (plus what a write reports)."""
+
+    __slots__ = ("names", "rows", "affected", "last_id")
+
+    def __init__(self, names: list[str], rows: Sequence[tuple], affected: int, last_id: int | None):
+        self.names, self.rows, self.affected, self.last_id = names, rows, affected, last_id
+
+
+class Driver:
+    """The few places aiomysql and asyncmy differ."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.module = importlib.import_module(name)
+        errors = importlib.import_module("pymysql.err" if name == "aiomysql" else "asyncmy.errors")
+        self.error = errors.MySQLError
+        self.interface_error = errors.InterfaceError
+        self.db_kw = "db" if name == "aiomysql" else "database"
+
+    def translate(self, exc: BaseException) -> DatabaseError:
+        if isinstance(exc, self.interface_error) or isinstance(exc, OSError):
+            return DatabaseError(LOST_CONNECTION, f"connection lost: {exc}")
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        return DatabaseError(code or LOST_CONNECTION, message)
+
+    def is_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, (self.error, OSError))
+
+
+class Session:
+    """One attempt's connection, as the services see it: execute statements, nothing else."""
+
+    def __init__(self, cursor: Any, driver: Driver):
+        self._cursor, self._driver = cursor, driver
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        cursor = self._cursor
+        try:
+            affected = await cursor.execute(sql, tuple(params))
+            rows = await cursor.fetchall() if cursor.description else ()
+        except Exception as exc:
+            if self._driver.is_error(exc):
+                raise self._driver.translate(exc) from exc
+            raise
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        return Result(names, rows or (), affected or 0, cursor.lastrowid)
+
+
+class Database:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.address = settings.db
+        self.driver = Driver(settings.db_driver)
+        self.resilience = Resilience(settings.attempt_timeouts_ms, settings.retry_waits_ms)
+        self.kill_timeout = settings.kill_timeout_ms / 1000
+        self.pool: Any = None
+        self.server_version = ""
+        self.kills = 0  # statements killed after a timeout (for metrics and tests)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        a = self.address
+        kwargs: dict[str, Any] = {
+            "user": a.user,
+            "password": a.password,
+            self.driver.db_kw: a.database,
+            "autocommit": True,
+            "charset": "utf8mb4",
+            "client_flag": CLIENT_FOUND_ROWS,
+            "init_command": INIT_COMMAND,
+            "connect_timeout": max(1, round(max(self.resilience.timeouts))),
+        }
+        if a.unix_socket:
+            kwargs["unix_socket"] = a.unix_socket
+        else:
+            kwargs["host"], kwargs["port"] = a.host, a.port
+        return kwargs
+
+    async def open(self) -> None:
+        """Create the pool. Connections are made lazily, so the gateway starts with the database away."""
+        self.pool = await self.driver.module.create_pool(
+            minsize=0, maxsize=self.settings.pool_max, pool_recycle=3600, **self._connect_kwargs()
+        )
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            await self.pool.wait_closed()
+            self.pool = None
+
+    @property
+    def is_mariadb(self) -> bool:
+        return "mariadb" in self.server_version.lower()
+
+    @property
+    def supports_returning(self) -> bool:
+        """INSERT ... RETURNING: MariaDB 10.5 and later."""
+        if not self.is_mariadb:
+            return False
+        version = self.server_version.split("-")
+        numbers = next((v for v in version if v[:1].isdigit() and not v.startswith("5.5.5")), "0")
+        major, minor = (int(x) for x in (numbers.split(".") + ["0"])[:2])
+        return (major, minor) >= (10, 5)
+
+    def pool_stats(self) -> dict[str, int]:
+        pool = self.pool
+        if pool is None:
+            return {"size": 0, "free": 0, "used": 0, "max": self.settings.pool_max}
+        return {"size": pool.size, "free": pool.freesize, "used": pool.size - pool.freesize, "max": pool.maxsize}
+
+    # --- one attempt ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _session(self, attempt: Attempt) -> AsyncIterator[tuple[Any, Session]]:
+        attempt.acquiring = True
+        try:
+            conn = await self.pool.acquire()
+        except Exception as exc:
+            if self.driver.is_error(exc):
+                raise self.driver.translate(exc) from exc
+            raise
+        attempt.acquiring = False
+        if not self.server_version:
+            self.server_version = conn.get_server_info()
+        try:
+            # No `async with` on the cursor: closing it after a cancel would read from a broken socket.
+            yield conn, Session(await conn.cursor(), self.driver)
+        except asyncio.CancelledError:
+            # Timed out (or cancelled) mid-statement: the server may still be running it.
+            await self._discard(conn)
+            raise
+        except BaseException as exc:
+            # A server error (duplicate key, bad value) leaves the connection usable; a client-side
+            # error (2xxx: lost, gone away) or an unknown COMMIT outcome does not.
+            if isinstance(exc, CommitOutcomeUnknown) or (isinstance(exc, DatabaseError) and exc.code >= 2000):
+                conn.close()
+            self.pool.release(conn)  # closes it too if a transaction was left open
+            raise
+        else:
+            self.pool.release(conn)
+
+    async def _discard(self, conn: Any) -> None:
+        """Close a connection we cannot trust, and kill whatever it was running on the server."""
+        thread_id = conn.thread_id() if conn.server_thread_id else None
+        conn.close()
+        self.pool.release(conn)  # a closed connection only leaves the pool's books
+        if thread_id is not None:
+            await self._kill(thread_id)
+
+    async def _kill(self, thread_id: int) -> None:
+        try:
+            async with asyncio.timeout(self.kill_timeout):
+                conn = await self.driver.module.connect(**self._connect_kwargs())
+                try:
+                    async with conn.cursor() as cursor:
+                        await cursor.execute("KILL %s", (thread_id,))
+                    self.kills += 1
+                finally:
+                    conn.close()
+        except Exception as exc:
+            if self.driver.is_error(exc) and exc.args and exc.args[0] == 1094:
+                return  # unknown thread: it had already ended
+            # The server ends the statement by itself when it next writes to the closed socket.
+            log.warning("could not kill server thread %s: %r", thread_id, exc)
+
+    async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any]) -> Result:
+        async with self._session(attempt) as (_, session):
+            return await session.execute(sql, params)
+
+    async def _transaction_once(self, attempt: Attempt, work: Callable[[Session], Awaitable[T]]) -> T:
+        async with self._session(attempt) as (conn, session):
+            await session.execute("BEGIN")
+            try:
+                result = await work(session)
+            except (DatabaseError, GatewayError) as exc:
+                # Nothing was committed; on a broken connection the server rolls back on disconnect.
+                if not (isinstance(exc, DatabaseError) and exc.code >= 2000):
+                    await session.execute("ROLLBACK")
+                raise
+            attempt.committing = True
+            try:
+                await session.execute("COMMIT")
+            except DatabaseError as exc:
+                if exc.code >= 2000:  # no answer: the COMMIT may or may not have applied
+                    raise CommitOutcomeUnknown(
+                        "the connection was lost during COMMIT; the write may or may not have applied",
+                        {"db_code": exc.code},
+                    ) from exc
+                attempt.committing = False  # an error answer means it was rolled back: retryable
+                raise
+            attempt.committing = False
+            return result
+
+    # --- the public surface: every call goes through the wrapper -----------------------------
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        """One statement on a pooled connection (autocommit)."""
+        return await self.resilience.run(lambda attempt: self._fetch_once(attempt, sql, params))
+
+    async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run `work` in one transaction per attempt: BEGIN, work, COMMIT. A retry starts afresh."""
+        return await self.resilience.run(lambda attempt: self._transaction_once(attempt, work))
+
+    async def ping(self) -> None:
+        await self.fetch("SELECT 1")

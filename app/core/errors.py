@@ -1,0 +1,97 @@
+"""Gateway exceptions: each carries an HTTP status and a stable error code (DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+class TableNotFound(GatewayError):
+    status, code = 404, "table_not_found"
+
+
+class RowNotFound(GatewayError):
+    status, code = 404, "row_not_found"
+
+
+class UnknownColumn(GatewayError):
+    status, code = 400, "unknown_column"
+
+
+class InvalidFilter(GatewayError):
+    status, code = 400, "invalid_filter"
+
+
+class WhereRequired(GatewayError):
+    status, code = 400, "where_required"
+
+
+class InvalidBody(GatewayError):
+    status, code = 400, "invalid_body"
+
+
+class InvalidValue(GatewayError):
+    status, code = 422, "invalid_value"
+
+
+class MissingColumn(GatewayError):
+    status, code = 422, "missing_column"
+
+
+class Conflict(GatewayError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code = 413, "payload_too_large"
+
+
+class ServiceUnavailable(GatewayError):
+    status, code = 503, "service_unavailable"
+
+
+class GatewayTimeout(GatewayError):
+    status, code = 504, "gateway_timeout"
+
+
+class CommitOutcomeUnknown(GatewayError):
+    status, code = 504, "commit_outcome_unknown"
+
+
+class InternalError(GatewayError):
+    status, code = 500, "internal_error"
+
+
+class DatabaseError(Exception):
+    """A server or connection error, translated from whatever the driver raised.
+
+    `code` is the MySQL error number (1062, 2013, ...); `database.py` is the only module that
+    knows the driver's own exception classes.
+    """
+
+    def __init__(self, code: int, message: str):
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+
+class PoolExhausted(Exception):
+    """No pooled connection became free within the attempt."""
+
+
+class RouteNotFound(GatewayError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, code = 405, "method_not_allowed"

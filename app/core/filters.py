@@ -1,0 +1,216 @@
+"""The filter language and list options, parsed against a catalog table into a typed request.
+
+Two surfaces, one result:
+- JSON:  {"col": v} | {"col": null} | {"col": {"op": v, ...}} | {"or": [F, ...]} | {"and": [F, ...]}
+- query: ?col=v | ?col=op.v (?age=gte.18, ?id=in.1,2,3), order=a.asc,b.desc, fields=a,b, limit, offset
+
+Every column is looked up in the table (unknown -> 400 unknown_column) and every value converted for
+its column (does not fit -> 422 invalid_value) before any SQL exists. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+from app.core.catalog import Column, Table
+from app.core.errors import InvalidFilter, UnknownColumn
+from app.core.values import to_db
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "like", "in", "nin", "between", "is_null")
+LIST_OPERATORS = ("in", "nin", "between")
+RESERVED_PARAMS = ("limit", "offset", "order", "fields")
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    column: Column
+    op: str
+    value: Any  # converted: a scalar, a tuple for in/nin/between, a bool for is_null
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    op: Literal["and", "or"]
+    items: tuple["Node", ...]
+
+
+Node = Union[Condition, Group]
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    where: Node | None
+    fields: tuple[Column, ...]
+    order: tuple[tuple[Column, bool], ...]  # (column, descending)
+    limit: int | None
+    offset: int
+
+
+def column_of(table: Table, name: Any) -> Column:
+    column = table.column(name) if isinstance(name, str) else None
+    if column is None:
+        raise UnknownColumn(f"table '{table.name}' has no column '{name}'", {"column": str(name)[:80]})
+    return column
+
+
+def condition(table: Table, name: str, op: str, value: Any, *, text: bool) -> Condition:
+    column = column_of(table, name)
+    if op not in OPERATORS:
+        raise InvalidFilter(f"unknown operator '{op}' for column '{name}'", {"operator": str(op)[:40]})
+    if op == "is_null":
+        flag = value if isinstance(value, bool) else str(value).lower() if text else value
+        if flag not in (True, False, "true", "false"):
+            raise InvalidFilter(f"is_null on '{name}' takes true or false")
+        return Condition(column, op, flag in (True, "true"))
+    if op in LIST_OPERATORS:
+        items = value.split(",") if text and isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise InvalidFilter(f"'{op}' on '{name}' takes a list of values")
+        if op == "between" and len(items) != 2:
+            raise InvalidFilter(f"'between' on '{name}' takes exactly two values")
+        return Condition(column, op, tuple(_scalar(column, op, v, text) for v in items))
+    if value is None and op in ("eq", "ne"):
+        return Condition(column, "is_null", op == "eq")
+    return Condition(column, op, _scalar(column, op, value, text))
+
+
+def _scalar(column: Column, op: str, value: Any, text: bool) -> Any:
+    if value is None or isinstance(value, (dict, list)):
+        raise InvalidFilter(f"'{op}' on '{column.name}' takes a single non-null value")
+    if op == "like":
+        if not isinstance(value, (str, int, float)):
+            raise InvalidFilter(f"'like' on '{column.name}' takes a pattern string")
+        return str(value)
+    return to_db(column, value, text=text)
+
+
+def parse_filter(table: Table, spec: Any, depth: int = 0) -> Node | None:
+    """JSON filter -> Node (None for an empty filter)."""
+    if depth > MAX_DEPTH:
+        raise InvalidFilter(f"filter nested deeper than {MAX_DEPTH} levels")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise InvalidFilter("a filter is a JSON object: {\"column\": value, ...}")
+    items: list[Node] = []
+    for key, value in spec.items():
+        if key in ("and", "or"):
+            if not isinstance(value, list):
+                raise InvalidFilter(f"'{key}' takes a list of filters")
+            parts = [p for p in (parse_filter(table, v, depth + 1) for v in value) if p is not None]
+            if parts:
+                items.append(parts[0] if len(parts) == 1 else Group(key, tuple(parts)))
+            elif key == "or":
+                raise InvalidFilter("'or' needs at least one non-empty filter")
+        elif isinstance(value, dict):
+            if not value:
+                raise InvalidFilter(f"no operator given for column '{key}'")
+            items.extend(condition(table, key, op, v, text=False) for op, v in value.items())
+        else:
+            items.append(condition(table, key, "eq", value, text=False))
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else Group("and", tuple(items))
+
+
+def parse_query_params(table: Table, params: Iterable[tuple[str, str]]) -> Node | None:
+    """?col=value / ?col=op.value pairs (reserved names skipped) -> Node, ANDed."""
+    items: list[Node] = []
+    for name, raw in params:
+        if name in RESERVED_PARAMS:
+            continue
+        op, _, rest = raw.partition(".")
+        if op in OPERATORS and _:
+            items.append(condition(table, name, op, rest, text=True))
+        else:
+            items.append(condition(table, name, "eq", raw, text=True))
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else Group("and", tuple(items))
+
+
+def parse_fields(table: Table, fields: str | list[str] | None) -> tuple[Column, ...]:
+    if fields is None or fields == "" or fields == []:
+        return table.columns
+    names = fields.split(",") if isinstance(fields, str) else fields
+    if not isinstance(names, list):
+        raise InvalidFilter("fields is a list of column names")
+    return tuple(column_of(table, n.strip() if isinstance(n, str) else n) for n in names)
+
+
+def parse_order(table: Table, order: str | list[str] | None) -> tuple[tuple[Column, bool], ...]:
+    """`a.asc,b.desc` or ["a.asc", "-b"]; defaults to the primary key so pages are stable."""
+    if order is None or order == "" or order == []:
+        return tuple((c, False) for c in table.primary_key)
+    terms = order.split(",") if isinstance(order, str) else order
+    if not isinstance(terms, list):
+        raise InvalidFilter("order is 'col.asc,col2.desc' or a list of such terms")
+    result = []
+    for term in terms:
+        if not isinstance(term, str):
+            raise InvalidFilter("order terms are strings like 'col.desc'")
+        term = term.strip()
+        descending = term.startswith("-")
+        name, _, direction = term.lstrip("-").rpartition(".") if "." in term else ("", "", "")
+        if not name or direction.lower() not in ("asc", "desc"):
+            name, direction = term.lstrip("-"), "desc" if descending else "asc"
+        result.append((column_of(table, name), direction.lower() == "desc"))
+    return tuple(result)
+
+
+def parse_int(name: str, value: Any, default: int | None, low: int, high: int | None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidFilter(f"{name} must be an integer") from None
+    if number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise InvalidFilter(f"{name} must be {bound}", {name: number})
+    return number
+
+
+def list_query(
+    table: Table,
+    where: Node | None,
+    *,
+    fields: Any = None,
+    order: Any = None,
+    limit: Any = None,
+    offset: Any = None,
+    default_limit: int | None,
+    max_limit: int | None,
+) -> ListQuery:
+    return ListQuery(
+        where=where,
+        fields=parse_fields(table, fields),
+        order=parse_order(table, order),
+        limit=parse_int("limit", limit, default_limit, 1, max_limit),
+        offset=parse_int("offset", offset, 0, 0, None) or 0,
+    )
+
+
+def key_values(table: Table, key: str) -> tuple[Any, ...]:
+    """`/api/t/42` or, for a composite key, `/api/t/7,3` (in key column order) -> converted values."""
+    if not table.primary_key:
+        raise InvalidFilter(f"table '{table.name}' has no primary key; use /api/{table.name}/query")
+    parts = key.split(",") if len(table.primary_key) > 1 else [key]
+    if len(parts) != len(table.primary_key):
+        names = ",".join(c.name for c in table.primary_key)
+        raise InvalidFilter(f"the key of '{table.name}' has {len(table.primary_key)} parts: {names}")
+    return tuple(to_db(c, v, text=True) for c, v in zip(table.primary_key, parts))
+
+
+def equals(columns: tuple[Column, ...], values: tuple[Any, ...]) -> Node:
+    items = tuple(Condition(c, "eq", v) for c, v in zip(columns, values))
+    return items[0] if len(items) == 1 else Group("and", items)
+
+
+def key_condition(table: Table, key: str) -> Node:
+    return equals(table.primary_key, key_values(table, key))

@@ -1,0 +1,152 @@
+"""The one timeout/retry wrapper every database call runs in (tenacity), and error classification.
+
+Schedule (configurable): attempt timeouts 200, 400, 800, 1600 ms; waits of 400, 800, 1600 ms before
+attempts 2-4. Only transient failures are retried. When the schedule ends the caller gets
+504 gateway_timeout (the last attempt timed out) or 503 service_unavailable (the database could not
+be reached), and `retry_count` in the envelope says how many retries were made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from app.core import context
+from app.core.errors import (
+    CommitOutcomeUnknown,
+    Conflict,
+    DatabaseError,
+    GatewayError,
+    GatewayTimeout,
+    InternalError,
+    InvalidValue,
+    MissingColumn,
+    PoolExhausted,
+    ServiceUnavailable,
+    TableNotFound,
+    UnknownColumn,
+)
+
+log = logging.getLogger("gateway.resiliency")
+T = TypeVar("T")
+
+# The server or the path to it is away: lost/refused connections, too many connections, shutdown.
+CONNECTIVITY_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
+# Transient contention: lock wait timeout, deadlock (also Galera's certification failure at COMMIT).
+CONTENTION_CODES = frozenset({1205, 1213})
+RETRYABLE_CODES = CONNECTIVITY_CODES | CONTENTION_CODES
+
+CONFLICT_CODES = frozenset({1062, 1022, 1586, 1451, 1452, 1216, 1217})
+INVALID_VALUE_CODES = frozenset({1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078})
+
+
+@dataclass
+class Attempt:
+    """What one attempt tells the wrapper about where it stood when it failed."""
+
+    number: int
+    acquiring: bool = False  # still waiting for a connection (pool or connect)
+    committing: bool = False  # COMMIT sent, answer not yet received
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (TimeoutError, PoolExhausted)):
+        return True
+    return isinstance(exc, DatabaseError) and exc.code in RETRYABLE_CODES
+
+
+def classify(exc: DatabaseError) -> GatewayError:
+    """A database error that retrying will not fix -> the client's error."""
+    code, message = exc.code, exc.message
+    if code in CONFLICT_CODES:
+        return Conflict(message, {"db_code": code})
+    if code == 1364:
+        return MissingColumn(message, {"db_code": code})
+    if code in INVALID_VALUE_CODES:
+        return InvalidValue(message, {"db_code": code})
+    if code == 1054:
+        return UnknownColumn(message, {"db_code": code})
+    if code == 1146:
+        return TableNotFound("table does not exist", {"db_code": code})
+    if code in CONNECTIVITY_CODES or code in CONTENTION_CODES:
+        return ServiceUnavailable("database unavailable", {"db_code": code})
+    log.error("database error %s: %s", code, message)
+    return InternalError("internal error")
+
+
+Operation = Callable[[Attempt], Awaitable[T]]
+
+
+class Resilience:
+    def __init__(self, attempt_timeouts_ms: tuple[int, ...], retry_waits_ms: tuple[int, ...]):
+        self.timeouts = tuple(ms / 1000 for ms in attempt_timeouts_ms)
+        self.waits = tuple(ms / 1000 for ms in retry_waits_ms)
+        self.retry_after_s = max(1, round(sum(self.timeouts) + sum(self.waits)))
+        self.on_retry: Callable[[BaseException], None] | None = None
+
+    @property
+    def budget_s(self) -> float:
+        """The longest a call can take: every attempt timing out, every wait waited."""
+        return sum(self.timeouts) + sum(self.waits[: len(self.timeouts) - 1])
+
+    def _wait(self, state: RetryCallState) -> float:
+        return self.waits[state.attempt_number - 1]
+
+    async def run(self, operation: Operation[T]) -> T:
+        """Run `operation` under the schedule; raise a GatewayError when it gives up."""
+        request = context.current()
+        attempt = Attempt(1)
+
+        def retry(exc: BaseException) -> bool:
+            # A COMMIT that got no answer may have applied: never run it again blindly.
+            return is_retryable(exc) and not attempt.committing
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(len(self.timeouts)),
+            wait=self._wait,
+            retry=retry_if_exception(retry),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            async for trial in retrying:
+                with trial:
+                    number = trial.retry_state.attempt_number
+                    if number > 1:
+                        request.retry_count += 1
+                    attempt = Attempt(number)
+                    async with asyncio.timeout(self.timeouts[number - 1]):
+                        result = await operation(attempt)
+        except TimeoutError:
+            if attempt.committing:
+                raise CommitOutcomeUnknown(
+                    "the database did not answer the COMMIT in time; the write may or may not have applied",
+                    {"attempts": attempt.number},
+                ) from None
+            if attempt.acquiring:
+                raise self._unavailable("no database connection could be had in time", attempt) from None
+            raise GatewayTimeout(
+                "the database did not answer in time", {"attempts": attempt.number}
+            ) from None
+        except PoolExhausted:
+            raise self._unavailable("no database connection free", attempt) from None
+        except DatabaseError as exc:
+            if exc.code in RETRYABLE_CODES:
+                raise self._unavailable("database unavailable", attempt, exc.code) from None
+            raise classify(exc) from None
+        return result
+
+    def _unavailable(self, message: str, attempt: Attempt, code: int | None = None) -> ServiceUnavailable:
+        details = {"attempts": attempt.number} | ({"db_code": code} if code else {})
+        return ServiceUnavailable(message, details, {"Retry-After": str(self.retry_after_s)})
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.info("retrying after attempt %d: %r", state.attempt_number, exc)
+        if self.on_retry is not None and exc is not None:
+            self.on_retry(exc)

@@ -1,0 +1,288 @@
+"""Value conversion between the outside (JSON bodies, query strings, CSV cells) and the database.
+
+`to_db(column, value)` checks and converts one value for one column before the database sees it, and
+raises InvalidValue naming the column when it does not fit. JSON values keep their JSON types;
+text values (query strings, CSV cells) arrive as `str` and are parsed by the same rules.
+`to_json(...)` is the other way: what a driver returns -> what the JSON response carries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from app.core.catalog import INT_RANGES, Column
+from app.core.errors import InvalidValue
+
+_INT_TEXT = re.compile(r"[+-]?\d+")
+_TIME_TEXT = re.compile(r"-?\d{1,3}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+_TRUE = {"true", "1", "t", "yes", "y", "on"}
+_FALSE = {"false", "0", "f", "no", "n", "off"}
+
+
+def _bad(column: Column, value: Any, reason: str) -> InvalidValue:
+    shown = value if isinstance(value, (int, float, bool)) or value is None else str(value)[:80]
+    return InvalidValue(
+        f"column '{column.name}': {reason}",
+        {"column": column.name, "type": column.column_type, "value": shown, "reason": reason},
+    )
+
+
+def _int(column: Column, value: Any) -> int:
+    if isinstance(value, bool):
+        raise _bad(column, value, "expected an integer, got a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        number = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        raise _bad(column, value, "expected an integer")
+    bits = INT_RANGES[column.data_type]
+    low, high = (0, 2**bits - 1) if column.unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if not low <= number <= high:
+        raise _bad(column, value, f"out of range [{low}, {high}]")
+    return number
+
+
+def _bool(column: Column, value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return int(value.strip().lower() in _TRUE)
+    return _int(column, value)
+
+
+def _decimal(column: Column, value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise _bad(column, value, "expected a decimal number")
+    try:
+        number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except InvalidOperation:
+        raise _bad(column, value, "expected a decimal number") from None
+    if not number.is_finite():
+        raise _bad(column, value, "expected a finite decimal number")
+    precision, scale = column.precision or 65, column.scale or 0
+    _, digits, exponent = number.as_tuple()
+    fraction = max(0, -int(exponent))
+    whole = max(0, len(digits) + int(exponent))
+    if fraction > scale:
+        # Rounding would silently change the value: refuse instead.
+        trimmed = number.normalize()
+        if max(0, -int(trimmed.as_tuple().exponent)) > scale:
+            raise _bad(column, value, f"more than {scale} decimal places")
+    if whole > precision - scale:
+        raise _bad(column, value, f"too many digits for DECIMAL({precision},{scale})")
+    return number
+
+
+def _float(column: Column, value: Any) -> float:
+    if isinstance(value, bool):
+        raise _bad(column, value, "expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _bad(column, value, "expected a number") from None
+    if not math.isfinite(number):
+        raise _bad(column, value, "expected a finite number")
+    return number
+
+
+def _string(column: Column, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise _bad(column, value, "expected a string")
+    text = value if isinstance(value, str) else str(value)
+    limit = column.max_length
+    if limit is not None:
+        # CHAR/VARCHAR limits count characters; TEXT limits count bytes.
+        size = len(text) if column.data_type in ("char", "varchar") else len(text.encode())
+        if size > limit:
+            raise _bad(column, value, f"longer than {limit}")
+    return text
+
+
+def _binary(column: Column, value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise _bad(column, value, "expected base64 text")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad(column, value, "expected base64 text") from None
+    if column.max_length is not None and len(data) > column.max_length:
+        raise _bad(column, value, f"longer than {column.max_length} bytes")
+    return data
+
+
+def _date(column: Column, value: Any) -> dt.date:
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise _bad(column, value, "expected an ISO 8601 date (YYYY-MM-DD)")
+
+
+def _datetime(column: Column, value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            # Sessions run in UTC, so an offset is converted rather than dropped.
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return moment
+    raise _bad(column, value, "expected an ISO 8601 datetime (YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM])")
+
+
+def _time(column: Column, value: Any) -> str:
+    if isinstance(value, str) and _TIME_TEXT.fullmatch(value.strip()):
+        return value.strip()
+    raise _bad(column, value, "expected a time (HH:MM:SS[.ffffff])")
+
+
+def _year(column: Column, value: Any) -> int:
+    year = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        year = int(value)
+    if year is None or not (1901 <= year <= 2155 or year == 0):
+        raise _bad(column, value, "expected a year between 1901 and 2155")
+    return year
+
+
+def _member(column: Column, value: str) -> str:
+    for member in column.members:
+        if member == value or member.lower() == value.lower():
+            return member
+    raise _bad(column, value, f"not one of {list(column.members)}")
+
+
+def _enum(column: Column, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _bad(column, value, f"expected one of {list(column.members)}")
+    return _member(column, value)
+
+
+def _set(column: Column, value: Any) -> str:
+    if isinstance(value, str):
+        items = [v for v in value.split(",") if v]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = value
+    else:
+        raise _bad(column, value, "expected a list of members or a comma-separated string")
+    return ",".join(_member(column, item) for item in items)
+
+
+def _bit(column: Column, value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    number = int(value) if isinstance(value, str) and _INT_TEXT.fullmatch(value) else value
+    width = column.precision or 1
+    if not isinstance(number, int) or not 0 <= number < 2**width:
+        raise _bad(column, value, f"expected an integer of at most {width} bits")
+    return number
+
+
+def _json(column: Column, value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _json_text(column: Column, value: Any) -> str:
+    """A JSON column's cell in a query string or CSV: it must already be JSON text."""
+    if not isinstance(value, str):
+        return _json(column, value)
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise _bad(column, value, "expected JSON text") from None
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[Column, Any], Any]] = {
+    "int": _int, "bool": _bool, "decimal": _decimal, "float": _float, "string": _string,
+    "binary": _binary, "date": _date, "datetime": _datetime, "timestamp": _datetime,
+    "time": _time, "year": _year, "enum": _enum, "set": _set, "bit": _bit, "json": _json,
+}
+
+
+def to_db(column: Column, value: Any, *, text: bool = False) -> Any:
+    """Check and convert one value for `column`; None stays None (NULL), if the column allows it.
+
+    `text=True` for values that arrived as text (query string, CSV), where JSON columns hold JSON text.
+    """
+    if value is None:
+        if not column.nullable and not column.auto_increment:
+            raise _bad(column, value, "may not be null")
+        return None
+    if column.generated:
+        raise _bad(column, value, "is a generated column and cannot be written")
+    if text and column.kind == "json":
+        return _json_text(column, value)
+    return _CONVERTERS[column.kind](column, value)
+
+
+# --- database -> JSON ------------------------------------------------------------------------
+
+
+def format_time(delta: dt.timedelta) -> str:
+    """MySQL TIME values arrive as timedelta; render them the way MySQL does: [-]HH:MM:SS[.ffffff]."""
+    sign = "-" if delta < dt.timedelta(0) else ""
+    delta = abs(delta)
+    hours, rest = divmod(delta.days * 86400 + delta.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{text}.{delta.microseconds:06d}" if delta.microseconds else text
+
+
+def json_default(value: Any) -> Any:
+    """orjson's fallback for what it cannot encode: exact decimals as strings, binary as base64."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.timedelta):
+        return format_time(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    if isinstance(value, (set, frozenset)):
+        return ",".join(sorted(value))
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _bit_out(value: Any) -> Any:
+    return int.from_bytes(value, "big") if isinstance(value, (bytes, bytearray)) else value
+
+
+def _json_out(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def output_fixers(columns: tuple[Column, ...]) -> list[tuple[str, Callable[[Any], Any]]]:
+    """The few columns whose driver value is not what JSON should carry (the rest pass through)."""
+    fixers = []
+    for column in columns:
+        if column.kind == "json":
+            fixers.append((column.name, _json_out))
+        elif column.kind == "bit":
+            fixers.append((column.name, _bit_out))
+    return fixers
+
+
+def rows_to_dicts(
+    names: list[str], rows: list[tuple] | tuple, fixers: list[tuple[str, Callable[[Any], Any]]]
+) -> list[dict]:
+    result = [dict(zip(names, row)) for row in rows]
+    if fixers:
+        for record in result:
+            for name, fix in fixers:
+                if name in record and record[name] is not None:
+                    record[name] = fix(record[name])
+    return result

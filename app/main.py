@@ -1,0 +1,73 @@
+"""The application factory: `uvicorn app.main:app` serves `create_app()`."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.core.catalog import Catalog, load
+from app.core.config import Settings
+from app.core.database import Database
+from app.core.errors import GatewayError
+from app.middleware import RequestMiddleware
+from app.routes import crud, health, tables
+from app.services.crud_service import CrudService
+from app.utils import error_handler
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db = Database(settings)
+
+    async def load_catalog():  # type: ignore[no-untyped-def]
+        async def fetch(sql: str, params: tuple) -> list[tuple]:
+            return list((await db.fetch(sql, params)).rows)
+
+        return await load(fetch, db.address.database, lambda: db.is_mariadb)
+
+    catalog = Catalog(
+        load_catalog,
+        allow=settings.tables_allow,
+        deny=settings.tables_deny,
+        ttl_s=settings.catalog_ttl_s,
+        miss_interval_s=settings.catalog_miss_interval_s,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        await db.open()
+        try:
+            await catalog.refresh()
+        except GatewayError as exc:
+            # Start anyway: readiness reports it, and the first request loads the catalog.
+            log.warning("database not reachable at start (%s); serving, not ready", exc.code)
+        yield
+        await db.close()
+
+    app = FastAPI(
+        title="MySQL REST gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Every permitted table of one MySQL/MariaDB database as a REST resource.",
+    )
+    app.state.settings, app.state.db, app.state.catalog = settings, db, catalog
+    app.state.crud = CrudService(
+        db,
+        catalog,
+        default_limit=settings.default_limit,
+        max_limit=settings.max_limit,
+        max_bulk_rows=settings.max_bulk_rows,
+    )
+    error_handler.install(app)
+    app.include_router(health.router)
+    app.include_router(tables.router)  # before crud: /api/tables/{t} must win over /api/{t}/{key}
+    app.include_router(crud.router)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, unlimited_prefixes=("/api/batch/",))
+    return app
+
+
+app = create_app()

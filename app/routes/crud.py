@@ -1,0 +1,64 @@
+"""CRUD routes: HTTP only. Parse, call the service, wrap the answer in the envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from app.routes.deps import crud
+from app.schemas.envelope import success
+from app.schemas.requests import CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
+from app.services.crud_service import CrudService
+
+router = APIRouter(prefix="/api", tags=["rows"])
+Service = Annotated[CrudService, Depends(crud)]
+
+
+@router.get("/{table}/query", summary="List rows (query-string filters)")
+async def list_rows(table: str, request: Request, service: Service):
+    rows, meta = await service.list_from_params(table, request.query_params.multi_items())
+    return success(rows, f"{meta['count']} row(s)", meta=meta)
+
+
+@router.post("/{table}/query", summary="List rows (JSON filter)")
+async def query_rows(table: str, body: QueryBody, service: Service):
+    options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset}
+    rows, meta = await service.list_from_body(table, body.input, options)
+    return success(rows, f"{meta['count']} row(s)", meta=meta)
+
+
+@router.post("/{table}", status_code=201, summary="Create one row or many")
+async def create_rows(table: str, body: CreateBody, service: Service):
+    rows = await service.create(table, body.input)
+    if isinstance(body.input, list):
+        return success(rows, f"{len(rows)} row(s) created", status=201)
+    return success(rows[0] if rows else None, "row created", status=201)
+
+
+@router.put("/{table}", summary="Update the rows matching a filter")
+async def update_rows(table: str, body: UpdateBody, service: Service):
+    affected = await service.update(table, body.input, body.where)
+    return success({"affected": affected}, f"{affected} row(s) updated")
+
+
+@router.delete("/{table}", summary="Delete the rows matching a filter")
+async def delete_rows(table: str, body: DeleteBody, service: Service):
+    affected = await service.delete(table, body.input)
+    return success({"affected": affected}, f"{affected} row(s) deleted")
+
+
+@router.get("/{table}/{key}", summary="Get one row by primary key (a,b for composite keys)")
+async def get_row(table: str, key: str, service: Service, fields: str | None = None):
+    return success(await service.get(table, key, fields))
+
+
+@router.put("/{table}/{key}", summary="Update one row by primary key")
+async def update_row(table: str, key: str, body: UpdateByKeyBody, service: Service):
+    return success(await service.update_by_key(table, key, body.input), "row updated")
+
+
+@router.delete("/{table}/{key}", summary="Delete one row by primary key")
+async def delete_row(table: str, key: str, service: Service):
+    affected = await service.delete_by_key(table, key)
+    return success({"affected": affected}, "row deleted")

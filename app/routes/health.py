@@ -1,0 +1,27 @@
+"""Liveness (the process answers) and readiness (the database answers through the wrapper)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.core.errors import GatewayError, ServiceUnavailable
+from app.schemas.envelope import error, success
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live():
+    return success({"status": "alive"})
+
+
+@router.get("/ready")
+async def ready(request: Request):
+    db, catalog = request.app.state.db, request.app.state.catalog
+    try:
+        await db.ping()
+        if not catalog.loaded:
+            await catalog.refresh()
+    except GatewayError as exc:
+        return error(ServiceUnavailable("not ready: " + exc.message, {"cause": exc.code}))
+    return success({"status": "ready", "tables": len(catalog.tables()), "pool": db.pool_stats()})

@@ -1,0 +1,25 @@
+"""Catalog routes: what is exposed, with columns, types and keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from app.routes.deps import crud
+from app.schemas.envelope import success
+from app.services.crud_service import CrudService
+
+router = APIRouter(prefix="/api/tables", tags=["catalog"])
+Service = Annotated[CrudService, Depends(crud)]
+
+
+@router.get("", summary="List exposed tables")
+async def list_tables(service: Service):
+    tables = await service.describe_tables()
+    return success(tables, f"{len(tables)} table(s)")
+
+
+@router.get("/{table}", summary="Describe one table")
+async def describe_table(table: str, service: Service):
+    return success(await service.describe_table(table))

@@ -1,0 +1,269 @@
+"""CRUD use cases: resolve the table, parse the request, build SQL, run it through the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from app.core import sql
+from app.core.catalog import Catalog, Column, Table
+from app.core.database import Database, Result, Session
+from app.core.errors import (
+    InvalidBody,
+    InvalidValue,
+    MissingColumn,
+    PayloadTooLarge,
+    RowNotFound,
+    UnknownColumn,
+    WhereRequired,
+)
+from app.core.filters import (
+    ListQuery,
+    Node,
+    column_of,
+    equals,
+    key_condition,
+    key_values,
+    list_query,
+    parse_filter,
+    parse_query_params,
+)
+from app.core.values import output_fixers, rows_to_dicts, to_db
+
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=2048)
+def _fixers(columns: tuple[Column, ...]):  # type: ignore[no-untyped-def]
+    return output_fixers(columns)
+
+
+def to_records(table_columns: tuple[Column, ...], result: Result) -> list[dict]:
+    return rows_to_dicts(result.names, result.rows, _fixers(table_columns))
+
+
+def prepare_rows(
+    table: Table, rows: list[dict[str, Any]]
+) -> tuple[list[Column], list[list[Any]], list[list[bool]] | None]:
+    """Validate and convert rows for a multi-row INSERT.
+
+    Returns the column list (the union of the rows' keys, in first-seen order), the converted values,
+    and, when rows name different columns, which cells should be written as DEFAULT.
+    """
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    columns = [column_of(table, name) for name in names]
+    values: list[list[Any]] = []
+    defaults: list[list[bool]] = []
+    uneven = False
+    for index, row in enumerate(rows):
+        missing = [c.name for c in table.columns if c.required and c.name not in row]
+        if missing:
+            raise MissingColumn(
+                f"missing required column(s): {', '.join(missing)}", {"row": index, "columns": missing}
+            )
+        converted, omitted = [], []
+        for column in columns:
+            if column.name in row:
+                try:
+                    converted.append(to_db(column, row[column.name]))
+                except InvalidValue as exc:
+                    exc.details = {"row": index, **(exc.details or {})}
+                    raise
+                omitted.append(False)
+            else:
+                converted.append(None)
+                omitted.append(True)
+                uneven = True
+        values.append(converted)
+        defaults.append(omitted)
+    return columns, values, defaults if uneven else None
+
+
+def prepare_values(table: Table, values: Mapping[str, Any]) -> dict[Column, Any]:
+    if not isinstance(values, Mapping) or not values:
+        raise InvalidBody("'input' must name at least one column to set")
+    return {column: to_db(column, value) for column, value in ((column_of(table, n), v) for n, v in values.items())}
+
+
+class CrudService:
+    def __init__(self, db: Database, catalog: Catalog, *, default_limit: int, max_limit: int, max_bulk_rows: int):
+        self.db, self.catalog = db, catalog
+        self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
+
+    async def resolve(self, name: str, build: Callable[[Table], T]) -> tuple[Table, T]:
+        """Look the table up and parse the request against it; an unknown column may mean the
+        catalog is stale, so reload it (rate-limited) and parse once more before answering 400."""
+        table = await self.catalog.table(name)
+        try:
+            return table, build(table)
+        except UnknownColumn:
+            if not await self.catalog.refresh_on_miss():
+                raise
+            table = await self.catalog.table(name)
+            return table, build(table)
+
+    # --- catalog ------------------------------------------------------------------------------
+
+    async def describe_tables(self) -> list[dict]:
+        if not self.catalog.loaded:
+            await self.catalog.refresh()
+        return [
+            {"name": t.name, "primary_key": [c.name for c in t.primary_key], "columns": len(t.columns)}
+            for t in self.catalog.tables()
+        ]
+
+    async def describe_table(self, name: str) -> dict:
+        return (await self.catalog.table(name)).describe()
+
+    # --- create -------------------------------------------------------------------------------
+
+    async def create(self, name: str, payload: dict | list) -> list[dict]:
+        rows = payload if isinstance(payload, list) else [payload]
+        if not rows:
+            raise InvalidBody("'input' is an empty list: nothing to insert")
+        if len(rows) > self.max_bulk_rows:
+            raise PayloadTooLarge(
+                f"at most {self.max_bulk_rows} rows per request; use /api/batch/import for more",
+                {"rows": len(rows), "max": self.max_bulk_rows},
+            )
+        table, (columns, values, defaults) = await self.resolve(name, lambda t: prepare_rows(t, rows))
+
+        async def work(session: Session) -> list[dict]:
+            returning = self.db.supports_returning
+            statement = sql.insert(table, columns, values, returning=returning, defaults=defaults)
+            result = await session.execute(*statement)
+            if returning:
+                return to_records(table.columns, result)
+            return await self._reread(session, table, columns, values, result)
+
+        return await self.db.transaction(work)
+
+    async def _reread(
+        self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: Result
+    ) -> list[dict]:
+        """Servers without INSERT ... RETURNING (MySQL): read the rows back by key in the same transaction."""
+        pk = table.primary_key
+        if len(pk) == 1 and pk[0].auto_increment and pk[0] not in columns and result.last_id:
+            # One multi-row INSERT gets consecutive ids (innodb_autoinc_lock_mode 0/1, or 2 for simple inserts).
+            keys: list[Any] = list(range(result.last_id, result.last_id + len(values)))
+            where: Node = parse_filter(table, {pk[0].name: {"in": keys}})  # type: ignore[assignment]
+        elif pk and all(c in columns for c in pk):
+            positions = [columns.index(c) for c in pk]
+            where = parse_filter(
+                table, {"or": [{c.name: row[p] for c, p in zip(pk, positions)} for row in values]}
+            )  # type: ignore[assignment]
+        else:
+            return [{c.name: v for c, v in zip(columns, row)} for row in values]
+        return to_records(table.columns, await session.execute(*sql.select_where(table, where)))
+
+    # --- read ---------------------------------------------------------------------------------
+
+    def _list_query(self, table: Table, where: Node | None, options: Mapping[str, Any]) -> ListQuery:
+        return list_query(
+            table,
+            where,
+            fields=options.get("fields"),
+            order=options.get("order"),
+            limit=options.get("limit"),
+            offset=options.get("offset"),
+            default_limit=self.default_limit,
+            max_limit=self.max_limit,
+        )
+
+    async def list_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
+        params = list(params)
+        options = dict(p for p in params if p[0] in ("fields", "order", "limit", "offset"))
+        return await self._list(
+            name, lambda t: self._list_query(t, parse_query_params(t, params), options)
+        )
+
+    async def list_from_body(self, name: str, spec: Any, options: Mapping[str, Any]) -> tuple[list[dict], dict]:
+        return await self._list(name, lambda t: self._list_query(t, parse_filter(t, spec), options))
+
+    async def _list(self, name: str, build: Callable[[Table], ListQuery]) -> tuple[list[dict], dict]:
+        table, query = await self.resolve(name, build)
+        result = await self.db.fetch(*sql.select(table, query, extra_row=True))
+        more = query.limit is not None and len(result.rows) > query.limit
+        if more:
+            result.rows = result.rows[: query.limit]
+        records = to_records(query.fields, result)
+        meta = {
+            "count": len(records),
+            "limit": query.limit,
+            "offset": query.offset,
+            "next": query.offset + query.limit if more and query.limit else None,
+        }
+        return records, meta
+
+    async def get(self, name: str, key: str, fields: str | None = None) -> dict:
+        table, (where, query) = await self.resolve(
+            name, lambda t: (key_condition(t, key), self._list_query(t, None, {"fields": fields}))
+        )
+        result = await self.db.fetch(*sql.select_where(table, where, query.fields))
+        if not result.rows:
+            raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
+        return to_records(query.fields, result)[0]
+
+    # --- update / delete ----------------------------------------------------------------------
+
+    async def update(self, name: str, values: Mapping[str, Any], where_spec: Any) -> int:
+        def build(t: Table) -> tuple[dict[Column, Any], Node]:
+            where = parse_filter(t, where_spec)
+            if where is None:
+                raise WhereRequired("refusing to update every row: give a non-empty 'where' filter")
+            return prepare_values(t, values), where
+
+        table, (assignments, where) = await self.resolve(name, build)
+        statement = sql.update(table, assignments, where)
+
+        async def work(session: Session) -> int:
+            return (await session.execute(*statement)).affected
+
+        return await self.db.transaction(work)
+
+    async def update_by_key(self, name: str, key: str, values: Mapping[str, Any]) -> dict:
+        table, (assignments, old_key) = await self.resolve(
+            name, lambda t: (prepare_values(t, values), key_values(t, key))
+        )
+        statement = sql.update(table, assignments, equals(table.primary_key, old_key))
+        # The update may change the key itself: read the row back by its new key.
+        new_key = tuple(assignments.get(c, v) for c, v in zip(table.primary_key, old_key))
+        reread = sql.select_where(table, equals(table.primary_key, new_key))
+
+        async def work(session: Session) -> dict:
+            if (await session.execute(*statement)).affected == 0:
+                raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
+            return to_records(table.columns, await session.execute(*reread))[0]
+
+        return await self.db.transaction(work)
+
+    async def delete(self, name: str, where_spec: Any) -> int:
+        def build(t: Table) -> Node:
+            where = parse_filter(t, where_spec)
+            if where is None:
+                raise WhereRequired("refusing to delete every row: give a non-empty filter in 'input'")
+            return where
+
+        table, where = await self.resolve(name, build)
+        statement = sql.delete(table, where)
+
+        async def work(session: Session) -> int:
+            return (await session.execute(*statement)).affected
+
+        return await self.db.transaction(work)
+
+    async def delete_by_key(self, name: str, key: str) -> int:
+        table, where = await self.resolve(name, lambda t: key_condition(t, key))
+        statement = sql.delete(table, where)
+
+        async def work(session: Session) -> int:
+            affected = (await session.execute(*statement)).affected
+            if affected == 0:
+                raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
+            return affected
+
+        return await self.db.transaction(work)
+
