@@ -50,7 +50,6 @@ class Attempt:
     """What one attempt tells the wrapper about where it stood when it failed."""
 
     number: int
-    acquiring: bool = False  # still waiting for a connection (pool or connect)
     committing: bool = False  # COMMIT sent, answer not yet received
 
 
@@ -95,7 +94,9 @@ class Resilience:
         return sum(self.timeouts) + sum(self.waits[: len(self.timeouts) - 1])
 
     def _wait(self, state: RetryCallState) -> float:
-        return self.waits[state.attempt_number - 1]
+        # tenacity asks for the wait before it checks the stop condition, so past the end is 0.
+        index = state.attempt_number - 1
+        return self.waits[index] if index < len(self.waits) else 0.0
 
     async def run(self, operation: Operation[T]) -> T:
         """Run `operation` under the schedule; raise a GatewayError when it gives up."""
@@ -128,8 +129,6 @@ class Resilience:
                     "the database did not answer the COMMIT in time; the write may or may not have applied",
                     {"attempts": attempt.number},
                 ) from None
-            if attempt.acquiring:
-                raise self._unavailable("no database connection could be had in time", attempt) from None
             raise GatewayTimeout(
                 "the database did not answer in time", {"attempts": attempt.number}
             ) from None

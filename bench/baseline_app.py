@@ -1,0 +1,52 @@
+"""The baseline for bench/crud.py: a minimal FastAPI + aiomysql app doing the same queries as the
+gateway, with none of its machinery (no catalog, no validation, no retry wrapper, no envelope).
+This is what one would write by hand for one table."""
+
+import os
+
+import aiomysql
+from fastapi import FastAPI, HTTPException, Request
+
+from app.core.config import DatabaseAddress
+
+address = DatabaseAddress.parse(os.environ["DATABASE_URL"])
+app = FastAPI()
+COLUMNS = "`id`, `name`, `qty`, `price`, `created`"
+
+
+@app.on_event("startup")
+async def startup():
+    kwargs = dict(user=address.user, password=address.password, db=address.database, autocommit=True, maxsize=20)
+    if address.unix_socket:
+        kwargs["unix_socket"] = address.unix_socket
+    else:
+        kwargs["host"], kwargs["port"] = address.host, address.port
+    app.state.pool = await aiomysql.create_pool(**kwargs)
+
+
+async def query(sql, params=()):
+    async with app.state.pool.acquire() as conn:
+        async with conn.cursor(aiomysql.DictCursor) as cursor:
+            await cursor.execute(sql, params)
+            return await cursor.fetchall(), cursor.lastrowid
+
+
+@app.get("/items/{item_id}")
+async def get_item(item_id: int):
+    rows, _ = await query(f"SELECT {COLUMNS} FROM `items` WHERE `id` = %s", (item_id,))
+    if not rows:
+        raise HTTPException(404)
+    return rows[0]
+
+
+@app.get("/items")
+async def list_items(limit: int = 100):
+    rows, _ = await query(f"SELECT {COLUMNS} FROM `items` ORDER BY `id` LIMIT %s", (limit,))
+    return rows
+
+
+@app.post("/items", status_code=201)
+async def create_item(request: Request):
+    body = (await request.json())["input"]
+    _, last_id = await query("INSERT INTO `items` (`name`, `qty`, `price`) VALUES (%s, %s, %s)", (body["name"], body["qty"], body["price"]))
+    return {"id": last_id, **body}

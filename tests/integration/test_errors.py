@@ -1,0 +1,82 @@
+"""Every error code of the contract, from real requests."""
+
+import pytest
+
+from tests.conftest import run_sql, running
+from tests.integration.test_crud import assert_error, create
+
+
+async def test_table_not_found(client):
+    assert_error(await client.post("/api/nope", json={"input": {"a": 1}}), 404, "table_not_found")
+    assert_error(await client.get("/api/information_schema.tables/query"), 404, "table_not_found")
+    assert_error(await client.get("/api/mysql.user/query"), 404, "table_not_found")
+
+
+async def test_unknown_column_everywhere(client):
+    assert_error(await client.post("/api/users", json={"input": {"name": "a", "nope": 1}}), 400, "unknown_column")
+    assert_error(await client.get("/api/users/query?nope=1"), 400, "unknown_column")
+    assert_error(await client.get("/api/users/query?order=nope.asc"), 400, "unknown_column")
+    assert_error(await client.get("/api/users/query?fields=id,nope"), 400, "unknown_column")
+    assert_error(await client.put("/api/users", json={"input": {"nope": 1}, "where": {"id": 1}}), 400, "unknown_column")
+
+
+async def test_invalid_filter(client):
+    assert_error(await client.post("/api/users/query", json={"input": {"age": {"regex": ".*"}}}), 400, "invalid_filter")
+    assert_error(await client.post("/api/users/query", json={"input": {"age": {"between": [1]}}}), 400, "invalid_filter")
+    assert_error(await client.get("/api/users/query?offset=-1"), 400, "invalid_filter")
+
+
+async def test_invalid_value_and_missing_column(client):
+    body = assert_error(await client.post("/api/users", json={"input": {"name": "a", "age": "old"}}), 422, "invalid_value")
+    assert body["details"]["column"] == "age"
+    body = assert_error(await client.post("/api/users", json={"input": [{"name": "a"}, {"name": "x" * 51}]}), 422, "invalid_value")
+    assert body["details"]["row"] == 1 and body["details"]["column"] == "name"
+    body = assert_error(await client.post("/api/users", json={"input": {"age": 3}}), 422, "missing_column")
+    assert body["details"]["columns"] == ["name"]
+    assert_error(await client.post("/api/users", json={"input": {"name": None}}), 422, "invalid_value")
+    assert_error(await client.get("/api/users/query?age=abc"), 422, "invalid_value")
+
+
+async def test_conflicts(client):
+    user = await create(client, "users", {"name": "a", "email": "e"})
+    assert_error(await client.post("/api/users", json={"input": {"name": "b", "email": "e"}}), 409, "conflict")
+    assert_error(await client.post("/api/orders", json={"input": {"user_id": 999, "total": 1}}), 409, "conflict")
+    await create(client, "orders", {"user_id": user["id"], "total": "9.99"})
+    assert_error(await client.delete(f"/api/users/{user['id']}"), 409, "conflict")
+
+
+async def test_invalid_body(client):
+    response = await client.post("/api/users", content=b"{not json", headers={"content-type": "application/json"})
+    assert_error(response, 400, "invalid_body")
+    assert_error(await client.post("/api/users", json={"rows": []}), 400, "invalid_body")
+    assert_error(await client.post("/api/users", json={"input": []}), 400, "invalid_body")
+    assert_error(await client.put("/api/users/1", json={"input": {}}), 400, "invalid_body")
+
+
+async def test_payload_too_large(schema, settings):
+    async with running(settings(max_body_bytes=1000, max_bulk_rows=5)) as client:
+        big = {"input": {"name": "a", "meta": {"x": "y" * 2000}}}
+        assert_error(await client.post("/api/users", json=big), 413, "payload_too_large")
+        many = {"input": [{"name": str(i)} for i in range(6)]}
+        assert_error(await client.post("/api/users", json=many), 413, "payload_too_large")
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(0,)]
+
+
+async def test_internal_errors_leak_nothing(client, schema, monkeypatch):
+    from app.core import sql
+
+    monkeypatch.setattr(sql, "delete", lambda table, where: ("DELETE FROM nonsense syntax %s", (1,)))
+    body = assert_error(await client.request("DELETE", "/api/users", json={"input": {"id": 1}}), 500, "internal_error")
+    assert body["message"] == "internal error" and body["details"] is None
+
+
+async def test_unknown_route_and_method(client):
+    assert_error(await client.get("/nope"), 404, "not_found")
+    assert_error(await client.patch("/api/users/1", json={}), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("request_id", ["abc-123", "x" * 200, "bad id\n"])
+async def test_request_id_echoed_only_when_safe(client, request_id):
+    response = await client.get("/api/nope/query", headers={"x-request-id": request_id})
+    echoed = response.json()["request_id"]
+    assert (echoed == request_id) == (request_id == "abc-123")

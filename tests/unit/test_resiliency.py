@@ -1,0 +1,114 @@
+"""The retry wrapper on its own: fake operations, real tenacity, real asyncio timeouts."""
+
+import asyncio
+
+import pytest
+
+from app.core import context
+from app.core.errors import (
+    CommitOutcomeUnknown,
+    Conflict,
+    DatabaseError,
+    GatewayTimeout,
+    InternalError,
+    InvalidValue,
+    ServiceUnavailable,
+)
+from app.core.resiliency import Resilience, classify, is_retryable
+
+FAST = Resilience((20, 20, 20, 20), (1, 1, 1))
+
+
+@pytest.fixture(autouse=True)
+def request_state():
+    return context.begin()
+
+
+def counting(outcomes):
+    calls = []
+
+    async def operation(attempt):
+        calls.append(attempt.number)
+        outcome = outcomes[min(len(calls), len(outcomes)) - 1]
+        if outcome == "sleep":
+            await asyncio.sleep(1)
+        if outcome == "commit-sleep":
+            attempt.committing = True
+            await asyncio.sleep(1)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return operation, calls
+
+
+async def test_first_attempt_success_has_no_retries(request_state):
+    op, calls = counting(["ok"])
+    assert await FAST.run(op) == "ok"
+    assert calls == [1] and request_state.retry_count == 0
+
+
+async def test_transient_errors_are_retried_until_success(request_state):
+    op, calls = counting([DatabaseError(2013, "lost"), DatabaseError(1213, "deadlock"), "ok"])
+    assert await FAST.run(op) == "ok"
+    assert calls == [1, 2, 3] and request_state.retry_count == 2
+
+
+async def test_connectivity_through_the_schedule_is_503_with_retry_after(request_state):
+    op, calls = counting([DatabaseError(2003, "refused")])
+    with pytest.raises(ServiceUnavailable) as caught:
+        await FAST.run(op)
+    assert calls == [1, 2, 3, 4] and request_state.retry_count == 3
+    assert "Retry-After" in caught.value.headers
+
+
+async def test_timeouts_through_the_schedule_are_504(request_state):
+    op, calls = counting(["sleep"])
+    with pytest.raises(GatewayTimeout):
+        await FAST.run(op)
+    assert calls == [1, 2, 3, 4] and request_state.retry_count == 3
+
+
+async def test_timeout_during_commit_is_never_retried(request_state):
+    op, calls = counting(["commit-sleep"])
+    with pytest.raises(CommitOutcomeUnknown):
+        await FAST.run(op)
+    assert calls == [1] and request_state.retry_count == 0
+
+
+async def test_data_errors_are_not_retried():
+    op, calls = counting([DatabaseError(1062, "Duplicate entry")])
+    with pytest.raises(Conflict):
+        await FAST.run(op)
+    assert calls == [1]
+
+
+async def test_attempt_timeouts_follow_the_schedule():
+    wrapper = Resilience((10, 30, 60), (1, 1))
+    seen = []
+
+    async def operation(attempt):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            await asyncio.sleep(1)
+        finally:
+            seen.append(loop.time() - start)
+
+    with pytest.raises(GatewayTimeout):
+        await wrapper.run(operation)
+    assert len(seen) == 3 and seen[0] < seen[1] < seen[2]
+
+
+def test_classification_table():
+    assert all(is_retryable(DatabaseError(c, "")) for c in (2002, 2003, 2006, 2013, 1040, 1205, 1213))
+    assert not any(is_retryable(DatabaseError(c, "")) for c in (1062, 1451, 1452, 1054, 1146, 1048, 1264, 1292, 1364, 1366, 1406))
+    assert is_retryable(TimeoutError())
+    assert isinstance(classify(DatabaseError(1452, "fk")), Conflict)
+    assert isinstance(classify(DatabaseError(1406, "too long")), InvalidValue)
+    assert isinstance(classify(DatabaseError(1064, "syntax")), InternalError)
+    assert classify(DatabaseError(1064, "syntax near 'x'")).message == "internal error"
+
+
+def test_budget_of_the_default_schedule():
+    assert Resilience((200, 400, 800, 1600), (400, 800, 1600)).budget_s == pytest.approx(5.8)
