@@ -93,19 +93,20 @@ class Database:
         self.driver = Driver(settings.db_driver)
         self.resilience = Resilience(settings.attempt_timeouts_ms, settings.retry_waits_ms)
         self.kill_timeout = settings.kill_timeout_ms / 1000
-        self.pool: Any = None
+        self.pool: Any = None  # reads: autocommit on, each statement stands alone
+        self.write_pool: Any = None  # writes: autocommit off, the first statement opens the transaction
         self.server_version = ""
         self.kills = 0  # statements killed after a timeout (for metrics and tests)
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def _connect_kwargs(self) -> dict[str, Any]:
+    def _connect_kwargs(self, autocommit: bool = True) -> dict[str, Any]:
         a = self.address
         kwargs: dict[str, Any] = {
             "user": a.user,
             "password": a.password,
             self.driver.db_kw: a.database,
-            "autocommit": True,
+            "autocommit": autocommit,
             "charset": "utf8mb4",
             "client_flag": CLIENT_FOUND_ROWS,
             "init_command": INIT_COMMAND,
@@ -118,16 +119,18 @@ class Database:
         return kwargs
 
     async def open(self) -> None:
-        """Create the pool. Connections are made lazily, so the gateway starts with the database away."""
-        self.pool = await self.driver.module.create_pool(
-            minsize=0, maxsize=self.settings.pool_max, pool_recycle=3600, **self._connect_kwargs()
-        )
+        """Create the pools. Connections are made lazily, so the gateway starts with the database away."""
+        create = self.driver.module.create_pool
+        size = {"minsize": 0, "maxsize": self.settings.pool_max, "pool_recycle": 3600}
+        self.pool = await create(**size, **self._connect_kwargs(autocommit=True))
+        self.write_pool = await create(**size, **self._connect_kwargs(autocommit=False))
 
     async def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-            await self.pool.wait_closed()
-            self.pool = None
+        for pool in (self.pool, self.write_pool):
+            if pool is not None:
+                pool.close()
+                await pool.wait_closed()
+        self.pool = self.write_pool = None
 
     @property
     def is_mariadb(self) -> bool:
@@ -144,17 +147,17 @@ class Database:
         return (major, minor) >= (10, 5)
 
     def pool_stats(self) -> dict[str, int]:
-        pool = self.pool
-        if pool is None:
-            return {"size": 0, "free": 0, "used": 0, "max": self.settings.pool_max}
-        return {"size": pool.size, "free": pool.freesize, "used": pool.size - pool.freesize, "max": pool.maxsize}
+        """Both pools together: size, free, used (checked out) and max."""
+        pools = [p for p in (self.pool, self.write_pool) if p is not None]
+        size, free = sum(p.size for p in pools), sum(p.freesize for p in pools)
+        return {"size": size, "free": free, "used": size - free, "max": 2 * self.settings.pool_max}
 
     # --- one attempt ----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _session(self, attempt: Attempt) -> AsyncIterator[tuple[Any, Session]]:
+    async def _session(self, attempt: Attempt, pool: Any) -> AsyncIterator[tuple[Any, Session]]:
         try:
-            conn = await self.pool.acquire()
+            conn = await pool.acquire()
         except Exception as exc:
             if self.driver.is_error(exc):
                 raise self.driver.translate(exc) from exc
@@ -166,23 +169,23 @@ class Database:
             yield conn, Session(await conn.cursor(), self.driver)
         except asyncio.CancelledError:
             # Timed out (or cancelled) mid-statement: the server may still be running it.
-            await self._discard(conn)
+            await self._discard(conn, pool)
             raise
         except BaseException as exc:
             # A server error (duplicate key, bad value) leaves the connection usable; a client-side
             # error (2xxx: lost, gone away) or an unknown COMMIT outcome does not.
             if isinstance(exc, CommitOutcomeUnknown) or (isinstance(exc, DatabaseError) and exc.code >= 2000):
                 conn.close()
-            self.pool.release(conn)  # closes it too if a transaction was left open
+            pool.release(conn)  # closes it too if a transaction was left open
             raise
         else:
-            self.pool.release(conn)
+            pool.release(conn)
 
-    async def _discard(self, conn: Any) -> None:
+    async def _discard(self, conn: Any, pool: Any) -> None:
         """Close a connection we cannot trust, and kill whatever it was running on the server."""
         thread_id = conn.thread_id() if conn.server_thread_id else None
         conn.close()
-        self.pool.release(conn)  # a closed connection only leaves the pool's books
+        pool.release(conn)  # a closed connection only leaves the pool's books
         if thread_id is not None:
             await self._kill(thread_id)
 
@@ -203,12 +206,13 @@ class Database:
             log.warning("could not kill server thread %s: %r", thread_id, exc)
 
     async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any]) -> Result:
-        async with self._session(attempt) as (_, session):
+        async with self._session(attempt, self.pool) as (_, session):
             return await session.execute(sql, params)
 
     async def _transaction_once(self, attempt: Attempt, work: Callable[[Session], Awaitable[T]]) -> T:
-        async with self._session(attempt) as (conn, session):
-            await session.execute("BEGIN")
+        # A write connection has autocommit off: its first statement opens the transaction (no
+        # BEGIN round trip), and nothing is durable until the COMMIT below.
+        async with self._session(attempt, self.write_pool) as (conn, session):
             try:
                 result = await work(session)
             except (DatabaseError, GatewayError) as exc:
@@ -237,7 +241,7 @@ class Database:
         return await self.resilience.run(lambda attempt: self._fetch_once(attempt, sql, params))
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        """Run `work` in one transaction per attempt: BEGIN, work, COMMIT. A retry starts afresh."""
+        """Run `work` in one transaction per attempt: work, then COMMIT. A retry starts afresh."""
         return await self.resilience.run(lambda attempt: self._transaction_once(attempt, work))
 
     async def ping(self) -> None:

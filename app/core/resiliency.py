@@ -99,18 +99,37 @@ class Resilience:
         return self.waits[index] if index < len(self.waits) else 0.0
 
     async def run(self, operation: Operation[T]) -> T:
-        """Run `operation` under the schedule; raise a GatewayError when it gives up."""
+        """Run `operation` under the schedule; raise a GatewayError when it gives up.
+
+        The first attempt runs directly (tenacity's async loop costs tens of microseconds, a real
+        share of a fast request); only a retryable failure hands over to tenacity.
+        """
+        attempt = Attempt(1)
+        try:
+            return await self._attempt(operation, attempt)
+        except Exception as exc:
+            if len(self.timeouts) == 1 or not self._retryable(exc, attempt):
+                raise self._outcome(exc, attempt) from None
+            first_failure = exc
+        return await self._retry(operation, first_failure)
+
+    async def _attempt(self, operation: Operation[T], attempt: Attempt) -> T:
+        async with asyncio.timeout(self.timeouts[attempt.number - 1]):
+            return await operation(attempt)
+
+    @staticmethod
+    def _retryable(exc: BaseException, attempt: Attempt) -> bool:
+        # A COMMIT that got no answer may have applied: never run it again blindly.
+        return is_retryable(exc) and not attempt.committing
+
+    async def _retry(self, operation: Operation[T], first_failure: Exception) -> T:
+        """Attempts 2..n under tenacity, which replays attempt 1's failure to start the schedule."""
         request = context.current()
         attempt = Attempt(1)
-
-        def retry(exc: BaseException) -> bool:
-            # A COMMIT that got no answer may have applied: never run it again blindly.
-            return is_retryable(exc) and not attempt.committing
-
         retrying = AsyncRetrying(
             stop=stop_after_attempt(len(self.timeouts)),
             wait=self._wait,
-            retry=retry_if_exception(retry),
+            retry=retry_if_exception(lambda exc: self._retryable(exc, attempt)),
             before_sleep=self._before_sleep,
             reraise=True,
         )
@@ -118,27 +137,31 @@ class Resilience:
             async for trial in retrying:
                 with trial:
                     number = trial.retry_state.attempt_number
-                    if number > 1:
-                        request.retry_count += 1
+                    if number == 1:
+                        raise first_failure
+                    request.retry_count += 1
                     attempt = Attempt(number)
-                    async with asyncio.timeout(self.timeouts[number - 1]):
-                        result = await operation(attempt)
-        except TimeoutError:
+                    result = await self._attempt(operation, attempt)
+        except Exception as exc:
+            raise self._outcome(exc, attempt) from None
+        return result
+
+    def _outcome(self, exc: Exception, attempt: Attempt) -> Exception:
+        """What the caller gets for the failure that ended the schedule."""
+        if isinstance(exc, TimeoutError):
             if attempt.committing:
-                raise CommitOutcomeUnknown(
+                return CommitOutcomeUnknown(
                     "the database did not answer the COMMIT in time; the write may or may not have applied",
                     {"attempts": attempt.number},
-                ) from None
-            raise GatewayTimeout(
-                "the database did not answer in time", {"attempts": attempt.number}
-            ) from None
-        except PoolExhausted:
-            raise self._unavailable("no database connection free", attempt) from None
-        except DatabaseError as exc:
+                )
+            return GatewayTimeout("the database did not answer in time", {"attempts": attempt.number})
+        if isinstance(exc, PoolExhausted):
+            return self._unavailable("no database connection free", attempt)
+        if isinstance(exc, DatabaseError):
             if exc.code in RETRYABLE_CODES:
-                raise self._unavailable("database unavailable", attempt, exc.code) from None
-            raise classify(exc) from None
-        return result
+                return self._unavailable("database unavailable", attempt, exc.code)
+            return classify(exc)
+        return exc  # a GatewayError raised inside the operation, or a bug: unchanged
 
     def _unavailable(self, message: str, attempt: Attempt, code: int | None = None) -> ServiceUnavailable:
         details = {"attempts": attempt.number} | ({"db_code": code} if code else {})

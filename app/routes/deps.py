@@ -7,5 +7,6 @@ from fastapi import Request
 from app.services.crud_service import CrudService
 
 
-def crud(request: Request) -> CrudService:
+async def crud(request: Request) -> CrudService:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, on every request.
     return request.app.state.crud

@@ -80,8 +80,8 @@ async def test_slow_network_is_504_with_full_retry_count(schema, settings, proxy
 
 async def test_connection_lost_before_commit_is_retried_and_applies_once(schema, settings, proxy, test_db):
     async with running(through(settings, proxy, test_db, **FAST)) as client:
-        assert (await client.get("/api/users/query")).status_code == 200
-        proxy.cut_on(b"INSERT INTO", forward=True)  # the server runs the INSERT, then the line drops
+        assert (await client.post("/api/users", json={"input": {"name": "warm"}})).status_code == 201
+        proxy.cut_on(b"\x03INSERT INTO", forward=True)  # the server runs the INSERT, then the line drops
         response = await client.post("/api/users", json={"input": {"name": "once"}})
         assert response.status_code == 201, response.text
         assert response.json()["retry_count"] == 1 and proxy.cuts == 1
@@ -91,8 +91,9 @@ async def test_connection_lost_before_commit_is_retried_and_applies_once(schema,
 @pytest.mark.parametrize("forward,rows", [(False, 0), (True, 1)])
 async def test_commit_without_answer_is_504_and_never_retried(schema, settings, proxy, test_db, forward, rows):
     async with running(through(settings, proxy, test_db, **FAST)) as client:
-        assert (await client.get("/api/users/query")).status_code == 200
-        proxy.cut_on(b"COMMIT", forward=forward)
+        # Warm the write pool first: a new connection sends a COMMIT of its own after init_command.
+        assert (await client.post("/api/users", json={"input": {"name": "warm"}})).status_code == 201
+        proxy.cut_on(b"\x03COMMIT", forward=forward)  # the COM_QUERY packet, not SET AUTOCOMMIT
         response = await client.post("/api/users", json={"input": {"name": "maybe"}})
         assert response.status_code == 504, response.text
         assert response.json()["error"] == "commit_outcome_unknown" and response.json()["retry_count"] == 0
