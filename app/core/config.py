@@ -33,7 +33,6 @@ class Settings(BaseSettings):
 
     # Driver: aiomysql is the default; asyncmy (same API, Cython) is the faster option.
     db_driver: Literal["aiomysql", "asyncmy"] = "aiomysql"
-    pool_min: int = Field(1, ge=0)
     pool_max: int = Field(20, ge=1)
 
     # The retry schedule: one timeout per attempt, one wait before each attempt after the first.
