@@ -12,8 +12,9 @@ from app.core.config import Settings
 from app.core.database import Database
 from app.core.errors import GatewayError
 from app.middleware import RequestMiddleware
-from app.routes import crud, health, tables
+from app.routes import batch, crud, health, tables
 from app.services.crud_service import CrudService
+from app.services.csv_service import CsvService
 from app.utils import error_handler
 
 log = logging.getLogger("gateway")
@@ -62,9 +63,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_limit=settings.max_limit,
         max_bulk_rows=settings.max_bulk_rows,
     )
+    app.state.csv = CsvService(
+        db,
+        app.state.crud,
+        batch_rows=settings.import_batch_rows,
+        batch_bytes=settings.import_batch_bytes,
+        writers=settings.import_writers,
+        max_record_bytes=settings.csv_max_record_bytes,
+        max_errors=settings.import_max_errors,
+        export_batch_rows=settings.export_batch_rows,
+    )
     error_handler.install(app)
     app.include_router(health.router)
-    app.include_router(tables.router)  # before crud: /api/tables/{t} must win over /api/{t}/{key}
+    # Before crud: /api/tables/{t} and /api/batch/... must win over /api/{t}/{key}.
+    app.include_router(tables.router)
+    app.include_router(batch.router)
     app.include_router(crud.router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, unlimited_prefixes=("/api/batch/",))
     return app

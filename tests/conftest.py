@@ -149,3 +149,35 @@ def proxied_url(test_db: str, port: int) -> str:
 
 
 __all__ = ["connect", "run_sql", "running", "proxied_url", "urlencode"]
+
+
+@asynccontextmanager
+async def serving(settings: Settings):
+    """A real uvicorn server on a free loopback port, in this event loop (for streaming and
+    disconnect tests, which an in-process transport cannot show)."""
+    import asyncio
+
+    import uvicorn
+
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, timeout=10)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def eventually(condition, timeout: float = 5.0, interval: float = 0.02):
+    """Wait until `condition()` is true; fail the test if it is not within `timeout` seconds."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

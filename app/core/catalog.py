@@ -47,6 +47,7 @@ class Column:
     max_length: int | None = None
     precision: int | None = None
     scale: int | None = None
+    fsp: int | None = None  # fractional seconds digits of DATETIME/TIMESTAMP/TIME
     is_json: bool = False
 
     @property
@@ -147,7 +148,7 @@ def exposed(name: str, allow: Iterable[str], deny: Iterable[str]) -> bool:
 
 COLUMNS_SQL = (
     "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_DEFAULT,"
-    " c.EXTRA, c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE"
+    " c.EXTRA, c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION"
     " FROM INFORMATION_SCHEMA.COLUMNS c JOIN INFORMATION_SCHEMA.TABLES t"
     " ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME"
     " WHERE c.TABLE_SCHEMA = %s AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"
@@ -170,7 +171,7 @@ def build_tables(
     """Pure: INFORMATION_SCHEMA rows -> {name: Table}."""
     json_columns = {(t, c) for t, c in json_rows}
     columns: dict[str, list[Column]] = {}
-    for tname, cname, dtype, ctype, nullable, default, extra, maxlen, prec, scale in column_rows:
+    for tname, cname, dtype, ctype, nullable, default, extra, maxlen, prec, scale, fsp in column_rows:
         extra = (extra or "").lower()
         columns.setdefault(tname, []).append(
             Column(
@@ -185,6 +186,7 @@ def build_tables(
                 max_length=maxlen,
                 precision=prec,
                 scale=scale,
+                fsp=fsp,
                 is_json=(tname, cname) in json_columns,
             )
         )

@@ -40,11 +40,24 @@ class Settings(BaseSettings):
     retry_waits_ms: CsvInts = (400, 800, 1600)
     # How long killing a timed-out statement on the server may take before we give up on it.
     kill_timeout_ms: int = Field(500, ge=1)
+    # Outside the wrapper (after an export's first byte; statements of an atomic import), each
+    # batch or statement is bounded by these instead.
+    stream_timeout_s: float = Field(30.0, gt=0)
+    statement_timeout_s: float = Field(60.0, gt=0)
 
     default_limit: int = Field(100, ge=1)
     max_limit: int = Field(1000, ge=1)
     max_bulk_rows: int = Field(1000, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
+
+    # CSV import / export
+    max_upload_bytes: int = Field(10 * 1024**3, ge=1)
+    csv_max_record_bytes: int = Field(16 * 1024**2, ge=1024)
+    import_batch_rows: int = Field(2000, ge=1)
+    import_batch_bytes: int = Field(4 * 1024**2, ge=1024)
+    import_writers: int = Field(2, ge=1)
+    import_max_errors: int = Field(100, ge=1)
+    export_batch_rows: int = Field(2000, ge=1)
 
     tables_allow: CsvStrs = ()
     tables_deny: CsvStrs = ()

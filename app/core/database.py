@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from app.core.config import Settings
-from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError
+from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, GatewayTimeout
 from app.core.resiliency import Attempt, Resilience
 
 log = logging.getLogger("gateway.database")
@@ -35,10 +35,13 @@ INIT_COMMAND = "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', @@sql_mode, 
 class Result:
     """Column names and rows of one statement (plus what a write reports)."""
 
-    __slots__ = ("names", "rows", "affected", "last_id")
+    __slots__ = ("names", "rows", "affected", "last_id", "warnings")
 
-    def __init__(self, names: list[str], rows: Sequence[tuple], affected: int, last_id: int | None):
+    def __init__(
+        self, names: list[str], rows: Sequence[tuple], affected: int, last_id: int | None, warnings: int = 0
+    ):
         self.names, self.rows, self.affected, self.last_id = names, rows, affected, last_id
+        self.warnings = warnings
 
 
 class Driver:
@@ -55,6 +58,16 @@ class Driver:
         # asyncio.wait_for, which on Python 3.11 can swallow the attempt's cancellation (the attempt
         # then overruns its timeout): aiomysql can do without one; asyncmy insists on one.
         self.connect_timeout = None if name == "aiomysql" else 60
+        cursors = importlib.import_module("aiomysql.cursors" if name == "aiomysql" else "asyncmy.cursors")
+
+        class QuietCursor(cursors.Cursor):  # type: ignore[misc, valid-type]
+            """Leaves warnings to us: no automatic SHOW WARNINGS round trip, no Python warnings."""
+
+            async def _show_warnings(self, conn: Any) -> None:
+                return None
+
+        self.cursor = QuietCursor if name == "aiomysql" else cursors.Cursor
+        self.stream_cursor = cursors.SSCursor
 
     def translate(self, exc: BaseException) -> DatabaseError:
         if isinstance(exc, self.interface_error) or isinstance(exc, OSError):
@@ -64,26 +77,36 @@ class Driver:
         return DatabaseError(code or LOST_CONNECTION, message)
 
     def is_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, (self.error, OSError))
+        # TimeoutError is an OSError in Python 3.11, but it is ours (asyncio.timeout), not the driver's.
+        return isinstance(exc, self.error) or (isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
 
 
 class Session:
     """One attempt's connection, as the services see it: execute statements, nothing else."""
 
-    def __init__(self, cursor: Any, driver: Driver):
+    def __init__(self, cursor: Any, driver: Driver, timeout: float | None = None):
         self._cursor, self._driver = cursor, driver
+        self._timeout = timeout  # per statement, for sessions that live outside the retry wrapper
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         cursor = self._cursor
         try:
-            affected = await cursor.execute(sql, tuple(params))
-            rows = await cursor.fetchall() if cursor.description else ()
+            async with asyncio.timeout(self._timeout):
+                affected = await cursor.execute(sql, tuple(params))
+                rows = await cursor.fetchall() if cursor.description else ()
         except Exception as exc:
             if self._driver.is_error(exc):
                 raise self._driver.translate(exc) from exc
             raise
         names = [d[0] for d in cursor.description] if cursor.description else []
-        return Result(names, rows or (), affected or 0, cursor.lastrowid)
+        result = getattr(cursor, "_result", None)
+        warnings = getattr(result, "warning_count", 0) or 0
+        return Result(names, rows or (), affected or 0, cursor.lastrowid, warnings)
+
+    async def warnings(self) -> list[tuple[int, str]]:
+        """(code, message) of the last statement's warnings."""
+        result = await self.execute("SHOW WARNINGS")
+        return [(int(row[1]), str(row[2])) for row in result.rows]
 
 
 class Database:
@@ -93,6 +116,8 @@ class Database:
         self.driver = Driver(settings.db_driver)
         self.resilience = Resilience(settings.attempt_timeouts_ms, settings.retry_waits_ms)
         self.kill_timeout = settings.kill_timeout_ms / 1000
+        self.stream_timeout = settings.stream_timeout_s
+        self.statement_timeout = settings.statement_timeout_s
         self.pool: Any = None  # reads: autocommit on, each statement stands alone
         self.write_pool: Any = None  # writes: autocommit off, the first statement opens the transaction
         self.server_version = ""
@@ -154,8 +179,7 @@ class Database:
 
     # --- one attempt ----------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _session(self, attempt: Attempt, pool: Any) -> AsyncIterator[tuple[Any, Session]]:
+    async def _acquire(self, pool: Any) -> Any:
         try:
             conn = await pool.acquire()
         except Exception as exc:
@@ -164,22 +188,30 @@ class Database:
             raise
         if not self.server_version:
             self.server_version = conn.get_server_info()
+        return conn
+
+    async def _release(self, conn: Any, pool: Any, failure: BaseException | None) -> None:
+        """Give a connection back after use, or get rid of it when it cannot be trusted."""
+        if isinstance(failure, (asyncio.CancelledError, GeneratorExit, TimeoutError)):
+            # Stopped mid-statement: the server may still be running it.
+            await self._discard(conn, pool)
+            return
+        # A server error (duplicate key, bad value) leaves the connection usable; a client-side
+        # error (2xxx: lost, gone away) or an unknown COMMIT outcome does not.
+        if isinstance(failure, CommitOutcomeUnknown) or (isinstance(failure, DatabaseError) and failure.code >= 2000):
+            conn.close()
+        pool.release(conn)  # closes it too if a transaction was left open
+
+    @asynccontextmanager
+    async def _session(self, pool: Any) -> AsyncIterator[tuple[Any, Session]]:
+        conn = await self._acquire(pool)
         try:
             # No `async with` on the cursor: closing it after a cancel would read from a broken socket.
-            yield conn, Session(await conn.cursor(), self.driver)
-        except asyncio.CancelledError:
-            # Timed out (or cancelled) mid-statement: the server may still be running it.
-            await self._discard(conn, pool)
-            raise
+            yield conn, Session(await conn.cursor(self.driver.cursor), self.driver)
         except BaseException as exc:
-            # A server error (duplicate key, bad value) leaves the connection usable; a client-side
-            # error (2xxx: lost, gone away) or an unknown COMMIT outcome does not.
-            if isinstance(exc, CommitOutcomeUnknown) or (isinstance(exc, DatabaseError) and exc.code >= 2000):
-                conn.close()
-            pool.release(conn)  # closes it too if a transaction was left open
+            await self._release(conn, pool, exc)
             raise
-        else:
-            pool.release(conn)
+        await self._release(conn, pool, None)
 
     async def _discard(self, conn: Any, pool: Any) -> None:
         """Close a connection we cannot trust, and kill whatever it was running on the server."""
@@ -206,13 +238,13 @@ class Database:
             log.warning("could not kill server thread %s: %r", thread_id, exc)
 
     async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any]) -> Result:
-        async with self._session(attempt, self.pool) as (_, session):
+        async with self._session(self.pool) as (_, session):
             return await session.execute(sql, params)
 
     async def _transaction_once(self, attempt: Attempt, work: Callable[[Session], Awaitable[T]]) -> T:
         # A write connection has autocommit off: its first statement opens the transaction (no
         # BEGIN round trip), and nothing is durable until the COMMIT below.
-        async with self._session(attempt, self.write_pool) as (conn, session):
+        async with self._session(self.write_pool) as (conn, session):
             try:
                 result = await work(session)
             except (DatabaseError, GatewayError) as exc:
@@ -246,3 +278,86 @@ class Database:
 
     async def ping(self) -> None:
         await self.fetch("SELECT 1")
+
+    @asynccontextmanager
+    async def stream(
+        self, sql: str, params: Sequence[Any], batch_rows: int
+    ) -> AsyncIterator[tuple[list[str], AsyncIterator[Sequence[tuple]]]]:
+        """Read a query through a server-side cursor, in batches, in constant memory.
+
+        The wrapper covers running the query and reading the first batch: until then a failure is
+        retried or reported like any other call. After that rows flow with no retry (a retry would
+        repeat rows already sent), each batch bounded by GATEWAY_STREAM_TIMEOUT_S; a failure, or a
+        consumer that stops early, closes the connection and kills the query on the server.
+        """
+
+        async def start(attempt: Attempt) -> tuple[Any, Any, Sequence[tuple]]:
+            conn = await self._acquire(self.pool)
+            try:
+                cursor = await conn.cursor(self.driver.stream_cursor)
+                await cursor.execute(sql, tuple(params))
+                first = await cursor.fetchmany(batch_rows)
+            except BaseException as exc:
+                await self._release(conn, self.pool, exc)
+                if self.driver.is_error(exc):
+                    raise self.driver.translate(exc) from exc
+                raise
+            return conn, cursor, first
+
+        conn, cursor, first = await self.resilience.run(start)
+        names = [d[0] for d in cursor.description]
+        exhausted = False
+
+        async def batches() -> AsyncIterator[Sequence[tuple]]:
+            nonlocal exhausted
+            batch = first
+            while batch:
+                yield batch
+                try:
+                    async with asyncio.timeout(self.stream_timeout):
+                        batch = await cursor.fetchmany(batch_rows)
+                except Exception as exc:
+                    if self.driver.is_error(exc):
+                        raise self.driver.translate(exc) from exc
+                    raise
+            exhausted = True
+
+        try:
+            yield names, batches()
+        finally:
+            if exhausted:
+                self.pool.release(conn)
+            else:
+                await self._discard(conn, self.pool)
+
+    @asynccontextmanager
+    async def long_transaction(self) -> AsyncIterator[Session]:
+        """One transaction over many statements on one connection (an atomic import).
+
+        Getting the connection goes through the wrapper; the statements cannot (a retry would need
+        the whole input again), so each is bounded by GATEWAY_STATEMENT_TIMEOUT_S, and any failure
+        rolls everything back. COMMIT with no answer is 504 commit_outcome_unknown, as elsewhere.
+        """
+        conn = await self.resilience.run(lambda attempt: self._acquire(self.write_pool))
+        session = Session(await conn.cursor(self.driver.cursor), self.driver, self.statement_timeout)
+        try:
+            yield session
+        except BaseException as exc:
+            healthy = isinstance(exc, GatewayError) or (isinstance(exc, DatabaseError) and exc.code < 2000)
+            if healthy:
+                try:
+                    await session.execute("ROLLBACK")
+                except BaseException:
+                    healthy = False
+            await self._release(conn, self.write_pool, None if healthy else exc)
+            if isinstance(exc, TimeoutError):
+                raise GatewayTimeout("a statement of the transaction did not finish in time") from exc
+            raise
+        try:
+            await session.execute("COMMIT")
+        except BaseException as exc:
+            await self._release(conn, self.write_pool, exc)
+            if isinstance(exc, TimeoutError) or (isinstance(exc, DatabaseError) and exc.code >= 2000):
+                raise CommitOutcomeUnknown("the COMMIT got no answer; the import may or may not have applied") from exc
+            raise
+        await self._release(conn, self.write_pool, None)

@@ -95,3 +95,19 @@ class RouteNotFound(GatewayError):
 
 class MethodNotAllowed(GatewayError):
     status, code = 405, "method_not_allowed"
+
+
+class InvalidCsv(GatewayError):
+    status, code = 400, "invalid_csv"
+
+
+class InvalidHeader(GatewayError):
+    status, code = 400, "invalid_header"
+
+
+class UnsupportedMediaType(GatewayError):
+    status, code = 415, "unsupported_media_type"
+
+
+class ImportRolledBack(GatewayError):
+    status, code = 422, "import_rolled_back"

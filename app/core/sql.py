@@ -46,10 +46,8 @@ def column_list(columns: Sequence[Column]) -> str:
     return ", ".join(c.quoted for c in columns)
 
 
-def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statement:
-    """SELECT for a list page; `extra_row` asks for limit+1 rows to learn whether a next page exists."""
-    where, params = _where(query.where)
-    sql = f"SELECT {column_list(query.fields)} FROM {table.quoted}{where}"
+def _order_and_page(query: ListQuery, *, extra_row: bool = False) -> Statement:
+    sql, params = "", ()
     if query.order:
         sql += " ORDER BY " + ", ".join(f"{c.quoted} {'DESC' if d else 'ASC'}" for c, d in query.order)
     if query.limit is not None:
@@ -61,6 +59,13 @@ def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statem
         sql += " OFFSET %s"
         params += (query.offset,)
     return sql, params
+
+
+def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statement:
+    """SELECT for a list page; `extra_row` asks for limit+1 rows to learn whether a next page exists."""
+    where, params = _where(query.where)
+    tail, tail_params = _order_and_page(query, extra_row=extra_row)
+    return f"SELECT {column_list(query.fields)} FROM {table.quoted}{where}{tail}", params + tail_params
 
 
 def select_where(table: Table, where: Node, columns: Sequence[Column] | None = None) -> Statement:
@@ -113,3 +118,44 @@ def update(table: Table, values: Mapping[Column, Any], where: Node) -> Statement
 def delete(table: Table, where: Node) -> Statement:
     clause, params = _where(where)
     return f"DELETE FROM {table.quoted}{clause}", params
+
+
+
+# --- CSV export: the server formats each line ------------------------------------------------
+# No backslash escapes in these literals (they would change meaning under NO_BACKSLASH_ESCAPES):
+# special characters are spelled with CHAR().
+
+NULL_TOKEN = "\\N"  # how NULL is written in CSV (MySQL's own convention)
+_SQL_NULL_TOKEN = "CHAR(92, 78 USING utf8mb4)"  # \N
+_QUOTED_KINDS = ("string", "json", "enum", "set")  # the kinds whose text may hold , " CR or LF
+
+
+def csv_cell(column: Column, *, only_field: bool = False) -> str:
+    """SQL for one column as CSV text: byte for byte what Python's csv writer (QUOTE_MINIMAL) writes
+    for the value's text form, and NULL as \\N."""
+    c = column.quoted
+    kind = column.kind
+    if kind in ("datetime", "timestamp"):
+        fraction = ".%%f" if column.fsp else ""
+        text = f"DATE_FORMAT({c}, '%%Y-%%m-%%dT%%H:%%i:%%s{fraction}')"
+    elif kind == "binary":
+        text = f"REPLACE(TO_BASE64({c}), CHAR(10), '')"
+    elif kind == "bit":
+        text = f"CAST({c} AS UNSIGNED)"
+    elif kind in _QUOTED_KINDS:
+        special = f"INSTR({c}, ',') OR INSTR({c}, '\"') OR INSTR({c}, CHAR(13)) OR INSTR({c}, CHAR(10))"
+        if only_field:  # Python quotes an empty string that is the whole row
+            special += f" OR {c} = ''"
+        text = f"IF({special}, CONCAT('\"', REPLACE({c}, '\"', '\"\"'), '\"'), {c})"
+    else:
+        text = c
+    return f"IF({c} IS NULL, {_SQL_NULL_TOKEN}, {text})"
+
+
+def csv_select(table: Table, query: ListQuery) -> Statement:
+    """SELECT one CSV line per row (without its line terminator), for the export stream."""
+    where, params = _where(query.where)
+    only = len(query.fields) == 1
+    cells = ", ".join(csv_cell(c, only_field=only) for c in query.fields)
+    tail, tail_params = _order_and_page(query)
+    return f"SELECT CONCAT_WS(',', {cells}) FROM {table.quoted}{where}{tail}", params + tail_params

@@ -161,7 +161,10 @@ class CrudService:
 
     # --- read ---------------------------------------------------------------------------------
 
-    def _list_query(self, table: Table, where: Node | None, options: Mapping[str, Any]) -> ListQuery:
+    def list_request(
+        self, table: Table, where: Node | None, options: Mapping[str, Any], *, limited: bool = True
+    ) -> ListQuery:
+        """A parsed list request; `limited=False` (exports) has no default or maximum limit."""
         return list_query(
             table,
             where,
@@ -169,19 +172,19 @@ class CrudService:
             order=options.get("order"),
             limit=options.get("limit"),
             offset=options.get("offset"),
-            default_limit=self.default_limit,
-            max_limit=self.max_limit,
+            default_limit=self.default_limit if limited else None,
+            max_limit=self.max_limit if limited else None,
         )
 
     async def list_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
         params = list(params)
         options = dict(p for p in params if p[0] in ("fields", "order", "limit", "offset"))
         return await self._list(
-            name, lambda t: self._list_query(t, parse_query_params(t, params), options)
+            name, lambda t: self.list_request(t, parse_query_params(t, params), options)
         )
 
     async def list_from_body(self, name: str, spec: Any, options: Mapping[str, Any]) -> tuple[list[dict], dict]:
-        return await self._list(name, lambda t: self._list_query(t, parse_filter(t, spec), options))
+        return await self._list(name, lambda t: self.list_request(t, parse_filter(t, spec), options))
 
     async def _list(self, name: str, build: Callable[[Table], ListQuery]) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
@@ -200,7 +203,7 @@ class CrudService:
 
     async def get(self, name: str, key: str, fields: str | None = None) -> dict:
         table, (where, query) = await self.resolve(
-            name, lambda t: (key_condition(t, key), self._list_query(t, None, {"fields": fields}))
+            name, lambda t: (key_condition(t, key), self.list_request(t, None, {"fields": fields}))
         )
         result = await self.db.fetch(*sql.select_where(table, where, query.fields))
         if not result.rows:

@@ -1,0 +1,104 @@
+"""CSV records from a stream of bytes, parsed by the csv module, in bounded memory (pure, no I/O).
+
+The stream arrives in arbitrary chunks, and a quoted field may hold newlines, so a chunk cannot be
+cut at any newline. In RFC 4180 a newline ends a record exactly when the quotes before it (since the
+record began) are even in number, because an escaped quote is written twice. `RecordReader` keeps
+the text after the last such newline for the next chunk and hands the complete part to csv.reader.
+
+Each record comes with the line number it starts on (the header is line 1), so errors can name it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator
+
+from app.core.errors import InvalidCsv, UnsupportedMediaType
+
+Record = tuple[int, list[str]]  # (first line, fields)
+
+
+class RecordError(Exception):
+    """One record could not be parsed; the rest of the stream can go on."""
+
+    def __init__(self, line: int, reason: str):
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+class RecordReader:
+    def __init__(self, max_record_bytes: int):
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._pending = ""
+        self._started = False
+        self._next_line = 1
+        self._max = max_record_bytes
+        csv.field_size_limit(max(max_record_bytes, 131072))
+
+    def feed(self, data: bytes) -> Iterator[Record | RecordError]:
+        """The records completed by this chunk."""
+        text = self._decode(data, final=False)
+        buffer = self._pending + text
+        cut = _last_record_end(buffer)
+        self._pending = buffer[cut:]
+        if len(self._pending) > self._max:
+            raise InvalidCsv(
+                f"a record starting at line {self._next_line} is longer than {self._max} bytes "
+                "(an unterminated quote?)",
+                {"line": self._next_line},
+            )
+        return self._parse(buffer[:cut])
+
+    def finish(self) -> Iterator[Record | RecordError]:
+        """The last records, at the end of the stream."""
+        text = self._pending + self._decode(b"", final=True)
+        self._pending = ""
+        return self._parse(text)
+
+    def _decode(self, data: bytes, *, final: bool) -> str:
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError:
+            raise UnsupportedMediaType(
+                f"the file is not UTF-8 text (near line {self._next_line})", {"line": self._next_line}
+            ) from None
+        if "\x00" in text:
+            raise UnsupportedMediaType("the file holds NUL bytes: binary, not CSV", {"line": self._next_line})
+        if not self._started and text:
+            self._started = True
+            text = text.removeprefix("\ufeff")
+        return text
+
+    def _parse(self, text: str) -> Iterator[Record | RecordError]:
+        if not text:
+            return
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        base = self._next_line
+        while True:
+            start = base + reader.line_num
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                yield RecordError(start, f"malformed CSV: {exc}")
+                continue
+            if fields:  # blank lines are not records
+                yield start, fields
+        self._next_line = base + reader.line_num
+
+
+def _last_record_end(text: str) -> int:
+    """The index just past the last newline that ends a record (0 if none does yet)."""
+    quotes_before = text.count('"')
+    end = len(text)
+    while True:
+        newline = text.rfind("\n", 0, end)
+        if newline < 0:
+            return 0
+        quotes_before -= text.count('"', newline, end)
+        if quotes_before % 2 == 0:
+            return newline + 1
+        end = newline

@@ -1,0 +1,409 @@
+"""CSV use cases: import a stream into the table named after the file; stream a table out as CSV.
+
+Import, in order:
+1. the header is checked against the catalog before anything is written (unknown, duplicate and
+   missing required columns are one 400 listing them); generated columns in it are skipped;
+2. each record is converted by column type (the same rules as the JSON routes, see values.py);
+   a record that does not convert is reported with its line number, column and reason;
+3. good rows go in as multi-row INSERTs, one transaction per batch, through the retry wrapper, on
+   two connections at once (one batch is parsed while the previous is written);
+4. a batch the database refuses is split in halves until its bad rows are isolated; the good rows go in;
+5. the report accounts for every row read:
+   rows_read = rows_inserted + rows_updated + rows_skipped + rows_failed + rows_not_applied + rows_outcome_unknown.
+
+Cells: `\\N` (or `?null=`) is NULL in every column. An empty cell is the empty string in text columns
+(CHAR/VARCHAR/TEXT, SET, binary) and NULL in the others (numbers, dates, JSON, ENUM), which have no
+empty value. Export writes NULL as `\\N` and the empty string as an empty cell, so a round trip is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.core import sql
+from app.core.catalog import Column, Table
+from app.core.csvrecords import RecordError, RecordReader
+from app.core.database import Database, Session
+from app.core.errors import (
+    DatabaseError,
+    GatewayError,
+    ImportRolledBack,
+    InvalidCsv,
+    InvalidHeader,
+    InvalidValue,
+)
+from app.core.filters import parse_query_params
+from app.core.resiliency import classify
+from app.core.values import to_db
+from app.services.crud_service import CrudService
+
+Mode = Literal["insert", "ignore", "upsert"]
+TEXT_KINDS = frozenset({"string", "set", "binary"})  # where an empty cell is the empty string
+DUPLICATE_KEY = 1062
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """Which record fields go into which columns."""
+
+    columns: tuple[Column, ...]  # written, in header order
+    positions: tuple[int, ...]  # their field positions in a record
+    width: int  # fields per record
+
+
+def plan_import(table: Table, header: list[str]) -> ImportPlan:
+    """Check a header against the table (pure). Generated columns are skipped: the server computes them."""
+    names = [name.strip() for name in header]
+    unknown = [n for n in names if table.column(n) is None]
+    duplicate = sorted({n for n in names if names.count(n) > 1})
+    present = set(names)
+    missing = [c.name for c in table.columns if c.required and c.name not in present]
+    if unknown or duplicate or missing:
+        problems = [
+            f"{label}: {', '.join(items)}"
+            for label, items in (("unknown", unknown), ("duplicate", duplicate), ("missing required", missing))
+            if items
+        ]
+        raise InvalidHeader(
+            f"the header does not fit table '{table.name}': " + "; ".join(problems),
+            {"unknown": unknown, "duplicate": duplicate, "missing": missing},
+        )
+    chosen = [(i, table.by_name[n]) for i, n in enumerate(names) if not table.by_name[n].generated]
+    return ImportPlan(tuple(c for _, c in chosen), tuple(i for i, _ in chosen), len(names))
+
+
+def convert_record(plan: ImportPlan, fields: list[str], null: str) -> list[Any]:
+    """One record's values for the plan's columns (pure); InvalidValue names the column."""
+    if len(fields) != plan.width:
+        raise InvalidValue(f"expected {plan.width} fields, got {len(fields)}")
+    values = []
+    for position, column in zip(plan.positions, plan.columns):
+        cell: str | None = fields[position]
+        if cell == null or (cell == "" and column.kind not in TEXT_KINDS):
+            cell = None
+        values.append(to_db(column, cell, text=True))
+    return values
+
+
+Row = tuple[int, list[Any]]  # (line, values)
+
+
+@dataclass
+class ImportReport:
+    table: str
+    mode: str
+    atomic: bool
+    max_errors: int
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_skipped: int = 0
+    rows_failed: int = 0
+    rows_not_applied: int = 0
+    rows_outcome_unknown: int = 0
+    errors: list[dict] = field(default_factory=list)
+    errors_total: int = 0
+    committed: list[list[int]] = field(default_factory=list)  # line ranges, merged in as_dict
+    not_committed: list[list[int]] = field(default_factory=list)
+    outcome_unknown: list[list[int]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def fail(self, line: int, reason: str, column: str | None = None, count_row: bool = True) -> None:
+        if count_row:
+            self.rows_failed += 1
+        self.errors_total += 1
+        if len(self.errors) < self.max_errors:
+            self.errors.append({"line": line, "column": column, "reason": reason})
+
+    def as_dict(self) -> dict:
+        elapsed = time.monotonic() - self.started
+        written = self.rows_inserted + self.rows_updated + self.rows_skipped
+        report = {
+            "table": self.table,
+            "mode": self.mode,
+            "atomic": self.atomic,
+            "rows_read": self.rows_read,
+            "rows_inserted": self.rows_inserted,
+            "rows_updated": self.rows_updated,
+            "rows_skipped": self.rows_skipped,
+            "rows_failed": self.rows_failed,
+            "rows_not_applied": self.rows_not_applied,
+            "rows_outcome_unknown": self.rows_outcome_unknown,
+            "errors": sorted(self.errors, key=lambda e: e["line"]),
+            "errors_total": self.errors_total,
+            "elapsed_s": round(elapsed, 3),
+            "rows_per_s": round(written / elapsed) if elapsed > 0 else None,
+        }
+        report["committed_lines"] = _merge(self.committed)
+        if self.not_committed or self.outcome_unknown:
+            report["not_committed_lines"] = _merge(self.not_committed)
+            report["outcome_unknown_lines"] = _merge(self.outcome_unknown)
+        return report
+
+
+def _merge(ranges: list[list[int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def _span(rows: list[Row]) -> list[int]:
+    return [rows[0][0], rows[-1][0]]
+
+
+def table_name_from_file(filename: str | None) -> str:
+    """`exports/users.csv` -> `users`. The name is only looked up in the catalog, never quoted as is."""
+    if not filename:
+        raise InvalidCsv("the upload has no file name: name the table with ?table=")
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return base[:-4] if base.lower().endswith(".csv") else base
+
+
+class CsvService:
+    def __init__(
+        self,
+        db: Database,
+        crud: CrudService,
+        *,
+        batch_rows: int,
+        batch_bytes: int,
+        writers: int,
+        max_record_bytes: int,
+        max_errors: int,
+        export_batch_rows: int,
+    ):
+        self.db, self.crud, self.catalog = db, crud, crud.catalog
+        self.batch_rows, self.batch_bytes, self.writers = batch_rows, batch_bytes, writers
+        self.max_record_bytes, self.max_errors = max_record_bytes, max_errors
+        self.export_batch_rows = export_batch_rows
+
+    # --- import -------------------------------------------------------------------------------
+
+    async def import_csv(
+        self, name: str, chunks: AsyncIterator[bytes], *, mode: Mode, atomic: bool, null: str
+    ) -> dict:
+        table = await self.catalog.table(name)  # 404 before a byte of the file is read
+        report = ImportReport(table.name, mode, atomic, self.max_errors)
+        records = self._records(chunks)
+        header = await anext(records, None)
+        if header is None:
+            raise InvalidCsv("the file is empty: a header row is required")
+        if isinstance(header, RecordError):
+            raise InvalidCsv(f"the header row is not valid CSV: {header.reason}", {"line": header.line})
+        try:
+            plan = plan_import(table, header[1])
+        except InvalidHeader:
+            if not await self.catalog.refresh_on_miss():  # a column added since the catalog loaded?
+                raise
+            table = await self.catalog.table(name)
+            plan = plan_import(table, header[1])
+        batches = self._batches(records, plan, report, null)
+        try:
+            if atomic:
+                await self._import_atomic(table, plan, batches, mode, report)
+            else:
+                await self._import_pipelined(table, plan, batches, mode, report)
+        except GatewayError as exc:
+            if not isinstance(exc, ImportRolledBack):
+                exc.details = {"cause": exc.details, "report": report.as_dict()}
+            raise
+        return report.as_dict()
+
+    async def _records(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, list[str]] | RecordError]:
+        reader = RecordReader(self.max_record_bytes)
+        async for chunk in chunks:
+            for record in reader.feed(chunk):
+                yield record
+        for record in reader.finish():
+            yield record
+
+    async def _batches(
+        self, records: AsyncIterator[Any], plan: ImportPlan, report: ImportReport, null: str
+    ) -> AsyncIterator[list[Row]]:
+        batch: list[Row] = []
+        size = 0
+        async for record in records:
+            report.rows_read += 1
+            if isinstance(record, RecordError):
+                report.fail(record.line, record.reason)
+                continue
+            line, fields = record
+            try:
+                values = convert_record(plan, fields, null)
+            except InvalidValue as exc:
+                column = (exc.details or {}).get("column")
+                report.fail(line, exc.message, column)
+                continue
+            batch.append((line, values))
+            size += sum(map(len, fields))
+            if len(batch) >= self.batch_rows or size >= self.batch_bytes:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
+
+    async def _import_pipelined(
+        self, table: Table, plan: ImportPlan, batches: AsyncIterator[list[Row]], mode: Mode, report: ImportReport
+    ) -> None:
+        """Batches flow through a short queue to `writers` tasks, each writing one batch at a time."""
+        queue: asyncio.Queue[list[Row] | None] = asyncio.Queue(maxsize=self.writers)
+        fatal: list[Exception] = []  # what stopped the writers (they keep draining the queue after)
+
+        async def writer() -> None:
+            while (rows := await queue.get()) is not None:
+                if fatal:  # the database went away: what is still queued is not written
+                    report.not_committed.append(_span(rows))
+                    report.rows_not_applied += len(rows)
+                    continue
+                try:
+                    await self._write(table, plan.columns, rows, mode, report)
+                except Exception as exc:
+                    fatal.append(exc)
+
+        tasks = [asyncio.create_task(writer()) for _ in range(self.writers)]
+        try:
+            async for rows in batches:
+                if fatal:
+                    report.not_committed.append(_span(rows))
+                    report.rows_not_applied += len(rows)
+                    break
+                await queue.put(rows)
+        finally:
+            for _ in tasks:
+                await queue.put(None)
+            await asyncio.gather(*tasks)
+        if fatal:
+            raise fatal[0]
+
+    async def _write(
+        self, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode, report: ImportReport
+    ) -> None:
+        """Write one batch in its own transaction; split it when the database refuses it."""
+
+        async def work(session: Session) -> tuple[int, int, int]:
+            return await _insert(session, table, columns, rows, mode)
+
+        try:
+            inserted, updated, skipped = await self.db.transaction(work)
+        except GatewayError as exc:
+            if exc.status >= 500:  # unavailable, timed out, outcome unknown: not the rows' fault
+                target = report.outcome_unknown if exc.code == "commit_outcome_unknown" else report.not_committed
+                target.append(_span(rows))
+                if exc.code == "commit_outcome_unknown":
+                    report.rows_outcome_unknown += len(rows)
+                else:
+                    report.rows_not_applied += len(rows)
+                raise
+            await self._split(rows, exc, report, lambda half: self._write(table, columns, half, mode, report))
+            return
+        report.rows_inserted += inserted
+        report.rows_updated += updated
+        report.rows_skipped += skipped
+        report.committed.append(_span(rows))
+
+    @staticmethod
+    async def _split(
+        rows: list[Row], exc: GatewayError, report: ImportReport, write: Callable[[list[Row]], Awaitable[None]]
+    ) -> None:
+        if len(rows) == 1:
+            report.fail(rows[0][0], exc.message, (exc.details or {}).get("column"))
+            return
+        middle = len(rows) // 2
+        await write(rows[:middle])
+        await write(rows[middle:])
+
+    async def _import_atomic(
+        self, table: Table, plan: ImportPlan, batches: AsyncIterator[list[Row]], mode: Mode, report: ImportReport
+    ) -> None:
+        """All or nothing: one transaction on one connection. A statement that fails rolls back only
+        itself (InnoDB statement atomicity), so bad rows are isolated the same way, then everything
+        is rolled back and the report says why."""
+        applied = {"inserted": 0, "updated": 0, "skipped": 0}
+
+        async def write(session: Session, rows: list[Row]) -> None:
+            try:
+                inserted, updated, skipped = await _insert(session, table, plan.columns, rows, mode)
+            except DatabaseError as exc:
+                problem = classify(exc)
+                if problem.status >= 500:
+                    raise problem from exc
+                await self._split(rows, problem, report, lambda half: write(session, half))
+                return
+            applied["inserted"] += inserted
+            applied["updated"] += updated
+            applied["skipped"] += skipped
+
+        async with self.db.long_transaction() as session:
+            async for rows in batches:
+                await write(session, rows)
+                if report.rows_failed:
+                    break  # the import is lost already: stop reading
+            if report.rows_failed:
+                good = report.rows_read - report.rows_failed
+                report.rows_not_applied = good
+                raise ImportRolledBack(
+                    f"atomic import rolled back: {report.rows_failed} bad row(s); the table is unchanged",
+                    report.as_dict(),
+                )
+        report.rows_inserted, report.rows_updated, report.rows_skipped = (
+            applied["inserted"], applied["updated"], applied["skipped"]
+        )
+
+    # --- export -------------------------------------------------------------------------------
+
+    async def open_export(
+        self, name: str, params: Iterable[tuple[str, str]]
+    ) -> tuple[str, AsyncIterator[bytes], AsyncExitStack]:
+        """Start an export: the query runs and its first rows are read (through the wrapper) before
+        this returns, so a failure here is an ordinary error response. The caller streams the
+        iterator and must close the stack when done, whatever happens."""
+        params = list(params)
+        options = {k: v for k, v in params if k in ("fields", "order", "limit", "offset")}
+        table, query = await self.crud.resolve(
+            name, lambda t: self.crud.list_request(t, parse_query_params(t, params), options, limited=False)
+        )
+        stack = AsyncExitStack()
+        _, batches = await stack.enter_async_context(
+            self.db.stream(*sql.csv_select(table, query), self.export_batch_rows)
+        )
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\r\n").writerow([c.name for c in query.fields])
+
+        async def body() -> AsyncIterator[bytes]:
+            yield header.getvalue().encode()
+            async for batch in batches:
+                yield ("\r\n".join([row[0] for row in batch]) + "\r\n").encode()
+
+        return table.name, body(), stack
+
+
+async def _insert(
+    session: Session, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode
+) -> tuple[int, int, int]:
+    """One multi-row INSERT; returns (inserted, updated, skipped)."""
+    statement = sql.insert(table, columns, [values for _, values in rows], mode=mode)
+    result = await session.execute(*statement)
+    count = len(rows)
+    if mode == "ignore":
+        if result.warnings:
+            # INSERT IGNORE also turns other errors into warnings: only duplicates may be skipped.
+            other = [w for w in await session.warnings() if w[0] != DUPLICATE_KEY]
+            if other:
+                raise DatabaseError(*other[0])
+        return result.affected, 0, count - result.affected
+    if mode == "upsert":
+        # With CLIENT_FOUND_ROWS: 1 per inserted row, 2 per updated row, 1 per row left as it was.
+        updated = result.affected - count
+        return count - updated, updated, 0
+    return count, 0, 0

@@ -1,0 +1,197 @@
+"""CSV import and export against a real MariaDB."""
+
+import csv
+import io
+
+import pytest
+
+from tests.conftest import run_sql, running
+from tests.integration.test_crud import assert_error
+
+
+def csv_bytes(rows, *, bom=False, newline="\r\n") -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator=newline).writerows(rows)
+    return (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode()
+
+
+async def upload(client, filename, data, **params):
+    return await client.post("/api/batch/import", params=params, files={"file": (filename, data, "text/csv")})
+
+
+async def imported(client, filename, data, **params):
+    response = await upload(client, filename, data, **params)
+    assert response.status_code == 200, response.text
+    report = response.json()["data"]
+    accounted = sum(report[k] for k in ("rows_inserted", "rows_updated", "rows_skipped", "rows_failed", "rows_not_applied", "rows_outcome_unknown"))
+    assert accounted == report["rows_read"]
+    return report
+
+
+async def test_import_into_table_named_after_file(client, schema):
+    data = csv_bytes([["name", "email", "age"], ["Ann", "ann@x", "31"], ["Bob", "", "\\N"]])
+    report = await imported(client, "users.csv", data)
+    assert report["rows_read"] == 2 and report["rows_inserted"] == 2 and report["errors"] == []
+    rows = run_sql(schema, "SELECT name, email, age FROM users ORDER BY id")
+    assert rows == [("Ann", "ann@x", 31), ("Bob", "", None)]  # empty text cell is '', \N is NULL
+
+
+async def test_table_parameter_overrides_and_paths_are_stripped(client, schema):
+    data = csv_bytes([["name"], ["x"]])
+    assert (await imported(client, "anything.csv", data, table="users"))["rows_inserted"] == 1
+    assert (await imported(client, "C:\\exports\\users.CSV", data))["rows_inserted"] == 1
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(2,)]
+
+
+async def test_bad_rows_are_isolated_with_their_line_numbers(client, schema):
+    run_sql(schema, "INSERT INTO users (name, email) VALUES ('old', 'taken@x')")
+    rows = [["name", "email", "age"]]
+    rows += [[f"u{i}", f"u{i}@x", str(i)] for i in range(40)]
+    rows[6][2] = "six"  # line 7: not an integer
+    rows[11][1] = "taken@x"  # line 12: duplicate key, found by the database
+    rows[20][0] = "multi\nline"  # line 21-22: a good record over two lines
+    rows[30] = ["too", "few"]  # line 32: wrong field count
+    rows[35][0] = "x" * 51  # line 37 (the two-line record moved it down one): too long
+    report = await imported(client, "users.csv", csv_bytes(rows), **{})
+    assert report["rows_read"] == 40
+    assert report["rows_inserted"] == 36 and report["rows_failed"] == 4
+    lines = [(e["line"], e["column"]) for e in report["errors"]]
+    assert lines == [(7, "age"), (12, None), (32, None), (37, "name")]
+    assert "Duplicate" in report["errors"][1]["reason"]
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(37,)]
+    assert run_sql(schema, "SELECT name FROM users WHERE email = 'u19@x'") == [("multi\nline",)]
+
+
+async def test_small_batches_isolate_the_same_rows(schema, settings):
+    async with running(settings(import_batch_rows=3)) as client:
+        rows = [["name", "email"]] + [[f"u{i}", "dup" if i in (2, 5, 6) else f"u{i}"] for i in range(10)]
+        report = await imported(client, "users.csv", csv_bytes(rows))
+        assert report["rows_inserted"] == 8 and [e["line"] for e in report["errors"]] == [7, 8]
+
+
+async def test_atomic_import_leaves_the_table_unchanged(client, schema):
+    run_sql(schema, "INSERT INTO users (name) VALUES ('before')")
+    rows = [["name", "age"], ["a", "1"], ["b", "2"], ["c", "oops"], ["d", "4"]]
+    response = await upload(client, "users.csv", csv_bytes(rows), atomic="true")
+    body = assert_error(response, 422, "import_rolled_back")
+    assert body["details"]["errors"][0]["line"] == 4
+    assert body["details"]["rows_inserted"] == 0
+    assert run_sql(schema, "SELECT name FROM users") == [("before",)]
+    # A database-side failure (duplicate key) rolls back too.
+    rows = [["name", "email"], ["a", "e1"], ["b", "e1"]]
+    assert_error(await upload(client, "users.csv", csv_bytes(rows), atomic="true"), 422, "import_rolled_back")
+    assert run_sql(schema, "SELECT name FROM users") == [("before",)]
+    report = await imported(client, "users.csv", csv_bytes([["name"], ["x"], ["y"]]), atomic="true")
+    assert report["rows_inserted"] == 2
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(3,)]
+
+
+async def test_ignore_and_upsert_modes(client, schema):
+    run_sql(schema, "INSERT INTO users (id, name, age) VALUES (1, 'one', 1), (2, 'two', 2)")
+    data = csv_bytes([["id", "name", "age"], ["1", "uno", "10"], ["2", "two", "2"], ["3", "three", "3"]])
+    report = await imported(client, "users.csv", data, mode="ignore")
+    assert (report["rows_inserted"], report["rows_skipped"], report["rows_failed"]) == (1, 2, 0)
+    assert run_sql(schema, "SELECT name FROM users WHERE id = 1") == [("one",)]
+    data = csv_bytes([["id", "name", "age"], ["1", "uno", "10"], ["3", "three", "3"], ["4", "four", "4"]])
+    report = await imported(client, "users.csv", data, mode="upsert")
+    assert (report["rows_inserted"], report["rows_updated"]) == (2, 1)  # row 3 unchanged counts as inserted
+    assert run_sql(schema, "SELECT name, age FROM users WHERE id = 1") == [("uno", 10)]
+    # ignore skips duplicates only: a foreign key problem is still a failed row.
+    data = csv_bytes([["user_id", "total"], ["1", "5"], ["999", "5"]])
+    report = await imported(client, "orders.csv", data, mode="ignore")
+    assert (report["rows_inserted"], report["rows_failed"]) == (1, 1)
+    assert report["errors"][0]["line"] == 3
+
+
+@pytest.mark.parametrize(
+    "header,problem",
+    [
+        (["name", "nope"], {"unknown": ["nope"], "duplicate": [], "missing": []}),
+        (["name", "name"], {"unknown": [], "duplicate": ["name"], "missing": []}),
+        (["email"], {"unknown": [], "duplicate": [], "missing": ["name"]}),
+    ],
+)
+async def test_header_errors_write_nothing(client, schema, header, problem):
+    data = csv_bytes([header, ["a"] * len(header)])
+    body = assert_error(await upload(client, "users.csv", data), 400, "invalid_header")
+    assert body["details"] == problem
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(0,)]
+
+
+async def test_quoted_newlines_bom_and_crlf(client, schema):
+    rows = [["name", "email"], ['say "hi",\nthen\r\nbye', "a@x"], ["ünï ✓", "b@x"]]
+    report = await imported(client, "users.csv", csv_bytes(rows, bom=True))
+    assert report["rows_inserted"] == 2
+    assert run_sql(schema, "SELECT name FROM users ORDER BY id") == [('say "hi",\nthen\r\nbye',), ("ünï ✓",)]
+
+
+async def test_empty_and_header_only_files(client, schema):
+    assert_error(await upload(client, "users.csv", b""), 400, "invalid_csv")
+    report = await imported(client, "users.csv", b"name,email\r\n")
+    assert report["rows_read"] == 0 and report["rows_inserted"] == 0
+
+
+async def test_unknown_table_and_non_csv_uploads(client, schema):
+    assert_error(await upload(client, "nope.csv", b"a\n1\n"), 404, "table_not_found")
+    assert_error(await upload(client, "secret_stuff.csv", b"id\n1\n"), 404, "table_not_found")
+    assert_error(await upload(client, "users.csv", b"name\n\x89PNG\r\n\x1a\n\x00\x00"), 415, "unsupported_media_type")
+    assert_error(await upload(client, "users.csv", "name\ncafé\n".encode("latin-1")), 415, "unsupported_media_type")
+    response = await client.post("/api/batch/import", content=b"name\nx\n", headers={"content-type": "text/csv"})
+    assert_error(response, 415, "unsupported_media_type")
+    response = await client.post("/api/batch/import", files={"other": ("users.csv", b"name\nx\n")})
+    assert_error(response, 400, "invalid_body")
+    assert_error(await upload(client, "users.csv", b"name\nx\n", mode="merge"), 400, "invalid_body")
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(0,)]
+
+
+async def test_upload_limit(schema, settings):
+    async with running(settings(max_upload_bytes=1000)) as client:
+        data = csv_bytes([["name"]] + [["x" * 20] for _ in range(100)])
+        assert_error(await upload(client, "users.csv", data), 413, "payload_too_large")
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(0,)]
+
+
+async def test_export_streams_csv_with_filters_and_null_marker(client, schema):
+    run_sql(schema, "INSERT INTO users (name, email, age) VALUES ('a', '', 1), ('b, \"B\"', NULL, 2), ('c', 'c@x', 3)")
+    response = await client.get("/api/batch/users/export", params={"age": "gte.2", "fields": "name,email,age", "order": "age.desc"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"].startswith('attachment; filename="users.csv"')
+    assert response.content == b'name,email,age\r\nc,c@x,3\r\n"b, ""B""",\\N,2\r\n'
+    everything = (await client.get("/api/batch/users/export")).text
+    assert everything.count("\r\n") == 4  # header + 3 rows: no default limit
+    assert_error(await client.get("/api/batch/nope/export"), 404, "table_not_found")
+    assert_error(await client.get("/api/batch/users/export?nope=1"), 400, "unknown_column")
+
+
+async def test_export_matches_pythons_csv_writer(client, schema):
+    names = ["plain", "", "comma,", 'quote"', "new\nline", "cr\rx", " spaced ", "ünï"]
+    for i, name in enumerate(names):
+        run_sql(schema, "INSERT INTO users (id, name, meta) VALUES (%s, %s, %s)", (i + 1, name, '{"k": "a,b"}'))
+    body = (await client.get("/api/batch/users/export", params={"fields": "id,name,meta"})).content
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(["id", "name", "meta"])
+    for i, name in enumerate(names):
+        writer.writerow([i + 1, name, '{"k": "a,b"}'])
+    assert body.decode() == expected.getvalue()
+
+
+async def test_round_trip_every_column_type(schema, settings):
+    rows = [
+        (1, -128, 65535, 2**63 - 1, 1.5, "-12345.125", "ten chars!", "long\ntext, \"quoted\"", b"\x00\x01\xfe,\n",
+         "2024-02-29 23:59:59.123456", "1999-12-31", "838:59:59", 2155, "green", "a,c", '{"k": [1, "x", null]}', 1, 9),
+        (2, None, None, None, None, None, "", "", b"", None, None, None, None, None, "", None, 0, 0),
+        (3, 0, 0, -(2**63), -0.25, "0.000", None, None, None, "2000-01-01 00:00:00", None, "-01:02:03.5", None, "red", None, "[]", None, None),
+    ]
+    run_sql(schema, "INSERT INTO types (id,i,u,b,f,d,s,t,bin,dt,da,tm,y,e,st,j,flag,bits) VALUES " + ",".join(["(" + ",".join(["%s"] * 18) + ")"] * 3), [v for r in rows for v in r])
+    run_sql(schema, "CREATE TABLE types_copy LIKE types")
+    async with running(settings(catalog_miss_interval_s=0)) as client:
+        exported = (await client.get("/api/batch/types/export")).content
+        report = await imported(client, "types_copy.csv", exported)
+        assert report["rows_inserted"] == 3 and report["errors"] == []
+        columns = "id,i,u,b,f,d,s,t,bin,dt,da,tm,y,e,st,j,flag,bits,gen"
+        original = run_sql(schema, f"SELECT {columns} FROM types ORDER BY id")
+        assert run_sql(schema, f"SELECT {columns} FROM types_copy ORDER BY id") == original
+        # And the copy exports to the same bytes.
+        assert (await client.get("/api/batch/types_copy/export")).content == exported

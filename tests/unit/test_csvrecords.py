@@ -1,0 +1,70 @@
+import csv
+import io
+
+import pytest
+
+from app.core.csvrecords import RecordError, RecordReader, _last_record_end
+from app.core.errors import InvalidCsv, UnsupportedMediaType
+
+ROWS = [
+    ["id", "name", "note"],
+    ["1", "plain", ""],
+    ["2", "comma, inside", 'say "hi"'],
+    ["3", "two\nlines", "and\r\nCRLF"],
+    ["4", "ünïcödé ✓", '"'],
+]
+
+
+def encoded() -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(ROWS)
+    return out.getvalue().encode()
+
+
+def read_all(data: bytes, chunk: int) -> list:
+    reader = RecordReader(max_record_bytes=10_000)
+    records = []
+    for i in range(0, len(data), chunk):
+        records += list(reader.feed(data[i : i + chunk]))
+    return records + list(reader.finish())
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 100_000])
+def test_any_chunking_gives_the_same_records_and_line_numbers(chunk):
+    records = read_all(encoded(), chunk)
+    assert [fields for _, fields in records] == ROWS
+    assert [line for line, _ in records] == [1, 2, 3, 4, 7]  # record 4 spans lines 4-6
+
+
+def test_bom_is_dropped_and_blank_lines_skipped():
+    records = read_all(b"\xef\xbb\xbfa,b\r\n\r\n1,2\r\n", 3)
+    assert records == [(1, ["a", "b"]), (3, ["1", "2"])]
+
+
+def test_last_record_without_newline():
+    assert read_all(b"a\n1", 1) == [(1, ["a"]), (2, ["1"])]
+
+
+def test_record_end_respects_quotes():
+    assert _last_record_end('a,"x\ny"\nb,"open\n') == 8
+    assert _last_record_end('"still\nopen') == 0
+
+
+def test_not_utf8_and_binary_are_415():
+    with pytest.raises(UnsupportedMediaType):
+        read_all(b"a,b\n\xff\xfe\x00\x01", 100)
+    with pytest.raises(UnsupportedMediaType):
+        read_all(b"a,b\n1,\x00\n", 100)
+
+
+def test_unterminated_quote_is_bounded():
+    reader = RecordReader(max_record_bytes=100)
+    list(reader.feed(b"a\n"))
+    with pytest.raises(InvalidCsv):
+        list(reader.feed(b'"' + b"x" * 200))
+
+
+def test_unterminated_quote_at_the_end_is_a_record_error():
+    records = read_all(b'a\n"open', 100)
+    assert records[0] == (1, ["a"])
+    assert isinstance(records[1], RecordError) and records[1].line == 2
