@@ -35,6 +35,33 @@ def quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``").replace("%", "%%") + "`"
 
 
+def _members(data_type: str, column_type: str) -> tuple[str, ...]:
+    if data_type not in ("enum", "set"):
+        return ()
+    inner = column_type[column_type.index("(") + 1 : column_type.rindex(")")]
+    return tuple(m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", inner))
+
+
+def _kind(t: str, column_type: str, is_json: bool) -> str:
+    if is_json or t == "json":
+        return "json"
+    if t == "tinyint" and column_type.startswith("tinyint(1)"):
+        return "bool"
+    if t in INT_RANGES:
+        return "int"
+    if t in ("decimal", "numeric"):
+        return "decimal"
+    if t in ("float", "double", "real"):
+        return "float"
+    if t in STRING_TYPES:
+        return "string"
+    if t in BINARY_TYPES:
+        return "binary"
+    if t in ("date", "datetime", "timestamp", "time", "year", "enum", "set", "bit"):
+        return t
+    return "string"  # inet6, uuid, geometry as text, ...: passed through as strings
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
@@ -54,39 +81,15 @@ class Column:
     def quoted(self) -> str:
         return quote(self.name)
 
-    @property
-    def unsigned(self) -> bool:
-        return "unsigned" in self.column_type
+    # Derived once (they are asked for per value on the hot paths).
+    unsigned: bool = field(init=False, compare=False, repr=False)
+    members: tuple[str, ...] = field(init=False, compare=False, repr=False)  # ENUM/SET values
+    kind: str = field(init=False, compare=False, repr=False)  # the conversion family (values.py)
 
-    @property
-    def members(self) -> tuple[str, ...]:
-        """The allowed values of an ENUM or SET column."""
-        if self.data_type not in ("enum", "set"):
-            return ()
-        inner = self.column_type[self.column_type.index("(") + 1 : self.column_type.rindex(")")]
-        return tuple(m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", inner))
-
-    @property
-    def kind(self) -> str:
-        """The conversion family of this column (see values.py)."""
-        t = self.data_type
-        if self.is_json or t == "json":
-            return "json"
-        if t == "tinyint" and self.column_type.startswith("tinyint(1)"):
-            return "bool"
-        if t in INT_RANGES:
-            return "int"
-        if t in ("decimal", "numeric"):
-            return "decimal"
-        if t in ("float", "double", "real"):
-            return "float"
-        if t in STRING_TYPES:
-            return "string"
-        if t in BINARY_TYPES:
-            return "binary"
-        if t in ("date", "datetime", "timestamp", "time", "year", "enum", "set", "bit"):
-            return t
-        return "string"  # inet6, uuid, geometry as text, ...: passed through as strings
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unsigned", "unsigned" in self.column_type)
+        object.__setattr__(self, "members", _members(self.data_type, self.column_type))
+        object.__setattr__(self, "kind", _kind(self.data_type, self.column_type, self.is_json))
 
     @property
     def required(self) -> bool:

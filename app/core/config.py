@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # The retry schedule: one timeout per attempt, one wait before each attempt after the first.
     attempt_timeouts_ms: CsvInts = (200, 400, 800, 1600)
     retry_waits_ms: CsvInts = (400, 800, 1600)
+    # A COMMIT cannot be retried, so it gets its own deadline instead of the attempt's remainder.
+    commit_timeout_ms: int = Field(5000, ge=1)
+    # Import batches (thousands of rows per statement): the same rules with longer attempts.
+    bulk_attempt_timeouts_ms: CsvInts = (2000, 4000, 8000, 16000)
     # How long killing a timed-out statement on the server may take before we give up on it.
     kill_timeout_ms: int = Field(500, ge=1)
     # Outside the wrapper (after an export's first byte; statements of an atomic import), each
@@ -65,7 +69,7 @@ class Settings(BaseSettings):
     # A request for an unknown table reloads the catalog at most this often.
     catalog_miss_interval_s: float = Field(1.0, ge=0)
 
-    @field_validator("attempt_timeouts_ms", "retry_waits_ms", mode="before")
+    @field_validator("attempt_timeouts_ms", "retry_waits_ms", "bulk_attempt_timeouts_ms", mode="before")
     @classmethod
     def _ints(cls, value: object) -> tuple[int, ...]:
         return tuple(int(v) for v in _split(value))

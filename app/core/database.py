@@ -114,7 +114,12 @@ class Database:
         self.settings = settings
         self.address = settings.db
         self.driver = Driver(settings.db_driver)
-        self.resilience = Resilience(settings.attempt_timeouts_ms, settings.retry_waits_ms)
+        self.resilience = Resilience(settings.attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms)
+        # Multi-thousand-row writes (import batches) cannot be held to an OLTP deadline: same rules,
+        # longer attempts.
+        self.bulk_resilience = Resilience(
+            settings.bulk_attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms
+        )
         self.kill_timeout = settings.kill_timeout_ms / 1000
         self.stream_timeout = settings.stream_timeout_s
         self.statement_timeout = settings.statement_timeout_s
@@ -252,7 +257,7 @@ class Database:
                 if not (isinstance(exc, DatabaseError) and exc.code >= 2000):
                     await session.execute("ROLLBACK")
                 raise
-            attempt.committing = True
+            attempt.begin_commit()
             try:
                 await session.execute("COMMIT")
             except DatabaseError as exc:
@@ -261,9 +266,9 @@ class Database:
                         "the connection was lost during COMMIT; the write may or may not have applied",
                         {"db_code": exc.code},
                     ) from exc
-                attempt.committing = False  # an error answer means it was rolled back: retryable
+                attempt.end_commit()  # an error answer means it was rolled back: retryable
                 raise
-            attempt.committing = False
+            attempt.end_commit()
             return result
 
     # --- the public surface: every call goes through the wrapper -----------------------------
@@ -272,9 +277,11 @@ class Database:
         """One statement on a pooled connection (autocommit)."""
         return await self.resilience.run(lambda attempt: self._fetch_once(attempt, sql, params))
 
-    async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        """Run `work` in one transaction per attempt: work, then COMMIT. A retry starts afresh."""
-        return await self.resilience.run(lambda attempt: self._transaction_once(attempt, work))
+    async def transaction(self, work: Callable[[Session], Awaitable[T]], *, bulk: bool = False) -> T:
+        """Run `work` in one transaction per attempt: work, then COMMIT. A retry starts afresh.
+        `bulk` uses the bulk schedule (longer attempts) for large batches."""
+        resilience = self.bulk_resilience if bulk else self.resilience
+        return await resilience.run(lambda attempt: self._transaction_once(attempt, work))
 
     async def ping(self) -> None:
         await self.fetch("SELECT 1")

@@ -47,10 +47,22 @@ INVALID_VALUE_CODES = frozenset({1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411,
 
 @dataclass
 class Attempt:
-    """What one attempt tells the wrapper about where it stood when it failed."""
+    """One attempt: what it tells the wrapper about where it stood when it failed."""
 
     number: int
     committing: bool = False  # COMMIT sent, answer not yet received
+    timeout: asyncio.Timeout | None = None
+    commit_timeout: float = 5.0
+
+    def begin_commit(self) -> None:
+        """From here a failure is not retried, and the deadline becomes the COMMIT's own: cutting a
+        COMMIT short cannot make it safe to retry, it only turns a slow success into an unknown."""
+        self.committing = True
+        if self.timeout is not None:
+            self.timeout.reschedule(asyncio.get_running_loop().time() + self.commit_timeout)
+
+    def end_commit(self) -> None:
+        self.committing = False
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -82,15 +94,19 @@ Operation = Callable[[Attempt], Awaitable[T]]
 
 
 class Resilience:
-    def __init__(self, attempt_timeouts_ms: tuple[int, ...], retry_waits_ms: tuple[int, ...]):
+    def __init__(
+        self, attempt_timeouts_ms: tuple[int, ...], retry_waits_ms: tuple[int, ...], commit_timeout_ms: int = 5000
+    ):
         self.timeouts = tuple(ms / 1000 for ms in attempt_timeouts_ms)
+        self.commit_timeout = commit_timeout_ms / 1000
         self.waits = tuple(ms / 1000 for ms in retry_waits_ms)
         self.retry_after_s = max(1, round(sum(self.timeouts) + sum(self.waits)))
         self.on_retry: Callable[[BaseException], None] | None = None
 
     @property
     def budget_s(self) -> float:
-        """The longest a call can take: every attempt timing out, every wait waited."""
+        """The longest a call can take: every attempt timing out, every wait waited (plus, for a
+        write, a COMMIT's own deadline on the last attempt)."""
         return sum(self.timeouts) + sum(self.waits[: len(self.timeouts) - 1])
 
     def _wait(self, state: RetryCallState) -> float:
@@ -104,7 +120,7 @@ class Resilience:
         The first attempt runs directly (tenacity's async loop costs tens of microseconds, a real
         share of a fast request); only a retryable failure hands over to tenacity.
         """
-        attempt = Attempt(1)
+        attempt = Attempt(1, commit_timeout=self.commit_timeout)
         try:
             return await self._attempt(operation, attempt)
         except Exception as exc:
@@ -114,7 +130,8 @@ class Resilience:
         return await self._retry(operation, first_failure)
 
     async def _attempt(self, operation: Operation[T], attempt: Attempt) -> T:
-        async with asyncio.timeout(self.timeouts[attempt.number - 1]):
+        async with asyncio.timeout(self.timeouts[attempt.number - 1]) as timeout:
+            attempt.timeout = timeout
             return await operation(attempt)
 
     @staticmethod
@@ -140,7 +157,7 @@ class Resilience:
                     if number == 1:
                         raise first_failure
                     request.retry_count += 1
-                    attempt = Attempt(number)
+                    attempt = Attempt(number, commit_timeout=self.commit_timeout)
                     result = await self._attempt(operation, attempt)
         except Exception as exc:
             raise self._outcome(exc, attempt) from None

@@ -25,6 +25,8 @@ from app.core.errors import InvalidValue
 _INT_TEXT = re.compile(r"[+-]?\d+")
 _TIME_TEXT = re.compile(r"-?\d{1,3}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 _TRUE = {"true", "1", "t", "yes", "y", "on"}
+# Where an empty CSV cell is the empty string; elsewhere (numbers, dates, JSON, ENUM) it is NULL.
+TEXT_KINDS = frozenset({"string", "set", "binary"})
 _FALSE = {"false", "0", "f", "no", "n", "off"}
 
 
@@ -286,3 +288,98 @@ def rows_to_dicts(
                 if name in record and record[name] is not None:
                     record[name] = fix(record[name])
     return result
+
+
+# --- text cells in bulk (CSV import) -----------------------------------------------------------
+
+
+def text_converter(column: Column, null: str = "\\N") -> Callable[[str], Any]:
+    """A converter for one column's CSV cells, built once per import.
+
+    `null` (and, outside text columns, the empty cell) means NULL. Otherwise the same rules as
+    `to_db(column, cell, text=True)`, which it falls back to for anything that is not a plain common
+    case (and so for every error message). Cheap cases keep or give text where the database reads it
+    exactly (a valid DECIMAL stays a string: no float ever touches it).
+    """
+    full = lambda value: to_db(column, value, text=True)  # noqa: E731
+    nullable = column.nullable or column.auto_increment
+    kind = column.kind
+    text_like = kind in TEXT_KINDS
+
+    def with_nulls(fast: Callable[[str], Any]) -> Callable[[str], Any]:
+        def convert(value: str) -> Any:
+            if value == null or (not value and not text_like):
+                return None if nullable else full(None)
+            return fast(value)
+
+        return convert
+
+    if column.generated:
+        return full
+    if kind == "string":
+        limit = column.max_length
+        by_chars = column.data_type in ("char", "varchar")
+
+        def string(value: str) -> Any:
+            if limit is not None and (len(value) if by_chars else len(value.encode())) > limit:
+                return full(value)  # raises, naming the column
+            return value
+
+        return with_nulls(string)
+    if kind == "int":
+        bits = INT_RANGES[column.data_type]
+        low, high = (0, 2**bits - 1) if column.unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+        def integer(value: str) -> Any:
+            # int() alone would also take "1_000", " 7 " and non-ASCII digits.
+            if value.isascii() and (value.isdigit() or (value[:1] == "-" and value[1:].isdigit())):
+                number = int(value)
+                if low <= number <= high:
+                    return number
+            return full(value)
+
+        return with_nulls(integer)
+    if kind == "decimal":
+        whole_digits = (column.precision or 65) - (column.scale or 0)
+        scale = column.scale or 0
+
+        def decimal(value: str) -> Any:
+            whole, dot, fraction = value.removeprefix("-").partition(".")
+            if (
+                whole.isascii() and whole.isdigit() and len(whole) <= max(whole_digits, 1)
+                and (not dot or (fraction.isascii() and fraction.isdigit() and len(fraction) <= scale))
+            ):
+                return value  # exact as text: the server parses it, no float involved
+            return full(value)
+
+        return with_nulls(decimal)
+    if kind in ("datetime", "timestamp"):
+
+        def moment(value: str) -> Any:
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+            except ValueError:
+                return full(value)
+            if parsed.tzinfo is not None:
+                return full(value)  # converted to UTC there
+            # The extended form (YYYY-MM-DD[T ]HH:MM:SS[.ffffff]) is read by the server as it is.
+            if len(value) in (19, 26) and value[10] in " T" and value[4] == "-" and value[13] == ":":
+                return value
+            return parsed.isoformat(" ")
+
+        return with_nulls(moment)
+    if kind == "float":
+
+        def number(value: str) -> Any:
+            try:
+                parsed = float(value)
+            except ValueError:
+                return full(value)
+            # float() also takes "1_0", " 1 " and "inf": only plain finite numbers pass as text.
+            return value if math.isfinite(parsed) and value.isascii() and value.strip() == value and "_" not in value else full(value)
+
+        return with_nulls(number)
+    if kind == "bool":
+        flags = {"0": 0, "1": 1}
+        return with_nulls(lambda value: flags[value] if value in flags else full(value))
+    return with_nulls(full)

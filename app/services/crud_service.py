@@ -139,7 +139,8 @@ class CrudService:
                 return to_records(table.columns, result)
             return await self._reread(session, table, columns, values, result)
 
-        return await self.db.transaction(work)
+        # Large bulk inserts get the bulk schedule's longer attempts.
+        return await self.db.transaction(work, bulk=len(rows) > 100)
 
     async def _reread(
         self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: Result

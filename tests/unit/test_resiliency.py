@@ -112,3 +112,27 @@ def test_classification_table():
 
 def test_budget_of_the_default_schedule():
     assert Resilience((200, 400, 800, 1600), (400, 800, 1600)).budget_s == pytest.approx(5.8)
+
+
+async def test_a_commit_gets_its_own_deadline():
+    wrapper = Resilience((20, 20), (1,), commit_timeout_ms=1000)
+
+    async def slow_commit(attempt):
+        attempt.begin_commit()
+        await asyncio.sleep(0.1)  # longer than the attempt's 20 ms, within the COMMIT's 1 s
+        attempt.end_commit()
+        return "committed"
+
+    assert await wrapper.run(slow_commit) == "committed"
+
+    strict = Resilience((20, 20), (1,), commit_timeout_ms=30)
+    calls = []
+
+    async def stuck_commit(attempt):
+        calls.append(attempt.number)
+        attempt.begin_commit()
+        await asyncio.sleep(1)
+
+    with pytest.raises(CommitOutcomeUnknown):
+        await strict.run(stuck_commit)
+    assert calls == [1]

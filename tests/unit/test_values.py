@@ -86,3 +86,61 @@ def test_output_conversion():
     fixers = output_fixers(USERS.columns)
     rows = rows_to_dicts(["id", "meta"], [(1, '{"a": 1}'), (2, None)], fixers)
     assert rows == [{"id": 1, "meta": {"a": 1}}, {"id": 2, "meta": None}]
+
+
+from app.core.catalog import build_tables  # noqa: E402
+from app.core.values import text_converter  # noqa: E402
+
+_CSV_TABLE = build_tables(
+    [
+        ("t", "i", "int", "int(11)", "NO", None, "", None, 10, 0, None),
+        ("t", "d", "decimal", "decimal(6,2)", "YES", "NULL", "", None, 6, 2, None),
+        ("t", "f", "double", "double", "YES", "NULL", "", None, 22, None, None),
+        ("t", "dt", "datetime", "datetime(6)", "YES", "NULL", "", None, None, None, 6),
+        ("t", "b", "tinyint", "tinyint(1)", "YES", "NULL", "", None, 3, 0, None),
+        ("t", "s", "varchar", "varchar(3)", "YES", "NULL", "", 3, None, None, None),
+    ],
+    [],
+    [],
+)["t"]
+
+
+@pytest.mark.parametrize(
+    "name,cells",
+    [
+        ("i", ["0", "-5", "2147483647", "2147483648", "1_0", " 7", "٣", "x", "1.0"]),
+        ("d", ["1.50", "-1234.5", "12345.6", "1.234", "1.230", "1e2", ".5", "-", "abc", "١.٠"]),
+        ("f", ["1.5", "-0.25", "1e300", "inf", "nan", "1_0", " 1", "x"]),
+        ("dt", ["2024-01-01 10:00:00", "2024-01-01T10:00:00.123456", "2024-01-01T10:00:00+02:00", "20240101T100000", "2024-02-30 00:00:00", "x"]),
+        ("b", ["0", "1", "true", "no", "2", "x"]),
+        ("s", ["abc", "abcd", "ü✓x"]),
+    ],
+)
+def test_csv_fast_paths_agree_with_to_db(name, cells):
+    column = _CSV_TABLE.column(name)
+    fast = text_converter(column)
+    for cell in cells:
+        try:
+            expected = to_db(column, cell, text=True)
+        except InvalidValue:
+            with pytest.raises(InvalidValue):
+                fast(cell)
+            continue
+        got = fast(cell)
+        if isinstance(expected, Decimal):
+            assert Decimal(got) == expected, cell
+        elif isinstance(expected, float):
+            assert float(got) == expected, cell
+        elif isinstance(expected, dt.datetime):
+            assert (got if isinstance(got, dt.datetime) else dt.datetime.fromisoformat(got)) == expected, cell
+        else:
+            assert got == expected, cell
+
+
+def test_csv_null_and_empty_cells():
+    assert text_converter(_CSV_TABLE.column("s"))("") == ""
+    assert text_converter(_CSV_TABLE.column("d"))("") is None
+    assert text_converter(_CSV_TABLE.column("s"))("\\N") is None
+    assert text_converter(_CSV_TABLE.column("s"), null="NULL")("NULL") is None
+    with pytest.raises(InvalidValue):
+        text_converter(_CSV_TABLE.column("i"))("")  # NOT NULL

@@ -1,0 +1,181 @@
+"""CSV benchmark (not a test): the gateway against MariaDB's own tools, in one run.
+
+Generates ROWS rows of a 10-column table (ints, strings, decimal, datetime, boolean, text, double)
+and measures:
+  (a) LOAD DATA LOCAL INFILE of the file by the mariadb client
+  (b) POST /api/batch/import of the same file through the gateway (curl uploads it)
+  (c) mariadb --batch -e 'SELECT ...' > /dev/null
+  (d) GET /api/batch/{table}/export through the gateway (curl reads it to /dev/null)
+and prints rows/s for each, the ratios b/a and d/c, and the gateway's peak RSS during (b) and (d).
+
+    make bench-csv        # or: DATABASE_URL=... .venv/bin/python bench/csv.py
+    BENCH_ROWS=200000 GATEWAY_DB_DRIVER=asyncmy ...
+
+The gateway runs as one uvicorn worker; a throwaway database is created and dropped.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as `python bench/csv.py`, this folder comes first on sys.path and this file would shadow the
+# standard csv module (for us and for the app modules we import): take the folder off first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import csv  # noqa: E402
+import datetime as dt  # noqa: E402
+import os  # noqa: E402
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from app.core.config import DatabaseAddress  # noqa: E402
+from bench.crud import connect, free_port, start  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+TABLE = """CREATE TABLE {name} (
+    id INT PRIMARY KEY,
+    name VARCHAR(50) NOT NULL,
+    email VARCHAR(100),
+    qty INT NOT NULL,
+    price DECIMAL(10,2) NOT NULL,
+    created DATETIME NOT NULL,
+    active TINYINT(1) NOT NULL,
+    note TEXT,
+    score DOUBLE,
+    code CHAR(8)
+)"""
+COLUMNS = "id,name,email,qty,price,created,active,note,score,code"
+
+
+def generate(path: Path) -> None:
+    rng = random.Random(42)
+    start_day = dt.datetime(2020, 1, 1)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(COLUMNS.split(","))
+        for i in range(1, ROWS + 1):
+            writer.writerow([
+                i,
+                f"user {i}",
+                f"user{i}@example.com" if i % 10 else "",
+                rng.randint(0, 10000),
+                f"{rng.randint(0, 99999)}.{rng.randint(0, 99):02d}",
+                (start_day + dt.timedelta(seconds=rng.randint(0, 10**8))).isoformat(sep=" "),
+                i % 2,
+                "a note, with a comma" if i % 7 == 0 else ("line one\nline two" if i % 13 == 0 else "plain note"),
+                rng.random() * 1000,
+                f"C{i % 10000000:07d}",
+            ])
+
+
+def client_args(address: DatabaseAddress, database: str) -> list[str]:
+    args = ["--user", address.user, database]
+    if address.password:
+        args.insert(0, f"--password={address.password}")
+    if address.unix_socket:
+        args.insert(0, f"--socket={address.unix_socket}")
+    else:
+        args[:0] = ["--host", address.host, "--port", str(address.port), "--protocol=TCP"]
+    return args
+
+
+class PeakRss:
+    """The peak resident memory of a process over a phase (Linux: VmHWM, reset by clear_refs)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def reset(self) -> None:
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def peak_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def timed(cmd: list[str], **kwargs) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, **kwargs)
+    return time.perf_counter() - started
+
+
+def count(db, table: str) -> int:
+    with db.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        return cur.fetchone()[0]
+
+
+def main() -> None:
+    for tool in ("mariadb", "curl"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is needed")
+    server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-csv does)")
+    address = DatabaseAddress.parse(server)
+    name = f"gwbench_{uuid.uuid4().hex[:8]}"
+    admin = connect(address)
+    admin.cursor().execute(f"CREATE DATABASE `{name}`")
+    workdir = Path(tempfile.mkdtemp(prefix="gwbench"))
+    proc = None
+    try:
+        data = workdir / "items.csv"
+        print(f"generating {ROWS} rows ...", flush=True)
+        generate(data)
+        size_mb = data.stat().st_size / 1e6
+        db = connect(address, name)
+        for table in ("items_load", "items"):
+            db.cursor().execute(TABLE.format(name=table))
+        client = ["mariadb", "--local-infile=1", *client_args(address, name)]
+
+        load = (f"LOAD DATA LOCAL INFILE '{data}' INTO TABLE items_load FIELDS TERMINATED BY ','"
+                f" OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\r\\n' IGNORE 1 LINES ({COLUMNS})")
+        t_load = timed([*client, "-e", load])
+        assert count(db, "items_load") == ROWS, "LOAD DATA did not load every row"
+
+        url = urlunsplit(urlsplit(server)._replace(path="/" + name))
+        env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+        port = free_port()
+        proc = start("app.main:app", port, env)
+        rss = PeakRss(proc.pid)
+        base = f"http://127.0.0.1:{port}"
+
+        rss.reset()
+        t_import = timed(["curl", "-s", "-o", str(workdir / "report.json"), "-F", f"file=@{data}", f"{base}/api/batch/import"])
+        rss_import = rss.peak_mb()
+        assert count(db, "items") == ROWS, (workdir / "report.json").read_text()[:500]
+
+        t_client = timed([*client, "--batch", "-e", f"SELECT {COLUMNS} FROM items"], stdout=subprocess.DEVNULL)
+        rss.reset()
+        out = workdir / "export.csv"
+        t_export = timed(["curl", "-sf", "-o", str(out), f"{base}/api/batch/items/export"])
+        rss_export = rss.peak_mb()
+        exported_rows = sum(1 for _ in csv.reader(out.open(newline=""))) - 1
+        assert exported_rows == ROWS, f"export has {exported_rows} rows"
+
+        driver = os.environ.get("GATEWAY_DB_DRIVER", "aiomysql")
+        print(f"{ROWS} rows, {size_mb:.0f} MB CSV, driver={driver}, 1 uvicorn worker, 2 cores shared with MariaDB and the clients")
+        print(f"(a) LOAD DATA LOCAL INFILE      {ROWS / t_load:>10,.0f} rows/s  {t_load:6.2f} s")
+        print(f"(b) gateway import             {ROWS / t_import:>10,.0f} rows/s  {t_import:6.2f} s  peak RSS {rss_import:.0f} MB")
+        print(f"(c) mariadb --batch SELECT     {ROWS / t_client:>10,.0f} rows/s  {t_client:6.2f} s")
+        print(f"(d) gateway export             {ROWS / t_export:>10,.0f} rows/s  {t_export:6.2f} s  peak RSS {rss_export:.0f} MB")
+        print(f"import b/a = {t_load / t_import:.2f}x   export d/c = {t_client / t_export:.2f}x")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+        admin.ping(reconnect=True)
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+if __name__ == "__main__":
+    main()
