@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_record_bytes=settings.csv_max_record_bytes,
         max_errors=settings.import_max_errors,
         export_batch_rows=settings.export_batch_rows,
+        load_data=settings.import_load_data,
     )
     error_handler.install(app)
     app.include_router(health.router)

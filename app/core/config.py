@@ -57,9 +57,12 @@ class Settings(BaseSettings):
     # CSV import / export
     max_upload_bytes: int = Field(10 * 1024**3, ge=1)
     csv_max_record_bytes: int = Field(16 * 1024**2, ge=1024)
-    import_batch_rows: int = Field(2000, ge=1)
+    import_batch_rows: int = Field(5000, ge=1)
     import_batch_bytes: int = Field(4 * 1024**2, ge=1024)
     import_writers: int = Field(2, ge=1)
+    # Plain and ignore imports go in by LOAD DATA LOCAL (from memory, never a file) when the server
+    # allows it; off, they use multi-row INSERTs like upserts and atomic imports.
+    import_load_data: bool = True
     import_max_errors: int = Field(100, ge=1)
     export_batch_rows: int = Field(2000, ge=1)
 

@@ -159,3 +159,30 @@ def csv_select(table: Table, query: ListQuery) -> Statement:
     cells = ", ".join(csv_cell(c, only_field=only) for c in query.fields)
     tail, tail_params = _order_and_page(query)
     return f"SELECT CONCAT_WS(',', {cells}) FROM {table.quoted}{where}{tail}", params + tail_params
+
+
+# --- CSV import through LOAD DATA ------------------------------------------------------------
+
+
+def load_data(table: Table, columns: Sequence[Column], *, ignore: bool = False) -> Statement:
+    """LOAD DATA LOCAL INFILE of the canonical CSV the import writes: text fields quoted (inner quotes
+    doubled), numbers bare, NULL as the bare word NULL, no escape character, LF line ends; binary
+    as base64 and BIT as a number, converted by SET. The first `%s` is the data's name (the
+    database layer fills it in); the line terminator is a parameter so no backslash is in the SQL."""
+    targets, assignments = [], []
+    for index, column in enumerate(columns):
+        if column.kind in ("binary", "bit"):
+            variable = f"@v{index}"
+            targets.append(variable)
+            expression = f"FROM_BASE64({variable})" if column.kind == "binary" else f"CAST({variable} AS UNSIGNED)"
+            assignments.append(f"{column.quoted} = {expression}")
+        else:
+            targets.append(column.quoted)
+    sql = (
+        f"LOAD DATA LOCAL INFILE %s {'IGNORE ' if ignore else ''}INTO TABLE {table.quoted} CHARACTER SET utf8mb4"
+        " FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY %s"
+        f" ({', '.join(targets)})"
+    )
+    if assignments:
+        sql += " SET " + ", ".join(assignments)
+    return sql, ("\n",)

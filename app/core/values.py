@@ -293,13 +293,17 @@ def rows_to_dicts(
 # --- text cells in bulk (CSV import) -----------------------------------------------------------
 
 
-def text_converter(column: Column, null: str = "\\N") -> Callable[[str], Any]:
+def text_converter(
+    column: Column, null: str = "\\N", *, null_value: Any = None, binary_as_text: bool = False
+) -> Callable[[str], Any]:
     """A converter for one column's CSV cells, built once per import.
 
     `null` (and, outside text columns, the empty cell) means NULL. Otherwise the same rules as
     `to_db(column, cell, text=True)`, which it falls back to for anything that is not a plain common
     case (and so for every error message). Cheap cases keep or give text where the database reads it
     exactly (a valid DECIMAL stays a string: no float ever touches it).
+
+    For LOAD DATA the import asks for NULL as `null_value` and binary as its (checked) base64 text.
     """
     full = lambda value: to_db(column, value, text=True)  # noqa: E731
     nullable = column.nullable or column.auto_increment
@@ -309,7 +313,7 @@ def text_converter(column: Column, null: str = "\\N") -> Callable[[str], Any]:
     def with_nulls(fast: Callable[[str], Any]) -> Callable[[str], Any]:
         def convert(value: str) -> Any:
             if value == null or (not value and not text_like):
-                return None if nullable else full(None)
+                return null_value if nullable else full(None)
             return fast(value)
 
         return convert
@@ -379,6 +383,13 @@ def text_converter(column: Column, null: str = "\\N") -> Callable[[str], Any]:
             return value if math.isfinite(parsed) and value.isascii() and value.strip() == value and "_" not in value else full(value)
 
         return with_nulls(number)
+    if kind == "binary" and binary_as_text:
+
+        def checked_text(value: str) -> Any:
+            full(value)  # raises unless it is base64 that fits
+            return value
+
+        return with_nulls(checked_text)
     if kind == "bool":
         flags = {"0": 0, "1": 1}
         return with_nulls(lambda value: flags[value] if value in flags else full(value))

@@ -19,6 +19,7 @@ empty value. Export writes NULL as `\\N` and the empty string as an empty cell, 
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import time
@@ -46,6 +47,29 @@ from app.services.crud_service import CrudService
 
 Mode = Literal["insert", "ignore", "upsert"]
 DUPLICATE_KEY = 1062
+# The server refuses LOAD DATA LOCAL: not allowed / disabled / the client side refused.
+LOAD_DATA_REFUSED = frozenset({1148, 3948, 2068, 4166})
+
+
+class BareNull(int):
+    """NULL in the canonical CSV for LOAD DATA: csv.writer leaves numbers unquoted (QUOTE_NONNUMERIC)
+    and writes str(), so this comes out as the bare word NULL, which LOAD DATA reads as NULL (a
+    quoted "NULL" stays a string)."""
+
+    def __str__(self) -> str:
+        return "NULL"
+
+    __repr__ = __str__
+
+
+BARE_NULL = BareNull(0)
+
+
+class UseInserts(GatewayError):
+    """Internal: the LOAD DATA of a batch had something to say (a warning) or was refused; the batch
+    is rolled back and written with INSERTs, which name each bad row exactly. Never reaches a client."""
+
+    status, code = 409, "conflict"
 
 
 @dataclass(frozen=True)
@@ -56,9 +80,10 @@ class ImportPlan:
     positions: tuple[int, ...]  # their field positions in a record
     width: int  # fields per record
     converters: tuple[Callable[[str], Any], ...] = ()
+    load_data: bool = False  # values are ready for LOAD DATA (NULL as BARE_NULL, binary as base64)
 
 
-def plan_import(table: Table, header: list[str], null: str = "\\N") -> ImportPlan:
+def plan_import(table: Table, header: list[str], null: str = "\\N", *, load_data: bool = False) -> ImportPlan:
     """Check a header against the table (pure). Generated columns are skipped: the server computes them."""
     names = [name.strip() for name in header]
     unknown = [n for n in names if table.column(n) is None]
@@ -81,7 +106,11 @@ def plan_import(table: Table, header: list[str], null: str = "\\N") -> ImportPla
         columns,
         tuple(i for i, _ in chosen),
         len(names),
-        tuple(text_converter(c, null) for c in columns),
+        tuple(
+            text_converter(c, null, null_value=BARE_NULL, binary_as_text=True) if load_data else text_converter(c, null)
+            for c in columns
+        ),
+        load_data,
     )
 
 
@@ -197,11 +226,13 @@ class CsvService:
         max_record_bytes: int,
         max_errors: int,
         export_batch_rows: int,
+        load_data: bool = True,
     ):
         self.db, self.crud, self.catalog = db, crud, crud.catalog
         self.batch_rows, self.batch_bytes, self.writers = batch_rows, batch_bytes, writers
         self.max_record_bytes, self.max_errors = max_record_bytes, max_errors
         self.export_batch_rows = export_batch_rows
+        self.load_data = load_data  # turned off for good if the server refuses LOAD DATA LOCAL
 
     # --- import -------------------------------------------------------------------------------
 
@@ -217,13 +248,15 @@ class CsvService:
         header = first[0]
         if isinstance(header, RecordError):
             raise InvalidCsv(f"the header row is not valid CSV: {header.reason}", {"line": header.line})
+        # LOAD DATA for plain and ignore imports; upserts and atomic imports use INSERTs.
+        loads = self.load_data and mode in ("insert", "ignore") and not atomic
         try:
-            plan = plan_import(table, header[1], null)
+            plan = plan_import(table, header[1], null, load_data=loads)
         except InvalidHeader:
             if not await self.catalog.refresh_on_miss():  # a column added since the catalog loaded?
                 raise
             table = await self.catalog.table(name)
-            plan = plan_import(table, header[1], null)
+            plan = plan_import(table, header[1], null, load_data=loads)
         batches = self._batches(_chain(first[1:], records), plan, report)
         try:
             if atomic:
@@ -293,7 +326,7 @@ class CsvService:
                     report.rows_not_applied += len(rows)
                     continue
                 try:
-                    await self._write(table, plan.columns, rows, mode, report)
+                    await self._write(table, plan, rows, mode, report)
                 except Exception as exc:
                     fatal.append(exc)
 
@@ -312,30 +345,54 @@ class CsvService:
         if fatal:
             raise fatal[0]
 
-    async def _write(
+    async def _write(self, table: Table, plan: ImportPlan, rows: list[Row], mode: Mode, report: ImportReport) -> None:
+        """Write one batch: by LOAD DATA when the plan allows, else (or when LOAD DATA has anything to
+        say about it) by INSERTs, which find bad rows exactly."""
+        if plan.load_data and self.load_data:
+            try:
+                counts = await self._transact(rows, report, lambda s: _load(s, table, plan.columns, rows, mode))
+            except UseInserts as exc:
+                if (exc.details or {}).get("refused"):
+                    self.load_data = False
+            else:
+                self._applied(rows, counts, report)
+                return
+            rows = _for_insert(plan, rows)
+        await self._insert_or_split(table, plan.columns, rows, mode, report)
+
+    async def _insert_or_split(
         self, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode, report: ImportReport
     ) -> None:
-        """Write one batch in its own transaction; split it when the database refuses it."""
-
-        async def work(session: Session) -> tuple[int, int, int]:
-            return await _insert(session, table, columns, rows, mode)
-
+        """INSERT one batch in its own transaction; split it when the database refuses it."""
         try:
-            inserted, updated, skipped = await self.db.transaction(work, bulk=True)
+            counts = await self._transact(rows, report, lambda s: _insert(s, table, columns, rows, mode))
         except GatewayError as exc:
-            if exc.status >= 500:  # unavailable, timed out, outcome unknown: not the rows' fault
-                target = report.outcome_unknown if exc.code == "commit_outcome_unknown" else report.not_committed
-                target.append(_span(rows))
+            await self._split(rows, exc, report, lambda half: self._insert_or_split(table, columns, half, mode, report))
+            return
+        self._applied(rows, counts, report)
+
+    async def _transact(
+        self, rows: list[Row], report: ImportReport, work: Callable[[Session], Awaitable[tuple[int, int, int]]]
+    ) -> tuple[int, int, int]:
+        """One transaction through the wrapper (bulk schedule). A 5xx outcome (unavailable, timed
+        out, COMMIT unanswered) is not the rows' fault: it is recorded and ends the import."""
+        try:
+            return await self.db.transaction(work, bulk=True)
+        except GatewayError as exc:
+            if exc.status >= 500:
                 if exc.code == "commit_outcome_unknown":
+                    report.outcome_unknown.append(_span(rows))
                     report.rows_outcome_unknown += len(rows)
                 else:
+                    report.not_committed.append(_span(rows))
                     report.rows_not_applied += len(rows)
-                raise
-            await self._split(rows, exc, report, lambda half: self._write(table, columns, half, mode, report))
-            return
-        report.rows_inserted += inserted
-        report.rows_updated += updated
-        report.rows_skipped += skipped
+            raise
+
+    @staticmethod
+    def _applied(rows: list[Row], counts: tuple[int, int, int], report: ImportReport) -> None:
+        report.rows_inserted += counts[0]
+        report.rows_updated += counts[1]
+        report.rows_skipped += counts[2]
         report.committed.append(_span(rows))
 
     @staticmethod
@@ -419,6 +476,46 @@ async def _chain(head: list[Any], rest: AsyncIterator[list[Any]]) -> AsyncIterat
         yield head
     async for item in rest:
         yield item
+
+
+def _serialize(rows: list[Row]) -> bytes:
+    """The canonical CSV that `sql.load_data` reads."""
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows([values for _, values in rows])
+    return buffer.getvalue().encode()
+
+
+def _for_insert(plan: ImportPlan, rows: list[Row]) -> list[Row]:
+    """LOAD DATA-ready values back to INSERT parameters: NULL as None, binary as bytes."""
+    binary = [i for i, c in enumerate(plan.columns) if c.kind == "binary"]
+
+    def fix(values: Any) -> list[Any]:
+        out = [None if v is BARE_NULL else v for v in values]
+        for i in binary:
+            if out[i] is not None:
+                out[i] = base64.b64decode(out[i])
+        return out
+
+    return [(line, fix(values)) for line, values in rows]
+
+
+async def _load(
+    session: Session, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode
+) -> tuple[int, int, int]:
+    """One LOAD DATA LOCAL of a batch; returns (inserted, 0, skipped). With LOCAL the server turns
+    errors into warnings and goes on, so any warning but a duplicate key in ignore mode sends the
+    batch (rolled back) to the INSERT path."""
+    statement = sql.load_data(table, columns, ignore=mode == "ignore")
+    try:
+        result = await session.load_data(statement[0], statement[1], _serialize(rows))
+    except DatabaseError as exc:
+        if exc.code in LOAD_DATA_REFUSED:
+            raise UseInserts("LOAD DATA LOCAL refused", {"refused": True}) from exc
+        raise
+    if result.warnings:
+        if mode != "ignore" or any(code != DUPLICATE_KEY for code, _ in await session.warnings()):
+            raise UseInserts("the batch has rows the database warned about")
+    return result.affected, 0, len(rows) - result.affected
 
 
 async def _insert(
