@@ -195,3 +195,36 @@ async def test_round_trip_every_column_type(schema, settings):
         assert run_sql(schema, f"SELECT {columns} FROM types_copy ORDER BY id") == original
         # And the copy exports to the same bytes.
         assert (await client.get("/api/batch/types_copy/export")).content == exported
+
+
+async def test_the_server_cannot_pull_a_file_through_load_data(client, schema, tmp_path):
+    """LOAD DATA LOCAL names a file; the gateway serves only its own in-memory batches."""
+    from app.core.errors import GatewayError
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("stolen\n")
+    db = client.app.state.db
+
+    async def work(session):
+        await session.execute(
+            "LOAD DATA LOCAL INFILE %s INTO TABLE users FIELDS TERMINATED BY ',' (name)", (str(secret),)
+        )
+
+    with pytest.raises(GatewayError):
+        await db.transaction(work)
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(0,)]
+
+
+async def test_the_insert_path_gives_the_same_results(schema, settings):
+    """With LOAD DATA off (as upserts and atomic imports always are), the same rows go in and the
+    same bad rows are reported."""
+    rows = [["name", "email", "age"]] + [[f"u{i}", f"u{i}@x", str(i)] for i in range(20)]
+    rows[3][2] = "three"
+    rows[8][1] = "u1@x"
+    for load_data in (True, False):
+        run_sql(schema, "DELETE FROM users")
+        async with running(settings(import_load_data=load_data)) as client:
+            report = await imported(client, "users.csv", csv_bytes(rows))
+        assert (report["rows_inserted"], report["rows_failed"]) == (18, 2), load_data
+        assert [e["line"] for e in report["errors"]] == [4, 9], load_data
+        assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(18,)]
