@@ -12,19 +12,24 @@ A throwaway database is created for the run and dropped afterwards.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import pymysql
+# Run as `python bench/crud.py`, this folder comes first on sys.path, and bench/csv.py would shadow
+# the standard csv module for every library that imports it: take the folder off first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
+import pymysql  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
