@@ -13,11 +13,23 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
 
 from app.core.errors import InvalidCsv, UnsupportedMediaType
 
 Record = tuple[int, list[str]]  # (first line, fields)
+
+
+class Block:
+    """The records completed by one chunk, with their text as it was uploaded.
+
+    `clean`: every line of `text` belongs to a well-formed record (no parse errors, no blank lines),
+    so the text says exactly what `records` say.
+    """
+
+    __slots__ = ("text", "records", "clean")
+
+    def __init__(self, text: str, records: list["Record | RecordError"], clean: bool):
+        self.text, self.records, self.clean = text, records, clean
 
 
 class RecordError(Exception):
@@ -37,7 +49,7 @@ class RecordReader:
         self._max = max_record_bytes
         csv.field_size_limit(max(max_record_bytes, 131072))
 
-    def feed(self, data: bytes) -> Iterator[Record | RecordError]:
+    def feed(self, data: bytes) -> Block:
         """The records completed by this chunk."""
         text = self._decode(data, final=False)
         buffer = self._pending + text
@@ -51,7 +63,7 @@ class RecordReader:
             )
         return self._parse(buffer[:cut])
 
-    def finish(self) -> Iterator[Record | RecordError]:
+    def finish(self) -> Block:
         """The last records, at the end of the stream."""
         text = self._pending + self._decode(b"", final=True)
         self._pending = ""
@@ -71,23 +83,28 @@ class RecordReader:
             text = text.removeprefix("\ufeff")
         return text
 
-    def _parse(self, text: str) -> Iterator[Record | RecordError]:
-        if not text:
-            return
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        base = self._next_line
-        while True:
-            start = base + reader.line_num
-            try:
-                fields = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                yield RecordError(start, f"malformed CSV: {exc}")
-                continue
-            if fields:  # blank lines are not records
-                yield start, fields
-        self._next_line = base + reader.line_num
+    def _parse(self, text: str) -> Block:
+        records: list[Record | RecordError] = []
+        clean = True
+        if text:
+            reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+            base = self._next_line
+            while True:
+                start = base + reader.line_num
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    records.append(RecordError(start, f"malformed CSV: {exc}"))
+                    clean = False
+                    continue
+                if fields:
+                    records.append((start, fields))
+                else:
+                    clean = False  # blank lines are not records
+            self._next_line = base + reader.line_num
+        return Block(text, records, clean)
 
 
 def _last_record_end(text: str) -> int:

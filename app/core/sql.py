@@ -186,3 +186,29 @@ def load_data(table: Table, columns: Sequence[Column], *, ignore: bool = False) 
     if assignments:
         sql += " SET " + ", ".join(assignments)
     return sql, ("\n",)
+
+
+def load_data_text(
+    table: Table, header: Sequence[Column | None], *, null: str, crlf: bool, ignore: bool = False
+) -> Statement:
+    """LOAD DATA LOCAL of uploaded CSV text as it is (RFC 4180: fields quoted or not, quotes doubled,
+    no escape character). Each field goes through a variable: `null` is NULL everywhere, an empty
+    field is NULL outside text columns; header columns given as None (generated) are read and
+    dropped. The first `%s` is the data's name (the database layer fills it in)."""
+    targets, assignments, params = [], [], ["\r\n" if crlf else "\n"]
+    for index, column in enumerate(header):
+        variable = f"@v{index}"
+        targets.append(variable)
+        if column is None:
+            continue
+        empty_is_null = "" if column.kind in ("string", "set", "binary") else f" OR {variable} = ''"
+        assignments.append(f"{column.quoted} = IF({variable} = %s{empty_is_null}, NULL, {variable})")
+        params.append(null)
+    sql = (
+        f"LOAD DATA LOCAL INFILE %s {'IGNORE ' if ignore else ''}INTO TABLE {table.quoted} CHARACTER SET utf8mb4"
+        " FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY %s"
+        f" ({', '.join(targets)})"
+    )
+    if assignments:
+        sql += " SET " + ", ".join(assignments)
+    return sql, tuple(params)

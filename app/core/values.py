@@ -13,7 +13,7 @@ import binascii
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -394,3 +394,47 @@ def text_converter(
         flags = {"0": 0, "1": 1}
         return with_nulls(lambda value: flags[value] if value in flags else full(value))
     return with_nulls(full)
+
+
+# Cell forms that the server reads exactly as these rules do (anything else takes the converters).
+_CANONICAL = {
+    "int": r"-?\d{1,20}",
+    "float": r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?",
+    "date": r"\d{4}-\d\d-\d\d",
+    "datetime": r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d{1,6})?",
+    "timestamp": r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d{1,6})?",
+    "time": r"-?\d{1,3}:\d\d:\d\d(?:\.\d{1,6})?",
+    "bool": r"[01]",
+}
+
+
+def canonical_check(column: Column, null: str = "\\N") -> Callable[[Sequence[str]], bool] | None:
+    """For LOAD DATA of uploaded text as it is: a check that a batch's cells of this column are all
+    in a form the server reads exactly as `text_converter` would (or NULL / empty). What the server
+    would still refuse (out of range, too long, no such date) it reports as a warning, which sends
+    the batch to the converters. None: this column's kind always takes the converters."""
+    kind = column.kind
+    if column.generated:
+        return lambda cells: True  # not loaded: the server computes it
+    empty = re.escape(null) + "|"
+    if kind == "decimal":
+        whole = max((column.precision or 65) - (column.scale or 0), 1)
+        fraction = rf"(?:\.\d{{1,{column.scale}}})?" if column.scale else ""
+        cell = rf"-?\d{{1,{whole}}}{fraction}"
+    elif kind in _CANONICAL:
+        cell = _CANONICAL[kind]
+    elif kind == "string":
+        limit = column.max_length
+        by_chars = column.data_type in ("char", "varchar")
+        if limit is None:
+            return lambda cells: True
+        if by_chars:
+            return lambda cells: max(map(len, cells), default=0) <= limit
+        return lambda cells: max(map(len, cells), default=0) * 4 <= limit or all(len(c.encode()) <= limit for c in cells)
+    elif kind == "enum":
+        allowed = set(column.members) | {null, ""}
+        return lambda cells: allowed.issuperset(cells)
+    else:
+        return None
+    pattern = re.compile(rf"(?:{cell}|{empty})(?:\n(?:{cell}|{empty}))*")
+    return lambda cells: pattern.fullmatch("\n".join(cells)) is not None

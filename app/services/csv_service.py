@@ -23,14 +23,14 @@ import base64
 import csv
 import io
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.core import sql
 from app.core.catalog import Column, Table
-from app.core.csvrecords import RecordError, RecordReader
+from app.core.csvrecords import Block, RecordError, RecordReader
 from app.core.database import Database, Session
 from app.core.errors import (
     DatabaseError,
@@ -42,7 +42,7 @@ from app.core.errors import (
 )
 from app.core.filters import parse_query_params
 from app.core.resiliency import classify
-from app.core.values import text_converter
+from app.core.values import canonical_check, text_converter
 from app.services.crud_service import CrudService
 
 Mode = Literal["insert", "ignore", "upsert"]
@@ -81,6 +81,10 @@ class ImportPlan:
     width: int  # fields per record
     converters: tuple[Callable[[str], Any], ...] = ()
     load_data: bool = False  # values are ready for LOAD DATA (NULL as BARE_NULL, binary as base64)
+    null: str = "\\N"
+    header_columns: tuple[Column | None, ...] = ()  # per field: its column, None if generated
+    # Per field, a check that a batch's cells can go to LOAD DATA as uploaded (None: never).
+    checks: tuple[Callable[[Sequence[str]], bool], ...] | None = None
 
 
 def plan_import(table: Table, header: list[str], null: str = "\\N", *, load_data: bool = False) -> ImportPlan:
@@ -102,6 +106,7 @@ def plan_import(table: Table, header: list[str], null: str = "\\N", *, load_data
         )
     chosen = [(i, table.by_name[n]) for i, n in enumerate(names) if not table.by_name[n].generated]
     columns = tuple(c for _, c in chosen)
+    checks = [canonical_check(table.by_name[n], null) for n in names]
     return ImportPlan(
         columns,
         tuple(i for i, _ in chosen),
@@ -111,6 +116,9 @@ def plan_import(table: Table, header: list[str], null: str = "\\N", *, load_data
             for c in columns
         ),
         load_data,
+        null,
+        tuple(None if table.by_name[n].generated else table.by_name[n] for n in names),
+        None if any(check is None for check in checks) else tuple(checks),  # type: ignore[arg-type]
     )
 
 
@@ -137,6 +145,13 @@ def convert_batch(plan: ImportPlan, records: list[tuple[int, list[str]]]) -> lis
 
 
 Row = tuple[int, Any]  # (line, values)
+Record = tuple[int, list[str]]  # (line, fields)
+
+
+@dataclass
+class Batch:
+    records: list[Record]  # parsed, converted by the writer that takes the batch
+    text: str | None  # the records' text as uploaded, when it says exactly what they say
 
 
 @dataclass
@@ -233,6 +248,7 @@ class CsvService:
         self.max_record_bytes, self.max_errors = max_record_bytes, max_errors
         self.export_batch_rows = export_batch_rows
         self.load_data = load_data  # turned off for good if the server refuses LOAD DATA LOCAL
+        self.batches_by_path = {"text": 0, "rows": 0, "inserts": 0}  # how batches were written
 
     # --- import -------------------------------------------------------------------------------
 
@@ -241,11 +257,11 @@ class CsvService:
     ) -> dict:
         table = await self.catalog.table(name)  # 404 before a byte of the file is read
         report = ImportReport(table.name, mode, atomic, self.max_errors)
-        records = self._records(chunks)
-        first = await anext(records, None)
+        blocks = self._blocks(chunks)
+        first = await anext(blocks, None)
         if first is None:
             raise InvalidCsv("the file is empty: a header row is required")
-        header = first[0]
+        header = first.records[0]
         if isinstance(header, RecordError):
             raise InvalidCsv(f"the header row is not valid CSV: {header.reason}", {"line": header.line})
         # LOAD DATA for plain and ignore imports; upserts and atomic imports use INSERTs.
@@ -257,7 +273,8 @@ class CsvService:
                 raise
             table = await self.catalog.table(name)
             plan = plan_import(table, header[1], null, load_data=loads)
-        batches = self._batches(_chain(first[1:], records), plan, report)
+        # The first block holds the header: its text cannot go to the server as it is.
+        batches = self._batches(_chain(Block("", first.records[1:], False), blocks), report)
         try:
             if atomic:
                 await self._import_atomic(table, plan, batches, mode, report)
@@ -269,38 +286,43 @@ class CsvService:
             raise
         return report.as_dict()
 
-    async def _records(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Any]]:
-        """The records of the stream, a chunk's worth at a time (never empty lists): an async
-        generator step costs microseconds, too much to pay per record."""
+    async def _blocks(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Block]:
+        """The stream's records a block at a time (an async generator step costs microseconds: too
+        much to pay per record). Chunks are cut to 64 KiB so a block never outgrows a batch."""
         reader = RecordReader(self.max_record_bytes)
         async for chunk in chunks:
-            if records := list(reader.feed(chunk)):
-                yield records
-        if records := list(reader.finish()):
-            yield records
+            for start in range(0, len(chunk), 65536):
+                block = reader.feed(chunk[start : start + 65536])
+                if block.records:
+                    yield block
+        block = reader.finish()
+        if block.records:
+            yield block
 
-    async def _batches(
-        self, records: AsyncIterator[Any], plan: ImportPlan, report: ImportReport
-    ) -> AsyncIterator[list[Row]]:
-        pending: list[tuple[int, list[str]]] = []
-        size = 0
-        async for chunk_records in records:
-            for record in chunk_records:
+    async def _batches(self, blocks: AsyncIterator[Block], report: ImportReport) -> AsyncIterator[Batch]:
+        """Whole blocks, gathered into batches of about `batch_rows` rows or `batch_bytes`."""
+        records: list[Record] = []
+        texts: list[str] = []
+        clean = True
+        for_size = 0
+        async for block in blocks:
+            for record in block.records:
                 report.rows_read += 1
                 if isinstance(record, RecordError):
                     report.fail(record.line, record.reason)
-                    continue
-                pending.append(record)
-                size += sum(map(len, record[1]))
-                if len(pending) >= self.batch_rows or size >= self.batch_bytes:
-                    if rows := self._convert(plan, pending, report):
-                        yield rows
-                    pending, size = [], 0
-        if pending and (rows := self._convert(plan, pending, report)):
-            yield rows
+                else:
+                    records.append(record)
+            texts.append(block.text)
+            clean = clean and block.clean
+            for_size += len(block.text)
+            if len(records) >= self.batch_rows or for_size >= self.batch_bytes:
+                yield Batch(records, "".join(texts) if clean else None)
+                records, texts, clean, for_size = [], [], True, 0
+        if records:
+            yield Batch(records, "".join(texts) if clean else None)
 
     @staticmethod
-    def _convert(plan: ImportPlan, records: list[tuple[int, list[str]]], report: ImportReport) -> list[Row]:
+    def _convert(plan: ImportPlan, records: list[Record], report: ImportReport) -> list[Row]:
         rows = convert_batch(plan, records)
         if rows is not None:
             return rows
@@ -313,31 +335,31 @@ class CsvService:
         return rows
 
     async def _import_pipelined(
-        self, table: Table, plan: ImportPlan, batches: AsyncIterator[list[Row]], mode: Mode, report: ImportReport
+        self, table: Table, plan: ImportPlan, batches: AsyncIterator[Batch], mode: Mode, report: ImportReport
     ) -> None:
         """Batches flow through a short queue to `writers` tasks, each writing one batch at a time."""
-        queue: asyncio.Queue[list[Row] | None] = asyncio.Queue(maxsize=self.writers)
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.writers)
         fatal: list[Exception] = []  # what stopped the writers (they keep draining the queue after)
 
         async def writer() -> None:
-            while (rows := await queue.get()) is not None:
+            while (batch := await queue.get()) is not None:
                 if fatal:  # the database went away: what is still queued is not written
-                    report.not_committed.append(_span(rows))
-                    report.rows_not_applied += len(rows)
+                    report.not_committed.append(_span(batch.records))
+                    report.rows_not_applied += len(batch.records)
                     continue
                 try:
-                    await self._write(table, plan, rows, mode, report)
+                    await self._write(table, plan, batch, mode, report)
                 except Exception as exc:
                     fatal.append(exc)
 
         tasks = [asyncio.create_task(writer()) for _ in range(self.writers)]
         try:
-            async for rows in batches:
+            async for batch in batches:
                 if fatal:
-                    report.not_committed.append(_span(rows))
-                    report.rows_not_applied += len(rows)
+                    report.not_committed.append(_span(batch.records))
+                    report.rows_not_applied += len(batch.records)
                     break
-                await queue.put(rows)
+                await queue.put(batch)
         finally:
             for _ in tasks:
                 await queue.put(None)
@@ -345,20 +367,45 @@ class CsvService:
         if fatal:
             raise fatal[0]
 
-    async def _write(self, table: Table, plan: ImportPlan, rows: list[Row], mode: Mode, report: ImportReport) -> None:
-        """Write one batch: by LOAD DATA when the plan allows, else (or when LOAD DATA has anything to
-        say about it) by INSERTs, which find bad rows exactly."""
+    async def _write(self, table: Table, plan: ImportPlan, batch: Batch, mode: Mode, report: ImportReport) -> None:
+        """Write one batch, the cheapest way that is exact: its uploaded text by LOAD DATA when every
+        cell is in canonical form; else its converted rows by LOAD DATA; else (or when LOAD DATA has
+        anything to say about the batch) by INSERTs, which find bad rows one by one."""
         if plan.load_data and self.load_data:
-            try:
-                counts = await self._transact(rows, report, lambda s: _load(s, table, plan.columns, rows, mode))
-            except UseInserts as exc:
-                if (exc.details or {}).get("refused"):
-                    self.load_data = False
-            else:
-                self._applied(rows, counts, report)
+            text = _canonical_text(plan, batch)
+            if text is not None:
+                statement = sql.load_data_text(table, plan.header_columns, null=plan.null, crlf="\r\n" in text, ignore=mode == "ignore")
+                if await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode)):
+                    self.batches_by_path["text"] += 1
+                    return
+        rows = self._convert(plan, batch.records, report)
+        if not rows:
+            return
+        if plan.load_data and self.load_data:
+            statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
+            if await self._try_load(rows, report, lambda s: _load(s, statement, _serialize(rows), len(rows), mode)):
+                self.batches_by_path["rows"] += 1
                 return
             rows = _for_insert(plan, rows)
+        self.batches_by_path["inserts"] += 1
         await self._insert_or_split(table, plan.columns, rows, mode, report)
+
+    async def _try_load(
+        self, rows: list[Any], report: ImportReport, work: Callable[[Session], Awaitable[tuple[int, int, int]]]
+    ) -> bool:
+        """A LOAD DATA of one batch; False when the batch must be written another way."""
+        try:
+            counts = await self._transact(rows, report, work)
+        except UseInserts as exc:
+            if (exc.details or {}).get("refused"):
+                self.load_data = False
+            return False
+        except GatewayError as exc:
+            if exc.status >= 500:
+                raise
+            return False  # refused as a whole (a CHECK constraint, say): the exact path names the rows
+        self._applied(rows, counts, report)
+        return True
 
     async def _insert_or_split(
         self, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode, report: ImportReport
@@ -407,7 +454,7 @@ class CsvService:
         await write(rows[middle:])
 
     async def _import_atomic(
-        self, table: Table, plan: ImportPlan, batches: AsyncIterator[list[Row]], mode: Mode, report: ImportReport
+        self, table: Table, plan: ImportPlan, batches: AsyncIterator[Batch], mode: Mode, report: ImportReport
     ) -> None:
         """All or nothing: one transaction on one connection. A statement that fails rolls back only
         itself (InnoDB statement atomicity), so bad rows are isolated the same way, then everything
@@ -428,8 +475,9 @@ class CsvService:
             applied["skipped"] += skipped
 
         async with self.db.long_transaction() as session:
-            async for rows in batches:
-                await write(session, rows)
+            async for batch in batches:
+                if rows := self._convert(plan, batch.records, report):
+                    await write(session, rows)
                 if report.rows_failed:
                     break  # the import is lost already: stop reading
             if report.rows_failed:
@@ -471,8 +519,8 @@ class CsvService:
         return table.name, body(), stack
 
 
-async def _chain(head: list[Any], rest: AsyncIterator[list[Any]]) -> AsyncIterator[list[Any]]:
-    if head:
+async def _chain(head: Block, rest: AsyncIterator[Block]) -> AsyncIterator[Block]:
+    if head.records:
         yield head
     async for item in rest:
         yield item
@@ -499,15 +547,30 @@ def _for_insert(plan: ImportPlan, rows: list[Row]) -> list[Row]:
     return [(line, fix(values)) for line, values in rows]
 
 
+def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
+    """The batch's uploaded text, if the server can read it as it is with exactly our meaning."""
+    text = batch.text
+    if text is None or plan.checks is None:
+        return None
+    if "\r" in text and not (text.count("\r") == text.count("\r\n") == text.count("\n")):
+        return None  # mixed line ends: one terminator would not fit all records
+    fields = [f for _, f in batch.records]
+    if any(len(f) != plan.width for f in fields):
+        return None
+    for check, cells in zip(plan.checks, zip(*fields)):
+        if not check(cells):
+            return None
+    return text
+
+
 async def _load(
-    session: Session, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode
+    session: Session, statement: tuple[str, tuple], data: bytes, count: int, mode: Mode
 ) -> tuple[int, int, int]:
     """One LOAD DATA LOCAL of a batch; returns (inserted, 0, skipped). With LOCAL the server turns
     errors into warnings and goes on, so any warning but a duplicate key in ignore mode sends the
     batch (rolled back) to the INSERT path."""
-    statement = sql.load_data(table, columns, ignore=mode == "ignore")
     try:
-        result = await session.load_data(statement[0], statement[1], _serialize(rows))
+        result = await session.load_data(statement[0], statement[1], data)
     except DatabaseError as exc:
         if exc.code in LOAD_DATA_REFUSED:
             raise UseInserts("LOAD DATA LOCAL refused", {"refused": True}) from exc
@@ -515,7 +578,9 @@ async def _load(
     if result.warnings:
         if mode != "ignore" or any(code != DUPLICATE_KEY for code, _ in await session.warnings()):
             raise UseInserts("the batch has rows the database warned about")
-    return result.affected, 0, len(rows) - result.affected
+    if result.affected > count:  # not one row per record: the text was not what we parsed
+        raise UseInserts("LOAD DATA read another number of rows")
+    return result.affected, 0, count - result.affected
 
 
 async def _insert(

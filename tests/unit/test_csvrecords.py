@@ -25,8 +25,8 @@ def read_all(data: bytes, chunk: int) -> list:
     reader = RecordReader(max_record_bytes=10_000)
     records = []
     for i in range(0, len(data), chunk):
-        records += list(reader.feed(data[i : i + chunk]))
-    return records + list(reader.finish())
+        records += reader.feed(data[i : i + chunk]).records
+    return records + reader.finish().records
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 100_000])
@@ -59,12 +59,21 @@ def test_not_utf8_and_binary_are_415():
 
 def test_unterminated_quote_is_bounded():
     reader = RecordReader(max_record_bytes=100)
-    list(reader.feed(b"a\n"))
+    reader.feed(b"a\n")
     with pytest.raises(InvalidCsv):
-        list(reader.feed(b'"' + b"x" * 200))
+        reader.feed(b'"' + b"x" * 200)
 
 
 def test_unterminated_quote_at_the_end_is_a_record_error():
     records = read_all(b'a\n"open', 100)
     assert records[0] == (1, ["a"])
     assert isinstance(records[1], RecordError) and records[1].line == 2
+
+
+def test_blocks_carry_their_text_and_cleanliness():
+    reader = RecordReader(max_record_bytes=1000)
+    block = reader.feed(b'a,b\r\n1,"x\ny"\r\n2,')
+    assert block.text == 'a,b\r\n1,"x\ny"\r\n' and block.clean
+    assert [line for line, _ in block.records] == [1, 2]
+    assert not reader.feed(b"z\n\n3,4\n").clean  # a blank line
+    assert not reader.feed(b'5,"a"b\n').clean  # malformed
