@@ -374,7 +374,10 @@ class CsvService:
         if plan.load_data and self.load_data:
             text = _canonical_text(plan, batch)
             if text is not None:
-                statement = sql.load_data_text(table, plan.header_columns, null=plan.null, crlf="\r\n" in text, ignore=mode == "ignore")
+                # The terminator is the batch's own; a record ending otherwise would merge with the next
+                # one, and the row count check in _load sends the batch the exact way.
+                crlf = text.endswith("\r\n")
+                statement = sql.load_data_text(table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore")
                 if await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode)):
                     self.batches_by_path["text"] += 1
                     return
@@ -552,8 +555,6 @@ def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
     text = batch.text
     if text is None or plan.checks is None:
         return None
-    if "\r" in text and not (text.count("\r") == text.count("\r\n") == text.count("\n")):
-        return None  # mixed line ends: one terminator would not fit all records
     fields = [f for _, f in batch.records]
     if any(len(f) != plan.width for f in fields):
         return None
@@ -575,12 +576,16 @@ async def _load(
         if exc.code in LOAD_DATA_REFUSED:
             raise UseInserts("LOAD DATA LOCAL refused", {"refused": True}) from exc
         raise
-    if result.warnings:
-        if mode != "ignore" or any(code != DUPLICATE_KEY for code, _ in await session.warnings()):
+    skipped = count - result.affected
+    if mode == "ignore":
+        # Every record accounted for: inserted, or skipped with a duplicate-key warning.
+        if result.warnings != skipped or (
+            skipped and any(code != DUPLICATE_KEY for code, _ in await session.warnings())
+        ):
             raise UseInserts("the batch has rows the database warned about")
-    if result.affected > count:  # not one row per record: the text was not what we parsed
-        raise UseInserts("LOAD DATA read another number of rows")
-    return result.affected, 0, count - result.affected
+    elif result.warnings or skipped:
+        raise UseInserts("the batch has rows the database warned about, or not one row per record")
+    return result.affected, 0, skipped
 
 
 async def _insert(

@@ -252,3 +252,16 @@ async def test_large_file_through_every_write_path(schema, settings):
     assert paths["text"] >= 2 and paths["rows"] >= 2, paths
     # Two writers commit batches in any order, so ids do not follow the file: compare by name.
     assert sorted(run_sql(schema, "SELECT name, email, age FROM users")) == sorted(expected)
+
+
+async def test_mixed_line_ends_never_merge_records(schema, settings):
+    """A CRLF file with some records ending in a bare LF: sent as text with one terminator, such a
+    record would merge with the next one (with one column, even the field count would not show it).
+    The server's warnings or the row count check catch it, and those batches go the exact way."""
+    run_sql(schema, "CREATE TABLE single (v VARCHAR(20))")
+    lines = ["v"] + [f"value {i}" for i in range(12000)]
+    text = "".join(line + ("\n" if i % 1000 == 999 else "\r\n") for i, line in enumerate(lines))
+    async with running(settings(catalog_miss_interval_s=0, import_batch_rows=2000)) as client:
+        report = await imported(client, "single.csv", text.encode())
+    assert report["rows_inserted"] == 12000 and report["rows_failed"] == 0
+    assert sorted(v for (v,) in run_sql(schema, "SELECT v FROM single")) == sorted(lines[1:])
