@@ -77,16 +77,14 @@ class Column:
     fsp: int | None = None  # fractional seconds digits of DATETIME/TIMESTAMP/TIME
     is_json: bool = False
 
-    @property
-    def quoted(self) -> str:
-        return quote(self.name)
-
     # Derived once (they are asked for per value on the hot paths).
     unsigned: bool = field(init=False, compare=False, repr=False)
     members: tuple[str, ...] = field(init=False, compare=False, repr=False)  # ENUM/SET values
     kind: str = field(init=False, compare=False, repr=False)  # the conversion family (values.py)
+    quoted: str = field(init=False, compare=False, repr=False)  # the name as an SQL identifier
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "quoted", quote(self.name))
         object.__setattr__(self, "unsigned", "unsigned" in self.column_type)
         object.__setattr__(self, "members", _members(self.data_type, self.column_type))
         object.__setattr__(self, "kind", _kind(self.data_type, self.column_type, self.is_json))
