@@ -16,12 +16,9 @@ COLUMNS = "`id`, `name`, `qty`, `price`, `created`"
 
 @app.on_event("startup")
 async def startup():
-    kwargs = dict(user=address.user, password=address.password, db=address.database, autocommit=True, maxsize=20)
-    if address.unix_socket:
-        kwargs["unix_socket"] = address.unix_socket
-    else:
-        kwargs["host"], kwargs["port"] = address.host, address.port
-    app.state.pool = await aiomysql.create_pool(**kwargs)
+    app.state.pool = await aiomysql.create_pool(
+        **address.connect_kwargs(), db=address.database, autocommit=True, maxsize=20
+    )
 
 
 async def query(sql, params=()):

@@ -51,12 +51,7 @@ wrk.body = '{"input": {"name": "bench", "qty": 3, "price": "9.99"}}'
 
 
 def connect(address: DatabaseAddress, database: str | None = None):
-    kwargs = {"user": address.user, "password": address.password, "autocommit": True, "database": database}
-    if address.unix_socket:
-        kwargs["unix_socket"] = address.unix_socket
-    else:
-        kwargs["host"], kwargs["port"] = address.host, address.port
-    return pymysql.connect(**kwargs)
+    return pymysql.connect(**address.connect_kwargs(), autocommit=True, database=database)
 
 
 def free_port() -> int:

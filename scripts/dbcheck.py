@@ -13,13 +13,8 @@ from app.core.config import DatabaseAddress  # noqa: E402
 
 def main() -> int:
     address = DatabaseAddress.parse(sys.argv[1])
-    kwargs = {"user": address.user, "password": address.password, "connect_timeout": 3}
-    if address.unix_socket:
-        kwargs["unix_socket"] = address.unix_socket
-    else:
-        kwargs["host"], kwargs["port"] = address.host, address.port
     try:
-        conn = pymysql.connect(**kwargs)
+        conn = pymysql.connect(**address.connect_kwargs(), connect_timeout=3)
     except pymysql.err.MySQLError as exc:
         print(f"dbcheck: cannot connect: {exc}", file=sys.stderr)
         return 1

@@ -60,12 +60,7 @@ def _server_url() -> str:
 
 
 def connect(address: DatabaseAddress, database: str | None = None) -> pymysql.Connection:
-    kwargs = {"user": address.user, "password": address.password, "autocommit": True, "database": database}
-    if address.unix_socket:
-        kwargs["unix_socket"] = address.unix_socket
-    else:
-        kwargs["host"], kwargs["port"] = address.host, address.port
-    return pymysql.connect(**kwargs)
+    return pymysql.connect(**address.connect_kwargs(), autocommit=True, database=database)
 
 
 def with_database(url: str, database: str) -> str:

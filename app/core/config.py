@@ -102,6 +102,15 @@ class DatabaseAddress:
         self.host, self.port, self.user, self.password = host, port, user, password
         self.database, self.unix_socket = database, unix_socket
 
+    def connect_kwargs(self) -> dict:
+        """user, password and where to connect, in the keywords PyMySQL, aiomysql and asyncmy share."""
+        kwargs: dict = {"user": self.user, "password": self.password}
+        if self.unix_socket:
+            kwargs["unix_socket"] = self.unix_socket
+        else:
+            kwargs["host"], kwargs["port"] = self.host, self.port
+        return kwargs
+
     @classmethod
     def parse(cls, url: str) -> "DatabaseAddress":
         parts = urlsplit(url)

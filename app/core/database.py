@@ -175,22 +175,14 @@ class Database:
     # --- lifecycle ------------------------------------------------------------------------
 
     def _connect_kwargs(self, autocommit: bool = True) -> dict[str, Any]:
-        a = self.address
-        kwargs: dict[str, Any] = {
-            "user": a.user,
-            "password": a.password,
-            self.driver.db_kw: a.database,
+        return self.address.connect_kwargs() | {
+            self.driver.db_kw: self.address.database,
             "autocommit": autocommit,
             "charset": "utf8mb4",
             "client_flag": CLIENT_FOUND_ROWS,
             "init_command": INIT_COMMAND,
             "connect_timeout": self.driver.connect_timeout,
         }
-        if a.unix_socket:
-            kwargs["unix_socket"] = a.unix_socket
-        else:
-            kwargs["host"], kwargs["port"] = a.host, a.port
-        return kwargs
 
     async def open(self) -> None:
         """Create the pools. Connections are made lazily, so the gateway starts with the database away."""

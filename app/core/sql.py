@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from app.core.catalog import Column, Table
 from app.core.filters import Condition, Group, ListQuery, Node
+from app.core.values import TEXT_KINDS
 
 Statement = tuple[str, tuple[Any, ...]]
 
@@ -184,14 +185,7 @@ def load_data(table: Table, columns: Sequence[Column], *, ignore: bool = False) 
             assignments.append(f"{column.quoted} = {expression}")
         else:
             targets.append(column.quoted)
-    sql = (
-        f"LOAD DATA LOCAL INFILE %s {'IGNORE ' if ignore else ''}INTO TABLE {table.quoted} CHARACTER SET utf8mb4"
-        " FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY %s"
-        f" ({', '.join(targets)})"
-    )
-    if assignments:
-        sql += " SET " + ", ".join(assignments)
-    return sql, ("\n",)
+    return _load_data(table, targets, assignments, ignore), ("\n",)
 
 
 def load_data_text(
@@ -207,14 +201,18 @@ def load_data_text(
         targets.append(variable)
         if column is None:
             continue
-        empty_is_null = "" if column.kind in ("string", "set", "binary") else f" OR {variable} = ''"
+        empty_is_null = "" if column.kind in TEXT_KINDS else f" OR {variable} = ''"
         assignments.append(f"{column.quoted} = IF({variable} = %s{empty_is_null}, NULL, {variable})")
         params.append(null)
+    return _load_data(table, targets, assignments, ignore), tuple(params)
+
+
+def _load_data(table: Table, targets: list[str], assignments: list[str], ignore: bool) -> str:
+    """The statement both LOAD DATA forms share: RFC 4180 fields, no escape character; the data's
+    name and the line terminator are the first two parameters."""
     sql = (
         f"LOAD DATA LOCAL INFILE %s {'IGNORE ' if ignore else ''}INTO TABLE {table.quoted} CHARACTER SET utf8mb4"
         " FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY %s"
         f" ({', '.join(targets)})"
     )
-    if assignments:
-        sql += " SET " + ", ".join(assignments)
-    return sql, tuple(params)
+    return sql + (" SET " + ", ".join(assignments) if assignments else "")

@@ -2,6 +2,9 @@ import gc
 
 import pytest
 
+from app.core.config import DatabaseAddress
+from tests.faultproxy import FaultProxy
+
 
 @pytest.fixture(autouse=True)
 async def collect_while_the_loop_runs():
@@ -10,3 +13,12 @@ async def collect_while_the_loop_runs():
     test, while this test's loop still runs, rather than at exit ("Event loop is closed")."""
     yield
     gc.collect()
+
+
+@pytest.fixture
+async def proxy(test_db):
+    """A fault proxy in front of the test database (see tests/faultproxy.py)."""
+    proxy = FaultProxy(DatabaseAddress.parse(test_db))
+    await proxy.up()
+    yield proxy
+    await proxy.down()

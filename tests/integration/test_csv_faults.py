@@ -3,21 +3,11 @@
 import httpx
 import pytest
 
-from app.core.config import DatabaseAddress
 from tests.conftest import eventually, proxied_url, run_sql, running, serving
-from tests.faultproxy import FaultProxy
 from tests.integration.test_crud import assert_error
 
 FAST = {"attempt_timeouts_ms": (100, 100, 100, 100), "retry_waits_ms": (10, 10, 10)}
 BOUNDARY = "gatewaytestboundary"
-
-
-@pytest.fixture
-async def proxy(test_db):
-    proxy = FaultProxy(DatabaseAddress.parse(test_db))
-    await proxy.up()
-    yield proxy
-    await proxy.down()
 
 
 def multipart(filename: str, parts: list[bytes], between=None):

@@ -7,17 +7,8 @@ import pytest
 
 from app.core.config import DatabaseAddress
 from tests.conftest import connect, proxied_url, run_sql, running
-from tests.faultproxy import FaultProxy
 
 FAST = {"attempt_timeouts_ms": (100, 100, 100, 100), "retry_waits_ms": (10, 10, 10), "kill_timeout_ms": 1000}
-
-
-@pytest.fixture
-async def proxy(test_db):
-    proxy = FaultProxy(DatabaseAddress.parse(test_db))
-    await proxy.up()
-    yield proxy
-    await proxy.down()
 
 
 def through(settings, proxy, test_db, **overrides):
