@@ -5,9 +5,12 @@ Import, in order:
    missing required columns are one 400 listing them); generated columns in it are skipped;
 2. each record is converted by column type (the same rules as the JSON routes, see values.py);
    a record that does not convert is reported with its line number, column and reason;
-3. good rows go in as multi-row INSERTs, one transaction per batch, through the retry wrapper, on
-   two connections at once (one batch is parsed while the previous is written);
-4. a batch the database refuses is split in halves until its bad rows are isolated; the good rows go in;
+3. good rows go in by batches, one transaction each, through the retry wrapper, on two connections at
+   once (one batch is parsed while the previous is written): by LOAD DATA LOCAL from memory (the
+   uploaded text itself when every cell is in canonical form, else the converted rows), or by
+   multi-row INSERTs (upserts, atomic imports, and any batch LOAD DATA has something to say about);
+4. a batch INSERT the database refuses is split in halves until its bad rows are isolated; the good
+   rows go in;
 5. the report accounts for every row read:
    rows_read = rows_inserted + rows_updated + rows_skipped + rows_failed + rows_not_applied + rows_outcome_unknown.
 
@@ -174,9 +177,8 @@ class ImportReport:
     outcome_unknown: list[list[int]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
-    def fail(self, line: int, reason: str, column: str | None = None, count_row: bool = True) -> None:
-        if count_row:
-            self.rows_failed += 1
+    def fail(self, line: int, reason: str, column: str | None = None) -> None:
+        self.rows_failed += 1
         self.errors_total += 1
         if len(self.errors) < self.max_errors:
             self.errors.append({"line": line, "column": column, "reason": reason})
@@ -417,6 +419,8 @@ class CsvService:
         try:
             counts = await self._transact(rows, report, lambda s: _insert(s, table, columns, rows, mode))
         except GatewayError as exc:
+            if exc.status >= 500:  # unavailable, timed out, COMMIT unanswered: not the rows' fault
+                raise
             await self._split(rows, exc, report, lambda half: self._insert_or_split(table, columns, half, mode, report))
             return
         self._applied(rows, counts, report)

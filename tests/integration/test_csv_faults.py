@@ -30,8 +30,11 @@ def running_processes(schema, prefix: str) -> int:
     return rows[0][0]
 
 
-async def test_database_lost_mid_import_reports_committed_lines(schema, settings, proxy, test_db):
-    config = settings(database_url=proxied_url(test_db, proxy.port), import_batch_rows=10, **FAST)
+@pytest.mark.parametrize("load_data", [True, False])
+async def test_database_lost_mid_import_reports_committed_lines(schema, settings, proxy, test_db, load_data):
+    config = settings(
+        database_url=proxied_url(test_db, proxy.port), import_batch_rows=10, import_load_data=load_data, **FAST
+    )
     first = b"name\r\n" + b"".join(f"a{i}\r\n".encode() for i in range(2, 32))  # lines 2-31
     second = b"".join(f"b{i}\r\n".encode() for i in range(32, 62))  # lines 32-61
 
