@@ -15,6 +15,7 @@ from app.middleware import RequestMiddleware
 from app.routes import batch, crud, health, tables
 from app.services.crud_service import CrudService
 from app.services.csv_service import CsvService
+from app.services.idempotency import IdempotencyStore
 from app.utils import error_handler
 
 log = logging.getLogger("gateway")
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await db.open()
         try:
             await catalog.refresh()
+            await app.state.idempotency.ensure_table()
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.warning("database not reachable at start (%s); serving, not ready", exc.code)
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         export_batch_rows=settings.export_batch_rows,
         load_data=settings.import_load_data,
     )
+    app.state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
     error_handler.install(app)
     app.include_router(health.router)
     # Before crud: /api/tables/{t} and /api/batch/... must win over /api/{t}/{key}.

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     import_max_errors: int = Field(100, ge=1)
     export_batch_rows: int = Field(2000, ge=1)
 
+    # How long an Idempotency-Key is remembered.
+    idempotency_ttl_s: int = Field(86400, ge=1)
+
     tables_allow: CsvStrs = ()
     tables_deny: CsvStrs = ()
     catalog_ttl_s: float = Field(60.0, gt=0)

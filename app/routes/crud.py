@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
 
 from app.routes.deps import crud
+from app.routes.idempotent import IdempotencyKey, write_once
 from app.schemas.envelope import success
 from app.schemas.requests import CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
 from app.services.crud_service import CrudService
@@ -29,23 +31,25 @@ async def query_rows(table: str, body: QueryBody, service: Service):
 
 
 @router.post("/{table}", status_code=201, summary="Create one row or many")
-async def create_rows(table: str, body: CreateBody, service: Service):
-    rows = await service.create(table, body.input)
-    if isinstance(body.input, list):
-        return success(rows, f"{len(rows)} row(s) created", status=201)
-    return success(rows[0] if rows else None, "row created", status=201)
+async def create_rows(table: str, body: CreateBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+    def respond(rows: list[dict]) -> Response:
+        if isinstance(body.input, list):
+            return success(rows, f"{len(rows)} row(s) created", status=201)
+        return success(rows[0] if rows else None, "row created", status=201)
+
+    return await write_once(request, idempotency_key, lambda after: service.create(table, body.input, after), respond)
 
 
 @router.put("/{table}", summary="Update the rows matching a filter")
-async def update_rows(table: str, body: UpdateBody, service: Service):
-    affected = await service.update(table, body.input, body.where)
-    return success({"affected": affected}, f"{affected} row(s) updated")
+async def update_rows(table: str, body: UpdateBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+    call = lambda after: service.update(table, body.input, body.where, after)  # noqa: E731
+    return await write_once(request, idempotency_key, call, lambda n: success({"affected": n}, f"{n} row(s) updated"))
 
 
 @router.delete("/{table}", summary="Delete the rows matching a filter")
-async def delete_rows(table: str, body: DeleteBody, service: Service):
-    affected = await service.delete(table, body.input)
-    return success({"affected": affected}, f"{affected} row(s) deleted")
+async def delete_rows(table: str, body: DeleteBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+    call = lambda after: service.delete(table, body.input, after)  # noqa: E731
+    return await write_once(request, idempotency_key, call, lambda n: success({"affected": n}, f"{n} row(s) deleted"))
 
 
 @router.get("/{table}/{key}", summary="Get one row by primary key (a,b for composite keys)")
@@ -54,11 +58,12 @@ async def get_row(table: str, key: str, service: Service, fields: str | None = N
 
 
 @router.put("/{table}/{key}", summary="Update one row by primary key")
-async def update_row(table: str, key: str, body: UpdateByKeyBody, service: Service):
-    return success(await service.update_by_key(table, key, body.input), "row updated")
+async def update_row(table: str, key: str, body: UpdateByKeyBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+    call = lambda after: service.update_by_key(table, key, body.input, after)  # noqa: E731
+    return await write_once(request, idempotency_key, call, lambda row: success(row, "row updated"))
 
 
 @router.delete("/{table}/{key}", summary="Delete one row by primary key")
-async def delete_row(table: str, key: str, service: Service):
-    affected = await service.delete_by_key(table, key)
-    return success({"affected": affected}, "row deleted")
+async def delete_row(table: str, key: str, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+    call = lambda after: service.delete_by_key(table, key, after)  # noqa: E731
+    return await write_once(request, idempotency_key, call, lambda n: success({"affected": n}, "row deleted"))

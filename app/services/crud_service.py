@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -88,6 +88,9 @@ def prepare_values(table: Table, values: Mapping[str, Any]) -> dict[Column, Any]
     return {column: to_db(column, value) for column, value in ((column_of(table, n), v) for n, v in values.items())}
 
 
+Hook = Callable[[Session, Any], Awaitable[None]]  # runs inside a write's transaction, after the write
+
+
 class CrudService:
     def __init__(self, db: Database, catalog: Catalog, *, default_limit: int, max_limit: int, max_bulk_rows: int):
         self.db, self.catalog = db, catalog
@@ -105,6 +108,18 @@ class CrudService:
             table = await self.catalog.table(name)
             return table, build(table)
 
+    async def _transaction(self, work: Callable[[Session], Awaitable[T]], after: Hook | None, *, bulk: bool = False) -> T:
+        """A write's transaction; `after` (an idempotency key's record, say) commits or vanishes with it."""
+        if after is None:
+            return await self.db.transaction(work, bulk=bulk)
+
+        async def work_then_after(session: Session) -> T:
+            result = await work(session)
+            await after(session, result)
+            return result
+
+        return await self.db.transaction(work_then_after, bulk=bulk)
+
     # --- catalog ------------------------------------------------------------------------------
 
     async def describe_tables(self) -> list[dict]:
@@ -120,7 +135,7 @@ class CrudService:
 
     # --- create -------------------------------------------------------------------------------
 
-    async def create(self, name: str, payload: dict | list) -> list[dict]:
+    async def create(self, name: str, payload: dict | list, after: Hook | None = None) -> list[dict]:
         rows = payload if isinstance(payload, list) else [payload]
         if not rows:
             raise InvalidBody("'input' is an empty list: nothing to insert")
@@ -140,7 +155,7 @@ class CrudService:
             return await self._reread(session, table, columns, values, result)
 
         # Large bulk inserts get the bulk schedule's longer attempts.
-        return await self.db.transaction(work, bulk=len(rows) > 100)
+        return await self._transaction(work, after, bulk=len(rows) > 100)
 
     async def _reread(
         self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: Result
@@ -213,7 +228,7 @@ class CrudService:
 
     # --- update / delete ----------------------------------------------------------------------
 
-    async def update(self, name: str, values: Mapping[str, Any], where_spec: Any) -> int:
+    async def update(self, name: str, values: Mapping[str, Any], where_spec: Any, after: Hook | None = None) -> int:
         def build(t: Table) -> tuple[dict[Column, Any], Node]:
             where = parse_filter(t, where_spec)
             if where is None:
@@ -226,9 +241,9 @@ class CrudService:
         async def work(session: Session) -> int:
             return (await session.execute(*statement)).affected
 
-        return await self.db.transaction(work)
+        return await self._transaction(work, after)
 
-    async def update_by_key(self, name: str, key: str, values: Mapping[str, Any]) -> dict:
+    async def update_by_key(self, name: str, key: str, values: Mapping[str, Any], after: Hook | None = None) -> dict:
         table, (assignments, old_key) = await self.resolve(
             name, lambda t: (prepare_values(t, values), key_values(t, key))
         )
@@ -242,9 +257,9 @@ class CrudService:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
             return to_records(table.columns, await session.execute(*reread))[0]
 
-        return await self.db.transaction(work)
+        return await self._transaction(work, after)
 
-    async def delete(self, name: str, where_spec: Any) -> int:
+    async def delete(self, name: str, where_spec: Any, after: Hook | None = None) -> int:
         def build(t: Table) -> Node:
             where = parse_filter(t, where_spec)
             if where is None:
@@ -257,9 +272,9 @@ class CrudService:
         async def work(session: Session) -> int:
             return (await session.execute(*statement)).affected
 
-        return await self.db.transaction(work)
+        return await self._transaction(work, after)
 
-    async def delete_by_key(self, name: str, key: str) -> int:
+    async def delete_by_key(self, name: str, key: str, after: Hook | None = None) -> int:
         table, where = await self.resolve(name, lambda t: key_condition(t, key))
         statement = sql.delete(table, where)
 
@@ -269,5 +284,5 @@ class CrudService:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
             return affected
 
-        return await self.db.transaction(work)
+        return await self._transaction(work, after)
 

@@ -20,3 +20,11 @@ async def test_catalog_is_not_queried_per_request(client):
     for _ in range(20):
         assert (await client.get("/api/users/query")).status_code == 200
     assert catalog.refreshes == before
+
+
+async def test_allow_list_exposes_only_matching_tables(schema, settings):
+    async with running(settings(tables_allow=("user*", "orders"), tables_deny=())) as client:
+        names = [t["name"] for t in (await client.get("/api/tables")).json()["data"]]
+        assert names == ["orders", "users"]
+        assert (await client.get("/api/types/query")).status_code == 404
+        assert (await client.get("/api/users/query")).status_code == 200

@@ -1,0 +1,40 @@
+"""The `Idempotency-Key` header on write routes (see services/idempotency.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Header, Request
+from starlette.responses import Response
+
+from app.core.errors import InvalidBody
+from app.services.crud_service import Hook
+from app.services.idempotency import request_hash
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(description="Send the same key to retry safely: the write applies once, later sends replay its response"),
+]
+
+
+async def write_once(
+    request: Request,
+    key: str | None,
+    call: Callable[[Hook | None], Awaitable[Any]],
+    respond: Callable[[Any], Response],
+) -> Response:
+    """Run a write route's service `call` and `respond`; with a key, at most once per key."""
+    if key is None:
+        return respond(await call(None))
+    if not 1 <= len(key) <= 255:
+        raise InvalidBody("Idempotency-Key must be 1 to 255 characters")
+    fingerprint = request_hash(request.method, request.url.path, request.url.query, await request.body())
+
+    def render(result: Any) -> tuple[int, bytes]:
+        response = respond(result)
+        return response.status_code, bytes(response.body)
+
+    stored = await request.app.state.idempotency.once(key, fingerprint, call, render)
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
+    return Response(stored.body, status_code=stored.status, media_type="application/json", headers=headers)

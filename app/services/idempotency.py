@@ -1,0 +1,121 @@
+"""Idempotency keys: a keyed write applies once, on whichever instance and however often it is sent.
+
+The key (hashed), a hash of the request and the response are stored in `_gateway_idempotency` in
+the same transaction as the write, so they commit or vanish together:
+- a replay (same key, same request) returns the stored response, from any instance;
+- the same key with another request is 422 `idempotency_key_reused`;
+- two requests with one key at once: the second's key row waits on the first's, then fails as a
+  duplicate; its transaction (write included) rolls back and it replays the first's response;
+- a COMMIT that got no answer: the key row says whether it applied (replay it) or not (run the write
+  again: if the first COMMIT lands meanwhile, the key's primary key stops the second, as above).
+Keys expire after GATEWAY_IDEMPOTENCY_TTL_S. Only successful responses are stored: a refused
+request (4xx) did not write anything and may be sent again with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from app.core.database import Database, Session
+from app.core.errors import CommitOutcomeUnknown, Conflict, GatewayError
+
+T = TypeVar("T")
+TABLE = "`_gateway_idempotency`"  # the gateway's own: the catalog never exposes _gateway_* tables
+
+CREATE = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+    " `key_hash` BINARY(32) NOT NULL PRIMARY KEY,"
+    " `request_hash` BINARY(32) NOT NULL,"
+    " `status` SMALLINT NOT NULL,"
+    " `response` MEDIUMBLOB NOT NULL,"
+    " `expires_at` DATETIME NOT NULL,"
+    " KEY `expires_at` (`expires_at`)"
+    ") ENGINE=InnoDB"
+)
+LOOKUP = f"SELECT `request_hash`, `status`, `response`, `expires_at` < UTC_TIMESTAMP() FROM {TABLE} WHERE `key_hash` = %s"
+FORGET = f"DELETE FROM {TABLE} WHERE `key_hash` = %s AND `expires_at` < UTC_TIMESTAMP()"
+REMEMBER = (
+    f"INSERT INTO {TABLE} (`key_hash`, `request_hash`, `status`, `response`, `expires_at`)"
+    " VALUES (%s, %s, %s, %s, UTC_TIMESTAMP() + INTERVAL %s SECOND)"
+)
+PURGE = f"DELETE FROM {TABLE} WHERE `expires_at` < UTC_TIMESTAMP() LIMIT 1000"
+
+
+class IdempotencyKeyReused(GatewayError):
+    status, code = 422, "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    replayed: bool = False
+
+
+Hook = Callable[[Session, Any], Awaitable[None]]
+
+
+def request_hash(method: str, path: str, query: str, body: bytes) -> bytes:
+    return hashlib.sha256(b"\n".join([method.encode(), path.encode(), query.encode(), body])).digest()
+
+
+class IdempotencyStore:
+    def __init__(self, db: Database, ttl_s: int):
+        self.db, self.ttl_s = db, ttl_s
+        self._ready = False
+
+    async def ensure_table(self) -> None:
+        if not self._ready:
+            await self.db.fetch(CREATE)
+            await self.db.fetch(PURGE)
+            self._ready = True
+
+    async def once(
+        self,
+        key: str,
+        fingerprint: bytes,
+        write: Callable[[Hook], Awaitable[Any]],
+        respond: Callable[[Any], tuple[int, bytes]],
+    ) -> Response:
+        """Run `write` (a service call that runs the hook inside its transaction) once for `key`."""
+        await self.ensure_table()
+        key_hash = hashlib.sha256(key.encode()).digest()
+        if (stored := await self._stored(key_hash, fingerprint)) is not None:
+            return stored
+        made: list[Response] = []
+
+        async def remember(session: Session, result: Any) -> None:
+            status, body = respond(result)
+            await session.execute(FORGET, (key_hash,))  # an expired use of the same key
+            await session.execute(REMEMBER, (key_hash, fingerprint, status, body, self.ttl_s))
+            made.append(Response(status, body))
+
+        for _ in range(2):  # a second run only after a COMMIT that is known not to have applied
+            made.clear()
+            try:
+                await write(remember)
+                return made[-1]
+            except Conflict:
+                # Perhaps the same key, committed meanwhile by another request: then replay it.
+                if (stored := await self._stored(key_hash, fingerprint)) is not None:
+                    return stored
+                raise
+            except CommitOutcomeUnknown:
+                if (stored := await self._stored(key_hash, fingerprint)) is not None:
+                    return stored  # it applied
+        raise CommitOutcomeUnknown(
+            "the database did not confirm the write, twice; send the request again with the same "
+            "Idempotency-Key: it applies at most once"
+        )
+
+    async def _stored(self, key_hash: bytes, fingerprint: bytes) -> Response | None:
+        rows = (await self.db.fetch(LOOKUP, (key_hash,))).rows
+        if not rows or rows[0][3]:  # none, or expired
+            return None
+        stored_hash, status, body, _ = rows[0]
+        if bytes(stored_hash) != fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+        return Response(int(status), bytes(body), replayed=True)

@@ -1,0 +1,92 @@
+"""Idempotency-Key: a keyed write applies once, replays return the first response."""
+
+import asyncio
+
+from tests.conftest import proxied_url, run_sql, running
+from tests.integration.test_crud import assert_error
+
+FAST = {"attempt_timeouts_ms": (100, 100, 100, 100), "retry_waits_ms": (10, 10, 10)}
+
+
+async def test_replay_returns_the_first_response_and_writes_once(client, schema):
+    headers = {"Idempotency-Key": "create-ann-1"}
+    first = await client.post("/api/users", json={"input": {"name": "Ann"}}, headers=headers)
+    again = await client.post("/api/users", json={"input": {"name": "Ann"}}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content  # byte for byte, timestamp included
+    assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(1,)]
+
+
+async def test_same_key_with_another_request_is_refused(client, schema):
+    headers = {"Idempotency-Key": "k"}
+    assert (await client.post("/api/users", json={"input": {"name": "a"}}, headers=headers)).status_code == 201
+    response = await client.post("/api/users", json={"input": {"name": "b"}}, headers=headers)
+    assert_error(response, 422, "idempotency_key_reused")
+    response = await client.put("/api/users/1", json={"input": {"name": "a"}}, headers=headers)
+    assert_error(response, 422, "idempotency_key_reused")
+    assert run_sql(schema, "SELECT name FROM users") == [("a",)]
+
+
+async def test_concurrent_sends_of_one_key_apply_once(client, schema):
+    headers = {"Idempotency-Key": "burst"}
+    responses = await asyncio.gather(
+        *(client.post("/api/users", json={"input": {"name": "x"}}, headers=headers) for _ in range(6))
+    )
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["data"]["id"] for r in responses}) == 1
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(1,)]
+
+
+async def test_keyed_deletes_and_updates_replay(client, schema):
+    run_sql(schema, "INSERT INTO users (id, name, age) VALUES (1, 'a', 1), (2, 'b', 2)")
+    headers = {"Idempotency-Key": "del-1"}
+    first = await client.delete("/api/users/1", headers=headers)
+    again = await client.delete("/api/users/1", headers=headers)
+    assert first.status_code == again.status_code == 200 and again.content == first.content
+    headers = {"Idempotency-Key": "bump"}
+    body = {"input": {"age": 10}, "where": {"id": 2}}
+    for _ in range(3):
+        assert (await client.put("/api/users", json=body, headers=headers)).json()["data"] == {"affected": 1}
+    assert run_sql(schema, "SELECT id, age FROM users") == [(2, 10)]
+
+
+async def test_refused_writes_are_not_remembered(client, schema):
+    run_sql(schema, "INSERT INTO users (name, email) VALUES ('a', 'taken')")
+    headers = {"Idempotency-Key": "dup"}
+    body = {"input": {"name": "b", "email": "taken"}}
+    assert_error(await client.post("/api/users", json=body, headers=headers), 409, "conflict")
+    run_sql(schema, "DELETE FROM users")
+    assert (await client.post("/api/users", json=body, headers=headers)).status_code == 201
+
+
+async def test_expired_keys_apply_again(client, schema):
+    headers = {"Idempotency-Key": "old"}
+    assert (await client.post("/api/users", json={"input": {"name": "a"}}, headers=headers)).status_code == 201
+    run_sql(schema, "UPDATE _gateway_idempotency SET expires_at = UTC_TIMESTAMP() - INTERVAL 1 SECOND")
+    again = await client.post("/api/users", json={"input": {"name": "a"}}, headers=headers)
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(2,)]
+
+
+async def test_the_key_table_is_not_exposed(client):
+    await client.post("/api/users", json={"input": {"name": "a"}}, headers={"Idempotency-Key": "x"})
+    assert_error(await client.get("/api/_gateway_idempotency/query"), 404, "table_not_found")
+    names = [t["name"] for t in (await client.get("/api/tables")).json()["data"]]
+    assert "_gateway_idempotency" not in names
+
+
+async def test_a_commit_without_answer_is_resolved_by_the_key(schema, settings, proxy, test_db):
+    """Without a key this is 504 commit_outcome_unknown; with one, the key row tells the outcome."""
+    async with running(settings(database_url=proxied_url(test_db, proxy.port), **FAST)) as client:
+        assert (await client.post("/api/users", json={"input": {"name": "warm"}})).status_code == 201
+        # Applied, answer lost: the key row is there, so the response is the stored one.
+        proxy.cut_on(b"\x03COMMIT", forward=True)
+        response = await client.post("/api/users", json={"input": {"name": "applied"}}, headers={"Idempotency-Key": "a"})
+        assert response.status_code == 201 and response.headers["idempotent-replayed"] == "true"
+        # Not applied (the COMMIT never reached the server): the write runs again, once.
+        proxy.cut_on(b"\x03COMMIT", forward=False)
+        response = await client.post("/api/users", json={"input": {"name": "retried"}}, headers={"Idempotency-Key": "b"})
+        assert response.status_code == 201 and "idempotent-replayed" not in response.headers
+        assert proxy.cuts == 2
+    assert run_sql(schema, "SELECT name FROM users ORDER BY id") == [("warm",), ("applied",), ("retried",)]
