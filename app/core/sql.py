@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from app.core.catalog import Column, Table
-from app.core.filters import Condition, Group, ListQuery, Node
+from app.core.filters import Group, ListQuery, Node
 from app.core.values import TEXT_KINDS
 
 Statement = tuple[str, tuple[Any, ...]]

@@ -151,3 +151,18 @@ async def test_health(client):
     assert (await client.get("/health/live")).status_code == 200
     ready = (await client.get("/health/ready")).json()["data"]
     assert ready["status"] == "ready" and ready["tables"] >= 5
+
+
+async def test_servers_without_returning_read_created_rows_back(client, schema, monkeypatch):
+    """MySQL has no INSERT ... RETURNING: the rows are read back by key in the same transaction."""
+    from app.core.database import Database
+
+    monkeypatch.setattr(Database, "supports_returning", property(lambda self: False))
+    one = (await client.post("/api/users", json={"input": {"name": "a", "age": 1}})).json()["data"]
+    assert one["name"] == "a" and isinstance(one["id"], int) and one["balance"] == "0.00"
+    many = (await client.post("/api/users", json={"input": [{"name": "b"}, {"name": "c"}]})).json()["data"]
+    assert [r["name"] for r in many] == ["b", "c"] and many[1]["id"] == many[0]["id"] + 1
+    pair = (await client.post("/api/pairs", json={"input": [{"a": 1, "b": "x"}, {"a": 2, "b": "y", "v": 3}]})).json()["data"]
+    assert pair == [{"a": 1, "b": "x", "v": None}, {"a": 2, "b": "y", "v": 3}]
+    keyless = (await client.post("/api/nokey", json={"input": {"x": 1}})).json()["data"]
+    assert keyless == {"x": 1}
