@@ -15,6 +15,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD python -c "import os,urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"8000\")}/health/live', timeout=2)"
 
-# One worker per container: scale with replicas behind the load balancer. The graceful shutdown
-# timeout gives in-flight requests the retry budget (about 6 s) to finish on SIGTERM.
-CMD ["sh", "-c", "exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 10"]
+# One worker per container: scale with replicas behind the load balancer. `python -m app` runs
+# uvicorn (uvloop, httptools) with JSON logs and a graceful shutdown that gives in-flight requests
+# the retry budget (about 6 s) to finish on SIGTERM.
+CMD ["python", "-m", "app"]

@@ -12,7 +12,8 @@ from app.core.config import Settings
 from app.core.database import Database
 from app.core.errors import GatewayError
 from app.middleware import RequestMiddleware
-from app.routes import batch, crud, health, tables
+from app.observability import Metrics
+from app.routes import batch, crud, health, metrics, tables
 from app.services.crud_service import CrudService
 from app.services.csv_service import CsvService
 from app.services.idempotency import IdempotencyStore
@@ -83,7 +84,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tables.router)
     app.include_router(batch.router)
     app.include_router(crud.router)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, unlimited_prefixes=("/api/batch/",))
+    app.state.metrics = Metrics(app.state)
+    app.include_router(metrics.router)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=app.state.metrics,
+        access_log=settings.access_log,
+        unlimited_prefixes=("/api/batch/",),
+    )
     return app
 
 

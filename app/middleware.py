@@ -1,42 +1,79 @@
 """The request middleware (plain ASGI, so it costs little on the hot path).
 
-It gives each request its state (request id, retry count), returns the id as `X-Request-ID`, and
-enforces the JSON body limit while the body streams in, so an oversized body is a 413 and is never
-held whole in memory.
+It gives each request its state (request id, retry count), returns the id as `X-Request-ID`,
+enforces the JSON body limit while the body streams in (an oversized body is a 413 and is never
+held whole in memory), and records each request: the metrics, and one JSON access log line (route
+template and table, never the path's values or the body).
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import context
 from app.core.errors import PayloadTooLarge
+from app.observability import Metrics, access_log
 from app.schemas.envelope import error
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, unlimited_prefixes: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        access_log: bool = True,
+        unlimited_prefixes: tuple[str, ...] = (),
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics, self.access_log = metrics, access_log
         self.unlimited_prefixes = unlimited_prefixes  # routes that enforce their own limit (uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         incoming = _header(scope, b"x-request-id")
         state = context.begin(incoming if incoming and _SAFE_ID.fullmatch(incoming) else None)
         request_id = state.request_id.encode()
+        status = 500  # if the app fails before answering
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
+        try:
+            await self._limited(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started, state)
+
+    def _record(self, scope: Scope, status: int, seconds: float, state: context.RequestState) -> None:
+        route = getattr(scope.get("route"), "path", "unmatched")
+        self.metrics.observe(scope["method"], route, status, seconds)
+        if self.access_log:
+            fields = {
+                "method": scope["method"],
+                "route": route,
+                "table": scope.get("path_params", {}).get("table"),
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "retry_count": state.retry_count,
+                "request_id": state.request_id,
+            }
+            access_log.info("request", extra={"fields": fields})
+
+    async def _limited(self, scope: Scope, receive: Receive, send_with_id: Send) -> None:
         if scope["path"].startswith(self.unlimited_prefixes):
             await self.app(scope, receive, send_with_id)
             return

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     import_max_errors: int = Field(100, ge=1)
     export_batch_rows: int = Field(2000, ge=1)
 
+    # Logs: `json` (one object a line) or `text`; one access line a request unless turned off.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "info"
+    access_log: bool = True
+
     # How long an Idempotency-Key is remembered.
     idempotency_ttl_s: int = Field(86400, ge=1)
 

@@ -171,6 +171,17 @@ class Database:
         self.write_pool: Any = None  # writes: autocommit off, the first statement opens the transaction
         self.server_version = ""
         self.kills = 0  # statements killed after a timeout (for metrics and tests)
+        self.retries: dict[str, int] = {}  # retried attempts, by what failed
+        self.gave_up: dict[str, int] = {}  # calls that ended in a 5xx, by code
+        for resilience in (self.resilience, self.bulk_resilience):
+            resilience.on_retry, resilience.on_give_up = self._count_retry, self._count_give_up
+
+    def _count_retry(self, exc: BaseException) -> None:
+        cause = "timeout" if isinstance(exc, TimeoutError) else f"db_{exc.code}" if isinstance(exc, DatabaseError) else "pool"
+        self.retries[cause] = self.retries.get(cause, 0) + 1
+
+    def _count_give_up(self, code: str) -> None:
+        self.gave_up[code] = self.gave_up.get(code, 0) + 1
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -212,11 +223,18 @@ class Database:
         major, minor = (int(x) for x in (numbers.split(".") + ["0"])[:2])
         return (major, minor) >= (10, 5)
 
+    def pool_stats_by_pool(self) -> dict[str, dict[str, int]]:
+        """Per pool: size, free, used (checked out) and max."""
+        stats = {}
+        for name, pool in (("read", self.pool), ("write", self.write_pool)):
+            size, free = (pool.size, pool.freesize) if pool is not None else (0, 0)
+            stats[name] = {"size": size, "free": free, "used": size - free, "max": self.settings.pool_max}
+        return stats
+
     def pool_stats(self) -> dict[str, int]:
-        """Both pools together: size, free, used (checked out) and max."""
-        pools = [p for p in (self.pool, self.write_pool) if p is not None]
-        size, free = sum(p.size for p in pools), sum(p.freesize for p in pools)
-        return {"size": size, "free": free, "used": size - free, "max": 2 * self.settings.pool_max}
+        """Both pools together."""
+        pools = self.pool_stats_by_pool().values()
+        return {state: sum(p[state] for p in pools) for state in ("size", "free", "used", "max")}
 
     # --- one attempt ----------------------------------------------------------------------
 

@@ -101,7 +101,9 @@ class Resilience:
         self.commit_timeout = commit_timeout_ms / 1000
         self.waits = tuple(ms / 1000 for ms in retry_waits_ms)
         self.retry_after_s = max(1, round(sum(self.timeouts) + sum(self.waits)))
+        # Hooks for metrics: a retry (with what failed), and a call that gave up (with its code).
         self.on_retry: Callable[[BaseException], None] | None = None
+        self.on_give_up: Callable[[str], None] | None = None
 
     @property
     def budget_s(self) -> float:
@@ -165,6 +167,12 @@ class Resilience:
 
     def _outcome(self, exc: Exception, attempt: Attempt) -> Exception:
         """What the caller gets for the failure that ended the schedule."""
+        error = self._classify_outcome(exc, attempt)
+        if self.on_give_up is not None and isinstance(error, GatewayError) and error.status >= 500:
+            self.on_give_up(error.code)
+        return error
+
+    def _classify_outcome(self, exc: Exception, attempt: Attempt) -> Exception:
         if isinstance(exc, TimeoutError):
             if attempt.committing:
                 return CommitOutcomeUnknown(

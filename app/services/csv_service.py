@@ -251,6 +251,7 @@ class CsvService:
         self.export_batch_rows = export_batch_rows
         self.load_data = load_data  # turned off for good if the server refuses LOAD DATA LOCAL
         self.batches_by_path = {"text": 0, "rows": 0, "inserts": 0}  # how batches were written
+        self.rows_moved: dict[tuple[str, str], int] = {}  # (import|export, table) -> rows, for metrics
 
     # --- import -------------------------------------------------------------------------------
 
@@ -286,7 +287,13 @@ class CsvService:
             if not isinstance(exc, ImportRolledBack):
                 exc.details = {"cause": exc.details, "report": report.as_dict()}
             raise
+        finally:
+            self._moved("import", table.name, report.rows_inserted + report.rows_updated)
         return report.as_dict()
+
+    def _moved(self, direction: str, table: str, rows: int) -> None:
+        key = (direction, table)
+        self.rows_moved[key] = self.rows_moved.get(key, 0) + rows
 
     async def _blocks(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Block]:
         """The stream's records a block at a time (an async generator step costs microseconds: too
@@ -521,6 +528,7 @@ class CsvService:
         async def body() -> AsyncIterator[bytes]:
             yield header.getvalue().encode()
             async for batch in batches:
+                self._moved("export", table.name, len(batch))
                 yield ("\r\n".join([row[0] for row in batch]) + "\r\n").encode()
 
         return table.name, body(), stack

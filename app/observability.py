@@ -1,0 +1,108 @@
+"""What the gateway is doing: Prometheus metrics (prometheus-client) and one JSON log line a request.
+
+Metrics live in a registry per app (so tests and several apps in one process stay apart). Counters
+that other modules already keep (retries, kills, catalog loads, pool sizes) are read at scrape time
+by a collector, so the hot path pays only for the request counter and the latency histogram.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+access_log = logging.getLogger("gateway.access")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 6, 10, 30)
+
+
+class Metrics:
+    def __init__(self, app_state: Any):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "gateway_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.registry.register(_StateCollector(app_state))
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    """Reads the counters the database, wrapper, catalog and CSV service keep, at scrape time."""
+
+    def __init__(self, state: Any):
+        self.state = state
+
+    def collect(self) -> Iterator[Any]:
+        db, catalog, csv = self.state.db, self.state.catalog, self.state.csv
+        retries = CounterMetricFamily("gateway_db_retries", "Database attempts retried, by what failed", labels=["cause"])
+        for cause, count in sorted(db.retries.items()):
+            retries.add_metric([cause], count)
+        yield retries
+        gave_up = CounterMetricFamily("gateway_db_gave_up", "Database calls that ended in an error, by code", labels=["code"])
+        for code, count in sorted(db.gave_up.items()):
+            gave_up.add_metric([code], count)
+        yield gave_up
+        yield CounterMetricFamily("gateway_db_kills", "Timed-out statements killed on the server", value=db.kills)
+        pool = GaugeMetricFamily("gateway_db_pool_connections", "Pooled connections", labels=["pool", "state"])
+        for name, stats in db.pool_stats_by_pool().items():
+            for state in ("size", "free", "used", "max"):
+                pool.add_metric([name, state], stats[state])
+        yield pool
+        yield CounterMetricFamily("gateway_catalog_loads", "Catalog loads from INFORMATION_SCHEMA", value=catalog.refreshes)
+        yield GaugeMetricFamily("gateway_catalog_tables", "Tables exposed", value=len(catalog.tables()))
+        batches = CounterMetricFamily("gateway_import_batches", "CSV import batches, by how they were written", labels=["path"])
+        for path, count in sorted(csv.batches_by_path.items()):
+            batches.add_metric([path], count)
+        yield batches
+        rows = CounterMetricFamily("gateway_csv_rows", "CSV rows imported and exported", labels=["direction", "table"])
+        for (direction, table), count in sorted(csv.rows_moved.items()):
+            rows.add_metric([direction, table], count)
+        yield rows
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and the record's `fields` if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def logging_config(fmt: str, level: str) -> dict:
+    """A dictConfig for uvicorn's `log_config`, so every worker process applies it: `json` (the
+    default) or `text` on the root logger, which uvicorn's own loggers feed."""
+    formatter = {"()": "app.observability.JsonFormatter"} if fmt == "json" else {
+        "format": "%(asctime)s %(levelname)s %(name)s %(message)s"
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"main": formatter},
+        "handlers": {"main": {"class": "logging.StreamHandler", "formatter": "main"}},
+        "root": {"handlers": ["main"], "level": level.upper()},
+        "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")},
+    }
