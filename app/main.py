@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from app.core.catalog import Catalog, load
 from app.core.config import Settings
@@ -84,6 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tables.router)
     app.include_router(batch.router)
     app.include_router(crud.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["content-type", "idempotency-key", "x-request-id", "authorization"],
+            expose_headers=["x-request-id", "idempotent-replayed", "retry-after"],
+        )
     app.state.metrics = Metrics(app.state)
     app.include_router(metrics.router)
     app.add_middleware(

@@ -19,6 +19,13 @@ from app.observability import Metrics, access_log
 from app.schemas.envelope import error
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# On every response: no MIME sniffing, no framing, no referrer, and API answers are not cached.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
 
 
 class RequestMiddleware:
@@ -50,7 +57,7 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id), *SECURITY_HEADERS]
             await send(message)
 
         try:

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # How long an Idempotency-Key is remembered.
     idempotency_ttl_s: int = Field(86400, ge=1)
 
+    # Browser origins allowed to call the gateway cross-origin (none by default).
+    cors_origins: CsvStrs = ()
+
     tables_allow: CsvStrs = ()
     tables_deny: CsvStrs = ()
     catalog_ttl_s: float = Field(60.0, gt=0)
@@ -85,7 +88,7 @@ class Settings(BaseSettings):
     def _ints(cls, value: object) -> tuple[int, ...]:
         return tuple(int(v) for v in _split(value))
 
-    @field_validator("tables_allow", "tables_deny", mode="before")
+    @field_validator("tables_allow", "tables_deny", "cors_origins", mode="before")
     @classmethod
     def _strs(cls, value: object) -> tuple[str, ...]:
         return _split(value)

@@ -22,6 +22,7 @@ OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "like", "in", "nin", "between
 LIST_OPERATORS = ("in", "nin", "between")
 RESERVED_PARAMS = ("limit", "offset", "order", "fields")
 MAX_DEPTH = 8
+MAX_LIST = 1000  # values in one in/nin list
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ def condition(table: Table, name: str, op: str, value: Any, *, text: bool) -> Co
             raise InvalidFilter(f"'{op}' on '{name}' takes a list of values")
         if op == "between" and len(items) != 2:
             raise InvalidFilter(f"'between' on '{name}' takes exactly two values")
+        if len(items) > MAX_LIST:
+            raise InvalidFilter(f"'{op}' on '{name}' takes at most {MAX_LIST} values", {"values": len(items)})
         return Condition(column, op, tuple(_scalar(column, op, v, text) for v in items))
     if value is None and op in ("eq", "ne"):
         return Condition(column, "is_null", op == "eq")

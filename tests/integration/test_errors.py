@@ -80,3 +80,28 @@ async def test_request_id_echoed_only_when_safe(client, request_id):
     response = await client.get("/api/nope/query", headers={"x-request-id": request_id})
     echoed = response.json()["request_id"]
     assert (echoed == request_id) == (request_id == "abc-123")
+
+
+async def test_security_headers_and_no_cors_by_default(client):
+    response = await client.get("/api/users/query", headers={"Origin": "https://evil.example"})
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY" and response.headers["cache-control"] == "no-store"
+    assert "access-control-allow-origin" not in response.headers
+    error = await client.get("/api/nope/query")
+    assert error.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_cors_for_configured_origins(schema, settings):
+    async with running(settings(cors_origins=("https://app.example",))) as client:
+        allowed = await client.options(
+            "/api/users/query", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        other = await client.get("/api/users/query", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_in_lists_are_bounded(client):
+    ids = ",".join(str(i) for i in range(1001))
+    assert_error(await client.get(f"/api/users/query?id=in.{ids}"), 400, "invalid_filter")
+    assert (await client.get(f"/api/users/query?id=in.{ids.rsplit(',', 1)[0]}")).status_code == 200
