@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit bench bench-csv db-stop clean
+.PHONY: run test unit bench bench-csv cluster cluster-stop db-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -28,6 +28,12 @@ bench: $(STAMP)
 
 bench-csv: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/csv.py
+
+cluster: $(STAMP)
+	@PYTHON=$(PY) deploy/cluster.sh start $${N:-3}
+
+cluster-stop:
+	@deploy/cluster.sh stop
 
 db-stop:
 	@[ -f .data/mariadb.pid ] && kill "$$(cat .data/mariadb.pid)" && echo "private MariaDB stopped" || true
