@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Several gateway processes on loopback behind a real nginx, with deploy/nginx.conf: the
 # docker-compose.yml deployment without Docker.
-#   deploy/cluster.sh start [N]   N gateways (default 3) on ports 18001.., nginx on $NGINX_PORT (8080)
+#   deploy/cluster.sh start [N]   N gateways (default 3) on ports $BASE_PORT+1.. (18001..),
+#                                 nginx on $NGINX_PORT (8080); files under $CLUSTER_DIR (.data/cluster)
 #   deploy/cluster.sh stop        SIGTERM everything (in-flight requests finish), wait for it to end
 # DATABASE_URL as for `make run` (scripts/ensure-db.sh finds or starts one). nginx is installed with
 # apt-get when missing and we are root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-dir=$root/.data/cluster
+dir=${CLUSTER_DIR:-$root/.data/cluster}
+base_port=${BASE_PORT:-18000}
 py=${PYTHON:-.venv/bin/python}
 port=${NGINX_PORT:-8080}
 
@@ -38,10 +40,20 @@ start() {
   export DATABASE_URL
   : > "$dir/gateway-upstreams.conf"
   for i in $(seq 1 "$n"); do
-    local gport=$((18000 + i))
+    local gport=$((base_port + i))
     HOST=127.0.0.1 PORT=$gport setsid "$py" -m app >"$dir/logs/gateway-$i.log" 2>&1 </dev/null &
     echo $! > "$dir/gateway-$i.pid"
     echo "server 127.0.0.1:$gport max_fails=2 fail_timeout=5s;" >> "$dir/gateway-upstreams.conf"
+  done
+  # Each instance must answer before nginx starts: refused connections would mark it failed
+  # (max_fails) and leave nginx with no live upstream for fail_timeout.
+  for i in $(seq 1 "$n"); do
+    local up=""
+    for _ in $(seq 1 200); do
+      if curl -sf "http://127.0.0.1:$((base_port + i))/health/live" >/dev/null; then up=1; break; fi
+      sleep 0.1
+    done
+    [ -n "$up" ] || { echo "cluster: gateway $i did not start; see $dir/logs/gateway-$i.log" >&2; exit 1; }
   done
   sed "s/listen 8080;/listen 127.0.0.1:$port;/" deploy/nginx.conf > "$dir/nginx.conf"
   "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -g "pid $dir/nginx.pid; error_log $dir/logs/nginx-error.log;"

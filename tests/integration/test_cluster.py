@@ -1,0 +1,119 @@
+"""Three real gateway processes behind a real nginx (deploy/cluster.sh), under faults."""
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import eventually, proxied_url, run_sql
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"GATEWAY_ATTEMPT_TIMEOUTS_MS": "100,100,100,100", "GATEWAY_RETRY_WAITS_MS": "50,50,50"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, directory: Path, env: dict):
+        self.directory, self.env = directory, env
+        self.url = f"http://127.0.0.1:{env['NGINX_PORT']}"
+
+    def pid(self, instance: int) -> int:
+        return int((self.directory / f"gateway-{instance}.pid").read_text())
+
+    async def script(self, *args: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            str(ROOT / "deploy" / "cluster.sh"), *args, env=self.env, cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), timeout=180)
+        assert process.returncode == 0, err.decode()[-2000:]
+
+
+@pytest.fixture
+async def cluster(schema, tmp_path):
+    """Start a cluster against `database_url` (the test database unless given); stopped afterwards."""
+    started: list[Cluster] = []
+
+    async def start(database_url: str, **env: str) -> Cluster:
+        base = random.randrange(20000, 40000, 10)
+        values = os.environ | env | {
+            "DATABASE_URL": database_url, "CLUSTER_DIR": str(tmp_path / "cluster"), "BASE_PORT": str(base),
+            "NGINX_PORT": str(free_port()), "PYTHON": sys.executable, "GATEWAY_ACCESS_LOG": "false",
+        }
+        cluster = Cluster(tmp_path / "cluster", values)
+        started.append(cluster)
+        await cluster.script("start", "3")
+        return cluster
+
+    yield start
+    for cluster in started:
+        await cluster.script("stop")
+
+
+async def test_kill_9_of_one_instance_loses_nothing(cluster, test_db, schema):
+    """Steady reads and keyed writes through nginx while one of three instances is killed -9:
+    no read fails, and every write applies exactly once (a 502 is retried with the same key)."""
+    c = await cluster(test_db)
+    failed_reads, writes = 0, 0
+
+    async with httpx.AsyncClient(base_url=c.url, timeout=10) as client:
+
+        async def read() -> None:
+            nonlocal failed_reads
+            if (await client.get("/api/users/query", params={"limit": 1})).status_code != 200:
+                failed_reads += 1
+
+        async def write(i: int) -> None:
+            nonlocal writes
+            for _ in range(10):
+                try:
+                    response = await client.post("/api/users", json={"input": {"name": f"w{i}"}}, headers={"Idempotency-Key": f"key-{i}"})
+                except httpx.TransportError:
+                    continue
+                if response.status_code == 201:
+                    writes += 1
+                    return
+
+        for step in range(30):
+            if step == 10:
+                os.kill(c.pid(2), signal.SIGKILL)
+            await asyncio.gather(*(read() for _ in range(10)), *(write(step * 10 + j) for j in range(10)))
+
+    assert failed_reads == 0 and writes == 300
+    assert run_sql(schema, "SELECT COUNT(*), COUNT(DISTINCT name) FROM users") == [(300, 300)]
+
+
+async def test_database_away_under_load_is_503_within_budget_then_recovers(cluster, test_db, proxy):
+    c = await cluster(proxied_url(test_db, proxy.port), **FAST)
+    budget = 4 * 0.1 + 3 * 0.05  # the schedule above
+    async with httpx.AsyncClient(base_url=c.url, timeout=10) as client:
+        assert (await client.get("/api/users/query")).status_code == 200
+        pids = [c.pid(i) for i in (1, 2, 3)]
+        await proxy.down()
+
+        async def timed() -> tuple[int, float]:
+            started = time.monotonic()
+            response = await client.get("/api/users/query")
+            return response.status_code, time.monotonic() - started
+
+        results = await asyncio.gather(*(timed() for _ in range(30)))
+        assert {status for status, _ in results} == {503}
+        assert max(seconds for _, seconds in results) < budget + 1.0
+        await proxy.up()
+        statuses = [(await client.get("/api/users/query")).status_code for _ in range(10)]
+        assert statuses[-5:] == [200] * 5
+    assert [c.pid(i) for i in (1, 2, 3)] == pids  # no instance was restarted
+    for pid in pids:
+        os.kill(pid, 0)  # still running
