@@ -22,7 +22,7 @@ def _split(value: object) -> tuple[str, ...]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True, populate_by_name=True)
 
     database_url: str = Field(
         "mysql://root@127.0.0.1:3306/test",
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "GATEWAY_HOST"))
     port: int = Field(8000, validation_alias=AliasChoices("PORT", "GATEWAY_PORT"))
+
+    # Read replicas: plain reads go to a healthy one; a failing one is left out for replica_pause_s.
+    replica_urls: CsvStrs = Field((), validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "GATEWAY_REPLICA_URLS"))
+    replica_pause_s: float = Field(5.0, gt=0)
 
     # Driver: aiomysql is the default; asyncmy (same API, Cython) is the faster option.
     db_driver: Literal["aiomysql", "asyncmy"] = "aiomysql"
@@ -88,7 +92,7 @@ class Settings(BaseSettings):
     def _ints(cls, value: object) -> tuple[int, ...]:
         return tuple(int(v) for v in _split(value))
 
-    @field_validator("tables_allow", "tables_deny", "cors_origins", mode="before")
+    @field_validator("tables_allow", "tables_deny", "cors_origins", "replica_urls", mode="before")
     @classmethod
     def _strs(cls, value: object) -> tuple[str, ...]:
         return _split(value)

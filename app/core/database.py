@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from app.core.config import Settings
+from app.core.config import DatabaseAddress, Settings
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, GatewayTimeout
-from app.core.resiliency import Attempt, Resilience
+from app.core.resiliency import CONNECTIVITY_CODES, Attempt, Resilience
 
 log = logging.getLogger("gateway.database")
 T = TypeVar("T")
@@ -153,6 +154,22 @@ class Session:
         return [(int(row[1]), str(row[2])) for row in result.rows]
 
 
+class Replica:
+    """A read replica: its pool, and until when it is left alone after failing."""
+
+    def __init__(self, address: DatabaseAddress):
+        self.address = address
+        self.pool: Any = None
+        self.down_until = 0.0
+
+    def healthy(self) -> bool:
+        return self.pool is not None and time.monotonic() >= self.down_until
+
+    def pause(self, seconds: float) -> None:
+        self.down_until = time.monotonic() + seconds
+        log.warning("replica %s:%s left out for %.0f s", self.address.host, self.address.port, seconds)
+
+
 class Database:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -168,6 +185,9 @@ class Database:
         self.stream_timeout = settings.stream_timeout_s
         self.statement_timeout = settings.statement_timeout_s
         self.pool: Any = None  # reads: autocommit on, each statement stands alone
+        self.replicas = [Replica(DatabaseAddress.parse(url)) for url in settings.replica_urls]
+        self.replica_pause_s = settings.replica_pause_s
+        self._kill_targets: dict[int, DatabaseAddress] = {}  # id(pool) -> its server, for KILL
         self.write_pool: Any = None  # writes: autocommit off, the first statement opens the transaction
         self.server_version = ""
         self.kills = 0  # statements killed after a timeout (for metrics and tests)
@@ -185,9 +205,10 @@ class Database:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def _connect_kwargs(self, autocommit: bool = True) -> dict[str, Any]:
-        return self.address.connect_kwargs() | {
-            self.driver.db_kw: self.address.database,
+    def _connect_kwargs(self, autocommit: bool = True, address: DatabaseAddress | None = None) -> dict[str, Any]:
+        address = address or self.address
+        return address.connect_kwargs() | {
+            self.driver.db_kw: address.database,
             "autocommit": autocommit,
             "charset": "utf8mb4",
             "client_flag": CLIENT_FOUND_ROWS,
@@ -201,9 +222,12 @@ class Database:
         size = {"minsize": 0, "maxsize": self.settings.pool_max, "pool_recycle": 3600}
         self.pool = await create(**size, **self._connect_kwargs(autocommit=True))
         self.write_pool = await create(**size, **self._connect_kwargs(autocommit=False), local_infile=True)
+        for replica in self.replicas:
+            replica.pool = await create(**size, **self._connect_kwargs(address=replica.address))
+            self._kill_targets[id(replica.pool)] = replica.address
 
     async def close(self) -> None:
-        for pool in (self.pool, self.write_pool):
+        for pool in (self.pool, self.write_pool, *(r.pool for r in self.replicas)):
             if pool is not None:
                 pool.close()
                 await pool.wait_closed()
@@ -226,14 +250,16 @@ class Database:
     def pool_stats_by_pool(self) -> dict[str, dict[str, int]]:
         """Per pool: size, free, used (checked out) and max."""
         stats = {}
-        for name, pool in (("read", self.pool), ("write", self.write_pool)):
+        named = [("read", self.pool), ("write", self.write_pool)]
+        named += [(f"replica{i + 1}", r.pool) for i, r in enumerate(self.replicas)]
+        for name, pool in named:
             size, free = (pool.size, pool.freesize) if pool is not None else (0, 0)
             stats[name] = {"size": size, "free": free, "used": size - free, "max": self.settings.pool_max}
         return stats
 
     def pool_stats(self) -> dict[str, int]:
         """Both pools together."""
-        pools = self.pool_stats_by_pool().values()
+        pools = [p for name, p in self.pool_stats_by_pool().items() if name in ("read", "write")]
         return {state: sum(p[state] for p in pools) for state in ("size", "free", "used", "max")}
 
     # --- one attempt ----------------------------------------------------------------------
@@ -278,12 +304,12 @@ class Database:
         conn.close()
         pool.release(conn)  # a closed connection only leaves the pool's books
         if thread_id is not None:
-            await self._kill(thread_id)
+            await self._kill(thread_id, self._kill_targets.get(id(pool)))
 
-    async def _kill(self, thread_id: int) -> None:
+    async def _kill(self, thread_id: int, address: DatabaseAddress | None = None) -> None:
         try:
             async with asyncio.timeout(self.kill_timeout):
-                conn = await self.driver.module.connect(**self._connect_kwargs())
+                conn = await self.driver.module.connect(**self._connect_kwargs(address=address))
                 try:
                     async with conn.cursor() as cursor:
                         await cursor.execute("KILL %s", (thread_id,))
@@ -296,9 +322,27 @@ class Database:
             # The server ends the statement by itself when it next writes to the closed socket.
             log.warning("could not kill server thread %s: %r", thread_id, exc)
 
-    async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any]) -> Result:
+    async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False) -> Result:
+        if replica and (chosen := self._healthy_replica()) is not None:
+            try:
+                async with self._session(chosen.pool) as (_, session):
+                    return await session.execute(sql, params)
+            except DatabaseError as exc:
+                if exc.code not in CONNECTIVITY_CODES:
+                    raise  # the query's own fault: the primary would say the same
+                chosen.pause(self.replica_pause_s)  # away: the primary answers, at once
+            except asyncio.CancelledError:
+                chosen.pause(self.replica_pause_s)  # too slow: the next attempt goes elsewhere
+                raise
         async with self._session(self.pool) as (_, session):
             return await session.execute(sql, params)
+
+    def _healthy_replica(self) -> "Replica | None":
+        healthy = [r for r in self.replicas if r.healthy()]
+        if not healthy:
+            return None
+        self._next_replica = (getattr(self, "_next_replica", -1) + 1) % len(healthy)
+        return healthy[self._next_replica]
 
     async def _transaction_once(self, attempt: Attempt, work: Callable[[Session], Awaitable[T]]) -> T:
         # A write connection has autocommit off: its first statement opens the transaction (no
@@ -327,9 +371,10 @@ class Database:
 
     # --- the public surface: every call goes through the wrapper -----------------------------
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> Result:
-        """One statement on a pooled connection (autocommit)."""
-        return await self.resilience.run(lambda attempt: self._fetch_once(attempt, sql, params))
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *, replica: bool = False) -> Result:
+        """One statement on a pooled connection (autocommit). `replica`: a read that may be served
+        by a healthy replica (DATABASE_REPLICA_URLS), falling back to the primary."""
+        return await self.resilience.run(lambda attempt: self._fetch_once(attempt, sql, params, replica))
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]], *, bulk: bool = False) -> T:
         """Run `work` in one transaction per attempt: work, then COMMIT. A retry starts afresh.
@@ -342,7 +387,7 @@ class Database:
 
     @asynccontextmanager
     async def stream(
-        self, sql: str, params: Sequence[Any], batch_rows: int
+        self, sql: str, params: Sequence[Any], batch_rows: int, *, replica: bool = False
     ) -> AsyncIterator[tuple[list[str], AsyncIterator[Sequence[tuple]]]]:
         """Read a query through a server-side cursor, in batches, in constant memory.
 
@@ -352,20 +397,33 @@ class Database:
         consumer that stops early, closes the connection and kills the query on the server.
         """
 
-        async def start(attempt: Attempt) -> tuple[Any, Any, Sequence[tuple]]:
-            conn = await self._acquire(self.pool)
+        async def start_on(pool: Any) -> tuple[Any, Any, Any, Sequence[tuple]]:
+            conn = await self._acquire(pool)
             try:
                 cursor = await conn.cursor(self.driver.stream_cursor)
                 await cursor.execute(sql, tuple(params))
                 first = await cursor.fetchmany(batch_rows)
             except BaseException as exc:
-                await self._release(conn, self.pool, exc)
+                await self._release(conn, pool, exc)
                 if self.driver.is_error(exc):
                     raise self.driver.translate(exc) from exc
                 raise
-            return conn, cursor, first
+            return pool, conn, cursor, first
 
-        conn, cursor, first = await self.resilience.run(start)
+        async def start(attempt: Attempt) -> tuple[Any, Any, Any, Sequence[tuple]]:
+            if replica and (chosen := self._healthy_replica()) is not None:
+                try:
+                    return await start_on(chosen.pool)
+                except DatabaseError as exc:
+                    if exc.code not in CONNECTIVITY_CODES:
+                        raise
+                    chosen.pause(self.replica_pause_s)
+                except asyncio.CancelledError:
+                    chosen.pause(self.replica_pause_s)
+                    raise
+            return await start_on(self.pool)
+
+        pool, conn, cursor, first = await self.resilience.run(start)
         names = [d[0] for d in cursor.description]
         exhausted = False
 
@@ -387,9 +445,9 @@ class Database:
             yield names, batches()
         finally:
             if exhausted:
-                self.pool.release(conn)
+                pool.release(conn)
             else:
-                await self._discard(conn, self.pool)
+                await self._discard(conn, pool)
 
     @asynccontextmanager
     async def long_transaction(self) -> AsyncIterator[Session]:

@@ -204,7 +204,7 @@ class CrudService:
 
     async def _list(self, name: str, build: Callable[[Table], ListQuery]) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
-        result = await self.db.fetch(*sql.select(table, query, extra_row=True))
+        result = await self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
         more = query.limit is not None and len(result.rows) > query.limit
         if more:
             result.rows = result.rows[: query.limit]
@@ -221,7 +221,7 @@ class CrudService:
         table, (where, query) = await self.resolve(
             name, lambda t: (key_condition(t, key), self.list_request(t, None, {"fields": fields}))
         )
-        result = await self.db.fetch(*sql.select_where(table, where, query.fields))
+        result = await self.db.fetch(*sql.select_where(table, where, query.fields), replica=True)
         if not result.rows:
             raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
         return to_records(query.fields, result)[0]

@@ -520,7 +520,7 @@ class CsvService:
         )
         stack = AsyncExitStack()
         _, batches = await stack.enter_async_context(
-            self.db.stream(*sql.csv_select(table, query), self.export_batch_rows)
+            self.db.stream(*sql.csv_select(table, query), self.export_batch_rows, replica=True)
         )
         header = io.StringIO()
         csv.writer(header, lineterminator="\r\n").writerow([c.name for c in query.fields])

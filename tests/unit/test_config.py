@@ -25,3 +25,9 @@ def test_unix_socket_and_bad_urls():
     for bad in ("postgres://x/y", "mysql://root@localhost"):
         with pytest.raises(ValueError):
             DatabaseAddress.parse(bad)
+
+
+def test_aliased_settings_take_their_field_names_too(monkeypatch):
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", "mysql://r@a/d, mysql://r@b/d")
+    assert Settings().replica_urls == ("mysql://r@a/d", "mysql://r@b/d")
+    assert Settings(replica_urls=("mysql://r@c/d",), host="0.0.0.0").replica_urls == ("mysql://r@c/d",)
