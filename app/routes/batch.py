@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app.core.errors import InvalidBody
 from app.routes.deps import csv_service
+from app.routes.idempotent import IdempotencyKey, import_once
 from app.schemas.envelope import success
 from app.services.csv_service import CsvService, table_name_from_file
 from app.utils.upload import stream_file
@@ -42,12 +44,24 @@ async def import_csv(
     mode: Annotated[Literal["insert", "ignore", "upsert"], Query(description="what a duplicate key does")] = "insert",
     atomic: Annotated[bool, Query(description="all rows or none")] = False,
     null: Annotated[str, Query(description="the cell text that means NULL")] = "\\N",
+    idempotency_key: IdempotencyKey = None,
 ):
+    if idempotency_key is not None and not atomic:
+        raise InvalidBody(
+            "an Idempotency-Key on an import needs atomic=true: only then is the import one transaction "
+            "that the key can commit with (a plain import's report lists the committed lines to resume from)"
+        )
     filename, chunks = await stream_file(request, "file", request.app.state.settings.max_upload_bytes)
     name = table or table_name_from_file(filename)
-    report = await service.import_csv(name, chunks, mode=mode, atomic=atomic, null=null)
-    written = report["rows_inserted"] + report["rows_updated"]
-    return success(report, f"{written} row(s) written, {report['rows_failed']} failed")
+
+    def respond(report: dict) -> Response:
+        written = report["rows_inserted"] + report["rows_updated"]
+        return success(report, f"{written} row(s) written, {report['rows_failed']} failed")
+
+    if idempotency_key is None:
+        return respond(await service.import_csv(name, chunks, mode=mode, atomic=atomic, null=null))
+    return await import_once(request, idempotency_key, filename, chunks, respond,
+                             lambda hashed, after: service.import_csv(name, hashed, mode=mode, atomic=True, null=null, after=after))
 
 
 @router.get("/{table}/export", summary="Stream a table out as CSV (same filters as /query)")

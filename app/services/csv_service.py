@@ -256,8 +256,17 @@ class CsvService:
     # --- import -------------------------------------------------------------------------------
 
     async def import_csv(
-        self, name: str, chunks: AsyncIterator[bytes], *, mode: Mode, atomic: bool, null: str
+        self,
+        name: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        mode: Mode,
+        atomic: bool,
+        null: str,
+        after: Callable[[Session, dict], Awaitable[None]] | None = None,
     ) -> dict:
+        """Import a CSV stream. `after` (atomic imports only) runs inside the import's transaction
+        with the final report, before COMMIT: an idempotency key's record commits with the rows."""
         table = await self.catalog.table(name)  # 404 before a byte of the file is read
         report = ImportReport(table.name, mode, atomic, self.max_errors)
         blocks = self._blocks(chunks)
@@ -280,7 +289,7 @@ class CsvService:
         batches = self._batches(_chain(Block("", first.records[1:], False), blocks), report)
         try:
             if atomic:
-                await self._import_atomic(table, plan, batches, mode, report)
+                await self._import_atomic(table, plan, batches, mode, report, after)
             else:
                 await self._import_pipelined(table, plan, batches, mode, report)
         except GatewayError as exc:
@@ -468,7 +477,13 @@ class CsvService:
         await write(rows[middle:])
 
     async def _import_atomic(
-        self, table: Table, plan: ImportPlan, batches: AsyncIterator[Batch], mode: Mode, report: ImportReport
+        self,
+        table: Table,
+        plan: ImportPlan,
+        batches: AsyncIterator[Batch],
+        mode: Mode,
+        report: ImportReport,
+        after: Callable[[Session, dict], Awaitable[None]] | None = None,
     ) -> None:
         """All or nothing: one transaction on one connection. A statement that fails rolls back only
         itself (InnoDB statement atomicity), so bad rows are isolated the same way, then everything
@@ -501,9 +516,11 @@ class CsvService:
                     f"atomic import rolled back: {report.rows_failed} bad row(s); the table is unchanged",
                     report.as_dict(),
                 )
-        report.rows_inserted, report.rows_updated, report.rows_skipped = (
-            applied["inserted"], applied["updated"], applied["skipped"]
-        )
+            report.rows_inserted, report.rows_updated, report.rows_skipped = (
+                applied["inserted"], applied["updated"], applied["skipped"]
+            )
+            if after is not None:
+                await after(session, report.as_dict())
 
     # --- export -------------------------------------------------------------------------------
 

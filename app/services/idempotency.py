@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.core.database import Database, Session
-from app.core.errors import CommitOutcomeUnknown, Conflict, GatewayError
+from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, GatewayError
 
 T = TypeVar("T")
 TABLE = "`_gateway_idempotency`"  # the gateway's own: the catalog never exposes _gateway_* tables
@@ -82,15 +82,14 @@ class IdempotencyStore:
     ) -> Response:
         """Run `write` (a service call that runs the hook inside its transaction) once for `key`."""
         await self.ensure_table()
-        key_hash = hashlib.sha256(key.encode()).digest()
+        key_hash = key_digest(key)
         if (stored := await self._stored(key_hash, fingerprint)) is not None:
             return stored
         made: list[Response] = []
 
         async def remember(session: Session, result: Any) -> None:
             status, body = respond(result)
-            await session.execute(FORGET, (key_hash,))  # an expired use of the same key
-            await session.execute(REMEMBER, (key_hash, fingerprint, status, body, self.ttl_s))
+            await self.remember(session, key, fingerprint, status, body)
             made.append(Response(status, body))
 
         for _ in range(2):  # a second run only after a COMMIT that is known not to have applied
@@ -112,10 +111,37 @@ class IdempotencyStore:
         )
 
     async def _stored(self, key_hash: bytes, fingerprint: bytes) -> Response | None:
+        found = await self.lookup(key_hash)
+        return None if found is None else check(found, fingerprint)
+
+    async def lookup(self, key_hash: bytes) -> tuple[bytes, Response] | None:
+        """The request hash and response stored for a key (unexpired), if any."""
         rows = (await self.db.fetch(LOOKUP, (key_hash,))).rows
         if not rows or rows[0][3]:  # none, or expired
             return None
         stored_hash, status, body, _ = rows[0]
-        if bytes(stored_hash) != fingerprint:
-            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
-        return Response(int(status), bytes(body), replayed=True)
+        return bytes(stored_hash), Response(int(status), bytes(body), replayed=True)
+
+    async def remember(self, session: Session, key: str, fingerprint: bytes, status: int, body: bytes) -> None:
+        """Store a key's response inside the write's transaction. A key committed meanwhile by
+        another request is a Conflict (the caller then replays that one)."""
+        key_hash = key_digest(key)
+        await session.execute(FORGET, (key_hash,))  # an expired use of the same key
+        try:
+            await session.execute(REMEMBER, (key_hash, fingerprint, status, body, self.ttl_s))
+        except DatabaseError as exc:
+            if exc.code == 1062:
+                raise Conflict("this Idempotency-Key is being used by another request") from exc
+            raise
+
+
+def key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def check(found: tuple[bytes, Response], fingerprint: bytes) -> Response:
+    """The stored response for a replay, or 422 if the key was used for another request."""
+    stored_hash, response = found
+    if stored_hash != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+    return response

@@ -90,3 +90,42 @@ async def test_a_commit_without_answer_is_resolved_by_the_key(schema, settings, 
         assert response.status_code == 201 and "idempotent-replayed" not in response.headers
         assert proxy.cuts == 2
     assert run_sql(schema, "SELECT name FROM users ORDER BY id") == [("warm",), ("applied",), ("retried",)]
+
+
+async def test_keyed_atomic_imports_apply_once(client, schema):
+    from tests.integration.test_csv import csv_bytes
+
+    data = csv_bytes([["name", "age"]] + [[f"u{i}", str(i)] for i in range(50)])
+    headers = {"Idempotency-Key": "import-1"}
+
+    async def send(body: bytes):
+        return await client.post("/api/batch/import", params={"atomic": "true"}, headers=headers,
+                                 files={"file": ("users.csv", body, "text/csv")})
+
+    first, again = await send(data), await send(data)
+    assert first.status_code == again.status_code == 200 and again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true" and first.json()["data"]["rows_inserted"] == 50
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(50,)]
+    assert_error(await send(data + b"extra,1\r\n"), 422, "idempotency_key_reused")
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(50,)]
+
+
+async def test_concurrent_keyed_imports_apply_once(client, schema):
+    from tests.integration.test_csv import csv_bytes
+
+    data = csv_bytes([["name"]] + [[f"c{i}"] for i in range(200)])
+    responses = await asyncio.gather(*(
+        client.post("/api/batch/import", params={"atomic": "true"}, headers={"Idempotency-Key": "same"},
+                    files={"file": ("users.csv", data, "text/csv")})
+        for _ in range(4)
+    ))
+    assert {r.status_code for r in responses} == {200}
+    assert sum("idempotent-replayed" not in r.headers for r in responses) == 1
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(200,)]
+
+
+async def test_a_key_on_a_plain_import_is_refused(client, schema):
+    response = await client.post("/api/batch/import", headers={"Idempotency-Key": "k"},
+                                 files={"file": ("users.csv", b"name\nx\n", "text/csv")})
+    assert_error(response, 400, "invalid_body")
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(0,)]
