@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from app.core.auth import Authenticator
 from app.core.catalog import Catalog, load
+from app.core.ratelimit import RateLimiter, parse_rates
 from app.core.config import Settings
 from app.core.database import Database
 from app.core.errors import GatewayError
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         load_data=settings.import_load_data,
     )
     app.state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
+    app.state.auth = Authenticator(settings)
+    app.state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     error_handler.install(app)
     app.include_router(health.router)
     # Before crud: /api/tables/{t} and /api/batch/... must win over /api/{t}/{key}.

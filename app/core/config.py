@@ -78,6 +78,19 @@ class Settings(BaseSettings):
     # How long an Idempotency-Key is remembered.
     idempotency_ttl_s: int = Field(86400, ge=1)
 
+    # Who may call (see app/core/auth.py).
+    auth_mode: Literal["none", "api-key", "jwt"] = "none"
+    api_keys: str | None = None  # JSON: [{"name": ..., "sha256": <hex of the key>, "scopes": [...]}]
+    api_keys_file: str | None = None
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_secret: str | None = None
+    jwt_public_key_file: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    # Per client and action, per instance: e.g. "read=200/s,write=50/s,import=2/min". Empty: no limits.
+    rate_limits: str = ""
+
     # Browser origins allowed to call the gateway cross-origin (none by default).
     cors_origins: CsvStrs = ()
 

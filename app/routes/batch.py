@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.core.errors import InvalidBody
-from app.routes.deps import csv_service
+from app.routes.deps import CanExport, Caller, allow, csv_service
 from app.routes.idempotent import IdempotencyKey, import_once
 from app.schemas.envelope import success
 from app.services.csv_service import CsvService, table_name_from_file
@@ -40,6 +40,7 @@ class ClosingStream(StreamingResponse):
 async def import_csv(
     request: Request,
     service: Service,
+    who: Caller,
     table: Annotated[str | None, Query(description="the table, when not the file's name")] = None,
     mode: Annotated[Literal["insert", "ignore", "upsert"], Query(description="what a duplicate key does")] = "insert",
     atomic: Annotated[bool, Query(description="all rows or none")] = False,
@@ -53,6 +54,7 @@ async def import_csv(
         )
     filename, chunks = await stream_file(request, "file", request.app.state.settings.max_upload_bytes)
     name = table or table_name_from_file(filename)
+    allow(request, who, "import", name)
 
     def respond(report: dict) -> Response:
         written = report["rows_inserted"] + report["rows_updated"]
@@ -65,7 +67,7 @@ async def import_csv(
 
 
 @router.get("/{table}/export", summary="Stream a table out as CSV (same filters as /query)")
-async def export_csv(table: str, request: Request, service: Service):
+async def export_csv(table: str, request: Request, service: Service, _: CanExport):
     name, body, stack = await service.open_export(table, request.query_params.multi_items())
     disposition = f"attachment; filename=\"{name}.csv\"; filename*=UTF-8''{quote(name)}.csv"
     if not name.isascii() or '"' in name or "\\" in name:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from app.routes.deps import crud
+from app.routes.deps import CanRead, CanWrite, crud
 from app.routes.idempotent import IdempotencyKey, write_once
 from app.schemas.envelope import success
 from app.schemas.requests import CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
@@ -18,20 +18,20 @@ Service = Annotated[CrudService, Depends(crud)]
 
 
 @router.get("/{table}/query", summary="List rows (query-string filters)")
-async def list_rows(table: str, request: Request, service: Service):
+async def list_rows(table: str, request: Request, service: Service, _: CanRead):
     rows, meta = await service.list_from_params(table, request.query_params.multi_items())
     return success(rows, f"{meta['count']} row(s)", meta=meta)
 
 
 @router.post("/{table}/query", summary="List rows (JSON filter)")
-async def query_rows(table: str, body: QueryBody, service: Service):
+async def query_rows(table: str, body: QueryBody, service: Service, _: CanRead):
     options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset}
     rows, meta = await service.list_from_body(table, body.input, options)
     return success(rows, f"{meta['count']} row(s)", meta=meta)
 
 
 @router.post("/{table}", status_code=201, summary="Create one row or many")
-async def create_rows(table: str, body: CreateBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+async def create_rows(table: str, body: CreateBody, request: Request, service: Service, _: CanWrite, idempotency_key: IdempotencyKey = None):
     def respond(rows: list[dict]) -> Response:
         if isinstance(body.input, list):
             return success(rows, f"{len(rows)} row(s) created", status=201)
@@ -41,29 +41,29 @@ async def create_rows(table: str, body: CreateBody, request: Request, service: S
 
 
 @router.put("/{table}", summary="Update the rows matching a filter")
-async def update_rows(table: str, body: UpdateBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+async def update_rows(table: str, body: UpdateBody, request: Request, service: Service, _: CanWrite, idempotency_key: IdempotencyKey = None):
     call = lambda after: service.update(table, body.input, body.where, after)  # noqa: E731
     return await write_once(request, idempotency_key, call, lambda n: success({"affected": n}, f"{n} row(s) updated"))
 
 
 @router.delete("/{table}", summary="Delete the rows matching a filter")
-async def delete_rows(table: str, body: DeleteBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+async def delete_rows(table: str, body: DeleteBody, request: Request, service: Service, _: CanWrite, idempotency_key: IdempotencyKey = None):
     call = lambda after: service.delete(table, body.input, after)  # noqa: E731
     return await write_once(request, idempotency_key, call, lambda n: success({"affected": n}, f"{n} row(s) deleted"))
 
 
 @router.get("/{table}/{key}", summary="Get one row by primary key (a,b for composite keys)")
-async def get_row(table: str, key: str, service: Service, fields: str | None = None):
+async def get_row(table: str, key: str, service: Service, _: CanRead, fields: str | None = None):
     return success(await service.get(table, key, fields))
 
 
 @router.put("/{table}/{key}", summary="Update one row by primary key")
-async def update_row(table: str, key: str, body: UpdateByKeyBody, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+async def update_row(table: str, key: str, body: UpdateByKeyBody, request: Request, service: Service, _: CanWrite, idempotency_key: IdempotencyKey = None):
     call = lambda after: service.update_by_key(table, key, body.input, after)  # noqa: E731
     return await write_once(request, idempotency_key, call, lambda row: success(row, "row updated"))
 
 
 @router.delete("/{table}/{key}", summary="Delete one row by primary key")
-async def delete_row(table: str, key: str, request: Request, service: Service, idempotency_key: IdempotencyKey = None):
+async def delete_row(table: str, key: str, request: Request, service: Service, _: CanWrite, idempotency_key: IdempotencyKey = None):
     call = lambda after: service.delete_by_key(table, key, after)  # noqa: E731
     return await write_once(request, idempotency_key, call, lambda n: success({"affected": n}, "row deleted"))

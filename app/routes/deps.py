@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.auth import Principal
 
 from app.services.crud_service import CrudService
 from app.services.csv_service import CsvService
@@ -15,3 +20,33 @@ async def crud(request: Request) -> CrudService:
 
 async def csv_service(request: Request) -> CsvService:
     return request.app.state.csv
+
+
+async def principal(request: Request) -> Principal:
+    """The caller, from `Authorization: Bearer ...` or `X-API-Key` (401 when required and absent)."""
+    header = request.headers.get("authorization", "")
+    credential = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key")
+    return request.app.state.auth.authenticate(credential)
+
+
+def allow(request: Request, who: Principal, action: str, table: str) -> None:
+    """The caller holds `action` on `table` (403) and is within its rate for it (429)."""
+    who.require(action, table)
+    client = who.name if who.name != "anonymous" else (request.client.host if request.client else "?")
+    request.app.state.limiter.take(client, action)
+
+
+def may(action: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller may `action` the route's `{table}` (403), within its rate (429)."""
+
+    async def check(table: str, request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
+        allow(request, who, action, table)
+        return who
+
+    return check
+
+
+Caller = Annotated[Principal, Depends(principal)]
+CanRead = Annotated[Principal, Depends(may("read"))]
+CanWrite = Annotated[Principal, Depends(may("write"))]
+CanExport = Annotated[Principal, Depends(may("export"))]

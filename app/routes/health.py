@@ -24,4 +24,8 @@ async def ready(request: Request):
             await catalog.refresh()
     except GatewayError as exc:
         return error(ServiceUnavailable("not ready: " + exc.message, {"cause": exc.code}))
-    return success({"status": "ready", "tables": len(catalog.tables()), "pool": db.pool_stats()})
+    auth = request.app.state.auth.mode
+    data = {"status": "ready", "tables": len(catalog.tables()), "pool": db.pool_stats(), "auth": auth}
+    if auth == "none":
+        data["warning"] = "authentication is off: anyone who reaches the gateway may read and write"
+    return success(data)

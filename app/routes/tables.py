@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.routes.deps import crud
+from app.routes.deps import CanRead, Caller, crud
 from app.schemas.envelope import success
 from app.services.crud_service import CrudService
 
@@ -14,12 +14,12 @@ router = APIRouter(prefix="/api/tables", tags=["catalog"])
 Service = Annotated[CrudService, Depends(crud)]
 
 
-@router.get("", summary="List exposed tables")
-async def list_tables(service: Service):
-    tables = await service.describe_tables()
+@router.get("", summary="List exposed tables (those the caller may read)")
+async def list_tables(service: Service, who: Caller):
+    tables = [t for t in await service.describe_tables() if who.may("read", t["name"])]
     return success(tables, f"{len(tables)} table(s)")
 
 
 @router.get("/{table}", summary="Describe one table")
-async def describe_table(table: str, service: Service):
+async def describe_table(table: str, service: Service, _: CanRead):
     return success(await service.describe_table(table))
