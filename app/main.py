@@ -16,7 +16,7 @@ from app.core.database import Database
 from app.core.errors import GatewayError
 from app.middleware import RequestMiddleware
 from app.observability import Metrics
-from app.routes import batch, crud, health, metrics, tables
+from app.routes import batch, crud, docs, health, metrics, tables
 from app.services.crud_service import CrudService
 from app.services.csv_service import CsvService
 from app.services.idempotency import IdempotencyStore
@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Every permitted table of one MySQL/MariaDB database as a REST resource.",
+        # /openapi.json and /docs describe the real tables, per caller (routes/docs.py).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings, app.state.db, app.state.catalog = settings, db, catalog
     app.state.crud = CrudService(
@@ -85,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     error_handler.install(app)
     app.include_router(health.router)
+    app.include_router(docs.router)
     # Before crud: /api/tables/{t} and /api/batch/... must win over /api/{t}/{key}.
     app.include_router(tables.router)
     app.include_router(batch.router)

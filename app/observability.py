@@ -61,7 +61,7 @@ class _StateCollector(Collector):
         yield CounterMetricFamily("gateway_db_kills", "Timed-out statements killed on the server", value=db.kills)
         pool = GaugeMetricFamily("gateway_db_pool_connections", "Pooled connections", labels=["pool", "state"])
         for name, stats in db.pool_stats_by_pool().items():
-            for state in ("size", "free", "used", "max"):
+            for state in ("size", "free", "used", "waiting", "max"):
                 pool.add_metric([name, state], stats[state])
         yield pool
         yield CounterMetricFamily("gateway_catalog_loads", "Catalog loads from INFORMATION_SCHEMA", value=catalog.refreshes)

@@ -188,6 +188,7 @@ class Database:
         self.replicas = [Replica(DatabaseAddress.parse(url)) for url in settings.replica_urls]
         self.replica_pause_s = settings.replica_pause_s
         self._kill_targets: dict[int, DatabaseAddress] = {}  # id(pool) -> its server, for KILL
+        self._waiting: dict[int, int] = {}  # id(pool) -> attempts waiting for a connection
         self.write_pool: Any = None  # writes: autocommit off, the first statement opens the transaction
         self.server_version = ""
         self.kills = 0  # statements killed after a timeout (for metrics and tests)
@@ -254,23 +255,27 @@ class Database:
         named += [(f"replica{i + 1}", r.pool) for i, r in enumerate(self.replicas)]
         for name, pool in named:
             size, free = (pool.size, pool.freesize) if pool is not None else (0, 0)
-            stats[name] = {"size": size, "free": free, "used": size - free, "max": self.settings.pool_max}
+            waiting = self._waiting.get(id(pool), 0) if pool is not None else 0
+            stats[name] = {"size": size, "free": free, "used": size - free, "waiting": waiting, "max": self.settings.pool_max}
         return stats
 
     def pool_stats(self) -> dict[str, int]:
         """Both pools together."""
         pools = [p for name, p in self.pool_stats_by_pool().items() if name in ("read", "write")]
-        return {state: sum(p[state] for p in pools) for state in ("size", "free", "used", "max")}
+        return {state: sum(p[state] for p in pools) for state in ("size", "free", "used", "waiting", "max")}
 
     # --- one attempt ----------------------------------------------------------------------
 
     async def _acquire(self, pool: Any) -> Any:
+        self._waiting[id(pool)] = self._waiting.get(id(pool), 0) + 1
         try:
             conn = await pool.acquire()
         except Exception as exc:
             if self.driver.is_error(exc):
                 raise self.driver.translate(exc) from exc
             raise
+        finally:
+            self._waiting[id(pool)] -= 1
         if not self.server_version:
             self.server_version = conn.get_server_info()
         return conn

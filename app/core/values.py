@@ -196,7 +196,10 @@ def _bit(column: Column, value: Any) -> int:
 
 
 def _json(column: Column, value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: could not be given back either
+        raise _bad(column, value, "holds an integer beyond 64 bits") from None
 
 
 def _json_text(column: Column, value: Any) -> str:

@@ -25,6 +25,7 @@ async def test_requests_pool_catalog_and_csv_rows_are_counted(client):
     assert metric(text, 'gateway_requests_total{method="GET",route="/api/{table}/query",status="404"}') == 1
     assert metric(text, 'gateway_request_duration_seconds_count{method="GET",route="/api/{table}/query"}') == 4
     assert metric(text, 'gateway_db_pool_connections{pool="read",state="used"}') == 0
+    assert metric(text, 'gateway_db_pool_connections{pool="read",state="waiting"}') == 0
     assert metric(text, "gateway_catalog_loads_total") >= 1
     assert metric(text, 'gateway_csv_rows_total{direction="import",table="users"}') == 2
     assert metric(text, 'gateway_csv_rows_total{direction="export",table="users"}') == 2
@@ -59,3 +60,20 @@ async def test_one_access_line_a_request_without_values(client, caplog):
     }
     assert lines[1].fields["route"] == "/api/{table}/{key}"
     assert all(secret not in str(r.__dict__) and "k1" not in str(r.__dict__) for r in caplog.records)
+
+
+async def test_requests_waiting_for_a_connection_are_counted(schema, settings):
+    import asyncio
+
+    async with running(settings(pool_max=1)) as client:
+        db = client.app.state.db
+        seen = []
+        original = db._acquire
+
+        async def acquire(pool):  # look at the gauge while requests queue for the one connection
+            seen.append(db.pool_stats()["waiting"])
+            return await original(pool)
+
+        db._acquire = acquire
+        await asyncio.gather(*(client.get("/api/users/query") for _ in range(5)))
+        assert max(seen) >= 1 and db.pool_stats()["waiting"] == 0

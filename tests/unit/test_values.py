@@ -72,6 +72,11 @@ def test_refused_values_name_the_column(name, value):
     assert name in caught.value.message
 
 
+def test_json_values_with_huge_integers_are_refused():
+    with pytest.raises(InvalidValue):
+        to_db(col("meta"), {"n": 2**70})
+
+
 def test_text_mode_json_must_be_json_text():
     assert to_db(col("meta"), '{"a": 1}', text=True) == '{"a": 1}'
     with pytest.raises(InvalidValue):

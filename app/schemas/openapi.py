@@ -1,0 +1,220 @@
+"""OpenAPI that describes the real tables: each exposed table gets its own paths and schemas, built
+from its columns (types, nullability, lengths, enums), for what the caller may do. Pure: the
+catalog's tables and the caller in, a document out; /openapi.json builds it per request, so it
+follows the catalog as it reloads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.auth import Principal
+from app.core.catalog import INT_RANGES, Column, Table
+
+OPERATORS = "eq ne gt gte lt lte like in nin between is_null"
+ERRORS = {
+    "400": "Bad request: unknown column, bad filter, empty where, malformed body",
+    "401": "No valid credentials",
+    "403": "The credentials lack the scope",
+    "404": "Table or row not found, or not exposed",
+    "409": "Duplicate key or foreign key conflict",
+    "413": "Body too large",
+    "422": "A value does not fit its column, or a required column is missing",
+    "429": "Rate limited",
+    "503": "Database unavailable through the retry schedule",
+    "504": "Timed out through the retry schedule, or COMMIT outcome unknown",
+}
+
+
+def column_schema(column: Column) -> dict:
+    """The JSON form of a column's values, as the gateway writes them in responses."""
+    kind = column.kind
+    if kind in ("int", "bool", "bit", "year"):
+        schema: dict[str, Any] = {"type": "integer"}
+        if kind == "int":
+            bits = INT_RANGES[column.data_type]
+            low, high = (0, 2**bits - 1) if column.unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            schema |= {"minimum": low, "maximum": high}
+    elif kind == "float":
+        schema = {"type": "number"}
+    elif kind == "decimal":
+        schema = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": f"DECIMAL({column.precision},{column.scale}), exact"}
+    elif kind == "json":
+        schema = {"description": "any JSON value"}
+    elif kind == "enum":
+        schema = {"type": "string", "enum": list(column.members)}
+    elif kind == "binary":
+        schema = {"type": "string", "contentEncoding": "base64"}
+    elif kind == "date":
+        schema = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+    elif kind in ("datetime", "timestamp"):
+        schema = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$", "description": "ISO 8601, UTC"}
+    else:  # string, set, time, and the rest
+        schema = {"type": "string"}
+        if column.max_length and column.data_type in ("char", "varchar"):
+            schema["maxLength"] = column.max_length
+    schema["title"] = column.column_type
+    if column.nullable:
+        return {"anyOf": [schema, {"type": "null"}]}
+    return schema
+
+
+def input_schema(column: Column) -> dict:
+    """What a request may send for a column: the response form, plus what conversion accepts."""
+    if column.kind == "bool":
+        return {"anyOf": [{"type": "boolean"}, column_schema(column)]}
+    if column.kind in ("decimal", "int"):
+        return {"anyOf": [column_schema(column), {"type": "string"}, {"type": "number"}]}
+    if column.kind == "set":
+        return {"anyOf": [column_schema(column), {"type": "array", "items": {"type": "string", "enum": list(column.members)}}]}
+    return column_schema(column)
+
+
+def table_schemas(table: Table) -> dict[str, dict]:
+    writable = [c for c in table.columns if not c.generated]
+    return {
+        f"{table.name}.row": {
+            "type": "object",
+            "properties": {c.name: column_schema(c) for c in table.columns},
+        },
+        f"{table.name}.input": {
+            "type": "object",
+            "properties": {c.name: input_schema(c) for c in writable},
+            "required": [c.name for c in writable if c.required],
+            "additionalProperties": False,
+        },
+        f"{table.name}.patch": {
+            "type": "object",
+            "properties": {c.name: input_schema(c) for c in writable},
+            "minProperties": 1,
+            "additionalProperties": False,
+        },
+    }
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def envelope(data: dict, *, listing: bool = False) -> dict:
+    properties = {
+        "timestamp": {"type": "string"},
+        "message": {"type": "string"},
+        "data": data,
+        "retry_count": {"type": "integer", "minimum": 0},
+    }
+    if listing:
+        properties["meta"] = ref("Meta")
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def responses(ok: str, schema: dict | None, *, media: str = "application/json") -> dict:
+    result: dict[str, Any] = {
+        ok: {"description": "OK", "content": {media: {"schema": schema}}} if schema else {"description": "OK"},
+    }
+    for status, description in ERRORS.items():
+        result[status] = {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+    return result
+
+
+def body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def table_paths(table: Table, who: Principal) -> dict[str, dict]:
+    name, row = table.name, ref(f"{table.name}.row")
+    affected = envelope({"type": "object", "properties": {"affected": {"type": "integer"}}, "required": ["affected"]})
+    filter_schema = {"type": "object", "description": f"FILTER: {{col: value}}, {{col: {{op: value}}}} with op in {OPERATORS}, or/and lists"}
+    paths: dict[str, dict] = {}
+    if who.may("read", name):
+        parameters = [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "order", "in": "query", "schema": {"type": "string"}, "description": "col.asc,other.desc"},
+            {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "a,b"},
+        ] + [
+            {"name": c.name, "in": "query", "schema": {"type": "string"}, "description": f"value or op.value ({OPERATORS})"}
+            for c in table.columns
+            if c.name not in ("limit", "offset", "order", "fields")
+        ]
+        listing = envelope({"type": "array", "items": row}, listing=True)
+        paths[f"/api/{name}/query"] = {
+            "get": {"operationId": f"list_{name}", "tags": [name], "parameters": parameters, "responses": responses("200", listing)},
+            "post": {
+                "operationId": f"query_{name}", "tags": [name],
+                "requestBody": body({"type": "object", "properties": {
+                    "input": filter_schema, "order_by": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "fields": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "limit": {"type": "integer", "minimum": 1}, "offset": {"type": "integer", "minimum": 0},
+                }, "additionalProperties": False}),
+                "responses": responses("200", listing),
+            },
+        }
+    if who.may("write", name):
+        idempotency = [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}}]
+        paths[f"/api/{name}"] = {
+            "post": {
+                "operationId": f"create_{name}", "tags": [name], "parameters": idempotency,
+                "requestBody": body({"type": "object", "properties": {"input": {"anyOf": [
+                    ref(f"{name}.input"), {"type": "array", "items": ref(f"{name}.input"), "minItems": 1}]}},
+                    "required": ["input"], "additionalProperties": False}),
+                "responses": responses("201", envelope({"anyOf": [row, {"type": "array", "items": row}]})),
+            },
+            "put": {
+                "operationId": f"update_{name}", "tags": [name], "parameters": idempotency,
+                "requestBody": body({"type": "object", "properties": {"input": ref(f"{name}.patch"), "where": filter_schema},
+                                     "required": ["input", "where"], "additionalProperties": False}),
+                "responses": responses("200", affected),
+            },
+            "delete": {
+                "operationId": f"delete_{name}", "tags": [name], "parameters": idempotency,
+                "requestBody": body({"type": "object", "properties": {"input": filter_schema}, "required": ["input"], "additionalProperties": False}),
+                "responses": responses("200", affected),
+            },
+        }
+    if table.primary_key and (who.may("read", name) or who.may("write", name)):
+        key_names = ",".join(c.name for c in table.primary_key)
+        key = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
+                "description": f"the primary key ({key_names}; comma-separated when composite)"}]
+        item: dict[str, Any] = {}
+        if who.may("read", name):
+            item["get"] = {"operationId": f"get_{name}", "tags": [name], "parameters": key, "responses": responses("200", envelope(row))}
+        if who.may("write", name):
+            item["put"] = {"operationId": f"update_{name}_by_key", "tags": [name], "parameters": key,
+                           "requestBody": body({"type": "object", "properties": {"input": ref(f"{name}.patch")}, "required": ["input"], "additionalProperties": False}),
+                           "responses": responses("200", envelope(row))}
+            item["delete"] = {"operationId": f"delete_{name}_by_key", "tags": [name], "parameters": key, "responses": responses("200", affected)}
+        paths[f"/api/{name}/{{key}}"] = item
+    if who.may("export", name):
+        paths[f"/api/batch/{name}/export"] = {"get": {
+            "operationId": f"export_{name}", "tags": [name],
+            "responses": responses("200", {"type": "string"}, media="text/csv"),
+        }}
+    return paths
+
+
+def document(tables: list[Table], who: Principal, *, title: str, version: str) -> dict:
+    schemas: dict[str, dict] = {
+        "Error": {"type": "object", "properties": {
+            "timestamp": {"type": "string"}, "status": {"type": "integer"}, "error": {"type": "string"},
+            "message": {"type": "string"}, "details": {}, "retry_count": {"type": "integer"},
+            "request_id": {"type": "string"},
+        }, "required": ["timestamp", "status", "error", "message", "details", "retry_count", "request_id"]},
+        "Meta": {"type": "object", "properties": {
+            "count": {"type": "integer"}, "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "offset": {"type": "integer"}, "next": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        }, "required": ["count", "limit", "offset", "next"]},
+    }
+    paths: dict[str, dict] = {}
+    visible = [t for t in tables if any(who.may(a, t.name) for a in ("read", "write", "import", "export"))]
+    for table in visible:
+        schemas |= table_schemas(table)
+        paths |= table_paths(table, who)
+    paths["/api/tables"] = {"get": {"operationId": "list_tables", "tags": ["catalog"], "responses": responses("200", envelope({"type": "array"}))}}
+    paths["/health/live"] = {"get": {"operationId": "live", "tags": ["health"], "responses": {"200": {"description": "alive"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": "Generated from the database's tables, for this caller."},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
