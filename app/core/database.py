@@ -187,6 +187,7 @@ class Database:
         self.pool: Any = None  # reads: autocommit on, each statement stands alone
         self.replicas = [Replica(DatabaseAddress.parse(url)) for url in settings.replica_urls]
         self.replica_pause_s = settings.replica_pause_s
+        self._next_replica = -1  # round robin over the healthy replicas
         self._kill_targets: dict[int, DatabaseAddress] = {}  # id(pool) -> its server, for KILL
         self._waiting: dict[int, int] = {}  # id(pool) -> attempts waiting for a connection
         self.write_pool: Any = None  # writes: autocommit off, the first statement opens the transaction
@@ -328,10 +329,18 @@ class Database:
             log.warning("could not kill server thread %s: %r", thread_id, exc)
 
     async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False) -> Result:
+        async def on(pool: Any) -> Result:
+            async with self._session(pool) as (_, session):
+                return await session.execute(sql, params)
+
+        return await self._read(on, replica)
+
+    async def _read(self, run: Callable[[Any], Awaitable[T]], replica: bool) -> T:
+        """Run a read on a healthy replica's pool when asked and there is one, else the primary's.
+        A replica that cannot be reached is left out and the primary answers in the same attempt."""
         if replica and (chosen := self._healthy_replica()) is not None:
             try:
-                async with self._session(chosen.pool) as (_, session):
-                    return await session.execute(sql, params)
+                return await run(chosen.pool)
             except DatabaseError as exc:
                 if exc.code not in CONNECTIVITY_CODES:
                     raise  # the query's own fault: the primary would say the same
@@ -339,14 +348,13 @@ class Database:
             except asyncio.CancelledError:
                 chosen.pause(self.replica_pause_s)  # too slow: the next attempt goes elsewhere
                 raise
-        async with self._session(self.pool) as (_, session):
-            return await session.execute(sql, params)
+        return await run(self.pool)
 
     def _healthy_replica(self) -> "Replica | None":
         healthy = [r for r in self.replicas if r.healthy()]
         if not healthy:
             return None
-        self._next_replica = (getattr(self, "_next_replica", -1) + 1) % len(healthy)
+        self._next_replica = (self._next_replica + 1) % len(healthy)
         return healthy[self._next_replica]
 
     async def _transaction_once(self, attempt: Attempt, work: Callable[[Session], Awaitable[T]]) -> T:
@@ -415,20 +423,7 @@ class Database:
                 raise
             return pool, conn, cursor, first
 
-        async def start(attempt: Attempt) -> tuple[Any, Any, Any, Sequence[tuple]]:
-            if replica and (chosen := self._healthy_replica()) is not None:
-                try:
-                    return await start_on(chosen.pool)
-                except DatabaseError as exc:
-                    if exc.code not in CONNECTIVITY_CODES:
-                        raise
-                    chosen.pause(self.replica_pause_s)
-                except asyncio.CancelledError:
-                    chosen.pause(self.replica_pause_s)
-                    raise
-            return await start_on(self.pool)
-
-        pool, conn, cursor, first = await self.resilience.run(start)
+        pool, conn, cursor, first = await self.resilience.run(lambda attempt: self._read(start_on, replica))
         names = [d[0] for d in cursor.description]
         exhausted = False
 

@@ -29,8 +29,7 @@ async def write_once(
     """Run a write route's service `call` and `respond`; with a key, at most once per key."""
     if key is None:
         return respond(await call(None))
-    if not 1 <= len(key) <= 255:
-        raise InvalidBody("Idempotency-Key must be 1 to 255 characters")
+    check_key(key)
     fingerprint = request_hash(request.method, request.url.path, request.url.query, await request.body())
 
     def render(result: Any) -> tuple[int, bytes]:
@@ -38,6 +37,11 @@ async def write_once(
         return response.status_code, bytes(response.body)
 
     return as_response(await request.app.state.idempotency.once(key, fingerprint, call, render))
+
+
+def check_key(key: str) -> None:
+    if not 1 <= len(key) <= 255:
+        raise InvalidBody("Idempotency-Key must be 1 to 255 characters")
 
 
 def as_response(stored: Any) -> Response:
@@ -56,8 +60,7 @@ async def import_once(
     """A keyed atomic import. The upload is hashed as it streams; the key's record is stored inside
     the import's transaction with the final report. A replay must send the same file: it is read
     and hashed, then the first report is returned."""
-    if not 1 <= len(key) <= 255:
-        raise InvalidBody("Idempotency-Key must be 1 to 255 characters")
+    check_key(key)
     store = request.app.state.idempotency
     await store.ensure_table()
     hasher = hashlib.sha256("\n".join([request.method, request.url.path, request.url.query, filename or ""]).encode())

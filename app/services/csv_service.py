@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from app.core import sql
 from app.core.catalog import Column, Table
-from app.core.csvrecords import Block, RecordError, RecordReader
+from app.core.csvrecords import Block, Record, RecordError, RecordReader
 from app.core.database import Database, Session
 from app.core.errors import (
     DatabaseError,
@@ -148,7 +148,6 @@ def convert_batch(plan: ImportPlan, records: list[tuple[int, list[str]]]) -> lis
 
 
 Row = tuple[int, Any]  # (line, values)
-Record = tuple[int, list[str]]  # (line, fields)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from app.core.database import Database, Session
 from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, GatewayError
+from app.services.crud_service import Hook
 
 T = TypeVar("T")
 TABLE = "`_gateway_idempotency`"  # the gateway's own: the catalog never exposes _gateway_* tables
@@ -54,8 +55,6 @@ class Response:
     body: bytes
     replayed: bool = False
 
-
-Hook = Callable[[Session, Any], Awaitable[None]]
 
 
 def request_hash(method: str, path: str, query: str, body: bytes) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import eventually, proxied_url, run_sql
+from tests.conftest import proxied_url, run_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"GATEWAY_ATTEMPT_TIMEOUTS_MS": "100,100,100,100", "GATEWAY_RETRY_WAITS_MS": "50,50,50"}
