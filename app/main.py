@@ -40,14 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow=settings.tables_allow,
         deny=settings.tables_deny,
         ttl_s=settings.catalog_ttl_s,
-        miss_interval_s=settings.catalog_miss_interval_s,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         await db.open()
         try:
-            await catalog.refresh()
+            await catalog.reload()
             await app.state.idempotency.ensure_table()
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.

@@ -1,8 +1,10 @@
 """The catalog: INFORMATION_SCHEMA -> Table/Column objects, cached per instance.
 
 Loaded in a few queries, refreshed on a TTL (in the background, serving the old copy meanwhile) and
-on a miss (an unknown table or column triggers a reload, at most once per `catalog_miss_interval_s`),
-so tables created or altered while the gateway runs are served without a restart.
+on a miss: an unknown table or column waits for a load that started after the miss, so a table or
+column that existed when a request was sent is found by that request. Loads run one at a time, and
+every miss that arrives while one runs shares the next: a storm of made-up names costs one load at
+a time, never one each.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from app.core.echo import shown
 from app.core.errors import TableNotFound
 
 log = logging.getLogger("gateway.catalog")
@@ -225,15 +228,14 @@ class Catalog:
         allow: Iterable[str] = (),
         deny: Iterable[str] = (),
         ttl_s: float = 60.0,
-        miss_interval_s: float = 1.0,
     ):
         self._loader = loader
         self._allow, self._deny = tuple(allow), tuple(deny)
-        self._ttl, self._miss_interval = ttl_s, miss_interval_s
+        self._ttl = ttl_s
         self._tables: dict[str, Table] = {}
-        self._loaded_at: float | None = None
-        self._lock = asyncio.Lock()
-        self._background: asyncio.Task | None = None
+        self._loaded_at: float | None = None  # when the last load finished
+        self._started_at: float | None = None  # when the last load that finished had started
+        self._loading: asyncio.Task | None = None  # the load in flight, shared by everyone waiting
         self.refreshes = 0
 
     @property
@@ -246,39 +248,43 @@ class Catalog:
     async def table(self, name: str) -> Table:
         table = self._tables.get(name)
         if table is None:
-            if await self.refresh_on_miss():
-                table = self._tables.get(name)
+            await self.reload()
+            table = self._tables.get(name)
             if table is None:
-                raise TableNotFound(f"table '{name}' does not exist or is not exposed", {"table": name})
+                raise TableNotFound(f"table '{shown(name)}' does not exist or is not exposed", {"table": shown(name)})
         elif time.monotonic() - self._loaded_at > self._ttl:  # type: ignore[operator]
-            self._refresh_in_background()
+            self._start_load()
         return table
 
-    async def refresh_on_miss(self) -> bool:
-        """Reload if the last load is older than the miss interval; True if the catalog changed hands."""
-        if self._loaded_at is not None and time.monotonic() - self._loaded_at < self._miss_interval:
-            return False
-        await self.refresh()
-        return True
+    async def reload(self) -> None:
+        """Return once a load that started after this call has finished (what existed when the call
+        was made is then known). A load already running started too early: wait for it, then share
+        the next one with everyone else who waited."""
+        asked = time.monotonic()
+        while self._started_at is None or self._started_at < asked:
+            await asyncio.shield(self._start_load())
 
-    async def refresh(self) -> None:
+
+    def _start_load(self) -> asyncio.Task:
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+            self._loading.add_done_callback(_log_failure)
+        return self._loading
+
+    async def _load(self) -> None:
         started = time.monotonic()
-        async with self._lock:
-            if self._loaded_at is not None and self._loaded_at >= started:
-                return  # someone else reloaded while we waited for the lock
+        try:
             tables = await self._loader()
             self._tables = {n: t for n, t in tables.items() if exposed(n, self._allow, self._deny)}
-            self._loaded_at = time.monotonic()
+            self._started_at, self._loaded_at = started, time.monotonic()
             self.refreshes += 1
             log.debug("catalog loaded: %d tables exposed", len(self._tables))
+        finally:
+            self._loading = None
 
-    def _refresh_in_background(self) -> None:
-        if self._background is not None and not self._background.done():
-            return
-        self._background = asyncio.get_running_loop().create_task(self._quiet_refresh())
 
-    async def _quiet_refresh(self) -> None:
-        try:
-            await self.refresh()
-        except Exception:  # the old copy keeps serving; the next request tries again
-            log.warning("background catalog refresh failed", exc_info=True)
+def _log_failure(task: asyncio.Task) -> None:
+    # Whoever waits gets the error too; a background (TTL) load has no one else to tell.
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("catalog load failed: %s", task.exception())
+

@@ -97,8 +97,6 @@ class Settings(BaseSettings):
     tables_allow: CsvStrs = ()
     tables_deny: CsvStrs = ()
     catalog_ttl_s: float = Field(60.0, gt=0)
-    # A request for an unknown table reloads the catalog at most this often.
-    catalog_miss_interval_s: float = Field(1.0, ge=0)
 
     @field_validator("attempt_timeouts_ms", "retry_waits_ms", "bulk_attempt_timeouts_ms", mode="before")
     @classmethod

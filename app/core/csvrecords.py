@@ -57,16 +57,23 @@ class RecordReader:
         self._pending = buffer[cut:]
         if len(self._pending) > self._max:
             raise InvalidCsv(
-                f"a record starting at line {self._next_line} is longer than {self._max} bytes "
-                "(an unterminated quote?)",
+                f"the record starting at line {self._next_line} is longer than {self._max} bytes "
+                "(a quoted field that never ends?)",
                 {"line": self._next_line},
             )
         return self._parse(buffer[:cut])
 
     def finish(self) -> Block:
-        """The last records, at the end of the stream."""
+        """The last records, at the end of the stream. A quoted field still open here swallowed
+        every line after it (they would count as one bad record): the file is refused for what it is."""
         text = self._pending + self._decode(b"", final=True)
         self._pending = ""
+        if text.count('"') % 2:
+            raise InvalidCsv(
+                f"the quoted field in the record starting at line {self._next_line} never ends: every "
+                "line after it is inside it (a missing closing quote?)",
+                {"line": self._next_line},
+            )
         return self._parse(text)
 
     def _decode(self, data: bytes, *, final: bool) -> str:

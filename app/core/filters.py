@@ -16,6 +16,7 @@ from typing import Any, Literal, Union
 
 from app.core.catalog import Column, Table
 from app.core.errors import InvalidFilter, UnknownColumn
+from app.core.echo import shown
 from app.core.values import to_db
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "like", "in", "nin", "between", "is_null")
@@ -23,6 +24,7 @@ LIST_OPERATORS = ("in", "nin", "between")
 RESERVED_PARAMS = ("limit", "offset", "order", "fields")
 MAX_DEPTH = 8
 MAX_LIST = 1000  # values in one in/nin list
+MAX_ROWS = 2**63 - 1  # the largest limit or offset (MariaDB takes up to 2^64-1; past it is a syntax error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +55,14 @@ class ListQuery:
 def column_of(table: Table, name: Any) -> Column:
     column = table.column(name) if isinstance(name, str) else None
     if column is None:
-        raise UnknownColumn(f"table '{table.name}' has no column '{name}'", {"column": str(name)[:80]})
+        raise UnknownColumn(f"table '{table.name}' has no column '{shown(name)}'", {"column": shown(name)})
     return column
 
 
 def condition(table: Table, name: str, op: str, value: Any, *, text: bool) -> Condition:
     column = column_of(table, name)
     if op not in OPERATORS:
-        raise InvalidFilter(f"unknown operator '{op}' for column '{name}'", {"operator": str(op)[:40]})
+        raise InvalidFilter(f"unknown operator '{shown(op, 40)}' for column '{name}'", {"operator": shown(op, 40)})
     if op == "is_null":
         flag = value if isinstance(value, bool) else str(value).lower() if text else value
         if flag not in (True, False, "true", "false"):
@@ -151,31 +153,39 @@ def parse_order(table: Table, order: str | list[str] | None) -> tuple[tuple[Colu
     terms = order.split(",") if isinstance(order, str) else order
     if not isinstance(terms, list):
         raise InvalidFilter("order is 'col.asc,col2.desc' or a list of such terms")
-    result = []
-    for term in terms:
-        if not isinstance(term, str):
-            raise InvalidFilter("order terms are strings like 'col.desc'")
-        term = term.strip()
-        descending = term.startswith("-")
-        name, _, direction = term.lstrip("-").rpartition(".") if "." in term else ("", "", "")
-        if not name or direction.lower() not in ("asc", "desc"):
-            name, direction = term.lstrip("-"), "desc" if descending else "asc"
-        result.append((column_of(table, name), direction.lower() == "desc"))
-    return tuple(result)
+    return tuple(_order_term(table, term) for term in terms)
+
+
+def _order_term(table: Table, term: Any) -> tuple[Column, bool]:
+    """`col`, `-col`, `col.asc` or `col.desc`; a column whose own name has a dot is taken whole."""
+    if not isinstance(term, str):
+        raise InvalidFilter("order terms are strings like 'col.desc'")
+    term = term.strip()
+    name = term.removeprefix("-")
+    if table.column(name) is not None or "." not in name:
+        return column_of(table, name), term.startswith("-")
+    prefix, _, direction = name.rpartition(".")
+    column = column_of(table, prefix)
+    if direction.lower() not in ("asc", "desc") or term.startswith("-"):
+        raise InvalidFilter(
+            f"order direction '{shown(direction, 40)}' for column '{column.name}': use asc or desc",
+            {"column": column.name, "direction": shown(direction, 40)},
+        )
+    return column, direction.lower() == "desc"
 
 
 def parse_int(name: str, value: Any, default: int | None, low: int, high: int | None) -> int | None:
     if value is None or value == "":
         return default
+    high = MAX_ROWS if high is None else high
     try:
-        number = int(value)
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError
-    except (TypeError, ValueError):
-        raise InvalidFilter(f"{name} must be an integer") from None
-    if number < low or (high is not None and number > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise InvalidFilter(f"{name} must be {bound}", {name: number})
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidFilter(f"{name} must be an integer", {name: shown(value, 40)}) from None
+    if not low <= number <= high:
+        raise InvalidFilter(f"{name} must be between {low} and {high}", {name: shown(value, 40)})
     return number
 
 

@@ -43,6 +43,16 @@ RETRYABLE_CODES = CONNECTIVITY_CODES | CONTENTION_CODES
 
 CONFLICT_CODES = frozenset({1062, 1022, 1586, 1451, 1452, 1216, 1217})
 INVALID_VALUE_CODES = frozenset({1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078})
+# A value the column's character set cannot hold, compared with it (a filter on a latin1 column).
+CHARSET_CODES = frozenset({1267, 1270, 1271})
+# The gateway's own configuration does not fit the server: retrying will not help, and it is not
+# the caller's fault either. What it is goes in the message (never the password).
+SETUP_CODES = {
+    1049: None,  # the server's own words: "Unknown database 'x'"
+    1044: "the database refused the gateway's user access to its database",
+    1045: "the database refused the gateway's credentials",
+    1698: "the database refused the gateway's credentials",
+}
 
 
 @dataclass
@@ -80,6 +90,11 @@ def classify(exc: DatabaseError) -> GatewayError:
         return MissingColumn(message, {"db_code": code})
     if code in INVALID_VALUE_CODES:
         return InvalidValue(message, {"db_code": code})
+    if code in CHARSET_CODES:
+        return InvalidValue("a value has characters the column's character set cannot hold", {"db_code": code})
+    if code in SETUP_CODES:
+        said = SETUP_CODES[code] or message[:1].lower() + message[1:]
+        return ServiceUnavailable(f"database not usable: {said}", {"db_code": code})
     if code == 1054:
         return UnknownColumn(message, {"db_code": code})
     if code == 1146:

@@ -20,9 +20,12 @@ from typing import Any
 import orjson
 
 from app.core.catalog import INT_RANGES, Column
+from app.core.echo import shown
 from app.core.errors import InvalidValue
 
-_INT_TEXT = re.compile(r"[+-]?\d+")
+# Integers as text; 40 digits is past every column's range and far below int()'s 4300-digit limit.
+_INT_TEXT = re.compile(r"[+-]?\d{1,40}")
+_LONG_INT_TEXT = re.compile(r"[+-]?\d{41,}")
 _TIME_TEXT = re.compile(r"-?\d{1,3}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 _TRUE = {"true", "1", "t", "yes", "y", "on"}
 # Where an empty CSV cell is the empty string; elsewhere (numbers, dates, JSON, ENUM) it is NULL.
@@ -31,10 +34,9 @@ _FALSE = {"false", "0", "f", "no", "n", "off"}
 
 
 def _bad(column: Column, value: Any, reason: str) -> InvalidValue:
-    shown = value if isinstance(value, (int, float, bool)) or value is None else str(value)[:80]
     return InvalidValue(
         f"column '{column.name}': {reason}",
-        {"column": column.name, "type": column.column_type, "value": shown, "reason": reason},
+        {"column": column.name, "type": column.column_type, "value": shown(value), "reason": reason},
     )
 
 
@@ -47,11 +49,13 @@ def _int(column: Column, value: Any) -> int:
         number = int(value)
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
+    elif isinstance(value, str) and _LONG_INT_TEXT.fullmatch(value.strip()):
+        number = None  # out of every range
     else:
         raise _bad(column, value, "expected an integer")
     bits = INT_RANGES[column.data_type]
     low, high = (0, 2**bits - 1) if column.unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    if not low <= number <= high:
+    if number is None or not low <= number <= high:
         raise _bad(column, value, f"out of range [{low}, {high}]")
     return number
 
@@ -92,7 +96,7 @@ def _float(column: Column, value: Any) -> float:
         raise _bad(column, value, "expected a number")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _bad(column, value, "expected a number") from None
     if not math.isfinite(number):
         raise _bad(column, value, "expected a finite number")
@@ -198,8 +202,8 @@ def _bit(column: Column, value: Any) -> int:
 def _json(column: Column, value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # integers beyond 64 bits: could not be given back either
-        raise _bad(column, value, "holds an integer beyond 64 bits") from None
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, nesting past 254 levels
+        raise _bad(column, value, f"cannot be stored as JSON: {exc}") from None
 
 
 def _json_text(column: Column, value: Any) -> str:
@@ -339,7 +343,7 @@ def text_converter(
 
         def integer(value: str) -> Any:
             # int() alone would also take "1_000", " 7 " and non-ASCII digits.
-            if value.isascii() and (value.isdigit() or (value[:1] == "-" and value[1:].isdigit())):
+            if len(value) <= 21 and value.isascii() and (value.isdigit() or (value[:1] == "-" and value[1:].isdigit())):
                 number = int(value)
                 if low <= number <= high:
                     return number

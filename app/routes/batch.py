@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.core.errors import InvalidBody
+from app.core.errors import InvalidBody, MethodNotAllowed
 from app.routes.deps import CanExport, Caller, allow, csv_service
 from app.routes.idempotent import IdempotencyKey, import_once
 from app.schemas.envelope import success
@@ -64,6 +64,12 @@ async def import_csv(
         return respond(await service.import_csv(name, chunks, mode=mode, atomic=atomic, null=null))
     return await import_once(request, idempotency_key, filename, chunks, respond,
                              lambda hashed, after: service.import_csv(name, hashed, mode=mode, atomic=True, null=null, after=after))
+
+
+@router.api_route("/import", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def import_other_methods(request: Request):
+    # Without this, GET /api/batch/import would fall through to GET /api/{table}/{key} (table "batch").
+    raise MethodNotAllowed(f"{request.method} is not allowed on /api/batch/import: POST a file", headers={"Allow": "POST"})
 
 
 @router.get("/{table}/export", summary="Stream a table out as CSV (same filters as /query)")

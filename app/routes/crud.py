@@ -9,11 +9,12 @@ from starlette.responses import Response
 
 from app.routes.deps import CanRead, CanWrite, crud
 from app.routes.idempotent import IdempotencyKey, write_once
+from app.routes.jsonroute import JSONRoute
 from app.schemas.envelope import success
 from app.schemas.requests import CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
 from app.services.crud_service import CrudService
 
-router = APIRouter(prefix="/api", tags=["rows"])
+router = APIRouter(prefix="/api", tags=["rows"], route_class=JSONRoute)
 Service = Annotated[CrudService, Depends(crud)]
 
 

@@ -16,7 +16,7 @@ router = APIRouter(include_in_schema=False)
 async def openapi(request: Request, who: Caller):
     catalog = request.app.state.catalog
     if not catalog.loaded:
-        await catalog.refresh()
+        await catalog.reload()
     return JSON(document(catalog.tables(), who, title=request.app.title, version=request.app.version))
 
 

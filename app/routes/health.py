@@ -21,7 +21,7 @@ async def ready(request: Request):
     try:
         await db.ping()
         if not catalog.loaded:
-            await catalog.refresh()
+            await catalog.reload()
     except GatewayError as exc:
         return error(ServiceUnavailable("not ready: " + exc.message, {"cause": exc.code}))
     auth = request.app.state.auth.mode

@@ -40,7 +40,7 @@ def success(data: Any, message: str = "ok", *, status: int = 200, meta: dict | N
     return JSON(body, status_code=status)
 
 
-def error(exc: GatewayError) -> JSON:
+def error(exc: GatewayError) -> Response:
     state = context.current()
     body = {
         "timestamp": _now(),
@@ -51,4 +51,34 @@ def error(exc: GatewayError) -> JSON:
         "retry_count": state.retry_count,
         "request_id": state.request_id,
     }
-    return JSON(body, status_code=exc.status, headers=exc.headers)
+    try:
+        content = orjson.dumps(body, default=json_default)
+    except (orjson.JSONEncodeError, TypeError):
+        # Details echo what the caller sent (an integer past 64 bits, a lone surrogate, ...): an error
+        # about bad input must never itself fail to render.
+        content = orjson.dumps(printable(body))
+    return Response(content, status_code=exc.status, headers=exc.headers, media_type="application/json")
+
+
+def printable(value: Any) -> Any:
+    """`value` with everything orjson cannot write made into text."""
+    if isinstance(value, dict):
+        return {printable_text(str(k)): printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if isinstance(value, str):
+        return printable_text(value)
+    try:
+        return printable(json_default(value))
+    except TypeError:
+        return printable_text(str(value))
+
+
+def printable_text(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")

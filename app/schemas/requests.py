@@ -1,16 +1,30 @@
-"""Request bodies. Unknown keys are refused, so a typo ("filter" for "input") is a 400, not a no-op."""
+"""Request bodies. Unknown keys are refused, so a typo ("filter" for "input") is a 400, not a no-op.
+
+Two spellings are taken where users reach for both: a DELETE's filter in `input` (the contract) or
+`where` (as in PUT), and a query's `order_by` or `order` (as in the query string). Both at once is
+a 400, never a silent choice.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 Filter = dict[str, Any]
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def one_of(data: Any, first: str, second: str) -> Any:
+    """Let `second` stand for `first` (a before-validator); both given is an error."""
+    if isinstance(data, dict) and second in data:
+        if first in data:
+            raise ValueError(f"give '{first}' or '{second}', not both")
+        data = {first if k == second else k: v for k, v in data.items()}
+    return data
 
 
 class CreateBody(Body):
@@ -24,6 +38,11 @@ class QueryBody(Body):
     limit: int | None = None
     offset: int | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _order(cls, data: Any) -> Any:
+        return one_of(data, "order_by", "order")
+
 
 class UpdateBody(Body):
     input: dict[str, Any]
@@ -36,3 +55,8 @@ class UpdateByKeyBody(Body):
 
 class DeleteBody(Body):
     input: Filter | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _where(cls, data: Any) -> Any:
+        return one_of(data, "input", "where")

@@ -97,14 +97,13 @@ class CrudService:
         self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
 
     async def resolve(self, name: str, build: Callable[[Table], T]) -> tuple[Table, T]:
-        """Look the table up and parse the request against it; an unknown column may mean the
-        catalog is stale, so reload it (rate-limited) and parse once more before answering 400."""
+        """Look the table up and parse the request against it; an unknown column may be one added
+        since the catalog loaded, so wait for a fresh load and parse once more before answering 400."""
         table = await self.catalog.table(name)
         try:
             return table, build(table)
         except UnknownColumn:
-            if not await self.catalog.refresh_on_miss():
-                raise
+            await self.catalog.reload()
             table = await self.catalog.table(name)
             return table, build(table)
 
@@ -124,7 +123,7 @@ class CrudService:
 
     async def describe_tables(self) -> list[dict]:
         if not self.catalog.loaded:
-            await self.catalog.refresh()
+            await self.catalog.reload()
         return [
             {"name": t.name, "primary_key": [c.name for c in t.primary_key], "columns": len(t.columns)}
             for t in self.catalog.tables()

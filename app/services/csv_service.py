@@ -36,6 +36,7 @@ from app.core.catalog import Column, Table
 from app.core.csvrecords import Block, Record, RecordError, RecordReader
 from app.core.database import Database, Session
 from app.core.errors import (
+    CommitOutcomeUnknown,
     DatabaseError,
     GatewayError,
     ImportRolledBack,
@@ -280,8 +281,7 @@ class CsvService:
         try:
             plan = plan_import(table, header[1], null, load_data=loads)
         except InvalidHeader:
-            if not await self.catalog.refresh_on_miss():  # a column added since the catalog loaded?
-                raise
+            await self.catalog.reload()  # a column added since the catalog loaded?
             table = await self.catalog.table(name)
             plan = plan_import(table, header[1], null, load_data=loads)
         # The first block holds the header: its text cannot go to the server as it is.
@@ -322,19 +322,25 @@ class CsvService:
         texts: list[str] = []
         clean = True
         for_size = 0
-        async for block in blocks:
-            for record in block.records:
-                report.rows_read += 1
-                if isinstance(record, RecordError):
-                    report.fail(record.line, record.reason)
-                else:
-                    records.append(record)
-            texts.append(block.text)
-            clean = clean and block.clean
-            for_size += len(block.text)
-            if len(records) >= self.batch_rows or for_size >= self.batch_bytes:
-                yield Batch(records, "".join(texts) if clean else None)
-                records, texts, clean, for_size = [], [], True, 0
+        try:
+            async for block in blocks:
+                for record in block.records:
+                    report.rows_read += 1
+                    if isinstance(record, RecordError):
+                        report.fail(record.line, record.reason)
+                    else:
+                        records.append(record)
+                texts.append(block.text)
+                clean = clean and block.clean
+                for_size += len(block.text)
+                if len(records) >= self.batch_rows or for_size >= self.batch_bytes:
+                    yield Batch(records, "".join(texts) if clean else None)
+                    records, texts, clean, for_size = [], [], True, 0
+        except GatewayError:  # the stream itself is bad (a quote that never ends, not UTF-8)
+            if records:  # read, never written: the report says so
+                report.not_committed.append(_span(records))
+                report.rows_not_applied += len(records)
+            raise
         if records:
             yield Batch(records, "".join(texts) if clean else None)
 
@@ -488,6 +494,7 @@ class CsvService:
         itself (InnoDB statement atomicity), so bad rows are isolated the same way, then everything
         is rolled back and the report says why."""
         applied = {"inserted": 0, "updated": 0, "skipped": 0}
+        spans: list[list[int]] = []  # the lines written so far, in the open transaction
 
         async def write(session: Session, rows: list[Row]) -> None:
             try:
@@ -501,25 +508,42 @@ class CsvService:
             applied["inserted"] += inserted
             applied["updated"] += updated
             applied["skipped"] += skipped
+            spans.append(_span(rows))
 
-        async with self.db.long_transaction() as session:
-            async for batch in batches:
-                if rows := self._convert(plan, batch.records, report):
-                    await write(session, rows)
+        try:
+            async with self.db.long_transaction() as session:
+                async for batch in batches:
+                    if rows := self._convert(plan, batch.records, report):
+                        await write(session, rows)
+                    if report.rows_failed:
+                        break  # the import is lost already: stop reading
                 if report.rows_failed:
-                    break  # the import is lost already: stop reading
-            if report.rows_failed:
-                good = report.rows_read - report.rows_failed
-                report.rows_not_applied = good
-                raise ImportRolledBack(
-                    f"atomic import rolled back: {report.rows_failed} bad row(s); the table is unchanged",
-                    report.as_dict(),
+                    good = report.rows_read - report.rows_failed
+                    report.rows_not_applied = good
+                    raise ImportRolledBack(
+                        f"atomic import rolled back: {report.rows_failed} bad row(s); the table is unchanged",
+                        report.as_dict(),
+                    )
+                # What COMMIT makes durable; an idempotency key's record stores this report with it.
+                report.rows_inserted, report.rows_updated, report.rows_skipped = (
+                    applied["inserted"], applied["updated"], applied["skipped"]
                 )
-            report.rows_inserted, report.rows_updated, report.rows_skipped = (
-                applied["inserted"], applied["updated"], applied["skipped"]
-            )
-            if after is not None:
-                await after(session, report.as_dict())
+                report.committed = spans
+                if after is not None:
+                    await after(session, report.as_dict())
+        except (GatewayError, DatabaseError) as exc:
+            problem = exc if isinstance(exc, GatewayError) else classify(exc)
+            if report.committed:  # it failed at COMMIT (or in the key's record): nothing is sure
+                written = report.rows_inserted + report.rows_updated + report.rows_skipped
+                report.rows_inserted = report.rows_updated = report.rows_skipped = 0
+                if isinstance(problem, CommitOutcomeUnknown):
+                    report.outcome_unknown, report.rows_outcome_unknown = report.committed, written
+                else:
+                    report.not_committed, report.rows_not_applied = report.committed, written
+                report.committed = []
+            if problem is exc:
+                raise
+            raise problem from exc
 
     # --- export -------------------------------------------------------------------------------
 

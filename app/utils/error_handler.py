@@ -23,10 +23,15 @@ log = logging.getLogger("gateway.errors")
 
 def _body_problem(exc: RequestValidationError) -> GatewayError:
     problems = [
-        {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+        {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": _problem(e)}
         for e in exc.errors()[:20]
     ]
     return InvalidBody("the request body is not valid", problems)
+
+
+def _problem(error: dict) -> str:
+    cause = (error.get("ctx") or {}).get("error")
+    return f"{error.get('msg', '')}: {cause}" if isinstance(cause, str) else str(error.get("msg", ""))
 
 
 def install(app: FastAPI) -> None:

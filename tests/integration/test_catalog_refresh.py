@@ -4,7 +4,7 @@ from tests.conftest import run_sql, running
 
 
 async def test_new_table_and_new_column_appear_without_restart(schema, settings):
-    async with running(settings(catalog_miss_interval_s=0)) as client:
+    async with running(settings()) as client:
         assert (await client.get("/api/fresh/query")).status_code == 404
         run_sql(schema, "CREATE TABLE fresh (id INT PRIMARY KEY, v VARCHAR(5))")
         response = await client.post("/api/fresh", json={"input": {"id": 1, "v": "x"}})

@@ -186,7 +186,7 @@ async def test_round_trip_every_column_type(schema, settings):
     ]
     run_sql(schema, "INSERT INTO types (id,i,u,b,f,d,s,t,bin,dt,da,tm,y,e,st,j,flag,bits) VALUES " + ",".join(["(" + ",".join(["%s"] * 18) + ")"] * 3), [v for r in rows for v in r])
     run_sql(schema, "CREATE TABLE types_copy LIKE types")
-    async with running(settings(catalog_miss_interval_s=0)) as client:
+    async with running(settings()) as client:
         exported = (await client.get("/api/batch/types/export")).content
         report = await imported(client, "types_copy.csv", exported)
         assert report["rows_inserted"] == 3 and report["errors"] == []
@@ -261,7 +261,7 @@ async def test_mixed_line_ends_never_merge_records(schema, settings):
     run_sql(schema, "CREATE TABLE single (v VARCHAR(20))")
     lines = ["v"] + [f"value {i}" for i in range(12000)]
     text = "".join(line + ("\n" if i % 1000 == 999 else "\r\n") for i, line in enumerate(lines))
-    async with running(settings(catalog_miss_interval_s=0, import_batch_rows=2000)) as client:
+    async with running(settings(import_batch_rows=2000)) as client:
         report = await imported(client, "single.csv", text.encode())
     assert report["rows_inserted"] == 12000 and report["rows_failed"] == 0
     assert sorted(v for (v,) in run_sql(schema, "SELECT v FROM single")) == sorted(lines[1:])
