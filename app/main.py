@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.idempotency.ensure_table()
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
-            log.warning("database not reachable at start (%s); serving, not ready", exc.code)
+            log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
         yield
         await db.close()
 

@@ -1,5 +1,7 @@
 """Tables and columns created while the gateway runs are served without a restart."""
 
+import asyncio
+
 from tests.conftest import run_sql, running
 
 
@@ -28,3 +30,30 @@ async def test_allow_list_exposes_only_matching_tables(schema, settings):
         assert names == ["orders", "users"]
         assert (await client.get("/api/types/query")).status_code == 404
         assert (await client.get("/api/users/query")).status_code == 200
+
+
+async def test_a_table_created_just_after_a_load_is_served_at_once(schema, settings):
+    """The old rule (a miss reloads at most once a second) made a load-then-import script 404."""
+    async with running(settings()) as client:
+        for round in range(3):
+            assert (await client.get("/api/users/query")).status_code == 200
+            await client.get("/api/nope/query")  # a miss: the catalog was just loaded
+            run_sql(schema, f"CREATE TABLE t{round} (id INT PRIMARY KEY, v INT)")
+            files = {"file": (f"t{round}.csv", b"id,v\n1,2\n", "text/csv")}
+            response = await client.post("/api/batch/import", files=files)
+            assert response.status_code == 200, response.text
+            run_sql(schema, f"ALTER TABLE t{round} ADD COLUMN w INT")
+            response = await client.post(f"/api/t{round}", json={"input": {"id": 2, "w": 7}})
+            assert response.status_code == 201, response.text
+            files = {"file": (f"t{round}.csv", b"id,v,w\n3,4,5\n", "text/csv")}
+            assert (await client.post("/api/batch/import", files=files)).status_code == 200
+
+
+async def test_a_storm_of_made_up_names_shares_catalog_loads(client):
+    catalog = client.app.state.catalog
+    before = catalog.refreshes
+    responses = await asyncio.gather(*(client.get(f"/api/made_up_{i}/query") for i in range(200)))
+    assert {r.status_code for r in responses} == {404}
+    loads = catalog.refreshes - before
+    # Each miss waits for a load that started after it; misses arriving together share one.
+    assert 1 <= loads < 20, loads

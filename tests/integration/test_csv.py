@@ -265,3 +265,19 @@ async def test_mixed_line_ends_never_merge_records(schema, settings):
         report = await imported(client, "single.csv", text.encode())
     assert report["rows_inserted"] == 12000 and report["rows_failed"] == 0
     assert sorted(v for (v,) in run_sql(schema, "SELECT v FROM single")) == sorted(lines[1:])
+
+
+async def test_a_successful_atomic_import_reports_its_committed_lines(client):
+    report = await imported(client, "users.csv", csv_bytes([["name"], ["x"], ["y"], ["z"]]), atomic="true")
+    assert report["rows_inserted"] == 3 and report["committed_lines"] == [[2, 4]]
+
+
+async def test_a_quote_that_never_ends_is_400_invalid_csv_and_the_report_says_what_went_in(client, schema):
+    data = b"name,age\nann,1\nbob,2\n\"cy,3\ndee,4\neve,5\n"
+    response = await upload(client, "users.csv", data)
+    body = assert_error(response, 400, "invalid_csv")
+    assert "line 4" in body["message"]
+    report = body["details"]["report"]
+    committed = sum(end - start + 1 for start, end in report["committed_lines"])
+    assert committed == report["rows_inserted"] == len(run_sql(schema, "SELECT * FROM users"))
+    assert report["rows_read"] == report["rows_inserted"] + report["rows_not_applied"]

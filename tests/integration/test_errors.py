@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_sql, running
+from tests.conftest import run_sql, running, with_database
 from tests.integration.test_crud import assert_error, create
 
 
@@ -105,3 +105,37 @@ async def test_in_lists_are_bounded(client):
     ids = ",".join(str(i) for i in range(1001))
     assert_error(await client.get(f"/api/users/query?id=in.{ids}"), 400, "invalid_filter")
     assert (await client.get(f"/api/users/query?id=in.{ids.rsplit(',', 1)[0]}")).status_code == 200
+
+
+async def test_one_spelling_everywhere(client):
+    """Issue 9, item 5."""
+    body = assert_error(await client.get("/api/batch/import"), 405, "method_not_allowed")
+    assert "POST" in body["message"]
+    response = await client.get("/api/batch/import")
+    assert response.headers["allow"] == "POST"
+    body = assert_error(await client.get("/api/users/query?order=id.sideways"), 400, "invalid_filter")
+    assert "sideways" in body["message"] and body["details"]["column"] == "id"
+    assert_error(await client.get("/api/users/query?order=-id.desc"), 400, "invalid_filter")
+    assert (await client.get("/api/users/query?order=id.DESC")).status_code == 200
+    for name in ("a", "b", "c"):
+        await create(client, "users", {"name": name})
+    # DELETE takes its filter in `input` (the contract) or `where` (like PUT); never both.
+    response = await client.request("DELETE", "/api/users", json={"where": {"name": "a"}})
+    assert response.status_code == 200 and response.json()["data"]["affected"] == 1
+    assert_error(await client.request("DELETE", "/api/users", json={"where": {}}), 400, "where_required")
+    assert_error(await client.request("DELETE", "/api/users", json={"where": {"name": "b"}, "input": {"name": "b"}}), 400, "invalid_body")
+    # POST /query takes `order` (like the query string) or `order_by`; never both.
+    response = await client.post("/api/users/query", json={"order": "name.desc"})
+    assert [r["name"] for r in response.json()["data"]] == ["c", "b"]
+    response = await client.post("/api/users/query", json={"order_by": ["name.asc"]})
+    assert [r["name"] for r in response.json()["data"]] == ["b", "c"]
+    assert_error(await client.post("/api/users/query", json={"order": "name", "order_by": "id"}), 400, "invalid_body")
+
+
+async def test_setup_errors_say_what_they_are(schema, settings):
+    """A database name that does not exist: 503 naming it, not a bare 500."""
+    async with running(settings(database_url=with_database(settings().database_url, "no_such_db_x"))) as client:
+        body = assert_error(await client.get("/api/tables"), 503, "service_unavailable")
+        assert "unknown database 'no_such_db_x'" in body["message"]
+        body = assert_error(await client.get("/health/ready"), 503, "service_unavailable")
+        assert "unknown database 'no_such_db_x'" in body["message"]
