@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*; touch $@
 
 run: $(STAMP)
-	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && echo "gateway on $${HOST:-127.0.0.1}:$${PORT:-8000}" && \
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh --serve) && echo "gateway on $${HOST:-127.0.0.1}:$${PORT:-8000}" && \
 	  DATABASE_URL="$$url" exec $(PY) -m app
 
 test: $(STAMP)

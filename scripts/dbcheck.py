@@ -1,8 +1,11 @@
-"""Exit 0 if DATABASE_URL (argv[1]) accepts a connection within a few seconds, else 1.
+"""Does DATABASE_URL (argv[1]) answer? Exit 0 if it does, else 1 with one line on stderr naming the
+host, port, database and the reason (refused, unknown host, access denied, unknown database, no
+answer), never the password. Used by scripts/ensure-db.sh only.
 
-Optionally create the URL's database (--create). Used by scripts/ensure-db.sh only.
+--create: connect without the database and create it (the private server's own database).
 """
 
+import socket
 import sys
 
 import pymysql
@@ -10,16 +13,53 @@ import pymysql
 sys.path.insert(0, ".")
 from app.core.config import DatabaseAddress  # noqa: E402
 
+REASONS = {
+    1044: "access denied to the database",
+    1045: "access denied (user or password)",
+    1049: "unknown database",
+    1698: "access denied (user or password)",
+    2005: "unknown host",
+}
+
+
+def where(address: DatabaseAddress) -> str:
+    place = f"socket {address.unix_socket}" if address.unix_socket else f"{address.host}:{address.port}"
+    return f"{place}, database '{address.database}', user '{address.user}'"
+
+
+def reason(exc: Exception, address: DatabaseAddress) -> str:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    if code in REASONS:
+        return REASONS[code]
+    if code in (2002, 2003):
+        if not address.unix_socket:
+            try:
+                socket.getaddrinfo(address.host, address.port)
+            except socket.gaierror:
+                return "unknown host"
+        text = str(exc).lower()
+        if "timed out" in text:
+            return "no answer (timed out)"
+        return "connection refused (nothing listens there)"
+    return f"error {code}" if code else type(exc).__name__
+
 
 def main() -> int:
-    address = DatabaseAddress.parse(sys.argv[1])
+    url = sys.argv[1]
     try:
-        conn = pymysql.connect(**address.connect_kwargs(), connect_timeout=3)
+        address = DatabaseAddress.parse(url)
+    except ValueError as exc:
+        print(f"dbcheck: DATABASE_URL is not usable: {exc}", file=sys.stderr)
+        return 1
+    create = "--create" in sys.argv
+    try:
+        database = None if create else address.database
+        conn = pymysql.connect(**address.connect_kwargs(), database=database, connect_timeout=3)
     except pymysql.err.MySQLError as exc:
-        print(f"dbcheck: cannot connect: {exc}", file=sys.stderr)
+        print(f"dbcheck: cannot use {where(address)}: {reason(exc, address)}", file=sys.stderr)
         return 1
     with conn.cursor() as cursor:
-        if "--create" in sys.argv:
+        if create:
             name = address.database.replace("`", "``")
             cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
         cursor.execute("SELECT 1")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Print a DATABASE_URL that answers, starting a database when needed:
-#   1. $DATABASE_URL, if it accepts a connection;
+#   1. $DATABASE_URL when it is set. If it does not answer, `make run` (--serve) stops here with the
+#      reason: it never serves another database. `make test` says so and uses the private server
+#      (each test run creates and drops its own database, so nothing is served from it);
 #   2. otherwise a private MariaDB for this checkout: its own data dir and socket under .data/,
 #      no TCP port (so it can never collide with another server); installed with apt-get when
 #      mariadbd is missing and we are root. It is left running for the next run; `make db-stop` stops it.
@@ -10,10 +12,15 @@ cd "$root"
 py=${PYTHON:-.venv/bin/python}
 
 if [ -n "${DATABASE_URL:-}" ]; then
-  if "$py" scripts/dbcheck.py "$DATABASE_URL" 2>/dev/null; then
+  if why=$("$py" scripts/dbcheck.py "$DATABASE_URL" 2>&1); then
     echo "$DATABASE_URL"; exit 0
   fi
-  echo "ensure-db: DATABASE_URL does not answer; starting a private MariaDB instead" >&2
+  if [ "${1:-}" = "--serve" ]; then
+    echo "ensure-db: DATABASE_URL does not answer, so the gateway will not start. ${why#dbcheck: }" >&2
+    echo "ensure-db: fix DATABASE_URL, or unset it to use a private MariaDB for this checkout" >&2
+    exit 1
+  fi
+  echo "ensure-db: DATABASE_URL does not answer (${why#dbcheck: }); the tests use a private MariaDB" >&2
 fi
 
 data=$root/.data
