@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     error_handler.install(app)
     app.include_router(health.router)
     app.include_router(docs.router)
+    app.mount(docs.ASSETS_PATH, docs.assets, name="docs-assets")
     # Before crud: /api/tables/{t} and /api/batch/... must win over /api/{t}/{key}.
     app.include_router(tables.router)
     app.include_router(batch.router)

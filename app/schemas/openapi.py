@@ -10,6 +10,7 @@ from typing import Any
 
 from app.core.auth import Principal
 from app.core.catalog import INT_RANGES, Column, Table
+from app.core.filters import MAX_ROWS
 
 OPERATORS = "eq ne gt gte lt lte like in nin between is_null"
 ERRORS = {
@@ -18,7 +19,9 @@ ERRORS = {
     "403": "The credentials lack the scope",
     "404": "Table or row not found, or not exposed",
     "409": "Duplicate key or foreign key conflict",
+    "405": "Method not allowed on this path",
     "413": "Body too large",
+    "415": "The upload is not multipart/form-data, or the file is not UTF-8 text",
     "422": "A value does not fit its column, or a required column is missing",
     "429": "Rate limited",
     "503": "Database unavailable through the retry schedule",
@@ -63,8 +66,10 @@ def input_schema(column: Column) -> dict:
     """What a request may send for a column: the response form, plus what conversion accepts."""
     if column.kind == "bool":
         return {"anyOf": [{"type": "boolean"}, column_schema(column)]}
-    if column.kind in ("decimal", "int"):
-        return {"anyOf": [column_schema(column), {"type": "string"}, {"type": "number"}]}
+    if column.kind == "int":  # an integer, or its digits as text (3.5 is refused, so no "number")
+        return {"anyOf": [column_schema(column), {"type": "string", "pattern": r"^\s*[+-]?\d+\s*$"}]}
+    if column.kind == "decimal":
+        return {"anyOf": [column_schema(column), {"type": "number"}]}
     if column.kind == "set":
         return {"anyOf": [column_schema(column), {"type": "array", "items": {"type": "string", "enum": list(column.members)}}]}
     return column_schema(column)
@@ -121,15 +126,15 @@ def body(schema: dict) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def table_paths(table: Table, who: Principal) -> dict[str, dict]:
+def table_paths(table: Table, who: Principal, max_limit: int) -> dict[str, dict]:
     name, row = table.name, ref(f"{table.name}.row")
     affected = envelope({"type": "object", "properties": {"affected": {"type": "integer"}}, "required": ["affected"]})
     filter_schema = {"type": "object", "description": f"FILTER: {{col: value}}, {{col: {{op: value}}}} with op in {OPERATORS}, or/and lists"}
     paths: dict[str, dict] = {}
     if who.may("read", name):
         parameters = [
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_limit}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}},
             {"name": "order", "in": "query", "schema": {"type": "string"}, "description": "col.asc,other.desc"},
             {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "a,b"},
         ] + [
@@ -145,7 +150,9 @@ def table_paths(table: Table, who: Principal) -> dict[str, dict]:
                 "requestBody": body({"type": "object", "properties": {
                     "input": filter_schema, "order_by": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                     "fields": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                    "limit": {"type": "integer", "minimum": 1}, "offset": {"type": "integer", "minimum": 0},
+                    "order": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": max_limit},
+                    "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
                 }, "additionalProperties": False}),
                 "responses": responses("200", listing),
             },
@@ -168,7 +175,8 @@ def table_paths(table: Table, who: Principal) -> dict[str, dict]:
             },
             "delete": {
                 "operationId": f"delete_{name}", "tags": [name], "parameters": idempotency,
-                "requestBody": body({"type": "object", "properties": {"input": filter_schema}, "required": ["input"], "additionalProperties": False}),
+                "requestBody": body({"type": "object", "properties": {"input": filter_schema, "where": filter_schema},
+                                     "minProperties": 1, "maxProperties": 1, "additionalProperties": False}),
                 "responses": responses("200", affected),
             },
         }
@@ -185,15 +193,74 @@ def table_paths(table: Table, who: Principal) -> dict[str, dict]:
                            "responses": responses("200", envelope(row))}
             item["delete"] = {"operationId": f"delete_{name}_by_key", "tags": [name], "parameters": key, "responses": responses("200", affected)}
         paths[f"/api/{name}/{{key}}"] = item
+    if who.may("read", name):
+        paths[f"/api/tables/{name}"] = {"get": {
+            "operationId": f"describe_{name}", "tags": [name], "responses": responses("200", envelope({"type": "object"})),
+        }}
     if who.may("export", name):
         paths[f"/api/batch/{name}/export"] = {"get": {
             "operationId": f"export_{name}", "tags": [name],
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROWS}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}},
+                {"name": "order", "in": "query", "schema": {"type": "string"}, "description": "col.asc,other.desc"},
+                {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "a,b"},
+            ],
             "responses": responses("200", {"type": "string"}, media="text/csv"),
         }}
     return paths
 
 
-def document(tables: list[Table], who: Principal, *, title: str, version: str) -> dict:
+REPORT = {"type": "object", "properties": {
+    "table": {"type": "string"}, "mode": {"type": "string"}, "atomic": {"type": "boolean"},
+    **{k: {"type": "integer", "minimum": 0} for k in (
+        "rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_failed", "rows_not_applied",
+        "rows_outcome_unknown", "errors_total")},
+    "errors": {"type": "array", "items": {"type": "object", "properties": {
+        "line": {"type": "integer"}, "column": {"type": ["string", "null"]}, "reason": {"type": "string"},
+        "key": {"type": "object"}}, "required": ["line", "column", "reason"]}},
+    "committed_lines": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+    "not_committed_lines": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+    "outcome_unknown_lines": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+    "elapsed_s": {"type": "number"}, "rows_per_s": {"type": ["integer", "null"]},
+}, "required": ["table", "mode", "atomic", "rows_read", "rows_inserted", "rows_updated", "rows_skipped",
+                "rows_failed", "rows_not_applied", "rows_outcome_unknown", "errors", "errors_total", "committed_lines"]}
+
+
+def import_path(importable: list[str]) -> dict:
+    """POST /api/batch/import: a multipart upload into the table named by the file or by ?table=."""
+    return {"post": {
+        "operationId": "import_file", "tags": ["batch"],
+        "summary": "Import a CSV file into the table named after it (or ?table=)",
+        "parameters": [
+            {"name": "table", "in": "query", "schema": {"type": "string", "enum": importable},
+             "description": "the table, when not the file's name"},
+            {"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["insert", "ignore", "upsert"]},
+             "description": "what a duplicate key does"},
+            {"name": "atomic", "in": "query", "schema": {"type": "boolean"}, "description": "all rows or none"},
+            {"name": "null", "in": "query", "schema": {"type": "string"}, "description": "the cell text that means NULL (default \\N)"},
+            {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+             "description": "with atomic=true: the import applies once; a resend replays its report"},
+        ],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}},
+        "responses": responses("200", envelope(ref("ImportReport"))),
+    }}
+
+
+def service_paths() -> dict[str, dict]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/api/tables": {"get": {"operationId": "list_tables", "tags": ["catalog"], "responses": responses("200", envelope({"type": "array"}))}},
+        "/health/live": {"get": {"operationId": "live", "tags": ["health"], "responses": {"200": {"description": "the process answers"}}}},
+        "/health/ready": {"get": {"operationId": "ready", "tags": ["health"], "responses": {
+            "200": {"description": "the database answers and the catalog is loaded"},
+            "503": {"description": "not ready: the reason", "content": {"application/json": {"schema": ref("Error")}}}}}},
+        "/metrics": {"get": {"operationId": "metrics", "tags": ["health"], "responses": {"200": {"description": "Prometheus text format", "content": text}}}},
+    }
+
+
+def document(tables: list[Table], who: Principal, *, title: str, version: str, max_limit: int = 1000) -> dict:
     schemas: dict[str, dict] = {
         "Error": {"type": "object", "properties": {
             "timestamp": {"type": "string"}, "status": {"type": "integer"}, "error": {"type": "string"},
@@ -209,9 +276,12 @@ def document(tables: list[Table], who: Principal, *, title: str, version: str) -
     visible = [t for t in tables if any(who.may(a, t.name) for a in ("read", "write", "import", "export"))]
     for table in visible:
         schemas |= table_schemas(table)
-        paths |= table_paths(table, who)
-    paths["/api/tables"] = {"get": {"operationId": "list_tables", "tags": ["catalog"], "responses": responses("200", envelope({"type": "array"}))}}
-    paths["/health/live"] = {"get": {"operationId": "live", "tags": ["health"], "responses": {"200": {"description": "alive"}}}}
+        paths |= table_paths(table, who, max_limit)
+    schemas["ImportReport"] = REPORT
+    importable = [t.name for t in visible if who.may("import", t.name)]
+    if importable:
+        paths["/api/batch/import"] = import_path(importable)
+    paths |= service_paths()
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": "Generated from the database's tables, for this caller."},

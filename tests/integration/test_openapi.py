@@ -25,10 +25,40 @@ async def test_the_spec_is_per_caller_and_follows_the_catalog(schema, settings):
         assert (await client.get("/openapi.json")).status_code == 401
         writer = (await client.get("/openapi.json", headers={"X-API-Key": KEYS["orders-writer"]})).json()
         assert {p for p in writer["paths"] if p.startswith("/api/") and p != "/api/tables"} == {
-            "/api/orders/query", "/api/orders", "/api/orders/{key}"
+            "/api/orders/query", "/api/orders", "/api/orders/{key}", "/api/tables/orders"
         }
         reader = bearer(KEYS["reader"])
         run_sql(schema, "CREATE TABLE fresh (id INT PRIMARY KEY)")
         await client.get("/api/fresh/query", headers=reader)  # a miss reloads the catalog
         spec = (await client.get("/openapi.json", headers=reader)).json()
         assert "/api/fresh/query" in spec["paths"] and "/api/fresh" not in spec["paths"]  # read only
+
+
+async def test_the_spec_describes_every_route(client):
+    """Issue 9, item 6: the import, the catalog, health and metrics; limits; integer columns."""
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert {"/api/batch/import", "/api/tables", "/api/tables/users", "/health/live", "/health/ready", "/metrics"} <= set(paths)
+    upload = paths["/api/batch/import"]["post"]
+    assert upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+    parameters = {p["name"]: p for p in upload["parameters"]}
+    assert set(parameters) == {"table", "mode", "atomic", "null", "Idempotency-Key"}
+    assert "users" in parameters["table"]["schema"]["enum"] and "secret_stuff" not in parameters["table"]["schema"]["enum"]
+    assert upload["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"] == {"$ref": "#/components/schemas/ImportReport"}
+    limit = next(p for p in paths["/api/users/query"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == 1000
+    age = spec["components"]["schemas"]["users.input"]["properties"]["age"]
+    assert "number" not in str(age)  # 3.5 is refused, so the spec does not offer it
+    assert (await client.post("/api/users", json={"input": {"name": "x", "age": 3.5}})).status_code == 422
+
+
+async def test_docs_load_with_no_network(client):
+    """Swagger UI's assets come from the gateway itself, never a CDN."""
+    page = (await client.get("/docs")).text
+    assert "http://" not in page and "https://" not in page
+    for asset, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "text/css"), ("favicon.png", "image/png")):
+        assert f"/docs/assets/{asset}" in page
+        response = await client.get(f"/docs/assets/{asset}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+        assert len(response.content) > 500
+    assert "SwaggerUIBundle" in (await client.get("/docs/assets/swagger-ui-bundle.js")).text
