@@ -216,3 +216,17 @@ def _load_data(table: Table, targets: list[str], assignments: list[str], ignore:
         f" ({', '.join(targets)})"
     )
     return sql + (" SET " + ", ".join(assignments) if assignments else "")
+
+
+# --- duplicate keys of an import batch -------------------------------------------------------
+
+
+def existing_keys(table: Table, key: Sequence[Column], keys: Sequence[Sequence[Any]]) -> Statement:
+    """Which of `keys` (values of the `key` columns) the table holds already."""
+    columns = column_list(key)
+    if len(key) == 1:
+        marks = ",".join(["%s"] * len(keys))
+        return f"SELECT {columns} FROM {table.quoted} WHERE {columns} IN ({marks})", tuple(k[0] for k in keys)
+    row = "(" + ",".join(["%s"] * len(key)) + ")"
+    marks = ",".join([row] * len(keys))
+    return f"SELECT {columns} FROM {table.quoted} WHERE ({columns}) IN ({marks})", tuple(v for k in keys for v in k)

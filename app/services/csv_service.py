@@ -48,6 +48,7 @@ from app.core.filters import parse_query_params
 from app.core.resiliency import classify
 from app.core.values import canonical_check, text_converter
 from app.services.crud_service import CrudService
+from app.services.duplicates import Duplicate, DuplicateProbe
 
 Mode = Literal["insert", "ignore", "upsert"]
 DUPLICATE_KEY = 1062
@@ -138,6 +139,8 @@ def convert_batch(plan: ImportPlan, records: list[tuple[int, list[str]]]) -> lis
     per-value overhead than row by row. None if any record has a problem: the caller then converts
     row by row, which names the line and column of each problem."""
     fields = [f for _, f in records]
+    if not fields:
+        return []
     if any(len(f) != plan.width for f in fields):
         return None
     cells = list(zip(*fields))
@@ -177,11 +180,14 @@ class ImportReport:
     outcome_unknown: list[list[int]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
-    def fail(self, line: int, reason: str, column: str | None = None) -> None:
+    def fail(self, line: int, reason: str, column: str | None = None, key: dict | None = None) -> None:
         self.rows_failed += 1
         self.errors_total += 1
         if len(self.errors) < self.max_errors:
-            self.errors.append({"line": line, "column": column, "reason": reason})
+            error = {"line": line, "column": column, "reason": reason}
+            if key is not None:
+                error["key"] = key
+            self.errors.append(error)
 
     def as_dict(self) -> dict:
         elapsed = time.monotonic() - self.started
@@ -290,7 +296,9 @@ class CsvService:
             if atomic:
                 await self._import_atomic(table, plan, batches, mode, report, after)
             else:
-                await self._import_pipelined(table, plan, batches, mode, report)
+                # A plain insert reports each duplicate by line and key (ignore skips, upsert updates).
+                probe = DuplicateProbe.for_import(table, plan.header_columns, null) if mode == "insert" else None
+                await self._import_pipelined(table, plan, batches, mode, report, probe)
         except GatewayError as exc:
             if not isinstance(exc, ImportRolledBack):
                 exc.details = {"cause": exc.details, "report": report.as_dict()}
@@ -358,7 +366,13 @@ class CsvService:
         return rows
 
     async def _import_pipelined(
-        self, table: Table, plan: ImportPlan, batches: AsyncIterator[Batch], mode: Mode, report: ImportReport
+        self,
+        table: Table,
+        plan: ImportPlan,
+        batches: AsyncIterator[Batch],
+        mode: Mode,
+        report: ImportReport,
+        probe: DuplicateProbe | None = None,
     ) -> None:
         """Batches flow through a short queue to `writers` tasks, each writing one batch at a time."""
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.writers)
@@ -371,7 +385,7 @@ class CsvService:
                     report.rows_not_applied += len(batch.records)
                     continue
                 try:
-                    await self._write(table, plan, batch, mode, report)
+                    await self._write(table, plan, batch, mode, report, probe)
                 except Exception as exc:
                     fatal.append(exc)
 
@@ -390,48 +404,89 @@ class CsvService:
         if fatal:
             raise fatal[0]
 
-    async def _write(self, table: Table, plan: ImportPlan, batch: Batch, mode: Mode, report: ImportReport) -> None:
-        """Write one batch, the cheapest way that is exact: its uploaded text by LOAD DATA when every
-        cell is in canonical form; else its converted rows by LOAD DATA; else (or when LOAD DATA has
-        anything to say about the batch) by INSERTs, which find bad rows one by one."""
+    async def _write(
+        self, table: Table, plan: ImportPlan, batch: Batch, mode: Mode, report: ImportReport,
+        probe: DuplicateProbe | None = None,
+    ) -> None:
+        """Write one batch. With a duplicate probe (plain inserts into a table with unique keys), the
+        rows whose key is taken are reported first and left out; a batch the probe skipped that
+        turns out to hold duplicates is probed and written again, never split row by row."""
+        duplicates: dict[int, Duplicate] = {}
+        if probe is not None and probe.active:
+            duplicates = await probe.find(self.db, batch.records)
+            probe.saw(len(duplicates))
+        if await self._write_batch(table, plan, batch, mode, report, duplicates) == "duplicates" and probe is not None:
+            duplicates = await probe.find(self.db, batch.records)
+            probe.saw(len(duplicates))
+            await self._write_batch(table, plan, batch, mode, report, duplicates, last_try=True)
+
+    async def _write_batch(
+        self, table: Table, plan: ImportPlan, batch: Batch, mode: Mode, report: ImportReport,
+        duplicates: dict[int, Duplicate], *, last_try: bool = False,
+    ) -> str | None:
+        """The cheapest way that is exact: the uploaded text by LOAD DATA when every cell is in
+        canonical form (the server skips exactly the `duplicates`, or the batch is rolled back); else
+        the converted rows by LOAD DATA; else (or when LOAD DATA has anything to say about the batch)
+        by INSERTs, which find bad rows one by one. "duplicates": the server met duplicate keys the
+        probe had not named, and nothing was written (the caller probes and comes back)."""
+        if len(duplicates) == len(batch.records):  # nothing to write: no statement, no ids burnt
+            self._report_duplicates(duplicates, report)
+            return None
         if plan.load_data and self.load_data:
             text = _canonical_text(plan, batch)
             if text is not None:
                 # The terminator is the batch's own; a record ending otherwise would merge with the next
                 # one, and the row count check in _load sends the batch the exact way.
                 crlf = text.endswith("\r\n")
-                statement = sql.load_data_text(table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore")
-                if await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode)):
+                skips = len(duplicates)
+                statement = sql.load_data_text(table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore" or skips > 0)
+                outcome = await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode, skips))
+                if outcome == "ok":
                     self.batches_by_path["text"] += 1
-                    return
-        rows = self._convert(plan, batch.records, report)
+                    self._report_duplicates(duplicates, report)
+                    return None
+                if outcome == "duplicates" and not last_try:
+                    return outcome
+        self._report_duplicates(duplicates, report)
+        records = [r for r in batch.records if r[0] not in duplicates] if duplicates else batch.records
+        rows = self._convert(plan, records, report)
         if not rows:
-            return
+            return None
         if plan.load_data and self.load_data:
             statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
-            if await self._try_load(rows, report, lambda s: _load(s, statement, _serialize(rows), len(rows), mode)):
+            outcome = await self._try_load(rows, report, lambda s: _load(s, statement, _serialize(rows), len(rows), mode))
+            if outcome == "ok":
                 self.batches_by_path["rows"] += 1
-                return
+                return None
+            if outcome == "duplicates" and not last_try and not duplicates:
+                return outcome
             rows = _for_insert(plan, rows)
         self.batches_by_path["inserts"] += 1
         await self._insert_or_split(table, plan.columns, rows, mode, report)
+        return None
+
+    @staticmethod
+    def _report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
+        for duplicate in duplicates.values():
+            report.fail(duplicate.line, duplicate.reason, key=duplicate.key)
 
     async def _try_load(
         self, rows: list[Any], report: ImportReport, work: Callable[[Session], Awaitable[tuple[int, int, int]]]
-    ) -> bool:
-        """A LOAD DATA of one batch; False when the batch must be written another way."""
+    ) -> str:
+        """A LOAD DATA of one batch: "ok", or why the batch must be written another way ("duplicates":
+        the server skipped rows for duplicate keys only; "other")."""
         try:
             counts = await self._transact(rows, report, work)
         except UseInserts as exc:
             if (exc.details or {}).get("refused"):
                 self.load_data = False
-            return False
+            return "duplicates" if (exc.details or {}).get("duplicates") else "other"
         except GatewayError as exc:
             if exc.status >= 500:
                 raise
-            return False  # refused as a whole (a CHECK constraint, say): the exact path names the rows
+            return "other"  # refused as a whole (a CHECK constraint, say): the exact path names the rows
         self._applied(rows, counts, report)
-        return True
+        return "ok"
 
     async def _insert_or_split(
         self, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode, report: ImportReport
@@ -617,11 +672,12 @@ def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
 
 
 async def _load(
-    session: Session, statement: tuple[str, tuple], data: bytes, count: int, mode: Mode
+    session: Session, statement: tuple[str, tuple], data: bytes, count: int, mode: Mode, expected_skips: int = 0
 ) -> tuple[int, int, int]:
     """One LOAD DATA LOCAL of a batch; returns (inserted, 0, skipped). With LOCAL the server turns
-    errors into warnings and goes on, so any warning but a duplicate key in ignore mode sends the
-    batch (rolled back) to the INSERT path."""
+    errors into warnings and goes on, so the batch (rolled back) goes to the exact path unless every
+    record is accounted for: inserted, or skipped with a duplicate-key warning where skipping is
+    meant (ignore mode, or exactly the `expected_skips` duplicates a probe named)."""
     try:
         result = await session.load_data(statement[0], statement[1], data)
     except DatabaseError as exc:
@@ -629,15 +685,15 @@ async def _load(
             raise UseInserts("LOAD DATA LOCAL refused", {"refused": True}) from exc
         raise
     skipped = count - result.affected
-    if mode == "ignore":
-        # Every record accounted for: inserted, or skipped with a duplicate-key warning.
-        if result.warnings != skipped or (
-            skipped and any(code != DUPLICATE_KEY for code, _ in await session.warnings())
-        ):
-            raise UseInserts("the batch has rows the database warned about")
-    elif result.warnings or skipped:
-        raise UseInserts("the batch has rows the database warned about, or not one row per record")
-    return result.affected, 0, skipped
+    if result.warnings or skipped:
+        only_duplicates = result.warnings == skipped and all(
+            code == DUPLICATE_KEY for code, _ in await session.warnings()
+        )
+        if not only_duplicates:
+            raise UseInserts("the batch has rows the database warned about, or not one row per record")
+        if mode == "insert" and skipped != expected_skips:
+            raise UseInserts("the batch holds duplicate keys the probe did not name", {"duplicates": True})
+    return result.affected, 0, (skipped if mode == "ignore" else 0)
 
 
 async def _insert(

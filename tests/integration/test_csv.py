@@ -57,7 +57,8 @@ async def test_bad_rows_are_isolated_with_their_line_numbers(client, schema):
     assert report["rows_inserted"] == 36 and report["rows_failed"] == 4
     lines = [(e["line"], e["column"]) for e in report["errors"]]
     assert lines == [(7, "age"), (12, None), (32, None), (37, "name")]
-    assert "Duplicate" in report["errors"][1]["reason"]
+    assert "duplicate key" in report["errors"][1]["reason"].lower()
+    assert report["errors"][1]["key"] == {"email": "taken@x"}
     assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(37,)]
     assert run_sql(schema, "SELECT name FROM users WHERE email = 'u19@x'") == [("multi\nline",)]
 

@@ -1,0 +1,104 @@
+"""Duplicate keys in an import, found without bisection (pure, but for one SELECT per key and batch).
+
+A plain `mode=insert` import reports every row whose key is taken, by line and key. Splitting a
+failing batch in halves finds them too, but costs about 2n statements per batch of n duplicates and
+burns auto-increment values on every failed INSERT. Instead, before a batch is written, one SELECT
+per unique key reads which of the batch's keys the table already holds, and the batch itself is
+checked for repeats. Those rows are reported and left out; the server's own count of skipped rows
+must then agree exactly (see csv_service), or the batch takes the exact path.
+
+The probe costs a query per batch, so it switches itself off after `QUIET_BATCHES` batches without
+duplicates (a clean import pays for two probes), and on again when a batch meets a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core import sql
+from app.core.catalog import Column, Table
+from app.core.database import Database
+from app.core.errors import GatewayError
+from app.core.values import TEXT_KINDS, to_db
+
+QUIET_BATCHES = 2
+
+Record = tuple[int, list[str]]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    line: int
+    key: dict[str, Any]
+    first_line: int | None  # the earlier line of this batch with the same key, or None: in the table
+
+    @property
+    def reason(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.key.items())
+        where = f"repeats line {self.first_line}" if self.first_line else "is already in the table"
+        return f"duplicate key: ({shown}) {where}"
+
+
+@dataclass
+class DuplicateProbe:
+    table: Table
+    keys: tuple[tuple[Column, ...], ...]  # the unique keys whose every column the file gives
+    positions: tuple[tuple[int, ...], ...]  # their field positions in a record
+    null: str
+    active: bool = True
+    quiet: int = 0  # batches in a row without a duplicate
+    found: int = field(default=0)
+
+    @classmethod
+    def for_import(cls, table: Table, header: Sequence[Column | None], null: str) -> DuplicateProbe | None:
+        where = {c.name: i for i, c in enumerate(header) if c is not None}
+        keys = [k for k in (table.primary_key, *table.unique_keys) if k and all(c.name in where for c in k)]
+        if not keys:
+            return None
+        return cls(table, tuple(keys), tuple(tuple(where[c.name] for c in k) for k in keys), null)
+
+    def saw(self, duplicates: int) -> None:
+        """Adapt to what the last batch held."""
+        if duplicates:
+            self.active, self.quiet = True, 0
+        else:
+            self.quiet += 1
+            self.active = self.quiet < QUIET_BATCHES
+
+    def _value(self, column: Column, cell: str) -> Any:
+        if cell == self.null or (not cell and column.kind not in TEXT_KINDS):
+            return None  # NULL never collides
+        return to_db(column, cell, text=True)
+
+    def _key_values(self, key: tuple[Column, ...], positions: tuple[int, ...], fields: list[str]) -> tuple | None:
+        try:
+            values = tuple(self._value(c, fields[p]) for c, p in zip(key, positions))
+        except (GatewayError, IndexError):
+            return None  # the row fails conversion anyway, and is reported for that
+        return None if any(v is None for v in values) else values
+
+    async def find(self, db: Database, records: Sequence[Record]) -> dict[int, Duplicate]:
+        """The batch's rows whose key is taken, by line: in the table, or by an earlier row of the batch.
+        Only exact equality is claimed, so every claim is a real collision (a case-insensitive one
+        is left for the server to report, which sends the batch the exact way)."""
+        duplicates: dict[int, Duplicate] = {}
+        for key, positions in zip(self.keys, self.positions):
+            first: dict[tuple, int] = {}
+            for line, fields in records:
+                values = self._key_values(key, positions, fields)
+                if values is None or line in duplicates:
+                    continue
+                if values in first:
+                    duplicates[line] = Duplicate(line, dict(zip((c.name for c in key), values)), first[values])
+                else:
+                    first[values] = line
+            if first:
+                result = await db.fetch(*sql.existing_keys(self.table, key, list(first)))
+                for row in result.rows:
+                    line = first.get(tuple(row))
+                    if line is not None and line not in duplicates:
+                        duplicates[line] = Duplicate(line, dict(zip((c.name for c in key), row)), None)
+        self.found += len(duplicates)
+        return duplicates
