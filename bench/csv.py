@@ -6,7 +6,9 @@ and measures:
   (b) POST /api/batch/import of the same file through the gateway (curl uploads it)
   (c) mariadb --batch -e 'SELECT ...' > /dev/null
   (d) GET /api/batch/{table}/export through the gateway (curl reads it to /dev/null)
-and prints rows/s for each, the ratios b/a and d/c, and the gateway's peak RSS during (b) and (d).
+  (e) the same import again: every row a duplicate (mode=insert reports each one by line and key)
+  (f) the file into a table holding every other row: half the rows duplicates
+and prints rows/s for each, the ratios b/a, d/c, e/b and f/b, and the gateway's peak RSS.
 
     make bench-csv        # or: DATABASE_URL=... .venv/bin/python bench/csv.py
     BENCH_ROWS=200000 GATEWAY_DB_DRIVER=asyncmy ...
@@ -25,6 +27,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import csv  # noqa: E402
 import datetime as dt  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import random
 import shutil
@@ -132,7 +135,7 @@ def main() -> None:
         generate(data)
         size_mb = data.stat().st_size / 1e6
         db = connect(address, name)
-        for table in ("items_load", "items"):
+        for table in ("items_load", "items", "items_half"):
             db.cursor().execute(TABLE.format(name=table))
         client = ["mariadb", "--local-infile=1", *client_args(address, name)]
 
@@ -156,10 +159,25 @@ def main() -> None:
         t_client = timed([*client, "--batch", "-e", f"SELECT {COLUMNS} FROM items"], stdout=subprocess.DEVNULL)
         rss.reset()
         out = workdir / "export.csv"
-        t_export = timed(["curl", "-sf", "-o", str(out), f"{base}/api/batch/items/export"])
+        t_export = timed(["curl", "-s", "-o", str(out), f"{base}/api/batch/items/export"])
         rss_export = rss.peak_mb()
         exported_rows = sum(1 for _ in csv.reader(out.open(newline=""))) - 1
-        assert exported_rows == ROWS, f"export has {exported_rows} rows"
+        assert exported_rows == ROWS, f"export has {exported_rows} rows: {out.read_text()[:300]}"
+
+        rss.reset()
+        t_again = timed(["curl", "-s", "-o", str(workdir / "again.json"), "-F", f"file=@{data}", f"{base}/api/batch/import"])
+        rss_again = rss.peak_mb()
+        again = json.loads((workdir / "again.json").read_text())["data"]
+        assert again["rows_failed"] == ROWS and again["rows_inserted"] == 0 and count(db, "items") == ROWS, again
+
+        db.cursor().execute("INSERT INTO items_half SELECT * FROM items WHERE id % 2 = 0")
+        db.commit()
+        rss.reset()
+        half_url = f"{base}/api/batch/import?table=items_half"
+        t_half = timed(["curl", "-s", "-o", str(workdir / "half.json"), "-F", f"file=@{data}", half_url])
+        rss_half = rss.peak_mb()
+        half = json.loads((workdir / "half.json").read_text())["data"]
+        assert half["rows_inserted"] + half["rows_failed"] == ROWS and count(db, "items_half") == ROWS, half
 
         driver = os.environ.get("GATEWAY_DB_DRIVER", "aiomysql")
         print(f"{ROWS} rows, {size_mb:.0f} MB CSV, driver={driver}, 1 uvicorn worker, 2 cores shared with MariaDB and the clients")
@@ -167,7 +185,10 @@ def main() -> None:
         print(f"(b) gateway import             {ROWS / t_import:>10,.0f} rows/s  {t_import:6.2f} s  peak RSS {rss_import:.0f} MB")
         print(f"(c) mariadb --batch SELECT     {ROWS / t_client:>10,.0f} rows/s  {t_client:6.2f} s")
         print(f"(d) gateway export             {ROWS / t_export:>10,.0f} rows/s  {t_export:6.2f} s  peak RSS {rss_export:.0f} MB")
-        print(f"import b/a = {t_load / t_import:.2f}x   export d/c = {t_client / t_export:.2f}x")
+        print(f"(e) re-import, all duplicates  {ROWS / t_again:>10,.0f} rows/s  {t_again:6.2f} s  peak RSS {rss_again:.0f} MB")
+        print(f"(f) import, half duplicates    {ROWS / t_half:>10,.0f} rows/s  {t_half:6.2f} s  peak RSS {rss_half:.0f} MB")
+        print(f"import b/a = {t_load / t_import:.2f}x   export d/c = {t_client / t_export:.2f}x"
+              f"   all-duplicate e/b = {t_import / t_again:.2f}x   half-duplicate f/b = {t_import / t_half:.2f}x")
     finally:
         if proc is not None:
             proc.terminate()

@@ -150,10 +150,13 @@ def csv_cell(column: Column, *, only_field: bool = False) -> str:
     elif kind == "bit":
         text = f"CAST({c} AS UNSIGNED)"
     elif kind in _QUOTED_KINDS:
-        special = f"{c} REGEXP {_QUOTE_WHEN}"
+        # As utf8mb4 (what the export writes): a latin1 column mixed with the utf8mb4 literals here
+        # is an "illegal mix of collations" otherwise.
+        u = f"CONVERT({c} USING utf8mb4)"
+        special = f"{u} REGEXP {_QUOTE_WHEN}"
         if only_field:  # Python quotes an empty string that is the whole row
-            special += f" OR {c} = ''"
-        text = f"IF({special}, CONCAT('\"', REPLACE({c}, '\"', '\"\"'), '\"'), {c})"
+            special += f" OR {u} = ''"
+        text = f"IF({special}, CONCAT('\"', REPLACE({u}, '\"', '\"\"'), '\"'), {u})"
     else:
         text = c
     return f"IF({c} IS NULL, {_SQL_NULL_TOKEN}, {text})" if column.nullable else text

@@ -282,3 +282,13 @@ async def test_a_quote_that_never_ends_is_400_invalid_csv_and_the_report_says_wh
     committed = sum(end - start + 1 for start, end in report["committed_lines"])
     assert committed == report["rows_inserted"] == len(run_sql(schema, "SELECT * FROM users"))
     assert report["rows_read"] == report["rows_inserted"] + report["rows_not_applied"]
+
+
+async def test_a_latin1_table_exports_and_imports(client, schema):
+    """Its text columns mixed with the export's utf8mb4 literals were an illegal mix of collations."""
+    run_sql(schema, "CREATE TABLE latin (id INT PRIMARY KEY, name VARCHAR(20), note TEXT) CHARACTER SET latin1")
+    report = await imported(client, "latin.csv", "id,name,note\n1,Caf\u00e9,\"a,b\"\n2,,\\N\n".encode())
+    assert report["rows_inserted"] == 2
+    response = await client.get("/api/batch/latin/export")
+    assert response.status_code == 200, response.text
+    assert response.text == 'id,name,note\r\n1,Caf\u00e9,"a,b"\r\n2,,\\N\r\n'
