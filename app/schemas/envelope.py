@@ -13,6 +13,7 @@ import orjson
 from starlette.responses import Response
 
 from app.core import context
+from app.core.echo import shown
 from app.core.errors import GatewayError
 from app.core.values import json_default
 
@@ -61,24 +62,17 @@ def error(exc: GatewayError) -> Response:
 
 
 def printable(value: Any) -> Any:
-    """`value` with everything orjson cannot write made into text."""
+    """`value` with everything orjson cannot write made into text (scalars as `echo.shown` makes them)."""
     if isinstance(value, dict):
-        return {printable_text(str(k)): printable(v) for k, v in value.items()}
+        return {shown(str(k), _WHOLE): printable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [printable(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else str(value)
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else str(value)
-    if isinstance(value, str):
-        return printable_text(value)
+    if isinstance(value, (str, int, float)) or value is None:
+        return shown(value, _WHOLE)
     try:
         return printable(json_default(value))
     except TypeError:
-        return printable_text(str(value))
+        return shown(str(value), _WHOLE)
 
 
-def printable_text(text: str) -> str:
-    return text.encode("utf-8", "replace").decode("utf-8")
+_WHOLE = 1_000_000  # the envelope's own texts are not cut; what they echo was cut where it was made
