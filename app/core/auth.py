@@ -25,21 +25,10 @@ from typing import Any
 
 import jwt
 
-from app.core.errors import GatewayError
+from app.core.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("gateway.auth")
 ACTIONS = ("read", "write", "import", "export")
-
-
-class Unauthorized(GatewayError):
-    status, code = 401, "unauthorized"
-
-    def __init__(self, message: str, details: Any = None):
-        super().__init__(message, details, {"WWW-Authenticate": "Bearer"})
-
-
-class Forbidden(GatewayError):
-    status, code = 403, "forbidden"
 
 
 @dataclass(frozen=True)

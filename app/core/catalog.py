@@ -85,12 +85,28 @@ class Column:
     members: tuple[str, ...] = field(init=False, compare=False, repr=False)  # ENUM/SET values
     kind: str = field(init=False, compare=False, repr=False)  # the conversion family (values.py)
     quoted: str = field(init=False, compare=False, repr=False)  # the name as an SQL identifier
+    # The type's rules, written out once for every path that checks or describes values.
+    int_range: tuple[int, int] | None = field(init=False, compare=False, repr=False)  # integer types (BOOL too)
+    whole_digits: int = field(init=False, compare=False, repr=False)  # DECIMAL: digits before the point
+    fraction_digits: int = field(init=False, compare=False, repr=False)  # DECIMAL: digits after it
+    length_in_chars: bool = field(init=False, compare=False, repr=False)  # max_length counts characters, not bytes
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quoted", quote(self.name))
-        object.__setattr__(self, "unsigned", "unsigned" in self.column_type)
-        object.__setattr__(self, "members", _members(self.data_type, self.column_type))
-        object.__setattr__(self, "kind", _kind(self.data_type, self.column_type, self.is_json))
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("quoted", quote(self.name))
+        set_("unsigned", "unsigned" in self.column_type)
+        set_("members", _members(self.data_type, self.column_type))
+        set_("kind", _kind(self.data_type, self.column_type, self.is_json))
+        bits = INT_RANGES.get(self.data_type)
+        if bits is None:
+            set_("int_range", None)
+        elif self.unsigned:
+            set_("int_range", (0, 2**bits - 1))
+        else:
+            set_("int_range", (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
+        set_("fraction_digits", self.scale or 0)
+        set_("whole_digits", max((self.precision or 65) - (self.scale or 0), 1))
+        set_("length_in_chars", self.data_type in ("char", "varchar"))
 
     @property
     def required(self) -> bool:

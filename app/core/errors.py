@@ -1,4 +1,8 @@
-"""Gateway exceptions: each carries an HTTP status and a stable error code (DESIGN.md)."""
+"""Every public error: an HTTP status and a stable error code (DESIGN.md), in one list.
+
+Internal control-flow signals (a batch that must take another write path, say) are plain exceptions
+next to the code that raises and catches them: they never reach a client, so they carry no code.
+"""
 
 from __future__ import annotations
 
@@ -111,3 +115,38 @@ class UnsupportedMediaType(GatewayError):
 
 class ImportRolledBack(GatewayError):
     status, code = 422, "import_rolled_back"
+
+
+class InvalidSpreadsheet(GatewayError):
+    status, code = 400, "invalid_spreadsheet"
+
+
+class InvalidJson(GatewayError):
+    status, code = 400, "invalid_json"
+
+
+class InvalidSchema(GatewayError):
+    status, code = 400, "invalid_schema"
+
+
+class SchemaNotFound(GatewayError):
+    status, code = 404, "schema_not_found"
+
+
+class IdempotencyKeyReused(GatewayError):
+    status, code = 422, "idempotency_key_reused"
+
+
+class Unauthorized(GatewayError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str, details: Any = None):
+        super().__init__(message, details, {"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(GatewayError):
+    status, code = 403, "forbidden"
+
+
+class RateLimited(GatewayError):
+    status, code = 429, "rate_limited"

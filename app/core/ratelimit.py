@@ -12,14 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.core.errors import GatewayError
+from app.core.errors import RateLimited
 
 PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
 MAX_CLIENTS = 100_000  # buckets kept; the idlest go first beyond this
-
-
-class RateLimited(GatewayError):
-    status, code = 429, "rate_limited"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from app.core.catalog import INT_RANGES, Column
+from app.core.catalog import Column
 from app.core.echo import shown
 from app.core.errors import InvalidValue
 
@@ -53,8 +53,7 @@ def _int(column: Column, value: Any) -> int:
         number = None  # out of every range
     else:
         raise _bad(column, value, "expected an integer")
-    bits = INT_RANGES[column.data_type]
-    low, high = (0, 2**bits - 1) if column.unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    low, high = column.int_range  # type: ignore[misc]  (set for every integer type)
     if number is None or not low <= number <= high:
         raise _bad(column, value, f"out of range [{low}, {high}]")
     return number
@@ -77,7 +76,7 @@ def _decimal(column: Column, value: Any) -> Decimal:
         raise _bad(column, value, "expected a decimal number") from None
     if not number.is_finite():
         raise _bad(column, value, "expected a finite decimal number")
-    precision, scale = column.precision or 65, column.scale or 0
+    scale = column.fraction_digits
     _, digits, exponent = number.as_tuple()
     fraction = max(0, -int(exponent))
     whole = max(0, len(digits) + int(exponent))
@@ -86,8 +85,8 @@ def _decimal(column: Column, value: Any) -> Decimal:
         trimmed = number.normalize()
         if max(0, -int(trimmed.as_tuple().exponent)) > scale:
             raise _bad(column, value, f"more than {scale} decimal places")
-    if whole > precision - scale:
-        raise _bad(column, value, f"too many digits for DECIMAL({precision},{scale})")
+    if whole > column.whole_digits:
+        raise _bad(column, value, f"too many digits for DECIMAL({column.precision or 65},{scale})")
     return number
 
 
@@ -110,7 +109,7 @@ def _string(column: Column, value: Any) -> str:
     limit = column.max_length
     if limit is not None:
         # CHAR/VARCHAR limits count characters; TEXT limits count bytes.
-        size = len(text) if column.data_type in ("char", "varchar") else len(text.encode())
+        size = len(text) if column.length_in_chars else len(text.encode())
         if size > limit:
             raise _bad(column, value, f"longer than {limit}")
     return text
@@ -329,7 +328,7 @@ def text_converter(
         return full
     if kind == "string":
         limit = column.max_length
-        by_chars = column.data_type in ("char", "varchar")
+        by_chars = column.length_in_chars
 
         def string(value: str) -> Any:
             if limit is not None and (len(value) if by_chars else len(value.encode())) > limit:
@@ -338,8 +337,7 @@ def text_converter(
 
         return with_nulls(string)
     if kind == "int":
-        bits = INT_RANGES[column.data_type]
-        low, high = (0, 2**bits - 1) if column.unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        low, high = column.int_range  # type: ignore[misc]  (set for every integer type)
 
         def integer(value: str) -> Any:
             # int() alone would also take "1_000", " 7 " and non-ASCII digits.
@@ -351,13 +349,12 @@ def text_converter(
 
         return with_nulls(integer)
     if kind == "decimal":
-        whole_digits = (column.precision or 65) - (column.scale or 0)
-        scale = column.scale or 0
+        whole_digits, scale = column.whole_digits, column.fraction_digits
 
         def decimal(value: str) -> Any:
             whole, dot, fraction = value.removeprefix("-").partition(".")
             if (
-                whole.isascii() and whole.isdigit() and len(whole) <= max(whole_digits, 1)
+                whole.isascii() and whole.isdigit() and len(whole) <= whole_digits
                 and (not dot or (fraction.isascii() and fraction.isdigit() and len(fraction) <= scale))
             ):
                 return value  # exact as text: the server parses it, no float involved
@@ -425,14 +422,13 @@ def canonical_check(column: Column, null: str = "\\N") -> Callable[[Sequence[str
         return lambda cells: True  # not loaded: the server computes it
     empty = re.escape(null) + "|"
     if kind == "decimal":
-        whole = max((column.precision or 65) - (column.scale or 0), 1)
-        fraction = rf"(?:\.\d{{1,{column.scale}}})?" if column.scale else ""
-        cell = rf"-?\d{{1,{whole}}}{fraction}"
+        fraction = rf"(?:\.\d{{1,{column.fraction_digits}}})?" if column.fraction_digits else ""
+        cell = rf"-?\d{{1,{column.whole_digits}}}{fraction}"
     elif kind in _CANONICAL:
         cell = _CANONICAL[kind]
     elif kind == "string":
         limit = column.max_length
-        by_chars = column.data_type in ("char", "varchar")
+        by_chars = column.length_in_chars
         if limit is None:
             return lambda cells: True
         if by_chars:

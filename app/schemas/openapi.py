@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.auth import Principal
-from app.core.catalog import INT_RANGES, Column, Table
+from app.core.catalog import Column, Table
 from app.core.filters import MAX_ROWS
 
 OPERATORS = "eq ne gt gte lt lte like in nin between is_null"
@@ -34,10 +34,8 @@ def column_schema(column: Column) -> dict:
     kind = column.kind
     if kind in ("int", "bool", "bit", "year"):
         schema: dict[str, Any] = {"type": "integer"}
-        if kind == "int":
-            bits = INT_RANGES[column.data_type]
-            low, high = (0, 2**bits - 1) if column.unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-            schema |= {"minimum": low, "maximum": high}
+        if column.int_range is not None:
+            schema |= {"minimum": column.int_range[0], "maximum": column.int_range[1]}
     elif kind == "float":
         schema = {"type": "number"}
     elif kind == "decimal":
@@ -54,7 +52,7 @@ def column_schema(column: Column) -> dict:
         schema = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$", "description": "ISO 8601, UTC"}
     else:  # string, set, time, and the rest
         schema = {"type": "string"}
-        if column.max_length and column.data_type in ("char", "varchar"):
+        if column.max_length and column.length_in_chars:
             schema["maxLength"] = column.max_length
     schema["title"] = column.column_type
     if column.nullable:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.core.database import Database, Session
-from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, GatewayError
+from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, IdempotencyKeyReused
 from app.services.crud_service import Hook
 
 T = TypeVar("T")
@@ -43,10 +43,6 @@ REMEMBER = (
     " VALUES (%s, %s, %s, %s, UTC_TIMESTAMP() + INTERVAL %s SECOND)"
 )
 PURGE = f"DELETE FROM {TABLE} WHERE `expires_at` < UTC_TIMESTAMP() LIMIT 1000"
-
-
-class IdempotencyKeyReused(GatewayError):
-    status, code = 422, "idempotency_key_reused"
 
 
 @dataclass(frozen=True)
