@@ -16,10 +16,12 @@ from app.core.database import Database
 from app.core.errors import GatewayError
 from app.middleware import RequestMiddleware
 from app.observability import Metrics
-from app.routes import batch, crud, docs, health, metrics, tables
+from app.imports.engine import ImportEngine
+from app.routes import batch, crud, docs, health, metrics, schemas, tables
 from app.services.crud_service import CrudService
-from app.services.csv_service import CsvService
+from app.services.export_service import ExportService
 from app.services.idempotency import IdempotencyStore
+from app.services.rules import RulesStore
 from app.utils import error_handler
 
 log = logging.getLogger("gateway")
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await catalog.reload()
             await app.state.idempotency.ensure_table()
+            await app.state.rules.ensure_table()
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
@@ -65,23 +68,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings, app.state.db, app.state.catalog = settings, db, catalog
+    app.state.rules = RulesStore(db, settings.rules_ttl_s)
     app.state.crud = CrudService(
         db,
         catalog,
+        app.state.rules,
         default_limit=settings.default_limit,
         max_limit=settings.max_limit,
         max_bulk_rows=settings.max_bulk_rows,
     )
-    app.state.csv = CsvService(
+    app.state.rows_moved = {}  # (import|export, table) -> rows, for metrics
+    app.state.imports = ImportEngine(
         db,
-        app.state.crud,
+        catalog,
+        app.state.rules,
+        app.state.rows_moved,
         batch_rows=settings.import_batch_rows,
         batch_bytes=settings.import_batch_bytes,
         writers=settings.import_writers,
-        max_record_bytes=settings.csv_max_record_bytes,
         max_errors=settings.import_max_errors,
-        export_batch_rows=settings.export_batch_rows,
         load_data=settings.import_load_data,
+    )
+    app.state.exports = ExportService(
+        db, app.state.crud, app.state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
     )
     app.state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
     app.state.auth = Authenticator(settings)
@@ -90,9 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(docs.router)
     app.mount(docs.ASSETS_PATH, docs.assets, name="docs-assets")
-    # Before crud: /api/tables/{t} and /api/batch/... must win over /api/{t}/{key}.
+    # Before crud: /api/tables/{t}, /api/batch/... and /api/schemas/{t} must win over /api/{t}/{key}.
     app.include_router(tables.router)
     app.include_router(batch.router)
+    app.include_router(schemas.router)
     app.include_router(crud.router)
     if settings.cors_origins:
         app.add_middleware(

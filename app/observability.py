@@ -49,7 +49,7 @@ class _StateCollector(Collector):
         self.state = state
 
     def collect(self) -> Iterator[Any]:
-        db, catalog, csv = self.state.db, self.state.catalog, self.state.csv
+        db, catalog, imports = self.state.db, self.state.catalog, self.state.imports
         retries = CounterMetricFamily("gateway_db_retries", "Database attempts retried, by what failed", labels=["cause"])
         for cause, count in sorted(db.retries.items()):
             retries.add_metric([cause], count)
@@ -67,11 +67,11 @@ class _StateCollector(Collector):
         yield CounterMetricFamily("gateway_catalog_loads", "Catalog loads from INFORMATION_SCHEMA", value=catalog.refreshes)
         yield GaugeMetricFamily("gateway_catalog_tables", "Tables exposed", value=len(catalog.tables()))
         batches = CounterMetricFamily("gateway_import_batches", "CSV import batches, by how they were written", labels=["path"])
-        for path, count in sorted(csv.batches_by_path.items()):
+        for path, count in sorted(imports.batches_by_path.items()):
             batches.add_metric([path], count)
         yield batches
         rows = CounterMetricFamily("gateway_csv_rows", "CSV rows imported and exported", labels=["direction", "table"])
-        for (direction, table), count in sorted(csv.rows_moved.items()):
+        for (direction, table), count in sorted(self.state.rows_moved.items()):
             rows.add_metric([direction, table], count)
         yield rows
 

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     import_load_data: bool = True
     import_max_errors: int = Field(100, ge=1)
     export_batch_rows: int = Field(2000, ge=1)
+    # Spreadsheets are spooled to a temporary file (in this directory; the system's by default) and
+    # refused with 413, before they are expanded, past these sizes (zip bombs).
+    spool_dir: str | None = None
+    spreadsheet_max_uncompressed_bytes: int = Field(256 * 1024**2, ge=1024)
+    spreadsheet_max_cells: int = Field(4_000_000, ge=1)
+    # How stale another instance's view of a table's rules (JSON Schema) may be on POST and PUT;
+    # imports read them fresh.
+    rules_ttl_s: float = Field(5.0, gt=0)
 
     # Logs: `json` (one object a line) or `text`; one access line a request unless turned off.
     log_format: Literal["json", "text"] = "json"

@@ -188,17 +188,17 @@ def load_data(table: Table, columns: Sequence[Column], *, ignore: bool = False) 
             assignments.append(f"{column.quoted} = {expression}")
         else:
             targets.append(column.quoted)
-    return _load_data(table, targets, assignments, ignore), ("\n",)
+    return _load_data(table, targets, assignments, ignore), (",", "\n")
 
 
 def load_data_text(
-    table: Table, header: Sequence[Column | None], *, null: str, crlf: bool, ignore: bool = False
+    table: Table, header: Sequence[Column | None], *, null: str, crlf: bool, ignore: bool = False, delimiter: str = ","
 ) -> Statement:
     """LOAD DATA LOCAL of uploaded CSV text as it is (RFC 4180: fields quoted or not, quotes doubled,
     no escape character). Each field goes through a variable: `null` is NULL everywhere, an empty
     field is NULL outside text columns; header columns given as None (generated) are read and
     dropped. The first `%s` is the data's name (the database layer fills it in)."""
-    targets, assignments, params = [], [], ["\r\n" if crlf else "\n"]
+    targets, assignments, params = [], [], [delimiter, "\r\n" if crlf else "\n"]
     for index, column in enumerate(header):
         variable = f"@v{index}"
         targets.append(variable)
@@ -212,10 +212,10 @@ def load_data_text(
 
 def _load_data(table: Table, targets: list[str], assignments: list[str], ignore: bool) -> str:
     """The statement both LOAD DATA forms share: RFC 4180 fields, no escape character; the data's
-    name and the line terminator are the first two parameters."""
+    name, the field separator and the line terminator are the first three parameters."""
     sql = (
         f"LOAD DATA LOCAL INFILE %s {'IGNORE ' if ignore else ''}INTO TABLE {table.quoted} CHARACTER SET utf8mb4"
-        " FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY %s"
+        " FIELDS TERMINATED BY %s OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY %s"
         f" ({', '.join(targets)})"
     )
     return sql + (" SET " + ", ".join(assignments) if assignments else "")

@@ -103,6 +103,8 @@ def _float(column: Column, value: Any) -> float:
 
 
 def _string(column: Column, value: Any) -> str:
+    if isinstance(value, (dt.date, dt.time)):  # a spreadsheet's date cell in a text column
+        value = value.isoformat(" ") if isinstance(value, dt.datetime) else value.isoformat()
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise _bad(column, value, "expected a string")
     text = value if isinstance(value, str) else str(value)
@@ -128,6 +130,11 @@ def _binary(column: Column, value: Any) -> bytes:
 
 
 def _date(column: Column, value: Any) -> dt.date:
+    # Spreadsheet cells arrive as date objects (a date cell may be a datetime at midnight).
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date()
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
     if isinstance(value, str):
         try:
             return dt.date.fromisoformat(value.strip())
@@ -137,6 +144,10 @@ def _date(column: Column, value: Any) -> dt.date:
 
 
 def _datetime(column: Column, value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time())
     if isinstance(value, str):
         try:
             moment = dt.datetime.fromisoformat(value.strip())
@@ -151,6 +162,10 @@ def _datetime(column: Column, value: Any) -> dt.datetime:
 
 
 def _time(column: Column, value: Any) -> str:
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return format_time(value)
     if isinstance(value, str) and _TIME_TEXT.fullmatch(value.strip()):
         return value.strip()
     raise _bad(column, value, "expected a time (HH:MM:SS[.ffffff])")
@@ -398,6 +413,29 @@ def text_converter(
         flags = {"0": 0, "1": 1}
         return with_nulls(lambda value: flags[value] if value in flags else full(value))
     return with_nulls(full)
+
+
+def value_converter(
+    column: Column, null: str | None = None, *, text_cells: bool, null_value: Any = None, binary_as_text: bool = False
+) -> Callable[[Any], Any]:
+    """A converter for one column's typed cells: spreadsheet cells (`text_cells`: a text cell in a
+    JSON column is JSON text, `null` is NULL, an empty cell is '' in a NOT NULL text column) or JSON
+    values (the rules of a POST body). None is NULL."""
+    nullable = column.nullable or column.auto_increment
+    empty_is_text = text_cells and column.kind in TEXT_KINDS and not nullable
+    binary = binary_as_text and column.kind == "binary"
+
+    def convert(value: Any) -> Any:
+        if value is None or (null is not None and value == null and isinstance(value, str)):
+            if nullable:
+                return null_value
+            if value is None and empty_is_text:
+                return ""
+            return to_db(column, None)  # raises: may not be null
+        converted = to_db(column, value, text=text_cells)
+        return base64.b64encode(converted).decode() if binary else converted
+
+    return convert
 
 
 # Cell forms that the server reads exactly as these rules do (anything else takes the converters).

@@ -1,8 +1,8 @@
-"""CSV routes: import an uploaded file, export a table as a stream."""
+"""Bulk routes: import an uploaded file (CSV, TSV, XLSX, XLS, ODS, JSON Lines, JSON), validate one
+without writing, export a table as a stream (CSV, JSON Lines, XLSX)."""
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -11,21 +11,30 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.core.errors import InvalidBody, MethodNotAllowed
-from app.routes.deps import CanExport, Caller, allow, csv_service
-from app.routes.idempotent import IdempotencyKey, import_once
+from app.imports.engine import ImportEngine
+from app.imports.spreadsheet import Limits
+from app.imports.uploads import Format, opener, split_name
+from app.routes.deps import CanExport, Caller, allow, exports, imports
+from app.routes.idempotent import IdempotencyKey, upload_once
 from app.schemas.envelope import success
-from app.services.csv_service import CsvService, table_name_from_file
+from app.services.export_service import ExportFormat, ExportService
 from app.utils.upload import stream_file
 
 router = APIRouter(prefix="/api/batch", tags=["batch"])
-Service = Annotated[CsvService, Depends(csv_service)]
+Engine = Annotated[ImportEngine, Depends(imports)]
+Exports = Annotated[ExportService, Depends(exports)]
+Table = Annotated[str | None, Query(description="the table, when not the file's name")]
+Mode = Annotated[Literal["insert", "ignore", "upsert"], Query(description="what a duplicate key does")]
+Null = Annotated[str, Query(description="the cell text that means NULL (CSV, TSV, spreadsheets)")]
+Sheet = Annotated[str | None, Query(description="the sheet to read (spreadsheets; the first by default)")]
+FileFormat = Annotated[Format | None, Query(alias="format", description="the file's format, when its extension does not say")]
 
 
 class ClosingStream(StreamingResponse):
-    """A streaming response that always releases what feeds it (cursor, connection), even when the
-    client goes away before or during the transfer."""
+    """A streaming response that always releases what feeds it (cursor, connection, file), even when
+    the client goes away before or during the transfer."""
 
-    def __init__(self, content, stack: AsyncExitStack, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, content, stack, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(content, **kwargs)
         self._stack = stack
 
@@ -36,15 +45,36 @@ class ClosingStream(StreamingResponse):
             await self._stack.aclose()
 
 
-@router.post("/import", summary="Import a CSV file into the table named after it")
-async def import_csv(
+async def _upload(request: Request, who: object, action: str, table: str | None, fmt: Format | None, sheet: str | None):  # type: ignore[no-untyped-def]
+    settings = request.app.state.settings
+    filename, chunks = await stream_file(request, "file", settings.max_upload_bytes)
+    name, extension = split_name(filename) if table is None else (table, split_name(filename)[1] if filename else None)
+    allow(request, who, action, name)  # type: ignore[arg-type]
+    options = {
+        "sheet": sheet,
+        "max_record_bytes": settings.csv_max_record_bytes,
+        "limits": Limits(settings.spreadsheet_max_uncompressed_bytes, settings.spreadsheet_max_cells),
+        "spool_dir": settings.spool_dir,
+    }
+    return filename, name, chunks, fmt or extension or "csv", options
+
+
+def _respond(report: dict) -> Response:
+    written = report["rows_inserted"] + report["rows_updated"]
+    return success(report, f"{written} row(s) written, {report['rows_failed']} failed")
+
+
+@router.post("/import", summary="Import a file into the table named after it")
+async def import_file(
     request: Request,
-    service: Service,
+    engine: Engine,
     who: Caller,
-    table: Annotated[str | None, Query(description="the table, when not the file's name")] = None,
-    mode: Annotated[Literal["insert", "ignore", "upsert"], Query(description="what a duplicate key does")] = "insert",
+    table: Table = None,
+    mode: Mode = "insert",
     atomic: Annotated[bool, Query(description="all rows or none")] = False,
-    null: Annotated[str, Query(description="the cell text that means NULL")] = "\\N",
+    null: Null = "\\N",
+    sheet: Sheet = None,
+    fmt: FileFormat = None,
     idempotency_key: IdempotencyKey = None,
 ):
     if idempotency_key is not None and not atomic:
@@ -52,30 +82,51 @@ async def import_csv(
             "an Idempotency-Key on an import needs atomic=true: only then is the import one transaction "
             "that the key can commit with (a plain import's report lists the committed lines to resume from)"
         )
-    filename, chunks = await stream_file(request, "file", request.app.state.settings.max_upload_bytes)
-    name = table or table_name_from_file(filename)
-    allow(request, who, "import", name)
-
-    def respond(report: dict) -> Response:
-        written = report["rows_inserted"] + report["rows_updated"]
-        return success(report, f"{written} row(s) written, {report['rows_failed']} failed")
-
+    filename, name, chunks, kind, options = await _upload(request, who, "import", table, fmt, sheet)
     if idempotency_key is None:
-        return respond(await service.import_csv(name, chunks, mode=mode, atomic=atomic, null=null))
-    return await import_once(request, idempotency_key, filename, chunks, respond,
-                             lambda hashed, after: service.import_csv(name, hashed, mode=mode, atomic=True, null=null, after=after))
+        return _respond(await engine.run(name, opener(chunks, kind, **options), mode=mode, atomic=atomic, null=null))
+    return await upload_once(
+        request, idempotency_key, filename, chunks, _respond,
+        lambda hashed, after: engine.run(name, opener(hashed, kind, **options), mode=mode, atomic=True, null=null, after=after),
+    )
+
+
+@router.post("/validate", summary="Check a file as an import would, writing nothing")
+async def validate_file(
+    request: Request,
+    engine: Engine,
+    who: Caller,
+    table: Table = None,
+    mode: Mode = "insert",
+    null: Null = "\\N",
+    sheet: Sheet = None,
+    fmt: FileFormat = None,
+):
+    # Reading rules and keys of a table is what an import needs: the same `import` permission.
+    _, name, chunks, kind, options = await _upload(request, who, "import", table, fmt, sheet)
+    report = await engine.run(name, opener(chunks, kind, **options), mode=mode, null=null, dry_run=True)
+    return success(report, f"{report['rows_valid']} row(s) valid, {report['rows_failed']} invalid")
 
 
 @router.api_route("/import", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def import_other_methods(request: Request):
+@router.api_route("/validate", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def upload_other_methods(request: Request):
     # Without this, GET /api/batch/import would fall through to GET /api/{table}/{key} (table "batch").
-    raise MethodNotAllowed(f"{request.method} is not allowed on /api/batch/import: POST a file", headers={"Allow": "POST"})
+    raise MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}: POST a file", headers={"Allow": "POST"})
 
 
-@router.get("/{table}/export", summary="Stream a table out as CSV (same filters as /query)")
-async def export_csv(table: str, request: Request, service: Service, _: CanExport):
-    name, body, stack = await service.open_export(table, request.query_params.multi_items())
-    disposition = f"attachment; filename=\"{name}.csv\"; filename*=UTF-8''{quote(name)}.csv"
+@router.get("/{table}/export", summary="Stream a table out as CSV, JSON Lines or XLSX (same filters as /query)")
+async def export_table(
+    table: str,
+    request: Request,
+    service: Exports,
+    _: CanExport,
+    fmt: Annotated[ExportFormat, Query(alias="format", description="csv (default), jsonl or xlsx")] = "csv",
+):
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
+    export = await service.open(table, params, fmt)
+    name, extension = export.table, export.format
+    disposition = f"attachment; filename=\"{name}.{extension}\"; filename*=UTF-8''{quote(name)}.{extension}"
     if not name.isascii() or '"' in name or "\\" in name:
-        disposition = f"attachment; filename*=UTF-8''{quote(name)}.csv"
-    return ClosingStream(body, stack, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
+        disposition = f"attachment; filename*=UTF-8''{quote(name)}.{extension}"
+    return ClosingStream(export.body, export.stack, media_type=export.media_type, headers={"Content-Disposition": disposition})

@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 
 from app.core.auth import Principal
 
+from app.imports.engine import ImportEngine
 from app.services.crud_service import CrudService
-from app.services.csv_service import CsvService
+from app.services.export_service import ExportService
 
 
 async def crud(request: Request) -> CrudService:
@@ -18,8 +19,12 @@ async def crud(request: Request) -> CrudService:
     return request.app.state.crud
 
 
-async def csv_service(request: Request) -> CsvService:
-    return request.app.state.csv
+async def imports(request: Request) -> ImportEngine:
+    return request.app.state.imports
+
+
+async def exports(request: Request) -> ExportService:
+    return request.app.state.exports
 
 
 async def principal(request: Request) -> Principal:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
@@ -11,8 +10,7 @@ from starlette.responses import Response
 
 from app.core.errors import InvalidBody
 from app.services.crud_service import Hook
-from app.core.errors import CommitOutcomeUnknown, Conflict
-from app.services.idempotency import check, key_digest, request_hash
+from app.services.idempotency import request_hash
 
 IdempotencyKey = Annotated[
     str | None,
@@ -49,7 +47,7 @@ def as_response(stored: Any) -> Response:
     return Response(stored.body, status_code=stored.status, media_type="application/json", headers=headers)
 
 
-async def import_once(
+async def upload_once(
     request: Request,
     key: str,
     filename: str | None,
@@ -57,39 +55,12 @@ async def import_once(
     respond: Callable[[dict], Response],
     run: Callable[[AsyncIterator[bytes], Callable[[Any, dict], Awaitable[None]]], Awaitable[dict]],
 ) -> Response:
-    """A keyed atomic import. The upload is hashed as it streams; the key's record is stored inside
-    the import's transaction with the final report. A replay must send the same file: it is read
-    and hashed, then the first report is returned."""
+    """A keyed atomic import (see IdempotencyStore.once_upload)."""
     check_key(key)
-    store = request.app.state.idempotency
-    await store.ensure_table()
-    hasher = hashlib.sha256("\n".join([request.method, request.url.path, request.url.query, filename or ""]).encode())
 
-    async def hashed() -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            hasher.update(chunk)
-            yield chunk
-
-    async def replay(found: tuple[bytes, Any]) -> Response:
-        async for _ in hashed():
-            pass
-        return as_response(check(found, hasher.digest()))
-
-    if (found := await store.lookup(key_digest(key))) is not None:
-        return await replay(found)
-    made: list[Response] = []
-
-    async def after(session: Any, report: dict) -> None:
+    def render(report: dict) -> tuple[int, bytes]:
         response = respond(report)
-        await store.remember(session, key, hasher.digest(), response.status_code, bytes(response.body))
-        made.append(response)
+        return response.status_code, bytes(response.body)
 
-    try:
-        await run(hashed(), after)
-    except (Conflict, CommitOutcomeUnknown):
-        # Another request with this key committed first, or our COMMIT went unanswered: the key's
-        # record says what happened. (The upload is read; a replay compares what was hashed.)
-        if (found := await store.lookup(key_digest(key))) is not None:
-            return as_response(check(found, hasher.digest()))
-        raise
-    return made[-1]
+    parts = [request.method, request.url.path, request.url.query, filename or ""]
+    return as_response(await request.app.state.idempotency.once_upload(key, parts, chunks, run, render))

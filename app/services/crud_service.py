@@ -29,7 +29,9 @@ from app.core.filters import (
     parse_filter,
     parse_query_params,
 )
+from app.core.rules import Rules, row_maker
 from app.core.values import output_fixers, rows_to_dicts, to_db
+from app.services.rules import RulesStore
 
 T = TypeVar("T")
 
@@ -91,9 +93,34 @@ def prepare_values(table: Table, values: Mapping[str, Any]) -> dict[Column, Any]
 Hook = Callable[[Session, Any], Awaitable[None]]  # runs inside a write's transaction, after the write
 
 
+def check_new_rows(
+    rules: Rules, columns: list[Column], values: list[list[Any]], defaults: list[list[bool]] | None
+) -> None:
+    """Rows to insert, against the table's rules: the columns each row gives (422 on the first that fails)."""
+    for index, row in enumerate(values):
+        given = columns if defaults is None else [c for c, omitted in zip(columns, defaults[index]) if not omitted]
+        cells = row if defaults is None else [v for v, omitted in zip(row, defaults[index]) if not omitted]
+        if problems := rules.problems(row_maker(given, rules.names)(cells)):
+            raise rules.violation(problems, index)
+
+
+def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignments: dict[Column, Any]) -> None:
+    """Whole rows as an update leaves them (read FOR UPDATE, then the new values), against the rules."""
+    make = row_maker(table.columns, rules.names)
+    positions = {column: i for i, column in enumerate(table.columns)}
+    for index, row in enumerate(rows):
+        after = list(row)
+        for column, value in assignments.items():
+            after[positions[column]] = value
+        if problems := rules.problems(make(after)):
+            raise rules.violation(problems, index if len(rows) > 1 else None)
+
+
 class CrudService:
-    def __init__(self, db: Database, catalog: Catalog, *, default_limit: int, max_limit: int, max_bulk_rows: int):
-        self.db, self.catalog = db, catalog
+    def __init__(
+        self, db: Database, catalog: Catalog, rules: RulesStore, *, default_limit: int, max_limit: int, max_bulk_rows: int
+    ):
+        self.db, self.catalog, self.rules = db, catalog, rules
         self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
 
     async def resolve(self, name: str, build: Callable[[Table], T]) -> tuple[Table, T]:
@@ -144,6 +171,8 @@ class CrudService:
                 {"rows": len(rows), "max": self.max_bulk_rows},
             )
         table, (columns, values, defaults) = await self.resolve(name, lambda t: prepare_rows(t, rows))
+        if (rules := await self.rules.for_table(table)) is not None:
+            check_new_rows(rules, columns, values, defaults)
 
         async def work(session: Session) -> list[dict]:
             returning = self.db.supports_returning
@@ -236,8 +265,11 @@ class CrudService:
 
         table, (assignments, where) = await self.resolve(name, build)
         statement = sql.update(table, assignments, where)
+        rules = await self.rules.for_table(table)
 
         async def work(session: Session) -> int:
+            if rules is not None:
+                await self._check_update(session, rules, table, where, assignments)
             return (await session.execute(*statement)).affected
 
         return await self._transaction(work, after)
@@ -251,12 +283,32 @@ class CrudService:
         new_key = tuple(assignments.get(c, v) for c, v in zip(table.primary_key, old_key))
         reread = sql.select_where(table, equals(table.primary_key, new_key))
 
+        rules = await self.rules.for_table(table)
+
         async def work(session: Session) -> dict:
+            if rules is not None:
+                await self._check_update(session, rules, table, equals(table.primary_key, old_key), assignments)
             if (await session.execute(*statement)).affected == 0:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
             return to_records(table.columns, await session.execute(*reread))[0]
 
         return await self._transaction(work, after)
+
+    async def _check_update(
+        self, session: Session, rules: Rules, table: Table, where: Node, assignments: dict[Column, Any]
+    ) -> None:
+        """The rows an update changes, locked and checked as they will be. A filtered update on a table
+        with rules checks every row it changes, so it may change at most `max_bulk_rows` at a time."""
+        statement, params = sql.select_where(table, where)
+        limit = self.max_bulk_rows
+        rows = (await session.execute(f"{statement} LIMIT {limit + 1} FOR UPDATE", params)).rows
+        if len(rows) > limit:
+            raise PayloadTooLarge(
+                f"the update would change more than {limit} rows of '{table.name}', which has rules: every "
+                "changed row is checked, so narrow the filter",
+                {"max": limit},
+            )
+        check_updated_rows(rules, table, list(rows), assignments)
 
     async def delete(self, name: str, where_spec: Any, after: Hook | None = None) -> int:
         def build(t: Table) -> Node:

@@ -5,7 +5,7 @@ failing batch in halves finds them too, but costs about 2n statements per batch 
 burns auto-increment values on every failed INSERT. Instead, before a batch is written, one SELECT
 per unique key reads which of the batch's keys the table already holds, and the batch itself is
 checked for repeats. Those rows are reported and left out; the server's own count of skipped rows
-must then agree exactly (see csv_service), or the batch takes the exact path.
+must then agree exactly (see imports/writer.py), or the batch takes the exact path.
 
 The probe costs a query per batch, so it switches itself off after `QUIET_BATCHES` batches without
 duplicates (a clean import pays for two probes), and on again when a batch meets a duplicate.
@@ -13,7 +13,7 @@ duplicates (a clean import pays for two probes), and on again when a batch meets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +21,11 @@ from app.core import sql
 from app.core.catalog import Column, Table
 from app.core.database import Database
 from app.core.errors import GatewayError
-from app.core.values import TEXT_KINDS, to_db
 
 QUIET_BATCHES = 2
 
-Record = tuple[int, list[str]]
+Record = tuple[int, list[Any]]
+CellToKey = Callable[[Column], Callable[[Any], Any]]  # a column's cell -> its value, None for NULL
 
 
 @dataclass(frozen=True)
@@ -46,18 +46,23 @@ class DuplicateProbe:
     table: Table
     keys: tuple[tuple[Column, ...], ...]  # the unique keys whose every column the file gives
     positions: tuple[tuple[int, ...], ...]  # their field positions in a record
-    null: str
+    converters: tuple[tuple[Callable[[Any], Any], ...], ...]  # per key, per column: cell -> value
     active: bool = True
     quiet: int = 0  # batches in a row without a duplicate
     found: int = field(default=0)
 
     @classmethod
-    def for_import(cls, table: Table, header: Sequence[Column | None], null: str) -> DuplicateProbe | None:
+    def for_import(cls, table: Table, header: Sequence[Column | None], converter: CellToKey) -> DuplicateProbe | None:
         where = {c.name: i for i, c in enumerate(header) if c is not None}
         keys = [k for k in (table.primary_key, *table.unique_keys) if k and all(c.name in where for c in k)]
         if not keys:
             return None
-        return cls(table, tuple(keys), tuple(tuple(where[c.name] for c in k) for k in keys), null)
+        return cls(
+            table,
+            tuple(keys),
+            tuple(tuple(where[c.name] for c in k) for k in keys),
+            tuple(tuple(converter(c) for c in k) for k in keys),
+        )
 
     def saw(self, duplicates: int) -> None:
         """Adapt to what the last batch held."""
@@ -67,27 +72,25 @@ class DuplicateProbe:
             self.quiet += 1
             self.active = self.quiet < QUIET_BATCHES
 
-    def _value(self, column: Column, cell: str) -> Any:
-        if cell == self.null or (not cell and column.kind not in TEXT_KINDS):
-            return None  # NULL never collides
-        return to_db(column, cell, text=True)
-
-    def _key_values(self, key: tuple[Column, ...], positions: tuple[int, ...], fields: list[str]) -> tuple | None:
+    @staticmethod
+    def _key_values(
+        converters: tuple[Callable[[Any], Any], ...], positions: tuple[int, ...], fields: list[Any]
+    ) -> tuple | None:
         try:
-            values = tuple(self._value(c, fields[p]) for c, p in zip(key, positions))
+            values = tuple(convert(fields[p]) for convert, p in zip(converters, positions))
         except (GatewayError, IndexError):
             return None  # the row fails conversion anyway, and is reported for that
-        return None if any(v is None for v in values) else values
+        return None if any(v is None for v in values) else values  # NULL never collides
 
     async def find(self, db: Database, records: Sequence[Record]) -> dict[int, Duplicate]:
         """The batch's rows whose key is taken, by line: in the table, or by an earlier row of the batch.
         Only exact equality is claimed, so every claim is a real collision (a case-insensitive one
         is left for the server to report, which sends the batch the exact way)."""
         duplicates: dict[int, Duplicate] = {}
-        for key, positions in zip(self.keys, self.positions):
+        for key, positions, converters in zip(self.keys, self.positions, self.converters):
             first: dict[tuple, int] = {}
             for line, fields in records:
-                values = self._key_values(key, positions, fields)
+                values = self._key_values(converters, positions, fields)
                 if values is None or line in duplicates:
                     continue
                 if values in first:

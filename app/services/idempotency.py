@@ -15,7 +15,7 @@ request (4xx) did not write anything and may be sent again with the same key.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -104,6 +104,48 @@ class IdempotencyStore:
             "the database did not confirm the write, twice; send the request again with the same "
             "Idempotency-Key: it applies at most once"
         )
+
+    async def once_upload(
+        self,
+        key: str,
+        request_parts: list[str],
+        chunks: AsyncIterator[bytes],
+        run: Callable[[AsyncIterator[bytes], Callable[[Session, dict], Awaitable[None]]], Awaitable[dict]],
+        respond: Callable[[dict], tuple[int, bytes]],
+    ) -> Response:
+        """A keyed upload (an atomic import): `run` reads the upload, which is hashed as it streams,
+        and calls its hook inside the import's transaction with the final report, where the key's
+        record is stored. A replay must send the same file: it is read and hashed, then the first
+        response is returned. The upload is read once, so there is no second run."""
+        await self.ensure_table()
+        key_hash = key_digest(key)
+        hasher = hashlib.sha256("\n".join(request_parts).encode())
+
+        async def hashed() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                hasher.update(chunk)
+                yield chunk
+
+        if (found := await self.lookup(key_hash)) is not None:
+            async for _ in hashed():
+                pass
+            return check(found, hasher.digest())
+        made: list[Response] = []
+
+        async def remember(session: Session, report: dict) -> None:
+            status, body = respond(report)
+            await self.remember(session, key, hasher.digest(), status, body)
+            made.append(Response(status, body))
+
+        try:
+            await run(hashed(), remember)
+        except (Conflict, CommitOutcomeUnknown):
+            # Another request with this key committed first, or our COMMIT went unanswered: the key's
+            # record says what happened. (The upload is read; a replay compares what was hashed.)
+            if (stored := await self._stored(key_hash, hasher.digest())) is not None:
+                return stored
+            raise
+        return made[-1]
 
     async def _stored(self, key_hash: bytes, fingerprint: bytes) -> Response | None:
         found = await self.lookup(key_hash)

@@ -248,7 +248,7 @@ async def test_large_file_through_every_write_path(schema, settings):
     bad_line = 2 + 12000 + sum(1 for i in range(12000) if i % 97 == 0)  # two-line names push it down
     async with running(settings(import_batch_rows=2000)) as client:
         report = await imported(client, "users.csv", csv_bytes(rows))
-        paths = client.app.state.csv.batches_by_path
+        paths = client.app.state.imports.batches_by_path
     assert report["rows_inserted"] == 19999 and [(e["line"], e["column"]) for e in report["errors"]] == [(bad_line, "age")]
     assert paths["text"] >= 2 and paths["rows"] >= 2, paths
     # Two writers commit batches in any order, so ids do not follow the file: compare by name.

@@ -21,7 +21,7 @@ async def test_an_all_duplicate_reimport_reports_every_row_and_burns_no_ids(sche
         first = await imported(client, "users.csv", data)
         assert first["rows_inserted"] == ROWS
         before = next_id(schema)
-        paths = dict(client.app.state.csv.batches_by_path)
+        paths = dict(client.app.state.imports.batches_by_path)
         again = await imported(client, "users.csv", data)
         assert again["rows_inserted"] == 0 and again["rows_failed"] == again["errors_total"] == ROWS
         assert [e["line"] for e in again["errors"]] == list(range(2, ROWS + 2))
@@ -29,7 +29,7 @@ async def test_an_all_duplicate_reimport_reports_every_row_and_burns_no_ids(sche
         assert next_id(schema) - before < ROWS  # the old bisection burnt about 13 ids a row
         assert next_id(schema) == before
         # Nothing went down the INSERT path (where bisection lives).
-        assert client.app.state.csv.batches_by_path["inserts"] == paths["inserts"]
+        assert client.app.state.imports.batches_by_path["inserts"] == paths["inserts"]
         assert run_sql(schema, "SELECT COUNT(*) FROM users")[0][0] == ROWS
 
 
@@ -42,7 +42,7 @@ async def test_a_half_duplicate_file_loads_the_new_half_and_names_the_old(schema
         assert report["rows_inserted"] == report["rows_failed"] == ROWS // 2
         assert [e["line"] for e in report["errors"]] == list(range(2, ROWS + 2, 2))  # every other line
         assert run_sql(schema, "SELECT COUNT(*) FROM users")[0][0] == ROWS
-        assert client.app.state.csv.batches_by_path["inserts"] == 0
+        assert client.app.state.imports.batches_by_path["inserts"] == 0
 
 
 async def test_repeats_inside_the_file_and_case_insensitive_collisions_are_reported_exactly(client, schema):

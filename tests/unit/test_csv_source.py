@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from app.core.csvrecords import RecordError, RecordReader, _last_record_end
+from app.imports.csv_source import RecordError, RecordReader, _last_record_end
 from app.core.errors import InvalidCsv, UnsupportedMediaType
 
 ROWS = [

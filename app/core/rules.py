@@ -1,0 +1,176 @@
+"""Per-table rules: a JSON Schema (Draft 2020-12) that every row written must satisfy (pure).
+
+Column types say a value fits; rules say more (a format, a pattern, a range, one field required when
+another is set). The schema sees a row as the JSON API shows it: integers and floats as numbers,
+DECIMAL as a number too (so `minimum` works; rules are checked in double precision), dates and
+times as ISO 8601 text, JSON columns as their value, binary as base64, NULL as null. Only the
+columns a write gives are in the row: `required` means "must be given".
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import jsonschema_rs
+import orjson
+
+from app.core.catalog import Column, Table
+from app.core.echo import shown
+from app.core.errors import InvalidSchema, InvalidValue
+from app.core.values import format_time
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Keywords that look at the whole object: with one of them the row must hold every column given.
+WHOLE_OBJECT = {
+    "additionalProperties", "unevaluatedProperties", "patternProperties", "propertyNames",
+    "minProperties", "maxProperties", "not", "allOf", "anyOf", "oneOf", "if", "then", "else", "$ref", "$dynamicRef",
+}
+NAMING = ("properties", "dependentRequired", "dependentSchemas")  # object keywords whose keys are columns
+
+
+@dataclass(frozen=True)
+class Problem:
+    column: str | None
+    rule: str  # the schema path of the keyword that failed, e.g. properties/email/format
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    table: str
+    version: int
+    schema: dict
+    validator: Any  # jsonschema_rs.Draft202012Validator
+    names: frozenset[str] | None  # the columns the schema looks at; None: every column
+
+    def problems(self, row: dict) -> list[Problem]:
+        if self.validator.is_valid(row):
+            return []
+        return [
+            Problem(
+                str(error.instance_path[0]) if error.instance_path else None,
+                "/".join(str(p) for p in error.schema_path),
+                error.message,
+            )
+            for error in self.validator.iter_errors(row)
+        ]
+
+    def violation(self, problems: list[Problem], row: int | None = None) -> InvalidValue:
+        first = problems[0]
+        where = f"column '{first.column}': " if first.column else ""
+        details: dict[str, Any] = {
+            "column": first.column, "rule": first.rule, "reason": first.reason, "rules_version": self.version,
+            "problems": [{"column": p.column, "rule": p.rule, "reason": p.reason} for p in problems],
+        }
+        if row is not None:
+            details = {"row": row, **details}
+        return InvalidValue(f"{where}{first.reason} (rule {first.rule})", details)
+
+
+def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
+    """A table's schema checked and compiled; InvalidSchema says what is wrong with it."""
+    if not isinstance(schema, dict):
+        raise InvalidSchema("a table's rules are a JSON Schema object (Draft 2020-12)")
+    declared = schema.get("$schema", DRAFT)
+    if not isinstance(declared, str) or declared.rstrip("#") != DRAFT:
+        raise InvalidSchema(f"only JSON Schema Draft 2020-12 is supported ($schema {DRAFT}), not {shown(declared)}")
+    if schema.get("type", "object") != "object":
+        raise InvalidSchema("the schema describes a row, which is an object: 'type' must be 'object'")
+    try:
+        jsonschema_rs.meta.validate({**schema, "$schema": DRAFT})
+    except jsonschema_rs.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.instance_path) or "(the root)"
+        raise InvalidSchema(f"not a valid JSON Schema at {path}: {exc.message}", {"at": path}) from None
+    named = _named_columns(schema)
+    unknown = sorted(n for n in named if table.column(n) is None)
+    if unknown:
+        raise InvalidSchema(
+            f"the schema names column(s) table '{table.name}' does not have: {', '.join(unknown)}",
+            {"unknown": unknown},
+        )
+    try:
+        validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    except (jsonschema_rs.ValidationError, ValueError) as exc:  # a pattern that is no regex, a $ref nowhere
+        reason = str(exc).split("\n", 1)[0]
+        raise InvalidSchema(f"the schema cannot be compiled: {reason}") from None
+    whole = any(keyword in schema for keyword in WHOLE_OBJECT)
+    return Rules(table.name, version, schema, validator, None if whole else frozenset(named))
+
+
+def _named_columns(schema: dict) -> set[str]:
+    names = set()
+    for keyword in NAMING:
+        if isinstance(schema.get(keyword), dict):
+            names.update(schema[keyword])
+    if isinstance(schema.get("required"), list):
+        names.update(n for n in schema["required"] if isinstance(n, str))
+    for needed in (schema.get("dependentRequired") or {}).values():
+        if isinstance(needed, list):
+            names.update(n for n in needed if isinstance(n, str))
+    return names
+
+
+# --- rows as the schema sees them ---------------------------------------------------------------
+
+
+def _number(value: Any) -> Any:
+    return float(value) if isinstance(value, (str, Decimal)) else value
+
+
+def _moment(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(" ", "T", 1)
+    return value.isoformat() if isinstance(value, (dt.date, dt.time)) else value
+
+
+def _time(value: Any) -> Any:
+    return format_time(value) if isinstance(value, dt.timedelta) else _moment(value)
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _binary(value: Any) -> Any:
+    return base64.b64encode(value).decode() if isinstance(value, (bytes, bytearray)) else value
+
+
+def _bit(value: Any) -> Any:
+    return int.from_bytes(value, "big") if isinstance(value, (bytes, bytearray)) else value
+
+
+def _set(value: Any) -> Any:
+    return ",".join(sorted(value)) if isinstance(value, (set, frozenset)) else value
+
+
+_FIXERS: dict[str, Callable[[Any], Any]] = {
+    "decimal": _number, "float": _number, "date": _moment, "datetime": _moment, "timestamp": _moment,
+    "time": _time, "json": _json, "binary": _binary, "bit": _bit, "set": _set,
+}
+
+
+def row_maker(columns: Sequence[Column], names: frozenset[str] | None, null: Any = None) -> Callable[[Sequence[Any]], dict]:
+    """values (in `columns` order, as converted for writing or as read back) -> the row the schema
+    checks. `null` is the converters' NULL (the LOAD DATA marker); only `names` are kept."""
+    keep = [i for i, c in enumerate(columns) if names is None or c.name in names]
+    kept = [columns[i] for i in keep]
+    keys = [c.name for c in kept]
+    fixes = [(c.name, _FIXERS.get(c.kind), c.nullable or c.auto_increment) for c in kept]
+    fixes = [f for f in fixes if f[1] is not None or (f[2] and null is not None)]
+
+    def make(values: Sequence[Any]) -> dict:
+        row = dict(zip(keys, [values[i] for i in keep]))
+        for name, fix, nullable in fixes:
+            value = row[name]
+            if value is None or (nullable and value is null):
+                row[name] = None
+            elif fix is not None:
+                row[name] = fix(value)
+        return row
+
+    return make

@@ -1,0 +1,186 @@
+"""The import engine: records from any source into one table, every record accounted for.
+
+    run(table, open_source, mode, atomic, null, dry_run)
+      1. the table is looked up (404 before a byte of the upload is read), then the source opened;
+      2. its header is planned against the catalog (400 listing unknown / duplicate / missing columns);
+      3. records are gathered into batches of about `batch_rows` rows or `batch_bytes` of text;
+      4. batches are written (writer.py): pipelined on `writers` connections (one batch is read
+         while others are written), or all in one transaction (atomic), or only checked (dry run:
+         conversion, rules and duplicate keys, nothing written);
+      5. the report (report.py) accounts for every record read, by position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from app.core.catalog import Catalog, Table
+from app.core.database import Database, Session
+from app.core.errors import GatewayError, ImportRolledBack, InvalidHeader
+from app.core.rules import row_maker
+from app.imports.plan import BARE_NULL, ImportPlan, plan_import
+from app.imports.records import Record, RecordError, Source
+from app.imports.report import ImportReport, span
+from app.imports.writer import Batch, BatchWriter, ImportRun, Mode
+from app.services.duplicates import DuplicateProbe
+from app.services.rules import RulesStore
+
+
+class ImportEngine:
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        rules: RulesStore,
+        rows_moved: dict[tuple[str, str], int],
+        *,
+        batch_rows: int,
+        batch_bytes: int,
+        writers: int,
+        max_errors: int,
+        load_data: bool = True,
+    ):
+        self.db, self.catalog, self.rules = db, catalog, rules
+        self.batch_rows, self.batch_bytes, self.writers = batch_rows, batch_bytes, writers
+        self.max_errors = max_errors
+        self.writer = BatchWriter(db, load_data)
+        self.rows_moved = rows_moved  # (import|export, table) -> rows, for metrics
+
+    @property
+    def batches_by_path(self) -> dict[str, int]:
+        return self.writer.batches_by_path
+
+    async def run(
+        self,
+        name: str,
+        open_source: Callable[[], Awaitable[Source]],
+        *,
+        mode: Mode,
+        atomic: bool = False,
+        null: str = "\\N",
+        dry_run: bool = False,
+        after: Callable[[Session, dict], Awaitable[None]] | None = None,
+    ) -> dict:
+        """Import (or with `dry_run`, only check) a source into table `name`. `after` (atomic imports
+        only) runs inside the import's transaction with the final report, before COMMIT: an
+        idempotency key's record commits with the rows."""
+        table = await self.catalog.table(name)
+        source = await open_source()
+        try:
+            return await self._run(table, source, mode, atomic, null, dry_run, after)
+        finally:
+            await source.close()
+
+    async def _run(
+        self, table: Table, source: Source, mode: Mode, atomic: bool, null: str, dry_run: bool,
+        after: Callable[[Session, dict], Awaitable[None]] | None,
+    ) -> dict:
+        # LOAD DATA for plain and ignore imports; upserts and atomic imports use INSERTs.
+        loads = self.writer.load_data and mode in ("insert", "ignore") and not atomic and not dry_run
+        try:
+            plan = self._plan(table, source, null, loads)
+        except InvalidHeader:
+            await self.catalog.reload()  # a column added since the catalog loaded?
+            table = await self.catalog.table(table.name)
+            plan = self._plan(table, source, null, loads)
+        report = ImportReport(table.name, mode, atomic, self.max_errors, source.unit, dry_run, source.extra)
+        rules = await self.rules.for_table(table, fresh=True)
+        run = ImportRun(table, plan, mode, report, rules=rules, after=after)
+        if rules is not None:
+            report.rules_version = rules.version
+            run.make_row = row_maker(plan.columns, rules.names, BARE_NULL if plan.load_data else None)
+        if mode == "insert" and not atomic:  # each duplicate reported by position and key
+            run.probe = DuplicateProbe.for_import(table, plan.header_columns, plan.key_converter)
+        batches = self._batches(source.blocks, report)
+        try:
+            if dry_run:
+                await self._check(run, batches)
+            elif atomic:
+                await self.writer.atomic(run, batches)
+            else:
+                await self._pipelined(run, batches)
+        except GatewayError as exc:
+            if not isinstance(exc, ImportRolledBack):
+                exc.details = {"cause": exc.details, "report": report.as_dict()}
+            raise
+        finally:
+            key = ("import", table.name)
+            self.rows_moved[key] = self.rows_moved.get(key, 0) + report.rows_inserted + report.rows_updated
+        return report.as_dict()
+
+    @staticmethod
+    def _plan(table: Table, source: Source, null: str, loads: bool) -> ImportPlan:
+        return plan_import(table, source.header, null, load_data=loads, cells=source.cells, delimiter=source.delimiter)
+
+    async def _batches(self, blocks: AsyncIterator, report: ImportReport) -> AsyncIterator[Batch]:
+        """Whole blocks, gathered into batches of about `batch_rows` rows or `batch_bytes` of text."""
+        records: list[Record] = []
+        texts: list[str] = []
+        clean = True
+        for_size = 0
+        try:
+            async for block in blocks:
+                for record in block.records:
+                    report.rows_read += 1
+                    if isinstance(record, RecordError):
+                        report.fail(record.line, record.reason)
+                    else:
+                        records.append(record)
+                texts.append(block.text)
+                clean = clean and block.clean
+                for_size += len(block.text)
+                if len(records) >= self.batch_rows or for_size >= self.batch_bytes:
+                    yield Batch(records, "".join(texts) if clean else None)
+                    records, texts, clean, for_size = [], [], True, 0
+        except GatewayError:  # the stream itself is bad (a quote that never ends, not UTF-8)
+            if records:  # read, never written: the report says so
+                report.not_written(span(records), len(records))
+            raise
+        if records:
+            yield Batch(records, "".join(texts) if clean else None)
+
+    async def _pipelined(self, run: ImportRun, batches: AsyncIterator[Batch]) -> None:
+        """Batches flow through a short queue to `writers` tasks, each writing one batch at a time."""
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.writers)
+        fatal: list[Exception] = []  # what stopped the writers (they keep draining the queue after)
+        report = run.report
+
+        async def writer() -> None:
+            while (batch := await queue.get()) is not None:
+                if fatal:  # the database went away: what is still queued is not written
+                    report.not_written(span(batch.records), len(batch.records))
+                    continue
+                try:
+                    await self.writer.write(run, batch)
+                except Exception as exc:
+                    fatal.append(exc)
+
+        tasks = [asyncio.create_task(writer()) for _ in range(self.writers)]
+        try:
+            async for batch in batches:
+                if fatal:
+                    report.not_written(span(batch.records), len(batch.records))
+                    break
+                await queue.put(batch)
+        finally:
+            for _ in tasks:
+                await queue.put(None)
+            await asyncio.gather(*tasks)
+        if fatal:
+            raise fatal[0]
+
+    async def _check(self, run: ImportRun, batches: AsyncIterator[Batch]) -> None:
+        """A dry run: what an import would report before writing (conversion, rules, duplicate keys
+        of a plain insert); what only the database can say (foreign keys, CHECK constraints) is not."""
+        report = run.report
+        async for batch in batches:
+            rows = self.writer.convert(run, batch.records)
+            if run.probe is not None and rows:
+                good = {position for position, _ in rows}
+                duplicates = await run.probe.find(self.db, [r for r in batch.records if r[0] in good])
+                for duplicate in duplicates.values():
+                    report.fail(duplicate.line, duplicate.reason, key=duplicate.key)
+                rows = [r for r in rows if r[0] not in duplicates]
+            report.rows_valid += len(rows)
+        report.rows_not_applied = report.rows_valid  # checked, and not written

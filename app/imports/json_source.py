@@ -1,0 +1,156 @@
+"""JSON records: JSON Lines (one object a line) and JSON arrays of objects, both read as they arrive.
+
+Each object is a row, like a POST body: keys are columns, values keep their JSON types (null is
+NULL). The first object names the columns, as a CSV header does; a later object with a key the
+first one lacks is reported (its position, the keys), and a key it leaves out is null.
+Positions: JSON Lines count lines from 1; an array counts its elements from 0.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import ijson
+
+from app.core import jsontext
+from app.core.echo import shown
+from app.core.errors import InvalidJson, UnsupportedMediaType
+from app.imports.records import Block, Record, RecordError, Source
+
+
+
+class _Rows:
+    """Objects -> records in the first object's key order."""
+
+    def __init__(self, first: dict):
+        self.header = list(first)
+        self.known = set(first)
+
+    def record(self, position: int, value: Any) -> Record | RecordError:
+        if not isinstance(value, dict):
+            return RecordError(position, f"expected a JSON object, got {type(value).__name__ if value is not None else 'null'}")
+        extra = [key for key in value if key not in self.known]
+        if extra:
+            return RecordError(
+                position, f"key(s) {', '.join(map(repr, map(shown, extra)))} not in the first object, which names the columns"
+            )
+        return (position, [value.get(key) for key in self.header])
+
+
+async def _lines(chunks: AsyncIterator[bytes], max_record_bytes: int) -> AsyncIterator[list[tuple[int, bytes]]]:
+    """Non-blank lines (number, bytes), a chunk's worth at a time."""
+    pending = b""
+    number = 0
+    first = True
+    async for chunk in chunks:
+        if first:
+            chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        if len(pending) > max_record_bytes:
+            raise InvalidJson(f"line {number + len(lines) + 1} is longer than {max_record_bytes} bytes", {"line": number + len(lines) + 1})
+        out = []
+        for line in lines:
+            number += 1
+            if line.strip():
+                out.append((number, line))
+        if out:
+            yield out
+    if pending.strip():
+        yield [(number + 1, pending)]
+
+
+def _parse_line(number: int, line: bytes) -> Any:
+    try:
+        return jsontext.parse(line)
+    except json.JSONDecodeError as exc:
+        return RecordError(number, f"not valid JSON: {exc}")
+
+
+async def open_jsonl(chunks: AsyncIterator[bytes], max_record_bytes: int) -> Source:
+    batches = _lines(chunks, max_record_bytes)
+    pending = await anext(batches, None)
+    if not pending:
+        raise InvalidJson("the file holds no JSON objects: the first one names the columns")
+    number, line = pending[0]
+    first = _parse_line(number, line)
+    if isinstance(first, RecordError) or not isinstance(first, dict):
+        reason = first.reason if isinstance(first, RecordError) else "it is not an object"
+        raise InvalidJson(f"line {number} must be a JSON object naming the columns: {reason}", {"line": number})
+    rows = _Rows(first)
+
+    def record(number: int, line: bytes) -> Record | RecordError:
+        value = _parse_line(number, line)
+        return value if isinstance(value, RecordError) else rows.record(number, value)
+
+    async def blocks() -> AsyncIterator[Block]:
+        group: list[tuple[int, bytes]] | None = pending
+        while group is not None:
+            yield Block("", [record(number, line) for number, line in group], False)
+            group = await anext(batches, None)
+
+    return Source(rows.header, blocks(), "json", "line")
+
+
+async def open_json_array(chunks: AsyncIterator[bytes]) -> Source:
+    """A JSON array of objects, parsed incrementally (ijson): memory holds a block, not the file."""
+    found = ijson.sendable_list()  # the elements the parser has finished
+    parser = ijson.items_coro(found, "item", use_float=True)
+    stream = _checked_array(chunks)
+    index = 0
+
+    async def more() -> bool:
+        async for chunk in stream:
+            try:
+                parser.send(chunk)
+            except ijson.JSONError as exc:
+                raise InvalidJson(f"the JSON array is malformed after element {index + len(found) - 1}: {exc}", {"index": index + len(found)}) from None
+            if found:
+                return True
+        try:
+            parser.close()
+        except ijson.JSONError as exc:
+            raise InvalidJson(f"the JSON array is malformed or cut short after element {index + len(found) - 1}: {exc}") from None
+        return bool(found)
+
+    if not await more():
+        raise InvalidJson("the JSON array is empty: its first object names the columns")
+    if not isinstance(found[0], dict):
+        raise InvalidJson("element 0 of the array must be an object naming the columns", {"index": 0})
+    rows = _Rows(found[0])
+
+    async def blocks() -> AsyncIterator[Block]:
+        nonlocal index
+        while True:
+            records = [rows.record(index + i, value) for i, value in enumerate(found)]
+            index += len(found)
+            found.clear()
+            if records:
+                yield Block("", records, False)
+            if not await more():
+                return
+
+    return Source(rows.header, blocks(), "json", "index")
+
+
+async def _checked_array(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks, once the first one shows the file is a JSON array (and not JSON Lines or an object)."""
+    first = True
+    async for chunk in chunks:
+        if first:
+            chunk = chunk.removeprefix(codecs.BOM_UTF8)
+            stripped = chunk.lstrip()
+            if not stripped:
+                continue
+            if b"\x00" in stripped[:64]:
+                raise UnsupportedMediaType("the file holds NUL bytes: binary, not JSON")
+            if not stripped.startswith(b"["):
+                raise InvalidJson(
+                    "a .json upload must be an array of objects ([{...}, ...]); one object a line is .jsonl",
+                    {"starts_with": shown(stripped[:20].decode("utf-8", "replace"))},
+                )
+            first = False
+        yield chunk

@@ -1,0 +1,71 @@
+"""Which source reads an upload: the format from `?format=` or the file's extension, checked
+against the content's first bytes; the table from the file's name without its extension."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
+
+from app.core.errors import InvalidCsv, UnsupportedMediaType
+from app.imports.csv_source import open_csv
+from app.imports.json_source import open_json_array, open_jsonl
+from app.imports.records import Source
+from app.imports.spreadsheet import OLE_MAGIC, ZIP_MAGIC, Limits, open_spreadsheet
+
+Format = Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"]
+EXTENSIONS: dict[str, Format] = {
+    "csv": "csv", "tsv": "tsv", "xlsx": "xlsx", "xls": "xls", "ods": "ods", "jsonl": "jsonl", "ndjson": "jsonl", "json": "json",
+}
+SPREADSHEETS = ("xlsx", "xls", "ods")
+
+
+def split_name(filename: str | None) -> tuple[str, Format | None]:
+    """`exports/users.xlsx` -> (`users`, "xlsx"). An unknown extension is part of the name. The name
+    is only looked up in the catalog, never quoted as is."""
+    if not filename:
+        raise InvalidCsv("the upload has no file name: name the table with ?table=")
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, extension = base.rpartition(".")
+    found = EXTENSIONS.get(extension.lower()) if dot else None
+    return (stem, found) if found else (base, None)
+
+
+async def _peeked(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def open_upload(
+    chunks: AsyncIterator[bytes],
+    fmt: Format,
+    *,
+    sheet: str | None,
+    max_record_bytes: int,
+    limits: Limits,
+    spool_dir: str | None = None,
+) -> Source:
+    """The source for an upload of format `fmt` (a spreadsheet named .csv is a 415, not garbage rows)."""
+    if fmt in SPREADSHEETS:
+        return await open_spreadsheet(chunks, fmt, sheet, limits, spool_dir)
+    if sheet is not None:
+        raise InvalidCsv(f"?sheet= is for spreadsheets, and this upload is {fmt.upper()}")
+    first = b""
+    async for first in chunks:
+        if first:
+            break
+    if first.startswith(ZIP_MAGIC) or first.startswith(OLE_MAGIC):
+        raise UnsupportedMediaType(
+            f"the file is a spreadsheet or another archive, not {fmt.upper()}: name it .xlsx, .xls or .ods, or send ?format="
+        )
+    stream = _peeked(first, chunks)
+    if fmt == "jsonl":
+        return await open_jsonl(stream, max_record_bytes)
+    if fmt == "json":
+        return await open_json_array(stream)
+    return await open_csv(stream, max_record_bytes, "\t" if fmt == "tsv" else ",")
+
+
+def opener(chunks: AsyncIterator[bytes], fmt: Format, **options) -> Callable[[], Awaitable[Source]]:  # type: ignore[no-untyped-def]
+    return lambda: open_upload(chunks, fmt, **options)

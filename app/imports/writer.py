@@ -1,0 +1,382 @@
+"""Writing one batch of an import: the cheapest way that is exact.
+
+1. the uploaded CSV text itself by LOAD DATA LOCAL (from memory), when every cell is in a form the
+   server reads exactly as the converters would;
+2. else the converted rows, serialized as canonical CSV, by LOAD DATA LOCAL;
+3. else (upserts, atomic imports, or any batch LOAD DATA has something to say about) by multi-row
+   INSERTs; a batch the database refuses is split in halves until its bad rows are isolated, and
+   the good rows go in.
+Each batch is one transaction through the retry wrapper (the bulk schedule). Rules (a table's JSON
+Schema) and the duplicate probe run before a batch is written: the rows they name are reported
+and left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.core import sql
+from app.core.catalog import Column, Table
+from app.core.database import Database, Session
+from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, ImportRolledBack, InvalidValue
+from app.core.resiliency import classify
+from app.core.rules import Rules
+from app.imports.plan import ImportPlan, Row, convert_batch, convert_record, for_insert
+from app.imports.records import Record
+from app.imports.report import ImportReport, span
+from app.services.duplicates import Duplicate, DuplicateProbe
+
+Mode = Literal["insert", "ignore", "upsert"]
+DUPLICATE_KEY = 1062
+# The server refuses LOAD DATA LOCAL: not allowed / disabled / the client side refused.
+LOAD_DATA_REFUSED = frozenset({1148, 3948, 2068, 4166})
+
+
+class UseInserts(Exception):
+    """Internal: the LOAD DATA of a batch had something to say (a warning) or was refused; the batch
+    is rolled back and written with INSERTs, which name each bad row exactly. Never reaches a client."""
+
+    def __init__(self, reason: str, *, refused: bool = False, duplicates: bool = False):
+        super().__init__(reason)
+        self.refused, self.duplicates = refused, duplicates
+
+
+@dataclass
+class Batch:
+    records: list[Record]  # read; converted by the writer that takes the batch
+    text: str | None  # the records' text as uploaded, when it says exactly what they say
+    rows: list[Row] | None = None  # converted already (and checked against the rules)
+
+
+@dataclass
+class ImportRun:
+    """One import's fixed parts, handed to every step."""
+
+    table: Table
+    plan: ImportPlan
+    mode: Mode
+    report: ImportReport
+    probe: DuplicateProbe | None = None
+    rules: Rules | None = None
+    make_row: Callable[[Any], dict] | None = None  # converted values -> the row the rules check
+    after: Callable[[Session, dict], Awaitable[None]] | None = None  # atomic: inside the transaction
+
+
+@dataclass
+class BatchWriter:
+    db: Database
+    load_data: bool = True  # turned off for good if the server refuses LOAD DATA LOCAL
+    batches_by_path: dict[str, int] = field(default_factory=lambda: {"text": 0, "rows": 0, "inserts": 0})
+
+    # --- checks before writing ------------------------------------------------------------------
+
+    @staticmethod
+    def convert(run: ImportRun, records: list[Record]) -> list[Row]:
+        """The records' values; a record that does not convert is reported (position, column, reason)."""
+        rows = convert_batch(run.plan, records)
+        if rows is None:
+            rows = []
+            for position, fields in records:
+                try:
+                    rows.append((position, convert_record(run.plan, fields)))
+                except InvalidValue as exc:
+                    run.report.fail(position, exc.message, (exc.details or {}).get("column"))
+        if run.rules is not None and rows:
+            rows = keep_valid(run, rows)
+        return rows
+
+    def checked(self, run: ImportRun, batch: Batch) -> Batch:
+        """With rules, a batch is converted and checked before anything else, and only its good
+        records go on (its text then says more than they do, and is dropped)."""
+        if run.rules is None:
+            return batch
+        rows = self.convert(run, batch.records)
+        if len(rows) == len(batch.records):
+            return Batch(batch.records, batch.text, rows)
+        good = {position for position, _ in rows}
+        return Batch([r for r in batch.records if r[0] in good], None, rows)
+
+    # --- one batch, pipelined imports ----------------------------------------------------------
+
+    async def write(self, run: ImportRun, batch: Batch) -> None:
+        """Write one batch. With a duplicate probe (plain inserts into a table with unique keys), the
+        rows whose key is taken are reported first and left out; a batch the probe skipped that
+        turns out to hold duplicates is probed and written again, never split row by row."""
+        batch = self.checked(run, batch)
+        if not batch.records:
+            return
+        duplicates: dict[int, Duplicate] = {}
+        probe = run.probe
+        if probe is not None and probe.active:
+            duplicates = await probe.find(self.db, batch.records)
+            probe.saw(len(duplicates))
+        if await self._write_batch(run, batch, duplicates) == "duplicates" and probe is not None:
+            duplicates = await probe.find(self.db, batch.records)
+            probe.saw(len(duplicates))
+            await self._write_batch(run, batch, duplicates, last_try=True)
+
+    async def _write_batch(
+        self, run: ImportRun, batch: Batch, duplicates: dict[int, Duplicate], *, last_try: bool = False
+    ) -> str | None:
+        """The first way of the module's list that is exact for this batch. "duplicates": the server
+        met duplicate keys the probe had not named, and nothing was written (the caller probes and
+        comes back)."""
+        table, plan, mode, report = run.table, run.plan, run.mode, run.report
+        if len(duplicates) == len(batch.records):  # nothing to write: no statement, no ids burnt
+            _report_duplicates(duplicates, report)
+            return None
+        if plan.load_data and self.load_data:
+            text = _canonical_text(plan, batch)
+            if text is not None:
+                # The terminator is the batch's own; a record ending otherwise would merge with the next
+                # one, and the row count check in _load sends the batch the exact way.
+                crlf = text.endswith("\r\n")
+                skips = len(duplicates)
+                statement = sql.load_data_text(
+                    table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore" or skips > 0,
+                    delimiter=plan.delimiter,
+                )
+                outcome = await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode, skips))
+                if outcome == "ok":
+                    self.batches_by_path["text"] += 1
+                    _report_duplicates(duplicates, report)
+                    return None
+                if outcome == "duplicates" and not last_try:
+                    return outcome
+        _report_duplicates(duplicates, report)
+        if batch.rows is not None:
+            rows = [r for r in batch.rows if r[0] not in duplicates] if duplicates else batch.rows
+        else:
+            rows = self.convert(run, [r for r in batch.records if r[0] not in duplicates] if duplicates else batch.records)
+        if not rows:
+            return None
+        if plan.load_data and self.load_data:
+            statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
+            outcome = await self._try_load(rows, report, lambda s: _load(s, statement, _serialize(rows), len(rows), mode))
+            if outcome == "ok":
+                self.batches_by_path["rows"] += 1
+                return None
+            if outcome == "duplicates" and not last_try and not duplicates:
+                return outcome
+            rows = for_insert(plan, rows)
+        self.batches_by_path["inserts"] += 1
+        await self._insert_or_split(table, plan.columns, rows, mode, report)
+        return None
+
+    async def _try_load(
+        self, rows: list[Any], report: ImportReport, work: Callable[[Session], Awaitable[tuple[int, int, int]]]
+    ) -> str:
+        """A LOAD DATA of one batch: "ok", or why the batch must be written another way ("duplicates":
+        the server skipped rows for duplicate keys only; "other")."""
+        try:
+            counts = await self._transact(rows, report, work)
+        except UseInserts as exc:
+            if exc.refused:
+                self.load_data = False
+            return "duplicates" if exc.duplicates else "other"
+        except GatewayError as exc:
+            if exc.status >= 500:
+                raise
+            return "other"  # refused as a whole (a CHECK constraint, say): the exact path names the rows
+        _applied(rows, counts, report)
+        return "ok"
+
+    async def _insert_or_split(
+        self, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode, report: ImportReport
+    ) -> None:
+        """INSERT one batch in its own transaction; split it when the database refuses it."""
+        try:
+            counts = await self._transact(rows, report, lambda s: _insert(s, table, columns, rows, mode))
+        except GatewayError as exc:
+            if exc.status >= 500:  # unavailable, timed out, COMMIT unanswered: not the rows' fault
+                raise
+            await _split(rows, exc, report, lambda half: self._insert_or_split(table, columns, half, mode, report))
+            return
+        _applied(rows, counts, report)
+
+    async def _transact(
+        self, rows: list[Row], report: ImportReport, work: Callable[[Session], Awaitable[tuple[int, int, int]]]
+    ) -> tuple[int, int, int]:
+        """One transaction through the wrapper (bulk schedule). A 5xx outcome (unavailable, timed
+        out, COMMIT unanswered) is not the rows' fault: it is recorded and ends the import."""
+        try:
+            return await self.db.transaction(work, bulk=True)
+        except GatewayError as exc:
+            if exc.status >= 500:
+                if exc.code == "commit_outcome_unknown":
+                    report.outcome_unknown.append(span(rows))
+                    report.rows_outcome_unknown += len(rows)
+                else:
+                    report.not_written(span(rows), len(rows))
+            raise
+
+    # --- all or nothing ---------------------------------------------------------------------------
+
+    async def atomic(self, run: ImportRun, batches: AsyncIterator[Batch]) -> None:
+        """All or nothing: one transaction on one connection. A statement that fails rolls back only
+        itself (InnoDB statement atomicity), so bad rows are isolated the same way, then everything
+        is rolled back and the report says why."""
+        table, plan, mode, report = run.table, run.plan, run.mode, run.report
+        applied = {"inserted": 0, "updated": 0, "skipped": 0}
+        spans: list[list[int]] = []  # the positions written so far, in the open transaction
+
+        async def write(session: Session, rows: list[Row]) -> None:
+            try:
+                inserted, updated, skipped = await _insert(session, table, plan.columns, rows, mode)
+            except DatabaseError as exc:
+                problem = classify(exc)
+                if problem.status >= 500:
+                    raise problem from exc
+                await _split(rows, problem, report, lambda half: write(session, half))
+                return
+            applied["inserted"] += inserted
+            applied["updated"] += updated
+            applied["skipped"] += skipped
+            spans.append(span(rows))
+
+        try:
+            async with self.db.long_transaction() as session:
+                async for batch in batches:
+                    if rows := self.convert(run, batch.records):
+                        await write(session, rows)
+                    if report.rows_failed:
+                        break  # the import is lost already: stop reading
+                if report.rows_failed:
+                    report.rows_not_applied = report.rows_read - report.rows_failed
+                    raise ImportRolledBack(
+                        f"atomic import rolled back: {report.rows_failed} bad row(s); the table is unchanged",
+                        report.as_dict(),
+                    )
+                # What COMMIT makes durable; an idempotency key's record stores this report with it.
+                report.rows_inserted, report.rows_updated, report.rows_skipped = (
+                    applied["inserted"], applied["updated"], applied["skipped"]
+                )
+                report.committed = spans
+                if run.after is not None:
+                    await run.after(session, report.as_dict())
+        except (GatewayError, DatabaseError) as exc:
+            problem = exc if isinstance(exc, GatewayError) else classify(exc)
+            if report.committed:  # it failed at COMMIT (or in the key's record): nothing is sure
+                written = report.rows_inserted + report.rows_updated + report.rows_skipped
+                report.rows_inserted = report.rows_updated = report.rows_skipped = 0
+                if isinstance(problem, CommitOutcomeUnknown):
+                    report.outcome_unknown, report.rows_outcome_unknown = report.committed, written
+                else:
+                    report.not_committed, report.rows_not_applied = report.committed, written
+                report.committed = []
+            if problem is exc:
+                raise
+            raise problem from exc
+
+
+def keep_valid(run: ImportRun, rows: list[Row]) -> list[Row]:
+    """The rows that satisfy the table's rules; the others are reported with the rule they break."""
+    rules, make = run.rules, run.make_row
+    assert rules is not None and make is not None
+    made = [make(values) for _, values in rows]
+    if all(map(rules.validator.is_valid, made)):
+        return rows
+    good = []
+    for row, instance in zip(rows, made):
+        problems = rules.problems(instance)
+        if not problems:
+            good.append(row)
+            continue
+        first = problems[0]
+        reason = "; ".join(f"{p.reason} (rule {p.rule})" for p in problems)
+        run.report.fail(row[0], reason, first.column, rule=first.rule)
+    return good
+
+
+def _report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
+    for duplicate in duplicates.values():
+        report.fail(duplicate.line, duplicate.reason, key=duplicate.key)
+
+
+def _applied(rows: list[Row], counts: tuple[int, int, int], report: ImportReport) -> None:
+    report.rows_inserted += counts[0]
+    report.rows_updated += counts[1]
+    report.rows_skipped += counts[2]
+    report.committed.append(span(rows))
+
+
+async def _split(
+    rows: list[Row], exc: GatewayError, report: ImportReport, write: Callable[[list[Row]], Awaitable[None]]
+) -> None:
+    if len(rows) == 1:
+        report.fail(rows[0][0], exc.message, (exc.details or {}).get("column"))
+        return
+    middle = len(rows) // 2
+    await write(rows[:middle])
+    await write(rows[middle:])
+
+
+def _serialize(rows: list[Row]) -> bytes:
+    """The canonical CSV that `sql.load_data` reads."""
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows([values for _, values in rows])
+    return buffer.getvalue().encode()
+
+
+def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
+    """The batch's uploaded text, if the server can read it as it is with exactly our meaning."""
+    text = batch.text
+    if text is None or plan.checks is None:
+        return None
+    fields = [f for _, f in batch.records]
+    if any(len(f) != plan.width for f in fields):
+        return None
+    for check, cells in zip(plan.checks, zip(*fields)):
+        if not check(cells):
+            return None
+    return text
+
+
+async def _load(
+    session: Session, statement: tuple[str, tuple], data: bytes, count: int, mode: Mode, expected_skips: int = 0
+) -> tuple[int, int, int]:
+    """One LOAD DATA LOCAL of a batch; returns (inserted, 0, skipped). With LOCAL the server turns
+    errors into warnings and goes on, so the batch (rolled back) goes to the exact path unless every
+    record is accounted for: inserted, or skipped with a duplicate-key warning where skipping is
+    meant (ignore mode, or exactly the `expected_skips` duplicates a probe named)."""
+    try:
+        result = await session.load_data(statement[0], statement[1], data)
+    except DatabaseError as exc:
+        if exc.code in LOAD_DATA_REFUSED:
+            raise UseInserts("LOAD DATA LOCAL refused", refused=True) from exc
+        raise
+    skipped = count - result.affected
+    if result.warnings or skipped:
+        only_duplicates = result.warnings == skipped and all(
+            code == DUPLICATE_KEY for code, _ in await session.warnings()
+        )
+        if not only_duplicates:
+            raise UseInserts("the batch has rows the database warned about, or not one row per record")
+        if mode == "insert" and skipped != expected_skips:
+            raise UseInserts("the batch holds duplicate keys the probe did not name", duplicates=True)
+    return result.affected, 0, (skipped if mode == "ignore" else 0)
+
+
+async def _insert(
+    session: Session, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode
+) -> tuple[int, int, int]:
+    """One multi-row INSERT; returns (inserted, updated, skipped)."""
+    statement = sql.insert(table, columns, [values for _, values in rows], mode=mode)
+    result = await session.execute(*statement)
+    count = len(rows)
+    if mode == "ignore":
+        if result.warnings:
+            # INSERT IGNORE also turns other errors into warnings: only duplicates may be skipped.
+            other = [w for w in await session.warnings() if w[0] != DUPLICATE_KEY]
+            if other:
+                raise DatabaseError(*other[0])
+        return result.affected, 0, count - result.affected
+    if mode == "upsert":
+        # With CLIENT_FOUND_ROWS: 1 per inserted row, 2 per updated row, 1 per row left as it was.
+        updated = result.affected - count
+        return count - updated, updated, 0
+    return count, 0, 0

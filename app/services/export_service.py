@@ -1,0 +1,213 @@
+"""Exports: a table (with the filters of /query) streamed out as CSV, JSON Lines or XLSX.
+
+- csv: each row is built into one CSV line by the server (sql.csv_select) and streamed as it comes;
+- jsonl: one object a line, the values as GET shows them;
+- xlsx: typed cells (numbers, dates, booleans) written by XlsxWriter in constant-memory mode to a
+  temporary file, which is then streamed and removed. The workbook is complete before the first
+  byte goes out, so a failure (more rows than a sheet holds, a database error) is an ordinary
+  error response.
+Every format reads through a server-side cursor: memory stays flat whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import math
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+import xlsxwriter
+
+from app.core import sql
+from app.core.catalog import Column
+from app.core.database import Database
+from app.core.errors import PayloadTooLarge
+from app.core.filters import parse_query_params
+from app.core.values import format_time, json_default, output_fixers, rows_to_dicts
+from app.services.crud_service import CrudService
+
+ExportFormat = Literal["csv", "jsonl", "xlsx"]
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+XLSX_MAX_ROWS = 1_048_575  # a sheet's rows, less the header
+XLSX_MAX_TEXT = 32_767  # characters in a cell
+EXACT_FLOAT = 2**53
+FILE_CHUNK = 256 * 1024
+
+
+@dataclass
+class Export:
+    table: str
+    format: ExportFormat
+    body: AsyncIterator[bytes]
+    stack: AsyncExitStack  # the caller closes it when the body is done (or abandoned)
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.format]
+
+
+class ExportService:
+    def __init__(
+        self, db: Database, crud: CrudService, rows_moved: dict[tuple[str, str], int], *, batch_rows: int, spool_dir: str | None = None
+    ):
+        self.db, self.crud, self.rows_moved = db, crud, rows_moved
+        self.batch_rows, self.spool_dir = batch_rows, spool_dir
+
+    def _moved(self, table: str, rows: int) -> None:
+        key = ("export", table)
+        self.rows_moved[key] = self.rows_moved.get(key, 0) + rows
+
+    async def open(self, name: str, params: Iterable[tuple[str, str]], fmt: ExportFormat = "csv") -> Export:
+        """Start an export: the query runs and its first rows are read (through the wrapper) before
+        this returns, so a failure here is an ordinary error response."""
+        params = list(params)
+        options = {k: v for k, v in params if k in ("fields", "order", "limit", "offset")}
+        table, query = await self.crud.resolve(
+            name, lambda t: self.crud.list_request(t, parse_query_params(t, params), options, limited=False)
+        )
+        stack = AsyncExitStack()
+        try:
+            statement = sql.csv_select(table, query) if fmt == "csv" else sql.select(table, query)
+            _, batches = await stack.enter_async_context(self.db.stream(*statement, self.batch_rows, replica=True))
+            columns = tuple(query.fields)
+            if fmt == "csv":
+                body = self._csv(table.name, columns, batches)
+            elif fmt == "jsonl":
+                body = self._jsonl(table.name, columns, batches)
+            else:
+                path = await self._xlsx(table.name, columns, batches)
+                stack.callback(os.unlink, path)
+                body = _file(path)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return Export(table.name, fmt, body, stack)
+
+    async def _csv(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> AsyncIterator[bytes]:
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\r\n").writerow([c.name for c in columns])
+        yield header.getvalue().encode()
+        async for batch in batches:
+            self._moved(table, len(batch))
+            yield ("\r\n".join([row[0] for row in batch]) + "\r\n").encode()
+
+    async def _jsonl(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> AsyncIterator[bytes]:
+        names, fixers = [c.name for c in columns], output_fixers(tuple(columns))
+        dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        async for batch in batches:
+            self._moved(table, len(batch))
+            yield b"".join([dumps(row, default=json_default, option=option) for row in rows_to_dicts(names, batch, fixers)])
+
+    async def _xlsx(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> str:
+        handle, path = tempfile.mkstemp(prefix="gateway-export-", suffix=".xlsx", dir=self.spool_dir)
+        os.close(handle)
+        try:
+            sheet = _Sheet(path, table, columns)
+            try:
+                async for batch in batches:
+                    await asyncio.to_thread(sheet.write, batch)
+                    self._moved(table, len(batch))
+            finally:
+                await asyncio.to_thread(sheet.close)
+        except BaseException:
+            os.unlink(path)
+            raise
+        return path
+
+
+class _Sheet:
+    """One worksheet written row by row (constant memory: each row is flushed as the next begins)."""
+
+    def __init__(self, path: str, table: str, columns: Sequence[Column]):
+        self.book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False,
+                                               "strings_to_formulas": False, "strings_to_urls": False})
+        self.sheet = self.book.add_worksheet(table[:31].translate(str.maketrans("[]:*?/\\", "_______")) or "export")
+        bold = self.book.add_format({"bold": True})
+        self.sheet.write_row(0, 0, [c.name for c in columns], bold)
+        self.sheet.freeze_panes(1, 0)
+        formats = {
+            "date": self.book.add_format({"num_format": "yyyy-mm-dd"}),
+            "datetime": self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+            "fraction": self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss.000"}),
+        }
+        self.writers = [self._writer(c, formats) for c in columns]
+        self.row = 0
+
+    def _writer(self, column: Column, formats: dict[str, Any]) -> Callable[[int, int, Any], None]:
+        sheet, kind = self.sheet, column.kind
+
+        def text(row: int, col: int, value: Any) -> None:
+            value = value if isinstance(value, str) else str(value)
+            if len(value) > XLSX_MAX_TEXT:
+                raise PayloadTooLarge(
+                    f"column '{column.name}' holds a value of {len(value)} characters; an XLSX cell holds at most "
+                    f"{XLSX_MAX_TEXT}: export as csv or jsonl",
+                    {"column": column.name},
+                )
+            sheet.write_string(row, col, value)
+
+        def number(row: int, col: int, value: Any) -> None:
+            if isinstance(value, (bytes, bytearray)):  # BIT
+                value = int.from_bytes(value, "big")
+            if isinstance(value, float) and not math.isfinite(value):
+                return text(row, col, repr(value))
+            exact = float(value)
+            if (isinstance(value, int) and abs(value) < EXACT_FLOAT) or isinstance(value, float) or (
+                isinstance(value, Decimal) and Decimal(repr(exact)) == value
+            ):
+                sheet.write_number(row, col, exact)
+            else:  # a spreadsheet's numbers are doubles: digits past 2**53 stay exact as text
+                text(row, col, str(value))
+
+        if kind == "bool":
+            return lambda row, col, value: sheet.write_boolean(row, col, bool(value))
+        if kind in ("int", "float", "decimal", "year", "bit"):
+            return number
+        if kind == "date":
+            return lambda row, col, value: sheet.write_datetime(row, col, dt.datetime.combine(value, dt.time()), formats["date"])
+        if kind in ("datetime", "timestamp"):
+            style = formats["fraction"] if column.fsp else formats["datetime"]
+            return lambda row, col, value: sheet.write_datetime(row, col, value, style)
+        if kind == "time":
+            return lambda row, col, value: text(row, col, format_time(value) if isinstance(value, dt.timedelta) else str(value))
+        if kind == "binary":
+            return lambda row, col, value: text(row, col, json_default(bytes(value)))
+        if kind == "set":
+            return lambda row, col, value: text(row, col, json_default(value) if isinstance(value, (set, frozenset)) else value)
+        return lambda row, col, value: text(row, col, value.decode() if isinstance(value, (bytes, bytearray)) else value)
+
+    def write(self, batch: Sequence[tuple]) -> None:
+        if self.row + len(batch) > XLSX_MAX_ROWS:
+            raise PayloadTooLarge(
+                f"the export has more than {XLSX_MAX_ROWS} rows, which one sheet cannot hold: "
+                "export as csv or jsonl, or in parts with limit and offset",
+                {"max_rows": XLSX_MAX_ROWS},
+            )
+        writers = self.writers
+        for values in batch:
+            self.row += 1
+            for col, (write, value) in enumerate(zip(writers, values)):
+                if value is not None:
+                    write(self.row, col, value)
+
+    def close(self) -> None:
+        self.book.close()
+
+
+async def _file(path: str) -> AsyncIterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := await asyncio.to_thread(file.read, FILE_CHUNK):
+            yield chunk
