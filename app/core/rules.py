@@ -154,9 +154,12 @@ _FIXERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def row_maker(columns: Sequence[Column], names: frozenset[str] | None, null: Any = None) -> Callable[[Sequence[Any]], dict]:
+def row_maker(
+    columns: Sequence[Column], names: frozenset[str] | None, null: Any = None, omitted: Any = None
+) -> Callable[[Sequence[Any]], dict]:
     """values (in `columns` order, as converted for writing or as read back) -> the row the schema
-    checks. `null` is the converters' NULL (the LOAD DATA marker); only `names` are kept."""
+    checks. `null` is the converters' NULL (the LOAD DATA marker), `omitted` a value left to its
+    DEFAULT (not in the row); only `names` are kept."""
     keep = [i for i, c in enumerate(columns) if names is None or c.name in names]
     kept = [columns[i] for i in keep]
     keys = [c.name for c in kept]
@@ -165,7 +168,11 @@ def row_maker(columns: Sequence[Column], names: frozenset[str] | None, null: Any
 
     def make(values: Sequence[Any]) -> dict:
         row = dict(zip(keys, [values[i] for i in keep]))
+        if omitted is not None and omitted in row.values():
+            row = {k: v for k, v in row.items() if v is not omitted}
         for name, fix, nullable in fixes:
+            if name not in row:
+                continue
             value = row[name]
             if value is None or (nullable and value is null):
                 row[name] = None

@@ -20,7 +20,7 @@ from app.core.database import Database, Session
 from app.core.errors import GatewayError, ImportRolledBack, InvalidHeader
 from app.core.rules import row_maker
 from app.imports.plan import BARE_NULL, ImportPlan, plan_import
-from app.imports.records import Record, RecordError, Source
+from app.imports.records import OMITTED, Record, RecordError, Source
 from app.imports.report import ImportReport, span
 from app.imports.writer import Batch, BatchWriter, ImportRun, Mode
 from app.services.duplicates import DuplicateProbe
@@ -89,7 +89,9 @@ class ImportEngine:
         run = ImportRun(table, plan, mode, report, rules=rules, after=after)
         if rules is not None:
             report.rules_version = rules.version
-            run.make_row = row_maker(plan.columns, rules.names, BARE_NULL if plan.load_data else None)
+            run.make_row = row_maker(
+                plan.columns, rules.names, BARE_NULL if plan.load_data else None, OMITTED if plan.cells == "json" else None
+            )
         if mode == "insert" and not atomic:  # each duplicate reported by position and key
             run.probe = DuplicateProbe.for_import(table, plan.header_columns, plan.key_converter)
         batches = self._batches(source.blocks, report)

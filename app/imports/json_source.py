@@ -2,7 +2,8 @@
 
 Each object is a row, like a POST body: keys are columns, values keep their JSON types (null is
 NULL). The first object names the columns, as a CSV header does; a later object with a key the
-first one lacks is reported (its position, the keys), and a key it leaves out is null.
+first one lacks is reported (its position, the keys), and a key it leaves out takes the column's
+DEFAULT (as in a POST body; such rows go in by INSERT).
 Positions: JSON Lines count lines from 1; an array counts its elements from 0.
 """
 
@@ -18,7 +19,7 @@ import ijson
 from app.core import jsontext
 from app.core.echo import shown
 from app.core.errors import InvalidJson, UnsupportedMediaType
-from app.imports.records import Block, Record, RecordError, Source
+from app.imports.records import OMITTED, Block, Record, RecordError, Source
 
 
 
@@ -37,7 +38,7 @@ class _Rows:
             return RecordError(
                 position, f"key(s) {', '.join(map(repr, map(shown, extra)))} not in the first object, which names the columns"
             )
-        return (position, [value.get(key) for key in self.header])
+        return (position, [value.get(key, OMITTED) for key in self.header])
 
 
 async def _lines(chunks: AsyncIterator[bytes], max_record_bytes: int) -> AsyncIterator[list[tuple[int, bytes]]]:

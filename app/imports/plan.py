@@ -15,7 +15,7 @@ from typing import Any
 from app.core.catalog import Column, Table
 from app.core.errors import InvalidHeader, InvalidValue
 from app.core.values import TEXT_KINDS, canonical_check, text_converter, to_db, value_converter
-from app.imports.records import Cells, Record
+from app.imports.records import OMITTED, Cells, Record
 
 Row = tuple[int, Any]  # (position, converted values)
 
@@ -59,7 +59,8 @@ class ImportPlan:
                 return to_db(column, cell, text=True)
 
             return text
-        return value_converter(column, self.null if self.cells == "sheet" else None, text_cells=self.cells == "sheet")
+        convert = value_converter(column, self.null if self.cells == "sheet" else None, text_cells=self.cells == "sheet")
+        return lambda cell: None if cell is OMITTED else convert(cell)
 
 
 def plan_import(
@@ -93,6 +94,8 @@ def plan_import(
             value_converter(c, marker, text_cells=cells == "sheet", null_value=null_value, binary_as_text=load_data)
             for c in columns
         ]
+        if cells == "json":
+            converters = [_defaults_kept(c, convert) for c, convert in zip(columns, converters)]
         checks = [None]
     return ImportPlan(
         columns,
@@ -106,6 +109,26 @@ def plan_import(
         cells,
         delimiter,
     )
+
+
+def _defaults_kept(column: Column, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A key a JSON object leaves out stays OMITTED (written as DEFAULT), unless the column needs a value."""
+
+    def keep(value: Any) -> Any:
+        if value is OMITTED:
+            if column.required:
+                raise InvalidValue(
+                    f"column '{column.name}': missing (it has no default)", {"column": column.name, "reason": "missing"}
+                )
+            return value
+        return convert(value)
+
+    return keep
+
+
+def has_omitted(rows: list[Row]) -> bool:
+    """Do any of these rows leave a column to its DEFAULT (so only an INSERT can write them)?"""
+    return any(OMITTED in values for _, values in rows)
 
 
 def convert_record(plan: ImportPlan, fields: list[Any]) -> list[Any]:

@@ -17,6 +17,18 @@ Cells = Literal["text", "sheet", "json"]
 Unit = Literal["line", "row", "index"]
 
 
+class Omitted:
+    """A JSON object's key left out: the column's DEFAULT, as in a POST body (never NULL)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OMITTED"
+
+
+OMITTED = Omitted()
+
+
 class RecordError(Exception):
     """One record could not be read; the rest of the stream can go on."""
 

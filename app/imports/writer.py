@@ -25,7 +25,8 @@ from app.core.database import Database, Session
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, ImportRolledBack, InvalidValue
 from app.core.resiliency import classify
 from app.core.rules import Rules
-from app.imports.plan import ImportPlan, Row, convert_batch, convert_record, for_insert
+from app.imports.plan import ImportPlan, Row, convert_batch, convert_record, for_insert, has_omitted
+from app.imports.records import OMITTED
 from app.imports.records import Record
 from app.imports.report import ImportReport, span
 from app.services.duplicates import Duplicate, DuplicateProbe
@@ -154,7 +155,7 @@ class BatchWriter:
             rows = self.convert(run, [r for r in batch.records if r[0] not in duplicates] if duplicates else batch.records)
         if not rows:
             return None
-        if plan.load_data and self.load_data:
+        if plan.load_data and self.load_data and not (plan.cells == "json" and has_omitted(rows)):
             statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
             outcome = await self._try_load(rows, report, lambda s: _load(s, statement, _serialize(rows), len(rows), mode))
             if outcome == "ok":
@@ -162,6 +163,7 @@ class BatchWriter:
                 return None
             if outcome == "duplicates" and not last_try and not duplicates:
                 return outcome
+        if plan.load_data:
             rows = for_insert(plan, rows)
         self.batches_by_path["inserts"] += 1
         await self._insert_or_split(table, plan.columns, rows, mode, report)
@@ -364,8 +366,13 @@ async def _load(
 async def _insert(
     session: Session, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode
 ) -> tuple[int, int, int]:
-    """One multi-row INSERT; returns (inserted, updated, skipped)."""
-    statement = sql.insert(table, columns, [values for _, values in rows], mode=mode)
+    """One multi-row INSERT; returns (inserted, updated, skipped). OMITTED cells are DEFAULT."""
+    values = [list(v) for _, v in rows]
+    defaults = None
+    if has_omitted(rows):
+        defaults = [[v is OMITTED for v in row] for row in values]
+        values = [[None if v is OMITTED else v for v in row] for row in values]
+    statement = sql.insert(table, columns, values, mode=mode, defaults=defaults)
     result = await session.execute(*statement)
     count = len(rows)
     if mode == "ignore":

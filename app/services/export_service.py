@@ -180,7 +180,13 @@ class _Sheet:
             return lambda row, col, value: sheet.write_datetime(row, col, dt.datetime.combine(value, dt.time()), formats["date"])
         if kind in ("datetime", "timestamp"):
             style = formats["fraction"] if column.fsp else formats["datetime"]
-            return lambda row, col, value: sheet.write_datetime(row, col, value, style)
+
+            def moment(row: int, col: int, value: Any) -> None:
+                if value.microsecond % 1000:  # a spreadsheet's clock stops at milliseconds: keep it exact as text
+                    return text(row, col, value.isoformat(" "))
+                sheet.write_datetime(row, col, value, style)
+
+            return moment
         if kind == "time":
             return lambda row, col, value: text(row, col, format_time(value) if isinstance(value, dt.timedelta) else str(value))
         if kind == "binary":
