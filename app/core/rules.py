@@ -3,8 +3,9 @@
 Column types say a value fits; rules say more (a format, a pattern, a range, one field required when
 another is set). The schema sees a row as the JSON API shows it: integers and floats as numbers,
 DECIMAL as a number too (so `minimum` works; rules are checked in double precision), dates and
-times as ISO 8601 text, JSON columns as their value, binary as base64, NULL as null. Only the
-columns a write gives are in the row: `required` means "must be given".
+times as ISO 8601 text, JSON columns as their value, binary as base64. A NULL is no value: the key
+is left out, like the columns a write does not give. So `required` means "given, and not NULL",
+and a property's rules apply to its values. An update checks the whole row as it will be.
 """
 
 from __future__ import annotations
@@ -49,16 +50,17 @@ class Rules:
     names: frozenset[str] | None  # the columns the schema looks at; None: every column
 
     def problems(self, row: dict) -> list[Problem]:
+        """What the row breaks; those naming a column first."""
         if self.validator.is_valid(row):
             return []
-        return [
+        return sorted([
             Problem(
                 str(error.instance_path[0]) if error.instance_path else None,
                 "/".join(str(p) for p in error.schema_path),
                 error.message,
             )
             for error in self.validator.iter_errors(row)
-        ]
+        ], key=lambda p: p.column is None)
 
     def violation(self, problems: list[Problem], row: int | None = None) -> InvalidValue:
         first = problems[0]
@@ -160,24 +162,15 @@ def row_maker(
     """values (in `columns` order, as converted for writing or as read back) -> the row the schema
     checks. `null` is the converters' NULL (the LOAD DATA marker), `omitted` a value left to its
     DEFAULT (not in the row); only `names` are kept."""
-    keep = [i for i, c in enumerate(columns) if names is None or c.name in names]
-    kept = [columns[i] for i in keep]
-    keys = [c.name for c in kept]
-    fixes = [(c.name, _FIXERS.get(c.kind), c.nullable or c.auto_increment) for c in kept]
-    fixes = [f for f in fixes if f[1] is not None or (f[2] and null is not None)]
+    spec = [(c.name, i, _FIXERS.get(c.kind)) for i, c in enumerate(columns) if names is None or c.name in names]
 
     def make(values: Sequence[Any]) -> dict:
-        row = dict(zip(keys, [values[i] for i in keep]))
-        if omitted is not None and omitted in row.values():
-            row = {k: v for k, v in row.items() if v is not omitted}
-        for name, fix, nullable in fixes:
-            if name not in row:
-                continue
-            value = row[name]
-            if value is None or (nullable and value is null):
-                row[name] = None
-            elif fix is not None:
-                row[name] = fix(value)
+        row = {}
+        for name, i, fix in spec:
+            value = values[i]
+            if value is None or value is null or value is omitted:
+                continue  # NULL (or DEFAULT): no value
+            row[name] = value if fix is None else fix(value)
         return row
 
     return make
