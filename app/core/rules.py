@@ -88,6 +88,8 @@ def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
     except jsonschema_rs.ValidationError as exc:
         path = "/".join(str(p) for p in exc.instance_path) or "(the root)"
         raise InvalidSchema(f"not a valid JSON Schema at {path}: {exc.message}", {"at": path}) from None
+    except (ValueError, UnicodeError, OverflowError) as exc:  # what JSON cannot carry (a lone surrogate, a huge integer)
+        raise InvalidSchema(f"the schema cannot be read: {str(exc)[:200]}") from None
     named = _named_columns(schema)
     unknown = sorted(n for n in named if table.column(n) is None)
     if unknown:
@@ -97,7 +99,7 @@ def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
         )
     try:
         validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
-    except (jsonschema_rs.ValidationError, ValueError) as exc:  # a pattern that is no regex, a $ref nowhere
+    except (jsonschema_rs.ValidationError, ValueError, UnicodeError, OverflowError) as exc:  # a pattern that is no regex, a $ref nowhere
         reason = str(exc).split("\n", 1)[0]
         raise InvalidSchema(f"the schema cannot be compiled: {reason}") from None
     whole = any(keyword in schema for keyword in WHOLE_OBJECT)

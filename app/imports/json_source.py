@@ -103,18 +103,26 @@ async def open_json_array(chunks: AsyncIterator[bytes]) -> Source:
     stream = _checked_array(chunks)
     index = 0
 
+    def malformed(exc: Exception, how: str) -> InvalidJson:
+        done = index + len(found)  # elements read whole
+        where = f"after element {done - 1}" if done else "before its first element"
+        reason = str(exc).split("\n", 1)[0]
+        return InvalidJson(f"the JSON array is {how} {where}: {reason}", {"index": done})
+
     async def more() -> bool:
         async for chunk in stream:
+            if not chunk:
+                continue  # an empty send would tell the parser the file has ended
             try:
                 parser.send(chunk)
             except ijson.JSONError as exc:
-                raise InvalidJson(f"the JSON array is malformed after element {index + len(found) - 1}: {exc}", {"index": index + len(found)}) from None
+                raise malformed(exc, "malformed") from None
             if found:
                 return True
         try:
             parser.close()
         except ijson.JSONError as exc:
-            raise InvalidJson(f"the JSON array is malformed or cut short after element {index + len(found) - 1}: {exc}") from None
+            raise malformed(exc, "malformed or cut short") from None
         return bool(found)
 
     if not await more():

@@ -203,43 +203,75 @@ def table_paths(table: Table, who: Principal, max_limit: int) -> dict[str, dict]
                 {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}},
                 {"name": "order", "in": "query", "schema": {"type": "string"}, "description": "col.asc,other.desc"},
                 {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "a,b"},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "jsonl", "xlsx"]},
+                 "description": "csv (the default), jsonl or xlsx"},
             ],
-            "responses": responses("200", {"type": "string"}, media="text/csv"),
+            "responses": {**responses("200", None), "200": {"description": "the rows as a file", "content": {
+                media: {"schema": {"type": "string"}} for media in (
+                    "text/csv", "application/x-ndjson", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}}},
         }}
+    rules: dict[str, Any] = {}
+    if who.may("read", name):
+        rules["get"] = {"operationId": f"get_rules_{name}", "tags": [name], "responses": responses("200", envelope(ref("Rules")))}
+    if who.may("write", name):
+        rules["put"] = {"operationId": f"put_rules_{name}", "tags": [name],
+                        "requestBody": body({"type": "object", "description": "a JSON Schema (Draft 2020-12) for the table's rows"}),
+                        "responses": responses("200", envelope(ref("Rules")))}
+        rules["delete"] = {"operationId": f"delete_rules_{name}", "tags": [name],
+                           "responses": responses("200", envelope({"anyOf": [ref("Rules"), {"type": "null"}]}))}
+    if rules:
+        paths[f"/api/schemas/{name}"] = rules
     return paths
 
 
+RANGES = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}
+# Positions are named for what the format counts: lines (CSV, TSV, JSON Lines), rows (sheets), indexes (JSON arrays).
 REPORT = {"type": "object", "properties": {
     "table": {"type": "string"}, "mode": {"type": "string"}, "atomic": {"type": "boolean"},
+    "source": {"type": "object", "properties": {"format": {"type": "string"}, "sheet": {"type": "string"}}},
+    "validated_only": {"type": "boolean"}, "rules_version": {"type": "integer"},
     **{k: {"type": "integer", "minimum": 0} for k in (
         "rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_failed", "rows_not_applied",
-        "rows_outcome_unknown", "errors_total")},
+        "rows_outcome_unknown", "rows_valid", "errors_total")},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
-        "line": {"type": "integer"}, "column": {"type": ["string", "null"]}, "reason": {"type": "string"},
-        "key": {"type": "object"}}, "required": ["line", "column", "reason"]}},
-    "committed_lines": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
-    "not_committed_lines": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
-    "outcome_unknown_lines": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+        "line": {"type": "integer"}, "row": {"type": "integer"}, "index": {"type": "integer"},
+        "column": {"type": ["string", "null"]}, "reason": {"type": "string"}, "rule": {"type": "string"},
+        "key": {"type": "object"}}, "required": ["column", "reason"]}},
+    **{f"{state}_{unit}": RANGES for state in ("committed", "not_committed", "outcome_unknown") for unit in ("lines", "rows", "indexes")},
     "elapsed_s": {"type": "number"}, "rows_per_s": {"type": ["integer", "null"]},
 }, "required": ["table", "mode", "atomic", "rows_read", "rows_inserted", "rows_updated", "rows_skipped",
-                "rows_failed", "rows_not_applied", "rows_outcome_unknown", "errors", "errors_total", "committed_lines"]}
+                "rows_failed", "rows_not_applied", "rows_outcome_unknown", "errors", "errors_total"]}
+RULES = {"type": "object", "properties": {
+    "table": {"type": "string"}, "version": {"type": "integer"}, "schema": {"type": "object"},
+    "versions": {"type": "array", "items": {"type": "object", "properties": {
+        "version": {"type": "integer"}, "created_at": {"type": "string"}, "created_by": {"type": "string"}}}},
+}, "required": ["table", "version", "schema", "versions"]}
+UPLOAD_FORMATS = ["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"]
 
 
-def import_path(importable: list[str]) -> dict:
-    """POST /api/batch/import: a multipart upload into the table named by the file or by ?table=."""
-    return {"post": {
-        "operationId": "import_file", "tags": ["batch"],
-        "summary": "Import a CSV file into the table named after it (or ?table=)",
-        "parameters": [
-            {"name": "table", "in": "query", "schema": {"type": "string", "enum": importable},
-             "description": "the table, when not the file's name"},
-            {"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["insert", "ignore", "upsert"]},
-             "description": "what a duplicate key does"},
+def import_path(importable: list[str], *, validate: bool = False) -> dict:
+    """POST /api/batch/import (or /validate): a multipart upload into the table named by the file or by ?table=."""
+    parameters = [
+        {"name": "table", "in": "query", "schema": {"type": "string", "enum": importable},
+         "description": "the table, when not the file's name"},
+        {"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["insert", "ignore", "upsert"]},
+         "description": "what a duplicate key does"},
+        {"name": "null", "in": "query", "schema": {"type": "string"}, "description": "the cell text that means NULL (default \\N)"},
+        {"name": "sheet", "in": "query", "schema": {"type": "string"}, "description": "spreadsheets: the sheet (the first by default)"},
+        {"name": "format", "in": "query", "schema": {"type": "string", "enum": UPLOAD_FORMATS},
+         "description": "the file's format, when its extension does not say"},
+    ]
+    if not validate:
+        parameters += [
             {"name": "atomic", "in": "query", "schema": {"type": "boolean"}, "description": "all rows or none"},
-            {"name": "null", "in": "query", "schema": {"type": "string"}, "description": "the cell text that means NULL (default \\N)"},
             {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255},
              "description": "with atomic=true: the import applies once; a resend replays its report"},
-        ],
+        ]
+    return {"post": {
+        "operationId": "validate_file" if validate else "import_file", "tags": ["batch"],
+        "summary": ("Check a file as an import would, writing nothing" if validate else
+                    "Import a file (CSV, TSV, XLSX, XLS, ODS, JSON Lines, JSON) into the table named after it (or ?table=)"),
+        "parameters": parameters,
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}},
         "responses": responses("200", envelope(ref("ImportReport"))),
@@ -276,9 +308,11 @@ def document(tables: list[Table], who: Principal, *, title: str, version: str, m
         schemas |= table_schemas(table)
         paths |= table_paths(table, who, max_limit)
     schemas["ImportReport"] = REPORT
+    schemas["Rules"] = RULES
     importable = [t.name for t in visible if who.may("import", t.name)]
     if importable:
         paths["/api/batch/import"] = import_path(importable)
+        paths["/api/batch/validate"] = import_path(importable, validate=True)
     paths |= service_paths()
     return {
         "openapi": "3.1.0",

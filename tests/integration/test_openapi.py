@@ -25,7 +25,7 @@ async def test_the_spec_is_per_caller_and_follows_the_catalog(schema, settings):
         assert (await client.get("/openapi.json")).status_code == 401
         writer = (await client.get("/openapi.json", headers={"X-API-Key": KEYS["orders-writer"]})).json()
         assert {p for p in writer["paths"] if p.startswith("/api/") and p != "/api/tables"} == {
-            "/api/orders/query", "/api/orders", "/api/orders/{key}", "/api/tables/orders"
+            "/api/orders/query", "/api/orders", "/api/orders/{key}", "/api/tables/orders", "/api/schemas/orders"
         }
         reader = bearer(KEYS["reader"])
         run_sql(schema, "CREATE TABLE fresh (id INT PRIMARY KEY)")
@@ -38,11 +38,14 @@ async def test_the_spec_describes_every_route(client):
     """Issue 9, item 6: the import, the catalog, health and metrics; limits; integer columns."""
     spec = (await client.get("/openapi.json")).json()
     paths = spec["paths"]
-    assert {"/api/batch/import", "/api/tables", "/api/tables/users", "/health/live", "/health/ready", "/metrics"} <= set(paths)
+    assert {"/api/batch/import", "/api/batch/validate", "/api/tables", "/api/tables/users", "/health/live", "/health/ready", "/metrics"} <= set(paths)
     upload = paths["/api/batch/import"]["post"]
     assert upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
     parameters = {p["name"]: p for p in upload["parameters"]}
-    assert set(parameters) == {"table", "mode", "atomic", "null", "Idempotency-Key"}
+    assert set(parameters) == {"table", "mode", "atomic", "null", "sheet", "format", "Idempotency-Key"}
+    validate = {p["name"] for p in paths["/api/batch/validate"]["post"]["parameters"]}
+    assert validate == {"table", "mode", "null", "sheet", "format"}
+    assert set(paths["/api/schemas/users"]) == {"get", "put", "delete"}
     assert "users" in parameters["table"]["schema"]["enum"] and "secret_stuff" not in parameters["table"]["schema"]["enum"]
     assert upload["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"] == {"$ref": "#/components/schemas/ImportReport"}
     limit = next(p for p in paths["/api/users/query"]["get"]["parameters"] if p["name"] == "limit")
