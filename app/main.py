@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -54,6 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
+        # The import path allocates millions of short-lived lists and strings: with the default
+        # thresholds the collector runs every 700 allocations and scans the live batches each time
+        # (a third of an import's CPU, measured). Objects from start-up never become garbage.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         yield
         await db.close()
 

@@ -70,27 +70,85 @@ class RecordReader:
         return text
 
     def _parse(self, text: str) -> Block:
+        """The records of `text` (complete records only). A line without quotes is split at the
+        delimiter, which is what csv.reader would make of it and several times faster; a record with
+        quotes (which may span lines) goes through csv.reader. A bare CR ends a record in csv.reader's
+        reading, so text holding one is read by csv.reader throughout."""
+        base = self._next_line
+        if text.count("\r") != text.count("\r\n"):
+            records, clean, lines = _csv_records(text, base, self._delimiter)
+            self._next_line = base + lines
+            return Block(text, records, clean)
         records: list[Record | RecordError] = []
         clean = True
-        if text:
-            reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=self._delimiter)
-            base = self._next_line
-            while True:
-                start = base + reader.line_num
-                try:
-                    fields = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    records.append(RecordError(start, f"malformed CSV: {exc}"))
-                    clean = False
-                    continue
-                if fields:
-                    records.append((start, fields))
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the text ends with a newline
+        delimiter = self._delimiter
+        count = len(lines)
+        source = _Lines(lines)  # csv.reader takes lines from it (a quoted field may take several)
+        reader = csv.reader(source, strict=True, delimiter=delimiter)
+        i = 0
+        while i < count:
+            line = lines[i]
+            if '"' not in line:
+                if line.endswith("\r"):
+                    line = line[:-1]
+                if line:
+                    records.append((base + i, line.split(delimiter)))
                 else:
                     clean = False  # blank lines are not records
-            self._next_line = base + reader.line_num
+                i += 1
+                continue
+            source.next = i
+            try:
+                records.append((base + i, next(reader)))
+            except csv.Error as exc:
+                records.append(RecordError(base + i, f"malformed CSV: {exc}"))
+                clean = False
+            i = source.next
+        self._next_line = base + count
         return Block(text, records, clean)
+
+
+class _Lines:
+    """The lines of a block for csv.reader, from `next` on, with their newlines back on."""
+
+    __slots__ = ("lines", "next")
+
+    def __init__(self, lines: list[str]):
+        self.lines, self.next = lines, 0
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        if self.next >= len(self.lines):
+            raise StopIteration
+        self.next += 1
+        return self.lines[self.next - 1] + "\n"
+
+
+def _csv_records(text: str, base: int, delimiter: str) -> tuple[list[Record | RecordError], bool, int]:
+    """Records parsed by csv.reader (strict): (records, clean, lines read)."""
+    records: list[Record | RecordError] = []
+    clean = True
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
+    while True:
+        start = base + reader.line_num
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            records.append(RecordError(start, f"malformed CSV: {exc}"))
+            clean = False
+            continue
+        if fields:
+            records.append((start, fields))
+        else:
+            clean = False  # blank lines are not records
+    return records, clean, reader.line_num
 
 
 def _last_record_end(text: str) -> int:
