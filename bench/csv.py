@@ -8,7 +8,13 @@ and measures:
   (d) GET /api/batch/{table}/export through the gateway (curl reads it to /dev/null)
   (e) the same import again: every row a duplicate (mode=insert reports each one by line and key)
   (f) the file into a table holding every other row: half the rows duplicates
-and prints rows/s for each, the ratios b/a, d/c, e/b and f/b, and the gateway's peak RSS.
+  (g) the import with a 10-rule JSON Schema on the table (PUT /api/schemas/{table})
+  (h) POST /api/batch/validate of the file against those rules (nothing written)
+  (i) the same rows as JSON Lines
+  (j) XLSX_ROWS of them as an XLSX workbook
+  (k) GET .../export?format=jsonl        (l) GET .../export?format=xlsx&limit=XLSX_ROWS
+and prints rows/s for each, the ratios against LOAD DATA (imports) and mariadb --batch (exports),
+the duplicate scenarios against the clean import, and the gateway's peak RSS.
 
     make bench-csv        # or: DATABASE_URL=... .venv/bin/python bench/csv.py
     BENCH_ROWS=200000 GATEWAY_DB_DRIVER=asyncmy ...
@@ -43,6 +49,19 @@ from app.core.config import DatabaseAddress  # noqa: E402
 from bench.crud import connect, free_port, start  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+XLSX_ROWS = min(ROWS, int(os.environ.get("BENCH_XLSX_ROWS", "100000")))  # a sheet holds 1,048,575 rows
+RULES = {  # ten rules, the kind an ETL team writes
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "pattern": "^user "},
+        "email": {"anyOf": [{"format": "email"}, {"const": ""}]},
+        "qty": {"minimum": 0, "maximum": 10000},
+        "price": {"minimum": 0},
+        "active": {"enum": [0, 1]},
+        "code": {"pattern": "^C[0-9]{7}$"},
+    },
+    "required": ["id", "name"],
+}
 TABLE = """CREATE TABLE {name} (
     id INT PRIMARY KEY,
     name VARCHAR(50) NOT NULL,
@@ -77,6 +96,46 @@ def generate(path: Path) -> None:
                 rng.random() * 1000,
                 f"C{i % 10000000:07d}",
             ])
+
+
+def as_objects(path: Path):
+    """The CSV's rows as JSON objects, typed as an API client would send them."""
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        names = next(reader)
+        for row in reader:
+            item = dict(zip(names, row))
+            for key in ("id", "qty", "active"):
+                item[key] = int(item[key])
+            item["score"] = float(item["score"])
+            yield item
+
+
+def write_jsonl(source: Path, target: Path) -> None:
+    with target.open("w") as f:
+        for item in as_objects(source):
+            f.write(json.dumps(item) + "\n")
+
+
+def write_xlsx(source: Path, target: Path, rows: int) -> None:
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(target), {"constant_memory": True})
+    sheet = book.add_worksheet("items")
+    sheet.write_row(0, 0, COLUMNS.split(","))
+    stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    for r, item in enumerate(as_objects(source), start=1):
+        if r > rows:
+            break
+        values = list(item.values())
+        values[4] = float(values[4])
+        values[5] = dt.datetime.fromisoformat(values[5])
+        for c, value in enumerate(values):
+            if isinstance(value, dt.datetime):
+                sheet.write_datetime(r, c, value, stamp)
+            elif value != "":
+                sheet.write(r, c, value)
+    book.close()
 
 
 def client_args(address: DatabaseAddress, database: str) -> list[str]:
@@ -135,7 +194,7 @@ def main() -> None:
         generate(data)
         size_mb = data.stat().st_size / 1e6
         db = connect(address, name)
-        for table in ("items_load", "items", "items_half"):
+        for table in ("items_load", "items", "items_half", "items_rules", "items_json", "items_xlsx"):
             db.cursor().execute(TABLE.format(name=table))
         client = ["mariadb", "--local-infile=1", *client_args(address, name)]
 
@@ -179,6 +238,43 @@ def main() -> None:
         half = json.loads((workdir / "half.json").read_text())["data"]
         assert half["rows_inserted"] + half["rows_failed"] == ROWS and count(db, "items_half") == ROWS, half
 
+        put = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "-H", "content-type: application/json",
+               "--data", json.dumps(RULES), f"{base}/api/schemas/items_rules"]
+        assert subprocess.run(put, capture_output=True, text=True).stdout == "200", "storing the rules failed"
+        rss.reset()
+        rules_url = f"{base}/api/batch/import?table=items_rules"
+        t_rules = timed(["curl", "-s", "-o", str(workdir / "rules.json"), "-F", f"file=@{data}", rules_url])
+        rss_rules = rss.peak_mb()
+        ruled = json.loads((workdir / "rules.json").read_text())["data"]
+        assert ruled["rows_inserted"] == ROWS and ruled["rules_version"] == 1, ruled
+        rss.reset()
+        t_validate = timed(["curl", "-s", "-o", str(workdir / "valid.json"), "-F", f"file=@{data}",
+                            f"{base}/api/batch/validate?table=items_rules&mode=ignore"])
+        rss_validate = rss.peak_mb()
+        valid = json.loads((workdir / "valid.json").read_text())["data"]
+        assert valid["rows_valid"] == ROWS, valid
+
+        jsonl = workdir / "items.jsonl"
+        write_jsonl(data, jsonl)
+        rss.reset()
+        t_json = timed(["curl", "-s", "-o", str(workdir / "json.json"), "-F", f"file=@{jsonl}", f"{base}/api/batch/import?table=items_json"])
+        rss_json = rss.peak_mb()
+        assert count(db, "items_json") == ROWS, (workdir / "json.json").read_text()[:500]
+        xlsx = workdir / "items.xlsx"
+        write_xlsx(data, xlsx, XLSX_ROWS)
+        rss.reset()
+        t_xlsx = timed(["curl", "-s", "-o", str(workdir / "xlsx.json"), "-F", f"file=@{xlsx}", f"{base}/api/batch/import?table=items_xlsx"])
+        rss_xlsx = rss.peak_mb()
+        assert count(db, "items_xlsx") == XLSX_ROWS, (workdir / "xlsx.json").read_text()[:500]
+
+        rss.reset()
+        t_export_jsonl = timed(["curl", "-s", "-o", str(workdir / "out.jsonl"), f"{base}/api/batch/items/export?format=jsonl"])
+        rss_export_jsonl = rss.peak_mb()
+        assert sum(1 for _ in (workdir / "out.jsonl").open()) == ROWS
+        rss.reset()
+        t_export_xlsx = timed(["curl", "-s", "-o", str(workdir / "out.xlsx"), f"{base}/api/batch/items/export?format=xlsx&limit={XLSX_ROWS}"])
+        rss_export_xlsx = rss.peak_mb()
+
         driver = os.environ.get("GATEWAY_DB_DRIVER", "aiomysql")
         print(f"{ROWS} rows, {size_mb:.0f} MB CSV, driver={driver}, 1 uvicorn worker, 2 cores shared with MariaDB and the clients")
         print(f"(a) LOAD DATA LOCAL INFILE      {ROWS / t_load:>10,.0f} rows/s  {t_load:6.2f} s")
@@ -187,8 +283,18 @@ def main() -> None:
         print(f"(d) gateway export             {ROWS / t_export:>10,.0f} rows/s  {t_export:6.2f} s  peak RSS {rss_export:.0f} MB")
         print(f"(e) re-import, all duplicates  {ROWS / t_again:>10,.0f} rows/s  {t_again:6.2f} s  peak RSS {rss_again:.0f} MB")
         print(f"(f) import, half duplicates    {ROWS / t_half:>10,.0f} rows/s  {t_half:6.2f} s  peak RSS {rss_half:.0f} MB")
+        print(f"(g) import, 10 JSON Schema rules {ROWS / t_rules:>8,.0f} rows/s  {t_rules:6.2f} s  peak RSS {rss_rules:.0f} MB")
+        print(f"(h) validate against the rules  {ROWS / t_validate:>10,.0f} rows/s  {t_validate:6.2f} s  peak RSS {rss_validate:.0f} MB")
+        print(f"(i) import JSON Lines           {ROWS / t_json:>10,.0f} rows/s  {t_json:6.2f} s  peak RSS {rss_json:.0f} MB")
+        print(f"(j) import XLSX ({XLSX_ROWS} rows)   {XLSX_ROWS / t_xlsx:>10,.0f} rows/s  {t_xlsx:6.2f} s  peak RSS {rss_xlsx:.0f} MB")
+        print(f"(k) export JSON Lines           {ROWS / t_export_jsonl:>10,.0f} rows/s  {t_export_jsonl:6.2f} s  peak RSS {rss_export_jsonl:.0f} MB")
+        print(f"(l) export XLSX ({XLSX_ROWS} rows)   {XLSX_ROWS / t_export_xlsx:>10,.0f} rows/s  {t_export_xlsx:6.2f} s  peak RSS {rss_export_xlsx:.0f} MB")
+        load_rate, select_rate = ROWS / t_load, ROWS / t_client
         print(f"import b/a = {t_load / t_import:.2f}x   export d/c = {t_client / t_export:.2f}x"
               f"   all-duplicate e/b = {t_import / t_again:.2f}x   half-duplicate f/b = {t_import / t_half:.2f}x")
+        print(f"rules g/a = {t_load / t_rules:.2f}x   validate h/a = {t_load / t_validate:.2f}x   jsonl i/a = {t_load / t_json:.2f}x"
+              f"   xlsx j/a = {XLSX_ROWS / t_xlsx / load_rate:.2f}x   export jsonl k/c = {t_client / t_export_jsonl:.2f}x"
+              f"   export xlsx l/c = {XLSX_ROWS / t_export_xlsx / select_rate:.2f}x")
     finally:
         if proc is not None:
             proc.terminate()

@@ -32,6 +32,68 @@ WHOLE_OBJECT = {
     "minProperties", "maxProperties", "not", "allOf", "anyOf", "oneOf", "if", "then", "else", "$ref", "$dynamicRef",
 }
 NAMING = ("properties", "dependentRequired", "dependentSchemas")  # object keywords whose keys are columns
+# A schema of only these is checked a column at a time (one call per column and batch, in Rust).
+COLUMNAR = {"$schema", "$id", "$comment", "title", "description", "examples", "default", "type", "properties",
+            "required", "dependentRequired"}
+
+
+@dataclass(frozen=True)
+class ByColumn:
+    """A schema split by column: each property's rules, checked over a batch's values at once."""
+
+    batch: dict[str, Any]  # column -> validator of an array of its values
+    single: dict[str, Any]  # column -> validator of one value (to name the values that fail)
+    required: tuple[str, ...]
+    dependent: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, schema: dict) -> "ByColumn | None":
+        if not COLUMNAR.issuperset(schema) or "$ref" in orjson.dumps(schema).decode():
+            return None
+        properties = schema.get("properties") or {}
+        compile_ = lambda s: jsonschema_rs.Draft202012Validator(s, validate_formats=True)  # noqa: E731
+        return cls(
+            {name: compile_({"type": "array", "items": rule}) for name, rule in properties.items()},
+            {name: compile_(rule) for name, rule in properties.items()},
+            tuple(schema.get("required") or ()),
+            {name: tuple(needed) for name, needed in (schema.get("dependentRequired") or {}).items()},
+        )
+
+    def check(self, values: dict[str, Sequence[Any]], count: int) -> dict[int, list[Problem]]:
+        """The rows (by index) that break a rule, given each column's values (None: no value; a
+        column not in `values` is not given in any row)."""
+        failed: dict[int, list[Problem]] = {}
+
+        def fail(index: int, problem: Problem) -> None:
+            failed.setdefault(index, []).append(problem)
+
+        for name, validator in self.batch.items():
+            column = values.get(name)
+            if column is None or validator.is_valid([v for v in column if v is not None]):
+                continue
+            single = self.single[name]
+            for index, value in enumerate(column):
+                if value is not None and not single.is_valid(value):
+                    for error in single.iter_errors(value):
+                        path = "/".join(str(p) for p in ("properties", name, *error.schema_path))
+                        fail(index, Problem(name, path, error.message))
+        for name in self.required:
+            column = values.get(name)
+            if column is not None and None not in column:
+                continue
+            for index in range(count):
+                if column is None or column[index] is None:
+                    fail(index, Problem(None, "required", f'"{name}" is a required property'))
+        for name, needed in self.dependent.items():
+            column = values.get(name)
+            if column is None:
+                continue
+            for other in needed:
+                them = values.get(other)
+                for index, value in enumerate(column):
+                    if value is not None and (them is None or them[index] is None):
+                        fail(index, Problem(None, "dependentRequired", f'"{other}" is a required property'))
+        return failed
 
 
 @dataclass(frozen=True)
@@ -48,6 +110,7 @@ class Rules:
     schema: dict
     validator: Any  # jsonschema_rs.Draft202012Validator
     names: frozenset[str] | None  # the columns the schema looks at; None: every column
+    by_column: ByColumn | None = None  # the same rules a column at a time, when the schema allows
 
     def problems(self, row: dict) -> list[Problem]:
         """What the row breaks; those naming a column first."""
@@ -103,7 +166,7 @@ def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
         reason = str(exc).split("\n", 1)[0]
         raise InvalidSchema(f"the schema cannot be compiled: {reason}") from None
     whole = any(keyword in schema for keyword in WHOLE_OBJECT)
-    return Rules(table.name, version, schema, validator, None if whole else frozenset(named))
+    return Rules(table.name, version, schema, validator, None if whole else frozenset(named), ByColumn.of(schema))
 
 
 def _named_columns(schema: dict) -> set[str]:
@@ -130,6 +193,11 @@ def _moment(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace(" ", "T", 1)
     return value.isoformat() if isinstance(value, (dt.date, dt.time)) else value
+
+
+def json_form(column: Column) -> Callable[[Any], Any] | None:
+    """A converted (or stored) value of this column -> the schema's view of it (None: as it is)."""
+    return _FIXERS.get(column.kind)
 
 
 def _time(value: Any) -> Any:

@@ -326,21 +326,25 @@ def text_converter(
 
     For LOAD DATA the import asks for NULL as `null_value` and binary as its (checked) base64 text.
     """
-    full = lambda value: to_db(column, value, text=True)  # noqa: E731
-    nullable = column.nullable or column.auto_increment
-    kind = column.kind
-    text_like = kind in TEXT_KINDS
-
-    def with_nulls(fast: Callable[[str], Any]) -> Callable[[str], Any]:
-        def convert(value: str) -> Any:
-            if value == null or (not value and not text_like):
-                return null_value if nullable else full(None)
-            return fast(value)
-
-        return convert
-
     if column.generated:
-        return full
+        return lambda value: to_db(column, value, text=True)
+    fast = _text_fast(column, binary_as_text)
+    nullable = column.nullable or column.auto_increment
+    text_like = column.kind in TEXT_KINDS
+
+    def convert(value: str) -> Any:
+        if value == null or (not value and not text_like):
+            return null_value if nullable else to_db(column, None)  # raises: may not be null
+        return fast(value)
+
+    return convert
+
+
+def _text_fast(column: Column, binary_as_text: bool) -> Callable[[str], Any]:
+    """One column's converter for text that is not NULL: plain common cases here, the rest (and
+    every error message) by `to_db(column, value, text=True)`."""
+    full = lambda value: to_db(column, value, text=True)  # noqa: E731
+    kind = column.kind
     if kind == "string":
         limit = column.max_length
         by_chars = column.length_in_chars
@@ -350,7 +354,7 @@ def text_converter(
                 return full(value)  # raises, naming the column
             return value
 
-        return with_nulls(string)
+        return string
     if kind == "int":
         low, high = column.int_range  # type: ignore[misc]  (set for every integer type)
 
@@ -362,7 +366,7 @@ def text_converter(
                     return number
             return full(value)
 
-        return with_nulls(integer)
+        return integer
     if kind == "decimal":
         whole_digits, scale = column.whole_digits, column.fraction_digits
 
@@ -375,7 +379,7 @@ def text_converter(
                 return value  # exact as text: the server parses it, no float involved
             return full(value)
 
-        return with_nulls(decimal)
+        return decimal
     if kind in ("datetime", "timestamp"):
 
         def moment(value: str) -> Any:
@@ -390,7 +394,7 @@ def text_converter(
                 return value
             return parsed.isoformat(" ")
 
-        return with_nulls(moment)
+        return moment
     if kind == "float":
 
         def number(value: str) -> Any:
@@ -401,18 +405,18 @@ def text_converter(
             # float() also takes "1_0", " 1 " and "inf": only plain finite numbers pass as text.
             return value if math.isfinite(parsed) and value.isascii() and value.strip() == value and "_" not in value else full(value)
 
-        return with_nulls(number)
+        return number
     if kind == "binary" and binary_as_text:
 
         def checked_text(value: str) -> Any:
             full(value)  # raises unless it is base64 that fits
             return value
 
-        return with_nulls(checked_text)
+        return checked_text
     if kind == "bool":
         flags = {"0": 0, "1": 1}
-        return with_nulls(lambda value: flags[value] if value in flags else full(value))
-    return with_nulls(full)
+        return lambda value: flags[value] if value in flags else full(value)
+    return full
 
 
 def value_converter(
@@ -422,18 +426,32 @@ def value_converter(
     JSON column is JSON text, `null` is NULL, an empty cell is '' in a NOT NULL text column) or JSON
     values (the rules of a POST body). None is NULL."""
     nullable = column.nullable or column.auto_increment
-    empty_is_text = text_cells and column.kind in TEXT_KINDS and not nullable
-    binary = binary_as_text and column.kind == "binary"
+    kind = column.kind
+    empty_is_text = text_cells and kind in TEXT_KINDS and not nullable
+    binary = binary_as_text and kind == "binary"
+    # Text goes the CSV cells' fast way, but in a JSON column from JSON, where a string is a JSON string.
+    text = None if column.generated or (kind == "json" and not text_cells) else _text_fast(column, binary_as_text)
+    low, high = column.int_range or (0, -1)
 
-    def convert(value: Any) -> Any:
-        if value is None or (null is not None and value == null and isinstance(value, str)):
-            if nullable:
-                return null_value
-            if value is None and empty_is_text:
-                return ""
-            return to_db(column, None)  # raises: may not be null
+    def full(value: Any) -> Any:
         converted = to_db(column, value, text=text_cells)
         return base64.b64encode(converted).decode() if binary else converted
+
+    def convert(value: Any) -> Any:
+        kind_of = type(value)
+        if kind_of is str:
+            if null is not None and value == null:
+                return null_value if nullable else to_db(column, None)  # raises: may not be null
+            return full(value) if text is None else text(value)
+        if value is None:
+            if nullable:
+                return null_value
+            return "" if empty_is_text else to_db(column, None)  # raises: may not be null
+        if kind_of is int and kind == "int" and low <= value <= high:
+            return value
+        if kind_of is float and kind == "float" and math.isfinite(value):
+            return value
+        return full(value)
 
     return convert
 

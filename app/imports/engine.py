@@ -89,6 +89,11 @@ class ImportEngine:
         run = ImportRun(table, plan, mode, report, rules=rules, after=after)
         if rules is not None:
             report.rules_version = rules.version
+            run.rule_columns = [
+                (column, position, convert)
+                for column, position, convert in zip(plan.columns, plan.positions, plan.converters)
+                if rules.names is None or column.name in rules.names
+            ]
             run.make_row = row_maker(
                 plan.columns, rules.names, BARE_NULL if plan.load_data else None, OMITTED if plan.cells == "json" else None
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,8 +24,9 @@ from app.core.catalog import Column, Table
 from app.core.database import Database, Session
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, ImportRolledBack, InvalidValue
 from app.core.resiliency import classify
-from app.core.rules import Rules
-from app.imports.plan import ImportPlan, Row, convert_batch, convert_record, for_insert, has_omitted
+from app.core.rules import Problem, Rules, json_form
+from app.core.values import TEXT_KINDS
+from app.imports.plan import BARE_NULL, ImportPlan, Row, convert_batch, convert_record, for_insert, has_omitted
 from app.imports.records import OMITTED
 from app.imports.records import Record
 from app.imports.report import ImportReport, span
@@ -51,6 +52,8 @@ class Batch:
     records: list[Record]  # read; converted by the writer that takes the batch
     text: str | None  # the records' text as uploaded, when it says exactly what they say
     rows: list[Row] | None = None  # converted already (and checked against the rules)
+    canonical: bool | None = None  # the text is known to be (True) or not to be (False) loadable as it is
+    columns: list[tuple] | None = None  # the records' cells a column at a time, once computed
 
 
 @dataclass
@@ -64,6 +67,7 @@ class ImportRun:
     probe: DuplicateProbe | None = None
     rules: Rules | None = None
     make_row: Callable[[Any], dict] | None = None  # converted values -> the row the rules check
+    rule_columns: list[tuple[Column, int, Callable[[Any], Any]]] = field(default_factory=list)  # (column, cell position, converter)
     after: Callable[[Session, dict], Awaitable[None]] | None = None  # atomic: inside the transaction
 
 
@@ -91,15 +95,51 @@ class BatchWriter:
         return rows
 
     def checked(self, run: ImportRun, batch: Batch) -> Batch:
-        """With rules, a batch is converted and checked before anything else, and only its good
-        records go on (its text then says more than they do, and is dropped)."""
+        """With rules, a batch is checked before anything else, and only its good records go on (its
+        text then says more than they do, and is dropped). Rules that allow it are checked a column
+        at a time, on the rule columns alone; others row by row, on converted rows."""
         if run.rules is None:
             return batch
+        by_column = run.rules.by_column
+        if by_column is not None and (values := self._rule_values(run, batch)) is not None:
+            failed = by_column.check(values, len(batch.records))
+            if not failed:
+                return batch
+            for index, problems in sorted(failed.items()):
+                _report_rules(run.report, batch.records[index][0], problems)
+            return Batch([r for i, r in enumerate(batch.records) if i not in failed], None)
         rows = self.convert(run, batch.records)
         if len(rows) == len(batch.records):
             return Batch(batch.records, batch.text, rows)
         good = {position for position, _ in rows}
         return Batch([r for r in batch.records if r[0] in good], None, rows)
+
+    @staticmethod
+    def _rule_values(run: ImportRun, batch: Batch) -> dict[str, list[Any]] | None:
+        """The rule columns' values as the rules see them (None for NULL); None if a cell does not
+        convert (the row path then names it). Canonical CSV text needs no converters: its cells
+        are in the forms builtins read."""
+        plan = run.plan
+        cells = _columns(plan, batch)
+        if cells is None:
+            return None
+        if batch.canonical is None and plan.cells == "text":
+            batch.canonical = _canonical_text(plan, batch) is not None
+        values: dict[str, list[Any]] = {}
+        null = BARE_NULL if plan.load_data else None
+        for column, position, convert in run.rule_columns:
+            if batch.canonical:
+                values[column.name] = canonical_json(column, cells[position], plan.null)
+                continue
+            try:
+                converted = list(map(convert, cells[position]))
+            except InvalidValue:
+                return None
+            fix = json_form(column)
+            values[column.name] = [
+                None if v is None or v is null or v is OMITTED else (v if fix is None else fix(v)) for v in converted
+            ]
+        return values
 
     # --- one batch, pipelined imports ----------------------------------------------------------
 
@@ -130,8 +170,8 @@ class BatchWriter:
         if len(duplicates) == len(batch.records):  # nothing to write: no statement, no ids burnt
             _report_duplicates(duplicates, report)
             return None
-        if plan.load_data and self.load_data:
-            text = _canonical_text(plan, batch)
+        if plan.load_data and self.load_data and batch.canonical is not False:
+            text = batch.text if batch.canonical else _canonical_text(plan, batch)
             if text is not None:
                 # The terminator is the batch's own; a record ending otherwise would merge with the next
                 # one, and the row count check in _load sends the batch the exact way.
@@ -285,13 +325,32 @@ def keep_valid(run: ImportRun, rows: list[Row]) -> list[Row]:
     good = []
     for row, instance in zip(rows, made):
         problems = rules.problems(instance)
-        if not problems:
+        if problems:
+            _report_rules(run.report, row[0], problems)
+        else:
             good.append(row)
-            continue
-        first = problems[0]
-        reason = "; ".join(f"{p.reason} (rule {p.rule})" for p in problems)
-        run.report.fail(row[0], reason, first.column, rule=first.rule)
     return good
+
+
+def _report_rules(report: ImportReport, position: int, problems: list[Problem]) -> None:
+    first = problems[0]
+    report.fail(position, "; ".join(f"{p.reason} (rule {p.rule})" for p in problems), first.column, rule=first.rule)
+
+
+def canonical_json(column: Column, cells: Sequence[str], null: str) -> list[Any]:
+    """Canonical CSV cells (values.canonical_check passed) as the rules see them, by builtins."""
+    kind = column.kind
+    empty_is_null = kind not in TEXT_KINDS
+    if kind in ("int", "bool", "decimal", "float"):
+        number = int if kind in ("int", "bool") else float
+        if null in cells or "" in cells:
+            return [None if c == null or c == "" else number(c) for c in cells]
+        return list(map(number, cells))
+    if kind in ("datetime", "timestamp"):
+        return [None if c == null or c == "" else c.replace(" ", "T", 1) for c in cells]
+    if null in cells or (empty_is_null and "" in cells):
+        return [None if c == null or (empty_is_null and c == "") else c for c in cells]
+    return list(cells)
 
 
 def _report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
@@ -324,15 +383,22 @@ def _serialize(rows: list[Row]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def _columns(plan: ImportPlan, batch: Batch) -> list[tuple] | None:
+    """The batch's cells a column at a time (None if a record has the wrong number of cells)."""
+    if batch.columns is None:
+        fields = [f for _, f in batch.records]
+        if any(len(f) != plan.width for f in fields):
+            return None
+        batch.columns = list(zip(*fields)) if fields else [() for _ in range(plan.width)]
+    return batch.columns
+
+
 def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
     """The batch's uploaded text, if the server can read it as it is with exactly our meaning."""
     text = batch.text
-    if text is None or plan.checks is None:
+    if text is None or plan.checks is None or (columns := _columns(plan, batch)) is None:
         return None
-    fields = [f for _, f in batch.records]
-    if any(len(f) != plan.width for f in fields):
-        return None
-    for check, cells in zip(plan.checks, zip(*fields)):
+    for check, cells in zip(plan.checks, columns):
         if not check(cells):
             return None
     return text

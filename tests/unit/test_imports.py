@@ -67,3 +67,37 @@ def test_report_names_positions_for_the_source():
     assert shown["committed_rows"] == [[2, 3], [5, 5]] and "committed_lines" not in shown
     dry = ImportReport("users", "insert", False, 10, unit="index", dry_run=True).as_dict()
     assert dry["validated_only"] is True and dry["rows_valid"] == 0 and dry["committed_indexes"] == []
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+RULE = st.sampled_from([
+    {"minimum": 0}, {"maximum": 10}, {"type": "integer"}, {"type": "string"}, {"minLength": 2}, {"pattern": "^a"},
+    {"enum": [1, "a", None]}, {"format": "email"}, {"multipleOf": 2}, True, False, {"not": {"const": 3}},
+])
+NAMES = ["a", "b", "c"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(
+    properties=st.dictionaries(st.sampled_from(NAMES), RULE, max_size=3),
+    required=st.lists(st.sampled_from(NAMES), unique=True, max_size=2),
+    dependent=st.dictionaries(st.sampled_from(NAMES), st.lists(st.sampled_from(NAMES), unique=True, max_size=2), max_size=2),
+    rows=st.lists(st.fixed_dictionaries({n: st.one_of(st.none(), st.integers(-3, 12), st.sampled_from(["a", "ab", "x@y.co", "b"])) for n in NAMES}), min_size=1, max_size=6),
+    given_columns=st.lists(st.sampled_from(NAMES), unique=True, min_size=1),
+)
+def test_rules_by_column_fail_the_same_rows_as_rules_by_row(properties, required, dependent, rows, given_columns):
+    import jsonschema_rs
+
+    from app.core.rules import ByColumn
+
+    schema = {"properties": properties, "required": required, "dependentRequired": dependent}
+    by_row = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    by_column = ByColumn.of(schema)
+    assert by_column is not None
+    values = {n: [row[n] for row in rows] for n in given_columns}
+    failed = by_column.check(values, len(rows))
+    for index, row in enumerate(rows):
+        seen = {n: v for n, v in row.items() if n in given_columns and v is not None}  # NULL: no value
+        assert (index in failed) == (not by_row.is_valid(seen)), (index, seen, failed.get(index))
