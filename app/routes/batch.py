@@ -3,13 +3,15 @@ without writing, export a table as a stream (CSV, JSON Lines, XLSX)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app.core.auth import Principal
 from app.core.errors import InvalidBody, MethodNotAllowed
 from app.imports.engine import ImportEngine
 from app.imports.spreadsheet import Limits
@@ -45,11 +47,14 @@ class ClosingStream(StreamingResponse):
             await self._stack.aclose()
 
 
-async def _upload(request: Request, who: object, action: str, table: str | None, fmt: Format | None, sheet: str | None):  # type: ignore[no-untyped-def]
+async def _upload(
+    request: Request, who: Principal, action: str, table: str | None, fmt: Format | None, sheet: str | None
+) -> tuple[str | None, str, AsyncIterator[bytes], Format, dict[str, Any]]:
+    """The upload's file name, table, bytes, format and source options (the caller's scope checked)."""
     settings = request.app.state.settings
     filename, chunks = await stream_file(request, "file", settings.max_upload_bytes)
     name, extension = split_name(filename) if table is None else (table, split_name(filename)[1] if filename else None)
-    allow(request, who, action, name)  # type: ignore[arg-type]
+    allow(request, who, action, name)
     options = {
         "sheet": sheet,
         "max_record_bytes": settings.csv_max_record_bytes,

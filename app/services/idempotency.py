@@ -152,9 +152,15 @@ class IdempotencyStore:
         return None if found is None else check(found, fingerprint)
 
     async def lookup(self, key_hash: bytes) -> tuple[bytes, Response] | None:
-        """The request hash and response stored for a key (unexpired), if any."""
+        """The request hash and response stored for a key (unexpired), if any. An expired use of
+        the key is deleted here, on its own: a DELETE inside the write's transaction would take a
+        gap lock, and two requests with one new key would then deadlock on their INSERTs (each
+        waiting for the other's gap) instead of the second waiting for the first."""
         rows = (await self.db.fetch(LOOKUP, (key_hash,))).rows
-        if not rows or rows[0][3]:  # none, or expired
+        if rows and rows[0][3]:
+            await self.db.fetch(FORGET, (key_hash,))
+            return None
+        if not rows:
             return None
         stored_hash, status, body, _ = rows[0]
         return bytes(stored_hash), Response(int(status), bytes(body), replayed=True)
@@ -163,7 +169,6 @@ class IdempotencyStore:
         """Store a key's response inside the write's transaction. A key committed meanwhile by
         another request is a Conflict (the caller then replays that one)."""
         key_hash = key_digest(key)
-        await session.execute(FORGET, (key_hash,))  # an expired use of the same key
         try:
             await session.execute(REMEMBER, (key_hash, fingerprint, status, body, self.ttl_s))
         except DatabaseError as exc:
