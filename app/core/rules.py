@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -69,7 +70,7 @@ class ByColumn:
 
         for name, validator in self.batch.items():
             column = values.get(name)
-            if column is None or validator.is_valid([v for v in column if v is not None]):
+            if column is None or validator.is_valid(column if None not in column else [v for v in column if v is not None]):
                 continue
             single = self.single[name]
             for index, value in enumerate(column):
@@ -232,15 +233,20 @@ def row_maker(
     """values (in `columns` order, as converted for writing or as read back) -> the row the schema
     checks. `null` is the converters' NULL (the LOAD DATA marker), `omitted` a value left to its
     DEFAULT (not in the row); only `names` are kept."""
-    spec = [(c.name, i, _FIXERS.get(c.kind)) for i, c in enumerate(columns) if names is None or c.name in names]
+    keep = [i for i, c in enumerate(columns) if names is None or c.name in names]
+    keys = [columns[i].name for i in keep]
+    fixes = [(columns[i].name, _FIXERS[columns[i].kind]) for i in keep if columns[i].kind in _FIXERS]
+    pick = (lambda values: [values[keep[0]] for _ in keep]) if len(keep) < 2 else operator.itemgetter(*keep)
+    absent = [v for v in (null, omitted) if v is not None]
 
     def make(values: Sequence[Any]) -> dict:
-        row = {}
-        for name, i, fix in spec:
-            value = values[i]
-            if value is None or value is null or value is omitted:
-                continue  # NULL (or DEFAULT): no value
-            row[name] = value if fix is None else fix(value)
+        row = dict(zip(keys, pick(values)))
+        for name, fix in fixes:
+            value = row[name]
+            if value is not None and value is not null and value is not omitted:
+                row[name] = fix(value)
+        if None in row.values() or any(a in row.values() for a in absent):  # `in` may match 0 == NULL marker: then by identity
+            row = {k: v for k, v in row.items() if v is not None and v is not null and v is not omitted}
         return row
 
     return make

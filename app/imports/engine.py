@@ -182,7 +182,8 @@ class ImportEngine:
         of a plain insert); what only the database can say (foreign keys, CHECK constraints) is not."""
         report = run.report
         async for batch in batches:
-            rows = self.writer.convert(run, batch.records)
+            batch = self.writer.checked(run, batch)  # rules first (a column at a time where they allow)
+            rows = batch.rows if batch.rows is not None else self.writer.convert(run, batch.records, rules=False)
             if run.probe is not None and rows:
                 good = {position for position, _ in rows}
                 duplicates = await run.probe.find(self.db, [r for r in batch.records if r[0] in good])

@@ -38,7 +38,7 @@ EXACT_FLOAT = 2**53
 @dataclass(frozen=True)
 class Limits:
     max_uncompressed_bytes: int
-    max_cells: int
+    max_cells: int  # below the header row
 
 
 async def spool(chunks: AsyncIterator[bytes], directory: str | None = None) -> str:
@@ -92,10 +92,11 @@ def _check_dimension(head: bytes, limits: Limits) -> None:
     columns = 0
     for letter in letters:
         columns = columns * 26 + ord(letter) - 64
-    if rows * columns > limits.max_cells:
+    cells = (rows - 1) * columns  # the header row is not counted
+    if cells > limits.max_cells:
         raise PayloadTooLarge(
-            f"a sheet declares {rows} rows x {columns} columns, over the limit of {limits.max_cells} cells",
-            {"cells": rows * columns, "max_cells": limits.max_cells},
+            f"a sheet declares {rows} rows x {columns} columns, over the limit of {limits.max_cells} cells below the header",
+            {"cells": cells, "max_cells": limits.max_cells},
         )
 
 
@@ -137,11 +138,12 @@ def _read(path: str, sheet: str | None, limits: Limits) -> tuple[str, int, Itera
     except Exception as exc:
         workbook.close()
         raise InvalidSpreadsheet(f"sheet {name!r} cannot be read: {str(exc)[:300]}") from None
-    if data.height * max(data.width, 1) > limits.max_cells:
+    cells = max(data.height - 1, 0) * data.width
+    if cells > limits.max_cells:
         workbook.close()
         raise PayloadTooLarge(
-            f"sheet {name!r} has {data.height} rows x {data.width} columns, over the limit of {limits.max_cells} cells",
-            {"cells": data.height * data.width, "max_cells": limits.max_cells},
+            f"sheet {name!r} has {data.height} rows x {data.width} columns, over the limit of {limits.max_cells} cells below the header",
+            {"cells": cells, "max_cells": limits.max_cells},
         )
     first_row = (data.start or (0, 0))[0] + 1  # the sheet row of the range's first row
     return name, first_row, data.iter_rows(), workbook

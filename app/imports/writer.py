@@ -80,8 +80,9 @@ class BatchWriter:
     # --- checks before writing ------------------------------------------------------------------
 
     @staticmethod
-    def convert(run: ImportRun, records: list[Record]) -> list[Row]:
-        """The records' values; a record that does not convert is reported (position, column, reason)."""
+    def convert(run: ImportRun, records: list[Record], *, rules: bool = True) -> list[Row]:
+        """The records' values; a record that does not convert is reported (position, column,
+        reason), and with `rules` one that breaks a rule (checked row by row)."""
         rows = convert_batch(run.plan, records)
         if rows is None:
             rows = []
@@ -90,7 +91,7 @@ class BatchWriter:
                     rows.append((position, convert_record(run.plan, fields)))
                 except InvalidValue as exc:
                     run.report.fail(position, exc.message, (exc.details or {}).get("column"))
-        if run.rules is not None and rows:
+        if rules and run.rules is not None and rows:
             rows = keep_valid(run, rows)
         return rows
 
@@ -128,6 +129,9 @@ class BatchWriter:
         values: dict[str, list[Any]] = {}
         null = BARE_NULL if plan.load_data else None
         for column, position, convert in run.rule_columns:
+            if column.name not in run.rules.by_column.batch:  # only `required`: whether there is a value
+                values[column.name] = presence(column, cells[position], plan)
+                continue
             if batch.canonical:
                 values[column.name] = canonical_json(column, cells[position], plan.null)
                 continue
@@ -337,7 +341,18 @@ def _report_rules(report: ImportReport, position: int, problems: list[Problem]) 
     report.fail(position, "; ".join(f"{p.reason} (rule {p.rule})" for p in problems), first.column, rule=first.rule)
 
 
-def canonical_json(column: Column, cells: Sequence[str], null: str) -> list[Any]:
+def presence(column: Column, cells: Sequence[Any], plan: ImportPlan) -> Sequence[Any]:
+    """Cells where only NULL or not matters: None for NULL, the cell otherwise."""
+    if plan.cells != "text":
+        null = plan.null if plan.cells == "sheet" else None
+        return [None if c is None or c is OMITTED or (null is not None and c == null) else c for c in cells]
+    empty_is_null = column.kind not in TEXT_KINDS
+    if plan.null in cells or (empty_is_null and "" in cells):
+        return [None if c == plan.null or (empty_is_null and c == "") else c for c in cells]
+    return cells
+
+
+def canonical_json(column: Column, cells: Sequence[str], null: str) -> Sequence[Any]:
     """Canonical CSV cells (values.canonical_check passed) as the rules see them, by builtins."""
     kind = column.kind
     empty_is_null = kind not in TEXT_KINDS
@@ -350,7 +365,7 @@ def canonical_json(column: Column, cells: Sequence[str], null: str) -> list[Any]
         return [None if c == null or c == "" else c.replace(" ", "T", 1) for c in cells]
     if null in cells or (empty_is_null and "" in cells):
         return [None if c == null or (empty_is_null and c == "") else c for c in cells]
-    return list(cells)
+    return cells  # a tuple is an array to the validator
 
 
 def _report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
