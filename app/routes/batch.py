@@ -48,13 +48,14 @@ class ClosingStream(StreamingResponse):
 
 
 async def _upload(
-    request: Request, who: Principal, action: str, table: str | None, fmt: Format | None, sheet: str | None
+    request: Request, who: Principal, table: str | None, fmt: Format | None, sheet: str | None
 ) -> tuple[str | None, str, AsyncIterator[bytes], Format, dict[str, Any]]:
-    """The upload's file name, table, bytes, format and source options (the caller's scope checked)."""
+    """The upload's file name, table, bytes, format and source options. Importing and validating
+    need the same scope, `import` (a validation reads the table's rules and keys)."""
     settings = request.app.state.settings
     filename, chunks = await stream_file(request, "file", settings.max_upload_bytes)
     name, extension = split_name(filename) if table is None else (table, split_name(filename)[1] if filename else None)
-    allow(request, who, action, name)
+    allow(request, who, "import", name)
     options = {
         "sheet": sheet,
         "max_record_bytes": settings.csv_max_record_bytes,
@@ -87,7 +88,7 @@ async def import_file(
             "an Idempotency-Key on an import needs atomic=true: only then is the import one transaction "
             "that the key can commit with (a plain import's report lists the committed lines to resume from)"
         )
-    filename, name, chunks, kind, options = await _upload(request, who, "import", table, fmt, sheet)
+    filename, name, chunks, kind, options = await _upload(request, who, table, fmt, sheet)
     if idempotency_key is None:
         return _respond(await engine.run(name, opener(chunks, kind, **options), mode=mode, atomic=atomic, null=null))
     return await upload_once(
@@ -107,8 +108,7 @@ async def validate_file(
     sheet: Sheet = None,
     fmt: FileFormat = None,
 ):
-    # Reading rules and keys of a table is what an import needs: the same `import` permission.
-    _, name, chunks, kind, options = await _upload(request, who, "import", table, fmt, sheet)
+    _, name, chunks, kind, options = await _upload(request, who, table, fmt, sheet)
     report = await engine.run(name, opener(chunks, kind, **options), mode=mode, null=null, dry_run=True)
     return success(report, f"{report['rows_valid']} row(s) valid, {report['rows_failed']} invalid")
 

@@ -15,8 +15,9 @@ def csv_bytes(rows, *, bom=False, newline="\r\n") -> bytes:
     return (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode()
 
 
-async def upload(client, filename, data, **params):
-    return await client.post("/api/batch/import", params=params, files={"file": (filename, data, "text/csv")})
+async def upload(client, filename, data, route="import", **params):
+    """POST a file to /api/batch/import (or /validate); the format is the file name's business."""
+    return await client.post(f"/api/batch/{route}", params=params, files={"file": (filename, data, "application/octet-stream")})
 
 
 async def imported(client, filename, data, **params):

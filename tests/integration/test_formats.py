@@ -11,19 +11,8 @@ import pytest
 from tests import files
 from tests.conftest import run_sql, running
 from tests.integration.test_crud import assert_error
-
-
-async def send(client, filename, data, route="import", **params):
-    return await client.post(f"/api/batch/{route}", params=params, files={"file": (filename, data, "application/octet-stream")})
-
-
-async def imported(client, filename, data, **params):
-    response = await send(client, filename, data, **params)
-    assert response.status_code == 200, response.text
-    report = response.json()["data"]
-    accounted = sum(report[k] for k in ("rows_inserted", "rows_updated", "rows_skipped", "rows_failed", "rows_not_applied", "rows_outcome_unknown"))
-    assert accounted == report["rows_read"]
-    return report
+from tests.integration.test_csv import imported
+from tests.integration.test_csv import upload as send
 
 
 USERS = [
