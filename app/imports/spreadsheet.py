@@ -61,7 +61,8 @@ def check_size(path: str, kind: str, limits: Limits) -> None:
     if kind in ("xlsx", "ods"):
         if head.startswith(OLE_MAGIC):
             raise InvalidSpreadsheet(
-                f"the {kind.upper()} file is encrypted (password-protected): save it without a password"
+                f"the {kind.upper()} file is an OLE container, not a zip: password-protected (encrypted; save it "
+                "without a password), or an .xls file under another name"
             )
         if not head.startswith(ZIP_MAGIC):
             raise InvalidSpreadsheet(f"the file is not an {kind.upper()} spreadsheet (no zip archive inside)")
