@@ -496,4 +496,54 @@ def canonical_check(column: Column, null: str = "\\N") -> Callable[[Sequence[str
     else:
         return None
     pattern = re.compile(rf"(?:{cell}|{empty})(?:\n(?:{cell}|{empty}))*")
-    return lambda cells: pattern.fullmatch("\n".join(cells)) is not None
+    fast = _FAST_CHECKS.get(kind)
+
+    def check(cells: Sequence[str]) -> bool:
+        if fast is not None and null not in cells and "" not in cells and fast(cells):
+            return True  # what the fast checks accept, the pattern accepts (a property test holds them to it)
+        return pattern.fullmatch("\n".join(cells)) is not None
+
+    return check
+
+
+# Fast checks for the commonest kinds, by C-level string operations over a whole column (a regex
+# costs about 0.2 us a cell). They only ever accept: anything they do not, the pattern decides.
+_ONLY = {kind: str.maketrans("", "", chars) for kind, chars in (
+    ("int", "0123456789-\n"), ("date", "0123456789-\n"), ("datetime", "0123456789-: T\n"),
+)}
+
+
+def _fast_ints(cells: Sequence[str]) -> bool:
+    joined = "\n".join(cells)
+    if joined.translate(_ONLY["int"]) or "-" in cells or max(map(len, cells)) > 20:
+        return False
+    minus = joined.count("-")  # a minus only at the start of a cell
+    return not minus or minus == joined.count("\n-") + joined.startswith("-")
+
+
+def _fast_dates(cells: Sequence[str]) -> bool:
+    """YYYY-MM-DD, every cell."""
+    n = len(cells)
+    joined = "\n".join(cells)
+    return (
+        set(map(len, cells)) == {10} and not joined.translate(_ONLY["date"]) and joined.count("\n") == n - 1
+        and joined.count("-") == 2 * n and joined[4::11] == "-" * n and joined[7::11] == "-" * n
+    )
+
+
+def _fast_datetimes(cells: Sequence[str]) -> bool:
+    """YYYY-MM-DD HH:MM:SS (or T), every cell."""
+    n = len(cells)
+    joined = "\n".join(cells)
+    return (
+        set(map(len, cells)) == {19} and not joined.translate(_ONLY["datetime"]) and joined.count("\n") == n - 1
+        and joined.count("-") == 2 * n and joined.count(":") == 2 * n and joined.count(" ") + joined.count("T") == n
+        and joined[4::20] == "-" * n and joined[7::20] == "-" * n and set(joined[10::20]) <= {" ", "T"}
+        and joined[13::20] == ":" * n and joined[16::20] == ":" * n
+    )
+
+
+_FAST_CHECKS: dict[str, Callable[[Sequence[str]], bool]] = {
+    "int": _fast_ints, "bool": lambda cells: {"0", "1"}.issuperset(cells), "date": _fast_dates,
+    "datetime": _fast_datetimes, "timestamp": _fast_datetimes,
+}

@@ -1,4 +1,6 @@
+import re
 import base64
+import re
 import datetime as dt
 from decimal import Decimal
 
@@ -149,3 +151,25 @@ def test_csv_null_and_empty_cells():
     assert text_converter(_CSV_TABLE.column("s"), null="NULL")("NULL") is None
     with pytest.raises(InvalidValue):
         text_converter(_CSV_TABLE.column("i"))("")  # NOT NULL
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from app.core import values as _values  # noqa: E402
+
+_ALPHABET = {"int": "0123456789-\n ", "bool": "01 2", "date": "0123456789-\nT", "datetime": "0123456789-: T\nx"}
+_SHAPES = {"int": st.from_regex(r"-?\d{1,22}", fullmatch=True), "bool": st.sampled_from(["0", "1"]),
+           "date": st.from_regex(r"\d{4}-\d\d-\d\d", fullmatch=True),
+           "datetime": st.from_regex(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d", fullmatch=True)}
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(kind=st.sampled_from(sorted(_SHAPES)), data=st.data())
+def test_fast_canonical_checks_accept_only_what_the_patterns_accept(kind, data):
+    near = st.one_of(_SHAPES[kind], st.text(_ALPHABET[kind], min_size=1, max_size=21), _SHAPES[kind].map(lambda c: c[:-1] + "-"))
+    cells = tuple(data.draw(st.lists(st.one_of(_SHAPES[kind], near), min_size=1, max_size=6)))
+    fast = _values._FAST_CHECKS[kind]
+    pattern = re.compile(_values._CANONICAL[kind])
+    if fast(cells):
+        assert all(pattern.fullmatch(c) for c in cells), cells
