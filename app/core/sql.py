@@ -192,14 +192,20 @@ def load_data(table: Table, columns: Sequence[Column], *, ignore: bool = False) 
 
 
 def load_data_text(
-    table: Table, header: Sequence[Column | None], *, null: str, crlf: bool, ignore: bool = False, delimiter: str = ","
+    table: Table, header: Sequence[Column | None], *, null: str, crlf: bool, ignore: bool = False, delimiter: str = ",",
+    direct: Sequence[bool] | None = None,
 ) -> Statement:
     """LOAD DATA LOCAL of uploaded CSV text as it is (RFC 4180: fields quoted or not, quotes doubled,
     no escape character). Each field goes through a variable: `null` is NULL everywhere, an empty
     field is NULL outside text columns; header columns given as None (generated) are read and
-    dropped. The first `%s` is the data's name (the database layer fills it in)."""
+    dropped. `direct[i]`: the field holds no NULL marker (and, outside text columns, no empty cell)
+    in this batch, so it loads straight into its column (no variable, less work on the server).
+    The first `%s` is the data's name (the database layer fills it in)."""
     targets, assignments, params = [], [], [delimiter, "\r\n" if crlf else "\n"]
     for index, column in enumerate(header):
+        if column is not None and direct is not None and direct[index]:
+            targets.append(column.quoted)
+            continue
         variable = f"@v{index}"
         targets.append(variable)
         if column is None:

@@ -183,7 +183,7 @@ class BatchWriter:
                 skips = len(duplicates)
                 statement = sql.load_data_text(
                     table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore" or skips > 0,
-                    delimiter=plan.delimiter,
+                    delimiter=plan.delimiter, direct=_direct(plan, batch),
                 )
                 outcome = await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode, skips))
                 if outcome == "ok":
@@ -396,6 +396,17 @@ def _serialize(rows: list[Row]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows([values for _, values in rows])
     return buffer.getvalue().encode()
+
+
+def _direct(plan: ImportPlan, batch: Batch) -> list[bool] | None:
+    """Per field: may it load straight into its column (no NULL marker, no empty non-text cell)?"""
+    columns = _columns(plan, batch)
+    if columns is None:
+        return None
+    return [
+        column is not None and plan.null not in cells and (column.kind in TEXT_KINDS or "" not in cells)
+        for column, cells in zip(plan.header_columns, columns)
+    ]
 
 
 def _columns(plan: ImportPlan, batch: Batch) -> list[tuple] | None:
