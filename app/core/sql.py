@@ -230,12 +230,13 @@ def _load_data(table: Table, targets: list[str], assignments: list[str], ignore:
 # --- duplicate keys of an import batch -------------------------------------------------------
 
 
-def existing_keys(table: Table, key: Sequence[Column], keys: Sequence[Sequence[Any]]) -> Statement:
-    """Which of `keys` (values of the `key` columns) the table holds already."""
+def existing_keys(table: Table, key: Sequence[Column], keys: Sequence[Sequence[Any]], *, count: bool = False) -> Statement:
+    """Which of `keys` (values of the `key` columns) the table holds already (or, with `count`, how many)."""
     columns = column_list(key)
+    selected = "COUNT(*)" if count else columns
     if len(key) == 1:
         marks = ",".join(["%s"] * len(keys))
-        return f"SELECT {columns} FROM {table.quoted} WHERE {columns} IN ({marks})", tuple(k[0] for k in keys)
+        return f"SELECT {selected} FROM {table.quoted} WHERE {columns} IN ({marks})", tuple(k[0] for k in keys)
     row = "(" + ",".join(["%s"] * len(key)) + ")"
     marks = ",".join([row] * len(keys))
-    return f"SELECT {columns} FROM {table.quoted} WHERE ({columns}) IN ({marks})", tuple(v for k in keys for v in k)
+    return f"SELECT {selected} FROM {table.quoted} WHERE ({columns}) IN ({marks})", tuple(v for k in keys for v in k)

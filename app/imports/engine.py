@@ -22,7 +22,7 @@ from app.core.rules import row_maker
 from app.imports.plan import BARE_NULL, ImportPlan, plan_import
 from app.imports.records import OMITTED, Record, RecordError, Source
 from app.imports.report import ImportReport, span
-from app.imports.writer import Batch, BatchWriter, ImportRun, Mode
+from app.imports.writer import Batch, BatchWriter, ImportRun, Mode, report_duplicates
 from app.services.duplicates import DuplicateProbe
 from app.services.rules import RulesStore
 
@@ -187,8 +187,7 @@ class ImportEngine:
             if run.probe is not None and rows:
                 good = {position for position, _ in rows}
                 duplicates = await run.probe.find(self.db, [r for r in batch.records if r[0] in good])
-                for duplicate in duplicates.values():
-                    report.fail(duplicate.line, duplicate.reason, key=duplicate.key)
+                report_duplicates(duplicates, report)
                 rows = [r for r in rows if r[0] not in duplicates]
             report.rows_valid += len(rows)
         report.rows_not_applied = report.rows_valid  # checked, and not written

@@ -51,6 +51,8 @@ class ImportPlan:
     def key_converter(self, column: Column) -> Callable[[Any], Any]:
         """One cell -> its database value, None for NULL (the duplicate probe compares keys)."""
         if self.cells == "text":
+            if column.kind in ("int", "string"):  # the fast converters give what the database gives back
+                return text_converter(column, self.null)
             null = self.null
 
             def text(cell: str) -> Any:

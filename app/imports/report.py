@@ -54,6 +54,16 @@ class ImportReport:
                 error["rule"] = rule
             self.errors.append(error)
 
+    @property
+    def listing(self) -> bool:
+        """Are failures still listed (not only counted)?"""
+        return len(self.errors) < self.max_errors
+
+    def counted_failure(self) -> None:
+        """A failure past the listed ones: counted, its reason never built."""
+        self.rows_failed += 1
+        self.errors_total += 1
+
     def not_written(self, span: list[int], rows: int) -> None:
         """Rows read and never written (the import stopped before their batch)."""
         self.not_committed.append(span)

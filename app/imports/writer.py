@@ -172,7 +172,7 @@ class BatchWriter:
         comes back)."""
         table, plan, mode, report = run.table, run.plan, run.mode, run.report
         if len(duplicates) == len(batch.records):  # nothing to write: no statement, no ids burnt
-            _report_duplicates(duplicates, report)
+            report_duplicates(duplicates, report)
             return None
         if plan.load_data and self.load_data and batch.canonical is not False:
             text = batch.text if batch.canonical else _canonical_text(plan, batch)
@@ -188,11 +188,11 @@ class BatchWriter:
                 outcome = await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode, skips))
                 if outcome == "ok":
                     self.batches_by_path["text"] += 1
-                    _report_duplicates(duplicates, report)
+                    report_duplicates(duplicates, report)
                     return None
                 if outcome == "duplicates" and not last_try:
                     return outcome
-        _report_duplicates(duplicates, report)
+        report_duplicates(duplicates, report)
         if batch.rows is not None:
             rows = [r for r in batch.rows if r[0] not in duplicates] if duplicates else batch.rows
         else:
@@ -368,9 +368,12 @@ def canonical_json(column: Column, cells: Sequence[str], null: str) -> Sequence[
     return cells  # a tuple is an array to the validator
 
 
-def _report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
+def report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
     for duplicate in duplicates.values():
-        report.fail(duplicate.line, duplicate.reason, key=duplicate.key)
+        if report.listing:
+            report.fail(duplicate.line, duplicate.reason, key=duplicate.key)
+        else:
+            report.counted_failure()
 
 
 def _applied(rows: list[Row], counts: tuple[int, int, int], report: ImportReport) -> None:

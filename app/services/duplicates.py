@@ -8,7 +8,10 @@ checked for repeats. Those rows are reported and left out; the server's own coun
 must then agree exactly (see imports/writer.py), or the batch takes the exact path.
 
 The probe costs a query per batch, so it switches itself off after `QUIET_BATCHES` batches without
-duplicates (a clean import pays for two probes), and on again when a batch meets a duplicate.
+duplicates (a clean import pays for two probes), and on again when a batch meets a duplicate. After
+a batch that was all duplicates, it first counts the batch's keys in the table: when all are there
+(a re-import), none need be read back. A unique key cannot hold two rows one key value matches, so
+a count equal to the number of keys means every key matched one row.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class DuplicateProbe:
     converters: tuple[tuple[Callable[[Any], Any], ...], ...]  # per key, per column: cell -> value
     active: bool = True
     quiet: int = 0  # batches in a row without a duplicate
+    all_taken: bool = False  # the last batch probed was all duplicates
     found: int = field(default=0)
 
     @classmethod
@@ -97,11 +101,20 @@ class DuplicateProbe:
                     duplicates[line] = Duplicate(line, dict(zip((c.name for c in key), values)), first[values])
                 else:
                     first[values] = line
-            if first:
-                result = await db.fetch(*sql.existing_keys(self.table, key, list(first)))
-                for row in result.rows:
-                    line = first.get(tuple(row))
-                    if line is not None and line not in duplicates:
-                        duplicates[line] = Duplicate(line, dict(zip((c.name for c in key), row)), None)
+            if not first:
+                continue
+            names = [c.name for c in key]
+            if self.all_taken:
+                counted = (await db.fetch(*sql.existing_keys(self.table, key, list(first), count=True))).rows[0][0]
+                if counted == len(first):
+                    for values, line in first.items():
+                        duplicates[line] = Duplicate(line, dict(zip(names, values)), None)
+                    continue
+            result = await db.fetch(*sql.existing_keys(self.table, key, list(first)))
+            for row in result.rows:
+                line = first.get(tuple(row))
+                if line is not None and line not in duplicates:
+                    duplicates[line] = Duplicate(line, dict(zip(names, row)), None)
         self.found += len(duplicates)
+        self.all_taken = bool(records) and len(duplicates) == len(records)
         return duplicates

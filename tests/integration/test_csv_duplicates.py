@@ -64,3 +64,14 @@ async def test_composite_keys_are_probed_too(client, schema):
     report = await imported(client, "pairs.csv", data)
     assert report["rows_inserted"] == 2
     assert [(e["line"], e["key"]) for e in report["errors"]] == [(2, {"a": 1, "b": "a"}), (4, {"a": 2, "b": "b"})]
+
+
+async def test_a_batch_after_an_all_duplicate_one_is_counted_then_read_back(schema, settings):
+    """After an all-duplicate batch the probe counts first; a batch that is only partly taken is
+    then read back key by key, so the new rows still go in and the old ones are still named."""
+    async with running(settings(import_batch_rows=1000, import_max_errors=ROWS)) as client:
+        await imported(client, "users.csv", csv_bytes(people(1500)))
+        report = await imported(client, "users.csv", csv_bytes(people(2500)))  # 1500 taken, then 1000 new
+        assert report["rows_inserted"] == 1000 and report["rows_failed"] == 1500
+        assert [e["line"] for e in report["errors"]] == list(range(2, 1502))
+        assert run_sql(schema, "SELECT COUNT(*) FROM users")[0][0] == 2500
