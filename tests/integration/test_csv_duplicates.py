@@ -69,9 +69,24 @@ async def test_composite_keys_are_probed_too(client, schema):
 async def test_a_batch_after_an_all_duplicate_one_is_counted_then_read_back(schema, settings):
     """After an all-duplicate batch the probe counts first; a batch that is only partly taken is
     then read back key by key, so the new rows still go in and the old ones are still named."""
-    async with running(settings(import_batch_rows=1000, import_max_errors=ROWS)) as client:
-        await imported(client, "users.csv", csv_bytes(people(1500)))
-        report = await imported(client, "users.csv", csv_bytes(people(2500)))  # 1500 taken, then 1000 new
+    def padded(n):  # long rows, so that 64 KiB blocks make batches of about 1000 rows
+        return [["name", "email"]] + [[f"p{i}" + "x" * 40, f"p{i}@x"] for i in range(n)]
+
+    # One writer: batches are probed one after another, so the second sees the first's outcome.
+    async with running(settings(import_batch_rows=1000, import_max_errors=ROWS, import_writers=1)) as client:
+        await imported(client, "users.csv", csv_bytes(padded(1500)))
+        db = client.app.state.db
+        fetch, statements = db.fetch, []
+
+        async def recording(sql, params=(), **kwargs):
+            statements.append(sql)
+            return await fetch(sql, params, **kwargs)
+
+        db.fetch = recording
+        report = await imported(client, "users.csv", csv_bytes(padded(2500)))  # 1500 taken, then 1000 new
+        counts = [sql for sql in statements if sql.startswith("SELECT COUNT(*)")]
+        reads = [sql for sql in statements if sql.startswith("SELECT `email`")]
+        assert len(counts) >= 1 and len(reads) >= 2  # counted after the all-taken batch; read back when not all were
         assert report["rows_inserted"] == 1000 and report["rows_failed"] == 1500
         assert [e["line"] for e in report["errors"]] == list(range(2, 1502))
         assert run_sql(schema, "SELECT COUNT(*) FROM users")[0][0] == 2500
