@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # refused with 413, before they are expanded, past these sizes (zip bombs).
     spool_dir: str | None = None
     spreadsheet_max_uncompressed_bytes: int = Field(256 * 1024**2, ge=1024)
-    spreadsheet_max_cells: int = Field(1_000_000, ge=1)  # calamine holds the sheet: ~90 MB a million cells
+    spreadsheet_max_cells: int = Field(750_000, ge=1)  # calamine holds the sheet: ~90 MB a million cells
     # How stale another instance's view of a table's rules (JSON Schema) may be on POST and PUT;
     # imports read them fresh.
     rules_ttl_s: float = Field(5.0, gt=0)
