@@ -9,18 +9,26 @@ float; a body that may hold one is read again by the json module, which keeps ev
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_LONG_DIGITS = re.compile(rb"\d{19}")  # a number that may be past 64 bits (or a long digit string)
+# A number that may be past 64 bits (or a long digit string): 19 digits in a row. Found by mapping
+# every digit to "0" and everything else to " " (bytes.translate) and a substring search: both C
+# loops, several times faster than a regex over digit-heavy text.
+_DIGITS_ONLY = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def may_hold_long_integers(body: bytes) -> bool:
+    """Could orjson read a number in `body` inexactly (an integer past 64 bits)?"""
+    return _LONG_RUN in body.translate(_DIGITS_ONLY)
 
 
 def parse(body: bytes) -> Any:
     """The body's JSON value; json.JSONDecodeError (orjson's is one) saying what is wrong and where."""
     value = orjson.loads(body)
-    if _LONG_DIGITS.search(body) is None:
+    if not may_hold_long_integers(body):
         return value
     try:
         return json.loads(body)  # integers exact; orjson has already refused everything else
