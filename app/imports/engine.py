@@ -27,6 +27,9 @@ from app.services.duplicates import DuplicateProbe
 from app.services.rules import RulesStore
 
 
+DRY_RUN_KEYS = 1_000_000  # keys a validation remembers across batches (about 100 MB at most)
+
+
 class ImportEngine:
     def __init__(
         self,
@@ -99,6 +102,9 @@ class ImportEngine:
             )
         if mode == "insert" and not atomic:  # each duplicate reported by position and key
             run.probe = DuplicateProbe.for_import(table, plan.header_columns, plan.key_converter)
+            if run.probe is not None:
+                run.probe.unit = source.unit
+                run.probe.remember = DRY_RUN_KEYS if dry_run else 0
         batches = self._batches(source.blocks, report)
         try:
             if dry_run:
@@ -182,8 +188,7 @@ class ImportEngine:
         of a plain insert); what only the database can say (foreign keys, CHECK constraints) is not."""
         report = run.report
         async for batch in batches:
-            batch = self.writer.checked(run, batch)  # rules first (a column at a time where they allow)
-            rows = batch.rows if batch.rows is not None else self.writer.convert(run, batch.records, rules=False)
+            rows = self.writer.checked_rows(run, batch)
             if run.probe is not None and rows:
                 good = {position for position, _ in rows}
                 duplicates = await run.probe.find(self.db, [r for r in batch.records if r[0] in good])

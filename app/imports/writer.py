@@ -115,6 +115,11 @@ class BatchWriter:
         good = {position for position, _ in rows}
         return Batch([r for r in batch.records if r[0] in good], None, rows)
 
+    def checked_rows(self, run: ImportRun, batch: Batch) -> list[Row]:
+        """A batch's good rows, converted: rules (a column at a time where they allow), then types."""
+        batch = self.checked(run, batch)
+        return batch.rows if batch.rows is not None else self.convert(run, batch.records, rules=False)
+
     @staticmethod
     def _rule_values(run: ImportRun, batch: Batch) -> dict[str, list[Any]] | None:
         """The rule columns' values as the rules see them (None for NULL); None if a cell does not
@@ -287,7 +292,7 @@ class BatchWriter:
         try:
             async with self.db.long_transaction() as session:
                 async for batch in batches:
-                    if rows := self.convert(run, batch.records):
+                    if rows := self.checked_rows(run, batch):
                         await write(session, rows)
                     if report.rows_failed:
                         break  # the import is lost already: stop reading

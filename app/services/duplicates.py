@@ -35,12 +35,13 @@ CellToKey = Callable[[Column], Callable[[Any], Any]]  # a column's cell -> its v
 class Duplicate:
     line: int
     key: dict[str, Any]
-    first_line: int | None  # the earlier line of this batch with the same key, or None: in the table
+    first_line: int | None  # the earlier position in the file with the same key, or None: in the table
+    unit: str = "line"  # what positions count (line, row, index)
 
     @property
     def reason(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.key.items())
-        where = f"repeats line {self.first_line}" if self.first_line else "is already in the table"
+        where = f"repeats {self.unit} {self.first_line}" if self.first_line is not None else "is already in the table"
         return f"duplicate key: ({shown}) {where}"
 
 
@@ -53,6 +54,11 @@ class DuplicateProbe:
     active: bool = True
     quiet: int = 0  # batches in a row without a duplicate
     all_taken: bool = False  # the last batch probed was all duplicates
+    # A dry run writes nothing, so a key repeated in a later batch is not in the table: it is
+    # remembered here instead (up to `remember` keys).
+    remember: int = 0
+    unit: str = "line"
+    seen: dict[tuple, int] = field(default_factory=dict)  # (key index, values) -> first line
     found: int = field(default=0)
 
     @classmethod
@@ -91,14 +97,15 @@ class DuplicateProbe:
         Only exact equality is claimed, so every claim is a real collision (a case-insensitive one
         is left for the server to report, which sends the batch the exact way)."""
         duplicates: dict[int, Duplicate] = {}
-        for key, positions, converters in zip(self.keys, self.positions, self.converters):
+        for index, (key, positions, converters) in enumerate(zip(self.keys, self.positions, self.converters)):
             first: dict[tuple, int] = {}
             for line, fields in records:
                 values = self._key_values(converters, positions, fields)
                 if values is None or line in duplicates:
                     continue
-                if values in first:
-                    duplicates[line] = Duplicate(line, dict(zip((c.name for c in key), values)), first[values])
+                earlier = first.get(values) or (self.seen.get((index, values)) if self.seen else None)
+                if earlier is not None:
+                    duplicates[line] = Duplicate(line, dict(zip((c.name for c in key), values)), earlier, self.unit)
                 else:
                     first[values] = line
             if not first:
@@ -115,6 +122,11 @@ class DuplicateProbe:
                 line = first.get(tuple(row))
                 if line is not None and line not in duplicates:
                     duplicates[line] = Duplicate(line, dict(zip(names, row)), None)
+            for values, line in first.items():
+                if len(self.seen) >= self.remember:
+                    break
+                if line not in duplicates:
+                    self.seen[(index, values)] = line
         self.found += len(duplicates)
         self.all_taken = bool(records) and len(duplicates) == len(records)
         return duplicates

@@ -181,3 +181,18 @@ async def test_validate_needs_import_permission(schema, settings):
         assert_error(response, 403, "forbidden")
         assert_error(await client.put("/api/schemas/users", json={}, headers={"X-API-Key": "r"}), 403, "forbidden")
         assert (await client.get("/api/schemas/users", headers={"X-API-Key": "r"})).status_code == 404
+
+
+async def test_validate_finds_a_key_repeated_batches_apart(schema, settings):
+    """A validation writes nothing, so a key repeated in a later batch is not in the table to be
+    found there: the probe remembers the keys it has seen."""
+    rows = [["name", "email"]] + [[f"n{i}" + "x" * 40, f"e{i}@example.com"] for i in range(3000)]
+    rows.append(["late", "e5@example.com"])  # line 3002 repeats line 7
+    async with running(settings(import_batch_rows=500)) as client:
+        response = await send(client, "users.csv", csv_bytes(rows), route="validate")
+        report = response.json()["data"]
+        assert report["rows_valid"] == 3000 and [(e["line"], e["reason"]) for e in report["errors"]] == [
+            (3002, "duplicate key: (email='e5@example.com') repeats line 7")
+        ]
+        report = await imported(client, "users.jsonl", files.jsonl([{"name": "a", "email": "x@example.com"}] * 2))
+        assert report["errors"][0]["reason"].endswith("repeats line 1")
