@@ -79,8 +79,10 @@ def check_size(path: str, kind: str, limits: Limits) -> None:
                     if entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".xml"):
                         with archive.open(entry) as part:
                             _check_dimension(part.read(4096), limits)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-            raise InvalidSpreadsheet(f"the {kind.upper()} file is corrupt: {exc}") from None
+        except PayloadTooLarge:
+            raise
+        except Exception as exc:  # zipfile's many ways to say "broken": BadZipFile, zlib.error, encrypted parts, ...
+            raise InvalidSpreadsheet(f"the {kind.upper()} file is corrupt: {str(exc)[:300]}") from None
     elif not head.startswith(OLE_MAGIC):
         raise InvalidSpreadsheet("the file is not an XLS spreadsheet")
 
@@ -126,6 +128,10 @@ def _read(path: str, sheet: str | None, limits: Limits) -> tuple[str, int, Itera
         raise InvalidSpreadsheet("the spreadsheet is password-protected: save it without a password") from None
     except Exception as exc:  # calamine's errors: corrupt parts, not a workbook at all
         raise InvalidSpreadsheet(f"the spreadsheet cannot be read: {str(exc)[:300]}") from None
+    except BaseException as exc:  # a panic in calamine's Rust (pyo3's PanicException is a BaseException)
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise InvalidSpreadsheet("the spreadsheet cannot be read: its reader gave up on it") from None
     names = workbook.sheet_names
     name = sheet if sheet is not None else (names[0] if names else None)
     if name is None or name not in names:
@@ -136,8 +142,10 @@ def _read(path: str, sheet: str | None, limits: Limits) -> tuple[str, int, Itera
         )
     try:
         data = workbook.get_sheet_by_name(name)
-    except Exception as exc:
+    except BaseException as exc:  # calamine's errors, or a panic in its Rust (a BaseException)
         workbook.close()
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         raise InvalidSpreadsheet(f"sheet {name!r} cannot be read: {str(exc)[:300]}") from None
     cells = max(data.height - 1, 0) * data.width
     if cells > limits.max_cells:

@@ -134,7 +134,8 @@ class _Sheet:
     def __init__(self, path: str, table: str, columns: Sequence[Column]):
         self.book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False,
                                                "strings_to_formulas": False, "strings_to_urls": False})
-        self.sheet = self.book.add_worksheet(table[:31].translate(str.maketrans("[]:*?/\\", "_______")) or "export")
+        # A sheet name: at most 31 characters, none of []:*?/\, not starting or ending with an apostrophe.
+        self.sheet = self.book.add_worksheet(table[:31].translate(str.maketrans("[]:*?/\\", "_______")).strip("'") or "export")
         bold = self.book.add_format({"bold": True})
         self.sheet.write_row(0, 0, [c.name for c in columns], bold)
         self.sheet.freeze_panes(1, 0)

@@ -179,6 +179,7 @@ async def test_xlsx_export_refuses_what_a_sheet_cannot_hold(client, schema):
         ("users.json", b'{"name": "a"}', {}, 400, "invalid_json", "array"),
         ("users.json", b"[1, 2]", {}, 400, "invalid_json", "element 0"),
         ("users.json", b"[]", {}, 400, "invalid_json", "empty"),
+        ("users.json", b"[" * 100_000 + b"]" * 100_000, {}, 400, "invalid_json", "deeper than 1000"),
         ("users.jsonl", b'"just a string"\n', {}, 400, "invalid_json", "line 1"),
         ("users.jsonl", b"\n\n", {}, 400, "invalid_json", "no JSON objects"),
         ("users.csv", files.xlsx([["name"], ["a"]]), {}, 415, "unsupported_media_type", "spreadsheet"),
@@ -215,3 +216,11 @@ async def test_spooled_uploads_are_removed(schema, settings, tmp_path):
         assert_error(await send(client, "users.xlsx", b"PK\x03\x04 broken"), 400, "invalid_spreadsheet")
         assert (await client.get("/api/batch/users/export", params={"format": "xlsx"})).status_code == 200
         assert list(tmp_path.iterdir()) == []
+
+
+async def test_xlsx_export_of_a_table_whose_name_no_sheet_may_have(client, schema):
+    run_sql(schema, "CREATE TABLE `'quoted:name'` (id INT PRIMARY KEY)")
+    run_sql(schema, "INSERT INTO `'quoted:name'` VALUES (1)")
+    await client.app.state.catalog.reload()
+    response = await export(client, "'quoted:name'", "xlsx")
+    assert openpyxl.load_workbook(io.BytesIO(response.content)).active.title == "quoted_name"
