@@ -115,8 +115,11 @@ class Rules:
 
     def problems(self, row: dict) -> list[Problem]:
         """What the row breaks; those naming a column first."""
-        if self.validator.is_valid(row):
-            return []
+        try:
+            if self.validator.is_valid(row):
+                return []
+        except (ValueError, TypeError, OverflowError) as exc:  # a value JSON cannot carry
+            return [Problem(None, "(unreadable)", f"the row cannot be checked against the rules: {str(exc)[:200]}")]
         return sorted([
             Problem(
                 str(error.instance_path[0]) if error.instance_path else None,
@@ -222,6 +225,7 @@ def _set(value: Any) -> Any:
 
 
 _FIXERS: dict[str, Callable[[Any], Any]] = {
+    "string": _binary,  # types the catalog passes through as text (INET6, geometry) may read back as bytes
     "decimal": _number, "float": _number, "date": _moment, "datetime": _moment, "timestamp": _moment,
     "time": _time, "json": _json, "binary": _binary, "bit": _bit, "set": _set,
 }

@@ -102,8 +102,13 @@ class BatchWriter:
         if run.rules is None:
             return batch
         by_column = run.rules.by_column
+        failed = None
         if by_column is not None and (values := self._rule_values(run, batch)) is not None:
-            failed = by_column.check(values, len(batch.records))
+            try:
+                failed = by_column.check(values, len(batch.records))
+            except (ValueError, TypeError, OverflowError):
+                failed = None  # a value the validator cannot take: the row path names it
+        if failed is not None:
             if not failed:
                 return batch
             for index, problems in sorted(failed.items()):

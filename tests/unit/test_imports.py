@@ -101,3 +101,9 @@ def test_rules_by_column_fail_the_same_rows_as_rules_by_row(properties, required
     for index, row in enumerate(rows):
         seen = {n: v for n, v in row.items() if n in given_columns and v is not None}  # NULL: no value
         assert (index in failed) == (not by_row.is_valid(seen)), (index, seen, failed.get(index))
+
+
+def test_rules_never_fail_on_a_value_they_cannot_read():
+    rules = compile_rules(USERS, {"additionalProperties": False, "properties": {"name": {"maxLength": 3}}})
+    assert row_maker([USERS.by_name["name"]], rules.names)([b"\x00\x01"]) == {"name": "AAE="}  # bytes read back: base64
+    assert isinstance(rules.problems({"name": object()}), list)  # an answer, never an exception
