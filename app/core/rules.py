@@ -24,7 +24,7 @@ import orjson
 from app.core.catalog import Column, Table
 from app.core.echo import shown
 from app.core.errors import InvalidSchema, InvalidValue
-from app.core.values import format_time
+from app.core.values import bit_out, format_time, json_out
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # Keywords that look at the whole object: with one of them the row must hold every column given.
@@ -208,16 +208,8 @@ def _time(value: Any) -> Any:
     return format_time(value) if isinstance(value, dt.timedelta) else _moment(value)
 
 
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
-
-
 def _binary(value: Any) -> Any:
     return base64.b64encode(value).decode() if isinstance(value, (bytes, bytearray)) else value
-
-
-def _bit(value: Any) -> Any:
-    return int.from_bytes(value, "big") if isinstance(value, (bytes, bytearray)) else value
 
 
 def _set(value: Any) -> Any:
@@ -227,7 +219,7 @@ def _set(value: Any) -> Any:
 _FIXERS: dict[str, Callable[[Any], Any]] = {
     "string": _binary,  # types the catalog passes through as text (INET6, geometry) may read back as bytes
     "decimal": _number, "float": _number, "date": _moment, "datetime": _moment, "timestamp": _moment,
-    "time": _time, "json": _json, "binary": _binary, "bit": _bit, "set": _set,
+    "time": _time, "json": json_out, "binary": _binary, "bit": bit_out, "set": _set,
 }
 
 

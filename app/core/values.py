@@ -280,11 +280,11 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _bit_out(value: Any) -> Any:
+def bit_out(value: Any) -> Any:
     return int.from_bytes(value, "big") if isinstance(value, (bytes, bytearray)) else value
 
 
-def _json_out(value: Any) -> Any:
+def json_out(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
@@ -293,9 +293,9 @@ def output_fixers(columns: tuple[Column, ...]) -> list[tuple[str, Callable[[Any]
     fixers = []
     for column in columns:
         if column.kind == "json":
-            fixers.append((column.name, _json_out))
+            fixers.append((column.name, json_out))
         elif column.kind == "bit":
-            fixers.append((column.name, _bit_out))
+            fixers.append((column.name, bit_out))
     return fixers
 
 

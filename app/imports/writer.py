@@ -27,8 +27,7 @@ from app.core.resiliency import classify
 from app.core.rules import Problem, Rules, json_form
 from app.core.values import TEXT_KINDS
 from app.imports.plan import BARE_NULL, ImportPlan, Row, convert_batch, convert_record, for_insert, has_omitted
-from app.imports.records import OMITTED
-from app.imports.records import Record
+from app.imports.records import OMITTED, Record
 from app.imports.report import ImportReport, span
 from app.services.duplicates import Duplicate, DuplicateProbe
 
@@ -52,7 +51,7 @@ class Batch:
     records: list[Record]  # read; converted by the writer that takes the batch
     text: str | None  # the records' text as uploaded, when it says exactly what they say
     rows: list[Row] | None = None  # converted already (and checked against the rules)
-    canonical: bool | None = None  # the text is known to be (True) or not to be (False) loadable as it is
+    canonical: bool | None = None  # _canonical_text's verdict, once computed
     columns: list[tuple] | None = None  # the records' cells a column at a time, once computed
 
 
@@ -134,15 +133,14 @@ class BatchWriter:
         cells = _columns(plan, batch)
         if cells is None:
             return None
-        if batch.canonical is None and plan.cells == "text":
-            batch.canonical = _canonical_text(plan, batch) is not None
+        canonical = _canonical_text(plan, batch) is not None
         values: dict[str, list[Any]] = {}
         null = BARE_NULL if plan.load_data else None
         for column, position, convert in run.rule_columns:
             if column.name not in run.rules.by_column.batch:  # only `required`: whether there is a value
                 values[column.name] = presence(column, cells[position], plan)
                 continue
-            if batch.canonical:
+            if canonical:
                 values[column.name] = canonical_json(column, cells[position], plan.null)
                 continue
             try:
@@ -184,8 +182,8 @@ class BatchWriter:
         if len(duplicates) == len(batch.records):  # nothing to write: no statement, no ids burnt
             report_duplicates(duplicates, report)
             return None
-        if plan.load_data and self.load_data and batch.canonical is not False:
-            text = batch.text if batch.canonical else _canonical_text(plan, batch)
+        if plan.load_data and self.load_data:
+            text = _canonical_text(plan, batch)
             if text is not None:
                 # The terminator is the batch's own; a record ending otherwise would merge with the next
                 # one, and the row count check in _load sends the batch the exact way.
@@ -205,8 +203,9 @@ class BatchWriter:
         report_duplicates(duplicates, report)
         if batch.rows is not None:
             rows = [r for r in batch.rows if r[0] not in duplicates] if duplicates else batch.rows
-        else:
-            rows = self.convert(run, [r for r in batch.records if r[0] not in duplicates] if duplicates else batch.records)
+        else:  # the rules were checked already (`write` checks the batch first)
+            records = [r for r in batch.records if r[0] not in duplicates] if duplicates else batch.records
+            rows = self.convert(run, records, rules=False)
         if not rows:
             return None
         if plan.load_data and self.load_data and not (plan.cells == "json" and has_omitted(rows)):
@@ -356,16 +355,20 @@ def presence(column: Column, cells: Sequence[Any], plan: ImportPlan) -> Sequence
     if plan.cells != "text":
         null = plan.null if plan.cells == "sheet" else None
         return [None if c is None or c is OMITTED or (null is not None and c == null) else c for c in cells]
+    return _text_nulls(column, cells, plan.null)
+
+
+def _text_nulls(column: Column, cells: Sequence[str], null: str) -> Sequence[str | None]:
+    """CSV cells with NULL as None: the marker, and outside text columns the empty cell."""
     empty_is_null = column.kind not in TEXT_KINDS
-    if plan.null in cells or (empty_is_null and "" in cells):
-        return [None if c == plan.null or (empty_is_null and c == "") else c for c in cells]
-    return cells
+    if null in cells or (empty_is_null and "" in cells):
+        return [None if c == null or (empty_is_null and c == "") else c for c in cells]
+    return cells  # a tuple is an array to the validator
 
 
 def canonical_json(column: Column, cells: Sequence[str], null: str) -> Sequence[Any]:
     """Canonical CSV cells (values.canonical_check passed) as the rules see them, by builtins."""
     kind = column.kind
-    empty_is_null = kind not in TEXT_KINDS
     if kind in ("int", "bool", "decimal", "float"):
         number = int if kind in ("int", "bool") else float
         if null in cells or "" in cells:
@@ -373,9 +376,7 @@ def canonical_json(column: Column, cells: Sequence[str], null: str) -> Sequence[
         return list(map(number, cells))
     if kind in ("datetime", "timestamp"):
         return [None if c == null or c == "" else c.replace(" ", "T", 1) for c in cells]
-    if null in cells or (empty_is_null and "" in cells):
-        return [None if c == null or (empty_is_null and c == "") else c for c in cells]
-    return cells  # a tuple is an array to the validator
+    return _text_nulls(column, cells, null)
 
 
 def report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
@@ -433,14 +434,12 @@ def _columns(plan: ImportPlan, batch: Batch) -> list[tuple] | None:
 
 
 def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
-    """The batch's uploaded text, if the server can read it as it is with exactly our meaning."""
-    text = batch.text
-    if text is None or plan.checks is None or (columns := _columns(plan, batch)) is None:
-        return None
-    for check, cells in zip(plan.checks, columns):
-        if not check(cells):
-            return None
-    return text
+    """The batch's uploaded text, if the server can read it as it is with exactly our meaning
+    (decided once per batch: the rules' check and the writer both ask)."""
+    if batch.canonical is None:
+        columns = None if batch.text is None or plan.checks is None else _columns(plan, batch)
+        batch.canonical = columns is not None and all(check(cells) for check, cells in zip(plan.checks, columns))
+    return batch.text if batch.canonical else None
 
 
 async def _load(

@@ -31,6 +31,7 @@ from app.core.filters import (
 )
 from app.core.rules import Rules, row_maker
 from app.core.values import output_fixers, rows_to_dicts, to_db
+from app.imports.records import OMITTED
 from app.services.rules import RulesStore
 
 T = TypeVar("T")
@@ -97,10 +98,10 @@ def check_new_rows(
     rules: Rules, columns: list[Column], values: list[list[Any]], defaults: list[list[bool]] | None
 ) -> None:
     """Rows to insert, against the table's rules: the columns each row gives (422 on the first that fails)."""
+    make = row_maker(columns, rules.names, omitted=OMITTED)
     for index, row in enumerate(values):
-        given = columns if defaults is None else [c for c, omitted in zip(columns, defaults[index]) if not omitted]
-        cells = row if defaults is None else [v for v, omitted in zip(row, defaults[index]) if not omitted]
-        if problems := rules.problems(row_maker(given, rules.names)(cells)):
+        cells = row if defaults is None else [OMITTED if omitted else v for v, omitted in zip(row, defaults[index])]
+        if problems := rules.problems(make(cells)):
             raise rules.violation(problems, index)
 
 
