@@ -18,7 +18,11 @@ from app.core.errors import GatewayError
 from app.middleware import RequestMiddleware
 from app.observability import Metrics
 from app.imports.engine import ImportEngine
-from app.routes import batch, crud, docs, health, metrics, schemas, tables
+from app.jobs.runner import JobRunner
+from app.jobs.s3 import ObjectStore
+from app.jobs.service import JobService
+from app.jobs.store import JobStore
+from app.routes import batch, crud, docs, health, jobs, metrics, schemas, tables
 from app.services.crud_service import CrudService
 from app.services.export_service import ExportService
 from app.services.idempotency import IdempotencyStore
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await catalog.reload()
             await app.state.idempotency.ensure_table()
             await app.state.rules.ensure_table()
+            await app.state.job_store.ensure_tables()
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
@@ -61,7 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
+        app.state.job_runner.start()
         yield
+        await app.state.job_runner.stop()
+        await app.state.objects.close()
         await db.close()
 
     app = FastAPI(
@@ -100,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db, app.state.crud, app.state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
     )
     app.state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
+    app.state.job_store = JobStore(db)
+    app.state.objects = ObjectStore()
+    app.state.job_runner = JobRunner(app.state.job_store, app.state.imports, app.state.objects, settings)
+    app.state.jobs = JobService(app.state.job_store, app.state.job_runner, app.state.objects, catalog, settings)
     app.state.auth = Authenticator(settings)
     app.state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     error_handler.install(app)
@@ -108,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount(docs.ASSETS_PATH, docs.assets, name="docs-assets")
     # Before crud: /api/tables/{t}, /api/batch/... and /api/schemas/{t} must win over /api/{t}/{key}.
     app.include_router(tables.router)
+    app.include_router(jobs.router)  # before batch: /api/batch/jobs/x is not /api/batch/{t}/export
     app.include_router(batch.router)
     app.include_router(schemas.router)
     app.include_router(crud.router)

@@ -74,6 +74,20 @@ class _StateCollector(Collector):
         for (direction, table), count in sorted(self.state.rows_moved.items()):
             rows.add_metric([direction, table], count)
         yield rows
+        runner = self.state.job_runner
+        jobs = GaugeMetricFamily("gateway_jobs", "Import jobs in the database by state (as this instance last counted)", labels=["state"])
+        for state in ("uploading", "queued", "running", "succeeded", "failed", "cancelled"):
+            jobs.add_metric([state], runner.states.get(state, 0))
+        yield jobs
+        yield GaugeMetricFamily("gateway_jobs_running_here", "Import jobs this instance is running", value=len(runner.running))
+        ended = CounterMetricFamily("gateway_jobs_ended", "Import jobs this instance ended, by final state", labels=["state"])
+        for state in ("succeeded", "failed", "cancelled"):
+            ended.add_metric([state], runner.ended.get(state, 0))
+        yield ended
+        job_rows = CounterMetricFamily("gateway_job_rows", "Rows of the jobs this instance ended, written or failed", labels=["outcome"])
+        for outcome, count in sorted(runner.rows.items()):
+            job_rows.add_metric([outcome], count)
+        yield job_rows
 
 
 class JsonFormatter(logging.Formatter):

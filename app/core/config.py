@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     # imports read them fresh.
     rules_ttl_s: float = Field(5.0, gt=0)
 
+    # Import jobs (app/jobs): per instance, `job_workers` jobs at a time; a running job's lease is
+    # renewed every `job_heartbeat_s` (progress saved, cancellation noticed) and another instance may
+    # take the job over once it has not been renewed for `job_lease_s`. A job that met an outage is
+    # tried again after `job_retry_s`, up to `job_max_attempts` attempts. Ended jobs are kept for
+    # `job_retention_s`. Uploads are stored in the database, compressed, `job_chunk_bytes` a row.
+    job_workers: int = Field(1, ge=0)
+    job_lease_s: float = Field(15.0, gt=0)
+    job_heartbeat_s: float = Field(1.0, gt=0)
+    job_poll_s: float = Field(1.0, gt=0)
+    job_retry_s: float = Field(5.0, ge=0)
+    job_max_attempts: int = Field(5, ge=1)
+    job_retention_s: int = Field(7 * 86400, ge=1)
+    job_chunk_bytes: int = Field(4 * 1024**2, ge=4096)
+    # Buckets a job may read from (s3://bucket/key); none by default. Endpoint and credentials come
+    # from the standard AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+    s3_buckets: CsvStrs = ()
+
     # Logs: `json` (one object a line) or `text`; one access line a request unless turned off.
     log_format: Literal["json", "text"] = "json"
     log_level: str = "info"
@@ -111,7 +128,7 @@ class Settings(BaseSettings):
     def _ints(cls, value: object) -> tuple[int, ...]:
         return tuple(int(v) for v in _split(value))
 
-    @field_validator("tables_allow", "tables_deny", "cors_origins", "replica_urls", mode="before")
+    @field_validator("tables_allow", "tables_deny", "cors_origins", "replica_urls", "s3_buckets", mode="before")
     @classmethod
     def _strs(cls, value: object) -> tuple[str, ...]:
         return _split(value)

@@ -150,3 +150,33 @@ class Forbidden(GatewayError):
 
 class RateLimited(GatewayError):
     status, code = 429, "rate_limited"
+
+
+class JobNotFound(GatewayError):
+    status, code = 404, "job_not_found"
+
+
+class JobEnded(GatewayError):
+    status, code = 409, "job_ended"
+
+
+class InvalidSource(GatewayError):
+    """A job's `source` is not a URL the gateway reads (s3://bucket/key)."""
+
+    status, code = 400, "invalid_source"
+
+
+class SourceNotAllowed(GatewayError):
+    """The bucket is not in GATEWAY_S3_BUCKETS."""
+
+    status, code = 403, "source_not_allowed"
+
+
+class SourceNotFound(GatewayError):
+    status, code = 404, "source_not_found"
+
+
+class SourceUnavailable(GatewayError):
+    """The object store refused the gateway (credentials) or did not answer."""
+
+    status, code = 502, "source_unavailable"

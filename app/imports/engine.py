@@ -8,6 +8,8 @@
          while others are written), or all in one transaction (atomic), or only checked (dry run:
          conversion, rules and duplicate keys, nothing written);
       5. the report (report.py) accounts for every record read, by position.
+    A job's attempt after a crash passes a `Checkpoint` (checkpoint.py): the records earlier attempts
+    committed are read, counted and skipped; every transaction records what it commits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.core.catalog import Catalog, Table
 from app.core.database import Database, Session
 from app.core.errors import GatewayError, ImportRolledBack, InvalidHeader
 from app.core.rules import row_maker
+from app.imports.checkpoint import Checkpoint, SkipCommitted
 from app.imports.plan import BARE_NULL, ImportPlan, plan_import
 from app.imports.records import OMITTED, Record, RecordError, Source
 from app.imports.report import ImportReport, span
@@ -64,20 +67,21 @@ class ImportEngine:
         null: str = "\\N",
         dry_run: bool = False,
         after: Callable[[Session, dict], Awaitable[None]] | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> dict:
         """Import (or with `dry_run`, only check) a source into table `name`. `after` (atomic imports
         only) runs inside the import's transaction with the final report, before COMMIT: an
-        idempotency key's record commits with the rows."""
+        idempotency key's record commits with the rows. `checkpoint`: a job's (see above)."""
         table = await self.catalog.table(name)
         source = await open_source()
         try:
-            return await self._run(table, source, mode, atomic, null, dry_run, after)
+            return await self._run(table, source, mode, atomic, null, dry_run, after, checkpoint)
         finally:
             await source.close()
 
     async def _run(
         self, table: Table, source: Source, mode: Mode, atomic: bool, null: str, dry_run: bool,
-        after: Callable[[Session, dict], Awaitable[None]] | None,
+        after: Callable[[Session, dict], Awaitable[None]] | None, checkpoint: Checkpoint | None = None,
     ) -> dict:
         # LOAD DATA for plain and ignore imports; upserts and atomic imports use INSERTs.
         loads = self.writer.load_data and mode in ("insert", "ignore") and not atomic and not dry_run
@@ -90,6 +94,13 @@ class ImportEngine:
         report = ImportReport(table.name, mode, atomic, self.max_errors, source.unit, dry_run, source.extra)
         rules = await self.rules.for_table(table, fresh=True)
         run = ImportRun(table, plan, mode, report, rules=rules, after=after)
+        skip = None
+        if checkpoint is not None:
+            done = checkpoint.done
+            report.rows_inserted, report.rows_updated, report.rows_skipped = done.inserted, done.updated, done.skipped
+            report.committed.extend(done.spans)
+            run.record, checkpoint.report = checkpoint.record, report
+            skip = SkipCommitted(done) or None
         if rules is not None:
             report.rules_version = rules.version
             run.rule_columns = [
@@ -105,10 +116,13 @@ class ImportEngine:
             if run.probe is not None:
                 run.probe.unit = source.unit
                 run.probe.remember = DRY_RUN_KEYS if dry_run else 0
-        batches = self._batches(source.blocks, report)
+        batches = self._batches(source.blocks, report, skip, checkpoint.check if checkpoint else None)
         try:
             if dry_run:
                 await self._check(run, batches)
+            elif atomic and skip:  # an earlier attempt committed it all: only count what is read
+                async for _ in batches:
+                    pass
             elif atomic:
                 await self.writer.atomic(run, batches)
             else:
@@ -126,26 +140,37 @@ class ImportEngine:
     def _plan(table: Table, source: Source, null: str, loads: bool) -> ImportPlan:
         return plan_import(table, source.header, null, load_data=loads, cells=source.cells, delimiter=source.delimiter)
 
-    async def _batches(self, blocks: AsyncIterator, report: ImportReport) -> AsyncIterator[Batch]:
-        """Whole blocks, gathered into batches of about `batch_rows` rows or `batch_bytes` of text."""
+    async def _batches(
+        self, blocks: AsyncIterator, report: ImportReport, skip: SkipCommitted | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> AsyncIterator[Batch]:
+        """Whole blocks, gathered into batches of about `batch_rows` rows or `batch_bytes` of text.
+        Records at positions in `skip` (committed by an earlier attempt) are counted and left out;
+        `check` may stop the import before a batch is handed on."""
         records: list[Record] = []
         texts: list[str] = []
         clean = True
         for_size = 0
         try:
             async for block in blocks:
+                kept = len(records)
                 for record in block.records:
                     report.rows_read += 1
                     if isinstance(record, RecordError):
                         report.fail(record.line, record.reason)
-                    else:
+                    elif skip is None or record[0] not in skip:
                         records.append(record)
                 texts.append(block.text)
-                clean = clean and block.clean
+                # The text says what the kept records say only when none was left out.
+                clean = clean and block.clean and (skip is None or len(records) - kept == len(block.records))
                 for_size += len(block.text)
                 if len(records) >= self.batch_rows or for_size >= self.batch_bytes:
+                    if check is not None:
+                        check()
                     yield Batch(records, "".join(texts) if clean else None)
                     records, texts, clean, for_size = [], [], True, 0
+            if records and check is not None:
+                check()
         except GatewayError:  # the stream itself is bad (a quote that never ends, not UTF-8)
             if records:  # read, never written: the report says so
                 report.not_written(span(records), len(records))

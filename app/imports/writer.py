@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, I
 from app.core.resiliency import classify
 from app.core.rules import Problem, Rules, json_form
 from app.core.values import TEXT_KINDS
+from app.imports.checkpoint import Counts, Ranges, ranges
 from app.imports.plan import BARE_NULL, ImportPlan, Row, convert_batch, convert_record, for_insert, has_omitted
 from app.imports.records import OMITTED, Record
 from app.imports.report import ImportReport, span
@@ -68,6 +69,8 @@ class ImportRun:
     make_row: Callable[[Any], dict] | None = None  # converted values -> the row the rules check
     rule_columns: list[tuple[Column, int, Callable[[Any], Any]]] = field(default_factory=list)  # (column, cell position, converter)
     after: Callable[[Session, dict], Awaitable[None]] | None = None  # atomic: inside the transaction
+    # A job's record of each transaction's committed positions, inside that transaction (checkpoint.py).
+    record: Callable[[Session, Ranges, Counts], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -193,7 +196,8 @@ class BatchWriter:
                     table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore" or skips > 0,
                     delimiter=plan.delimiter, direct=_direct(plan, batch),
                 )
-                outcome = await self._try_load(batch.records, report, lambda s: _load(s, statement, text.encode(), len(batch.records), mode, skips))
+                load = lambda s: _load(s, statement, text.encode(), len(batch.records), mode, skips)  # noqa: E731
+                outcome = await self._try_load(run, batch.records, load, skip=duplicates)
                 if outcome == "ok":
                     self.batches_by_path["text"] += 1
                     report_duplicates(duplicates, report)
@@ -210,7 +214,7 @@ class BatchWriter:
             return None
         if plan.load_data and self.load_data and not (plan.cells == "json" and has_omitted(rows)):
             statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
-            outcome = await self._try_load(rows, report, lambda s: _load(s, statement, _serialize(rows), len(rows), mode))
+            outcome = await self._try_load(run, rows, lambda s: _load(s, statement, _serialize(rows), len(rows), mode))
             if outcome == "ok":
                 self.batches_by_path["rows"] += 1
                 return None
@@ -219,16 +223,18 @@ class BatchWriter:
         if plan.load_data:
             rows = for_insert(plan, rows)
         self.batches_by_path["inserts"] += 1
-        await self._insert_or_split(table, plan.columns, rows, mode, report)
+        await self._insert_or_split(run, rows)
         return None
 
     async def _try_load(
-        self, rows: list[Any], report: ImportReport, work: Callable[[Session], Awaitable[tuple[int, int, int]]]
+        self, run: ImportRun, rows: list[Any], work: Callable[[Session], Awaitable[Counts]], skip: Container[int] = ()
     ) -> str:
         """A LOAD DATA of one batch: "ok", or why the batch must be written another way ("duplicates":
-        the server skipped rows for duplicate keys only; "other")."""
+        the server skipped rows for duplicate keys only; "other"). `skip`: positions the server is
+        expected to skip (duplicates the probe named)."""
+        report = run.report
         try:
-            counts = await self._transact(rows, report, work)
+            counts = await self._transact(run, rows, work, skip)
         except UseInserts as exc:
             if exc.refused:
                 self.load_data = False
@@ -240,24 +246,33 @@ class BatchWriter:
         _applied(rows, counts, report)
         return "ok"
 
-    async def _insert_or_split(
-        self, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode, report: ImportReport
-    ) -> None:
+    async def _insert_or_split(self, run: ImportRun, rows: list[Row]) -> None:
         """INSERT one batch in its own transaction; split it when the database refuses it."""
+        table, columns, mode, report = run.table, run.plan.columns, run.mode, run.report
         try:
-            counts = await self._transact(rows, report, lambda s: _insert(s, table, columns, rows, mode))
+            counts = await self._transact(run, rows, lambda s: _insert(s, table, columns, rows, mode))
         except GatewayError as exc:
             if exc.status >= 500:  # unavailable, timed out, COMMIT unanswered: not the rows' fault
                 raise
-            await _split(rows, exc, report, lambda half: self._insert_or_split(table, columns, half, mode, report))
+            await _split(rows, exc, report, lambda half: self._insert_or_split(run, half))
             return
         _applied(rows, counts, report)
 
     async def _transact(
-        self, rows: list[Row], report: ImportReport, work: Callable[[Session], Awaitable[tuple[int, int, int]]]
-    ) -> tuple[int, int, int]:
+        self, run: ImportRun, rows: list[Any], work: Callable[[Session], Awaitable[Counts]], skip: Container[int] = ()
+    ) -> Counts:
         """One transaction through the wrapper (bulk schedule). A 5xx outcome (unavailable, timed
-        out, COMMIT unanswered) is not the rows' fault: it is recorded and ends the import."""
+        out, COMMIT unanswered) is not the rows' fault: it is recorded and ends the import. A job's
+        `record` runs inside the transaction, with the positions it writes (all but `skip`)."""
+        report, record = run.report, run.record
+        if record is not None:
+            inner = work
+
+            async def work(session: Session) -> Counts:
+                counts = await inner(session)
+                await record(session, ranges(r[0] for r in rows if r[0] not in skip), counts)
+                return counts
+
         try:
             return await self.db.transaction(work, bulk=True)
         except GatewayError as exc:
@@ -311,6 +326,8 @@ class BatchWriter:
                     applied["inserted"], applied["updated"], applied["skipped"]
                 )
                 report.committed = spans
+                if run.record is not None:
+                    await run.record(session, spans, (report.rows_inserted, report.rows_updated, report.rows_skipped))
                 if run.after is not None:
                     await run.after(session, report.as_dict())
         except (GatewayError, DatabaseError) as exc:

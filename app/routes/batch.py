@@ -18,6 +18,7 @@ from app.imports.spreadsheet import Limits
 from app.imports.uploads import Format, opener, split_name
 from app.routes.deps import CanExport, Caller, allow, exports, imports
 from app.routes.idempotent import IdempotencyKey, upload_once
+from app.routes.jobs import accepted
 from app.schemas.envelope import success
 from app.services.export_service import ExportFormat, ExportService
 from app.utils.upload import stream_file
@@ -82,7 +83,15 @@ async def import_file(
     sheet: Sheet = None,
     fmt: FileFormat = None,
     idempotency_key: IdempotencyKey = None,
+    asynchronous: Annotated[bool, Query(alias="async", description="answer 202 at once with a job to follow")] = False,
 ):
+    if asynchronous or "respond-async" in request.headers.get("prefer", "").lower():
+        if idempotency_key is not None:
+            raise InvalidBody("an Idempotency-Key is not taken on an async import: the job's id is what to keep")
+        filename, name, chunks, kind, options = await _upload(request, who, table, fmt, sheet)
+        settings = {"mode": mode, "atomic": atomic, "null": null, "sheet": sheet, "format": kind, "filename": filename}
+        view = await request.app.state.jobs.submit_upload(who, name, filename, chunks, settings)
+        return accepted(view, f"job {view['id']} queued: follow it at {view['links']['self']}")
     if idempotency_key is not None and not atomic:
         raise InvalidBody(
             "an Idempotency-Key on an import needs atomic=true: only then is the import one transaction "

@@ -7,7 +7,7 @@ a 400, never a silent choice.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -60,3 +60,15 @@ class DeleteBody(Body):
     @classmethod
     def _where(cls, data: Any) -> Any:
         return one_of(data, "input", "where")
+
+
+class JobBody(Body):
+    """POST /api/batch/jobs: an import that reads its file from S3-compatible storage."""
+
+    source: str
+    table: str | None = None
+    mode: Literal["insert", "ignore", "upsert"] = "insert"
+    format: Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"] | None = None
+    atomic: bool = False
+    null: str = "\\N"
+    sheet: str | None = None

@@ -1,0 +1,96 @@
+"""Import jobs as the routes see them: submit (an upload, or an object in S3), read, list, cancel,
+follow. A job is seen and cancelled by whoever may import into its table; to anyone else it does
+not exist (404, never 403: a job id says nothing about who made it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from app.core.auth import Principal
+from app.core.catalog import Catalog
+from app.core.errors import GatewayError, JobNotFound
+from app.imports.uploads import Format, split_name
+from app.jobs.files import store_upload
+from app.jobs.runner import JobRunner
+from app.jobs.s3 import ObjectStore, parse_source
+from app.jobs.store import ENDED, Job, JobStore
+from app.jobs.view import describe
+
+
+class JobService:
+    def __init__(self, store: JobStore, runner: JobRunner, objects: ObjectStore, catalog: Catalog, settings: Any):
+        self.store, self.runner, self.objects, self.catalog, self.settings = store, runner, objects, catalog, settings
+
+    async def submit_upload(
+        self, who: Principal, table: str, filename: str | None, chunks: AsyncIterator[bytes], options: dict[str, Any]
+    ) -> dict:
+        """Store the upload where every instance can read it, then queue the job."""
+        await self.catalog.table(table)  # 404 before a byte is stored
+        settings = self.settings
+        job_id = await self.store.create(
+            table, f"upload:{filename or table}", options, who.name, state="uploading", lease_s=settings.job_lease_s
+        )
+        try:
+            size, count = await store_upload(self.store, job_id, chunks, settings.job_chunk_bytes, settings.job_lease_s)
+        except BaseException as exc:
+            error = {"code": exc.code, "message": exc.message} if isinstance(exc, GatewayError) else {
+                "code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"}
+            await asyncio.shield(self.store.fail_upload(job_id, error))
+            raise
+        await self.store.uploaded(job_id, size, count)
+        self.runner.wake.set()
+        return describe(await self.store.get(job_id))
+
+    async def submit_source(self, who: Principal, body: dict[str, Any], allow: Any) -> dict:
+        """A job reading an object from S3-compatible storage; what can be known now is checked now
+        (the bucket is allowed, the object exists and the gateway may read it)."""
+        ref = parse_source(body["source"], self.settings.s3_buckets)
+        name, extension = split_name(ref.key)
+        table = body.get("table") or name
+        fmt: Format = body.get("format") or extension or "csv"
+        allow(table)
+        await self.catalog.table(table)
+        info = await self.objects.head(ref)
+        options = {
+            "mode": body.get("mode", "insert"), "atomic": bool(body.get("atomic", False)), "null": body.get("null", "\\N"),
+            "sheet": body.get("sheet"), "format": fmt, "bucket": ref.bucket, "key": ref.key, "etag": info.etag,
+        }
+        job_id = await self.store.create(table, ref.url, options, who.name, state="queued", lease_s=0, bytes_total=info.size)
+        self.runner.wake.set()
+        return describe(await self.store.get(job_id))
+
+    async def get(self, who: Principal, job_id: str) -> Job:
+        if not (len(job_id) == 32 and job_id.isalnum() and job_id.isascii()):
+            raise JobNotFound(f"no job '{job_id[:40]}'")
+        job = await self.store.get(job_id)
+        if not who.may("import", job.table):
+            raise JobNotFound(f"no job '{job_id}'")
+        return job
+
+    async def list(self, who: Principal, state: str | None, table: str | None, limit: int) -> list[dict]:
+        tables = [t for t in await self.store.tables_with_jobs() if who.may("import", t)]
+        return [describe(job) for job in await self.store.list(tables, state, table, limit)]
+
+    async def cancel(self, who: Principal, job_id: str) -> dict:
+        await self.get(who, job_id)
+        self.runner.cancel_local(job_id)
+        return describe(await self.store.cancel(job_id))
+
+    async def events(self, who: Principal, job_id: str, interval_s: float) -> AsyncIterator[dict]:
+        """Server-Sent Events: `progress` whenever the job changes, then `end` with its last state."""
+        job = await self.get(who, job_id)
+        last = None
+        while True:
+            view = describe(job)
+            seen = (job.updated_at, job.state, job.rows_read, job.bytes_done)
+            if job.state in ENDED:
+                yield {"event": "end", "data": json.dumps(view, default=str)}
+                return
+            if seen != last:
+                yield {"event": "progress", "data": json.dumps(view, default=str)}
+                last = seen
+            await asyncio.sleep(interval_s)
+            job = await self.store.get(job_id)
