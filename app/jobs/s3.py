@@ -80,10 +80,13 @@ class ObjectStore:
 
     async def _get_client(self) -> Any:
         if self._client is None:
+            from aiobotocore.config import AioConfig
             from aiobotocore.session import get_session
 
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            self._client = await self._stack.enter_async_context(get_session().create_client("s3", region_name=region))
+            self._client = await self._stack.enter_async_context(get_session().create_client(
+                "s3", region_name=region, config=AioConfig(connect_timeout=5, read_timeout=60)
+            ))
         return self._client
 
     async def close(self) -> None:

@@ -50,6 +50,7 @@ def describe(job: Any) -> dict[str, Any]:
     view |= {key: value for key, value in report.items() if key.startswith(("committed_", "not_committed_", "outcome_unknown_"))}
     view |= {
         "attempt": job.attempt,
+        "owner": job.owner,  # the instance running it (host:pid:tag), or that ran it last
         "cancel_requested": job.cancel_requested,
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),

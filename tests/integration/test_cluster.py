@@ -117,3 +117,39 @@ async def test_database_away_under_load_is_503_within_budget_then_recovers(clust
     assert [c.pid(i) for i in (1, 2, 3)] == pids  # no instance was restarted
     for pid in pids:
         os.kill(pid, 0)  # still running
+
+
+async def test_kill_9_of_the_instance_running_a_1m_row_job(cluster, test_db, schema):
+    """A 1M-row import job through nginx; the instance running it is killed -9 a fifth of the way
+    in. Another instance takes the job over when its lease lapses, resumes after the last committed
+    batch, and the job succeeds with every row in the table exactly once."""
+    rows = 1_000_000
+    data = "".join(["id,name,email,age\n", *(f"{i},user {i},u{i}@x.org,{i % 90}\n" for i in range(1, rows + 1))]).encode()
+    c = await cluster(test_db, GATEWAY_JOB_LEASE_S="2", GATEWAY_JOB_HEARTBEAT_S="0.3", GATEWAY_JOB_POLL_S="0.2")
+    pids = {c.pid(i) for i in (1, 2, 3)}
+    async with httpx.AsyncClient(base_url=c.url, timeout=60) as client:
+        response = await client.post("/api/batch/import?async=true", files={"file": ("users.csv", data)})
+        assert response.status_code == 202, response.text
+        job_url = response.headers["location"]
+
+        async def job() -> dict:
+            answer = await client.get(job_url)
+            assert answer.status_code == 200, answer.text
+            return answer.json()["data"]
+
+        deadline = time.monotonic() + 120
+        while (seen := await job())["rows_written"] < rows // 5:
+            assert seen["state"] in ("queued", "running") and time.monotonic() < deadline, seen
+            await asyncio.sleep(0.05)
+        victim = int(seen["owner"].split(":")[1])
+        assert victim in pids and seen["attempt"] == 1
+        os.kill(victim, signal.SIGKILL)
+        while (seen := await job())["state"] not in ("succeeded", "failed", "cancelled"):
+            assert time.monotonic() < deadline, seen
+            await asyncio.sleep(0.2)
+    assert seen["state"] == "succeeded", seen
+    assert seen["attempt"] == 2 and int(seen["owner"].split(":")[1]) in pids - {victim}
+    report = seen["report"]
+    assert (report["rows_read"], report["rows_inserted"], report["rows_failed"]) == (rows, rows, 0)
+    assert report["committed_lines"] == [[2, rows + 1]]
+    assert run_sql(schema, "SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM users") == [(rows, rows, 1, rows)]
