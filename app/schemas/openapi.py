@@ -24,6 +24,7 @@ ERRORS = {
     "415": "The upload is not multipart/form-data, or the file is not UTF-8 text",
     "422": "A value does not fit its column, or a required column is missing",
     "429": "Rate limited",
+    "502": "The object store (an import job's S3 source) refused the gateway or did not answer",
     "503": "Database unavailable through the retry schedule",
     "504": "Timed out through the retry schedule, or COMMIT outcome unknown",
 }
@@ -266,6 +267,9 @@ def import_path(importable: list[str], *, validate: bool = False) -> dict:
             {"name": "atomic", "in": "query", "schema": {"type": "boolean"}, "description": "all rows or none"},
             {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255},
              "description": "with atomic=true: the import applies once; a resend replays its report"},
+            {"name": "async", "in": "query", "schema": {"type": "boolean"},
+             "description": "store the file and answer 202 with a job to follow (also: Prefer: respond-async)"},
+            {"name": "Prefer", "in": "header", "schema": {"type": "string"}, "description": "respond-async: as ?async=true"},
         ]
     return {"post": {
         "operationId": "validate_file" if validate else "import_file", "tags": ["batch"],
@@ -274,8 +278,66 @@ def import_path(importable: list[str], *, validate: bool = False) -> dict:
         "parameters": parameters,
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}},
-        "responses": responses("200", envelope(ref("ImportReport"))),
+        "responses": responses("200", envelope(ref("ImportReport"))) | ({} if validate else {
+            "202": {"description": "Accepted: the import is a job (?async=true)", "content": {"application/json": {"schema": envelope(ref("Job"))}}},
+        }),
     }}
+
+
+JOB_STATES = ["uploading", "queued", "running", "succeeded", "failed", "cancelled"]
+JOB = {"type": "object", "properties": {
+    "id": {"type": "string"}, "state": {"type": "string", "enum": JOB_STATES}, "table": {"type": "string"},
+    "source": {"type": "string"}, "format": {"type": ["string", "null"]}, "mode": {"type": ["string", "null"]},
+    "atomic": {"type": "boolean"}, "rows_read": {"type": "integer"}, "rows_written": {"type": "integer"},
+    "rows_failed": {"type": "integer"}, "bytes_done": {"type": "integer"}, "bytes_total": {"type": ["integer", "null"]},
+    "rows_per_s": {"type": ["integer", "null"]}, "eta_s": {"type": ["number", "null"]},
+    "errors": {"type": "array", "items": {"type": "object"}}, "attempt": {"type": "integer"},
+    "owner": {"type": ["string", "null"]}, "cancel_requested": {"type": "boolean"},
+    "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "updated_at": {"type": "string"},
+    "ended_at": {"type": ["string", "null"]}, "error": {"type": ["object", "null"]},
+    "report": {"anyOf": [ref("ImportReport"), {"type": "null"}]}, "links": {"type": "object"},
+}, "required": ["id", "state", "table", "source", "rows_read", "rows_written", "rows_failed", "bytes_done", "errors", "report"]}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def job_paths(importable: list[str]) -> dict[str, dict]:
+    """Import jobs (app/jobs): from S3-compatible storage, or an upload sent with ?async=true."""
+    job = envelope(ref("Job"))
+    return {
+        "/api/batch/jobs": {
+            "post": {
+                "operationId": "create_job", "tags": ["jobs"],
+                "summary": "Start an import job that reads its file from S3-compatible storage (allowed buckets only)",
+                "requestBody": body({"type": "object", "properties": {
+                    "source": {"type": "string", "description": "s3://bucket/path/file.csv"},
+                    "table": {"type": "string", "enum": importable, "description": "the object's file name by default"},
+                    "mode": {"type": "string", "enum": ["insert", "ignore", "upsert"]},
+                    "format": {"type": "string", "enum": UPLOAD_FORMATS}, "atomic": {"type": "boolean"},
+                    "null": {"type": "string"}, "sheet": {"type": "string"},
+                }, "required": ["source"], "additionalProperties": False}),
+                "responses": responses("202", job),
+            },
+            "get": {
+                "operationId": "list_jobs", "tags": ["jobs"], "summary": "Jobs on the tables the caller may import into, newest first",
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": JOB_STATES}},
+                    {"name": "table", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                ],
+                "responses": responses("200", envelope({"type": "array", "items": ref("Job")})),
+            },
+        },
+        "/api/batch/jobs/{job_id}": {
+            "get": {"operationId": "get_job", "tags": ["jobs"], "summary": "A job's state, progress and report",
+                    "parameters": [JOB_ID], "responses": responses("200", job)},
+            "delete": {"operationId": "cancel_job", "tags": ["jobs"], "summary": "Cancel a job (committed batches stay)",
+                       "parameters": [JOB_ID], "responses": responses("200", job)},
+        },
+        "/api/batch/jobs/{job_id}/events": {"get": {
+            "operationId": "job_events", "tags": ["jobs"], "summary": "Progress as Server-Sent Events: `progress`, then `end`",
+            "parameters": [JOB_ID], "responses": responses("200", {"type": "string"}, media="text/event-stream"),
+        }},
+    }
 
 
 def service_paths() -> dict[str, dict]:
@@ -309,10 +371,12 @@ def document(tables: list[Table], who: Principal, *, title: str, version: str, m
         paths |= table_paths(table, who, max_limit)
     schemas["ImportReport"] = REPORT
     schemas["Rules"] = RULES
+    schemas["Job"] = JOB
     importable = [t.name for t in visible if who.may("import", t.name)]
     if importable:
         paths["/api/batch/import"] = import_path(importable)
         paths["/api/batch/validate"] = import_path(importable, validate=True)
+        paths |= job_paths(importable)
     paths |= service_paths()
     return {
         "openapi": "3.1.0",

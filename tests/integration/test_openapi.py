@@ -42,7 +42,8 @@ async def test_the_spec_describes_every_route(client):
     upload = paths["/api/batch/import"]["post"]
     assert upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
     parameters = {p["name"]: p for p in upload["parameters"]}
-    assert set(parameters) == {"table", "mode", "atomic", "null", "sheet", "format", "Idempotency-Key"}
+    assert set(parameters) == {"table", "mode", "atomic", "null", "sheet", "format", "Idempotency-Key", "async", "Prefer"}
+    assert {"/api/batch/jobs", "/api/batch/jobs/{job_id}", "/api/batch/jobs/{job_id}/events"} <= set(paths)
     validate = {p["name"] for p in paths["/api/batch/validate"]["post"]["parameters"]}
     assert validate == {"table", "mode", "null", "sheet", "format"}
     assert set(paths["/api/schemas/users"]) == {"get", "put", "delete"}
