@@ -9,15 +9,16 @@ gateway's credentials reach.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
-
+from app.core.echo import shown
 from app.core.errors import InvalidSource, SourceNotAllowed, SourceNotFound, SourceUnavailable
 
 CHUNK_BYTES = 1024 * 1024
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's naming rules
 NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 CHANGED = {"PreconditionFailed", "412"}
 
@@ -39,18 +40,18 @@ class ObjectInfo:
 
 
 def parse_source(source: str, allowed: tuple[str, ...]) -> ObjectRef:
-    """`s3://bucket/path/to/key` -> ObjectRef (400 when it is not one; 403 for a bucket not allowed)."""
+    """`s3://bucket/path/to/key` -> ObjectRef (400 when it is not one; 403 for a bucket not allowed).
+    The key is taken literally, as the AWS CLI takes it (no percent-decoding; `?` and `#` are part
+    of it): it is an object's name, not a URL path."""
     if not isinstance(source, str):
         raise InvalidSource("`source` must be a string: s3://bucket/path/file.csv")
-    parts = urlsplit(source)
-    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
-        raise InvalidSource("`source` must be s3://bucket/path/file.csv", {"source": source[:200]})
-    if parts.query or parts.fragment:
-        raise InvalidSource("an s3:// source has no query or fragment", {"source": source[:200]})
-    bucket, key = parts.netloc, unquote(parts.path.lstrip("/"))
+    scheme, _, rest = source.partition("://")
+    bucket, _, key = rest.partition("/")
+    if scheme.lower() != "s3" or not BUCKET_NAME.fullmatch(bucket) or not key.strip("/"):
+        raise InvalidSource("`source` must be s3://bucket/path/file.csv", {"source": shown(source)})
     if bucket not in allowed:
         raise SourceNotAllowed(
-            f"bucket '{bucket[:100]}' is not one the gateway reads from (GATEWAY_S3_BUCKETS)", {"bucket": bucket[:100]}
+            f"bucket '{shown(bucket)}' is not one the gateway reads from (GATEWAY_S3_BUCKETS)", {"bucket": shown(bucket)}
         )
     return ObjectRef(bucket, key)
 

@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import eventually, run_sql, running
+from tests.conftest import eventually, proxied_url, run_sql, running
 from tests.files import jsonl, xlsx
 from tests.integration.test_auth import KEYS, api_keys
 from tests.integration.test_crud import assert_error
@@ -256,3 +256,27 @@ async def test_a_stale_holder_cannot_commit(schema, settings):
         await write(Hold(job["id"], "me", 1))
         assert committed_rows(schema) == 1
         assert (await store.committed(job["id"])).spans == [[2, 2]]
+
+
+async def test_a_commit_that_got_no_answer_is_settled_by_the_jobs_own_records(schema, settings, test_db, proxy):
+    """A batch's COMMIT reaches the server but its answer is lost (504 commit_outcome_unknown): the
+    attempt stops, the job is queued again, and the next attempt reads from the commit records,
+    written in that same transaction, that the batch applied: it is not written twice."""
+    config = settings(**FAST, database_url=proxied_url(test_db, proxy.port), import_batch_rows=100, import_writers=1)
+    async with running(config) as client:
+        slow_down(client.app, 0.1)
+        job = await submit(client, "users.csv", csv_bytes(users(30000)))
+        await eventually(lambda: committed_rows(schema) >= 2000, timeout=20)
+        for _ in range(20):  # the cut may meet a heartbeat's COMMIT first: cut again until a batch's is
+            cuts = proxy.cuts
+            proxy.cut_on(b"COMMIT", forward=True)
+            await eventually(lambda: proxy.cuts > cuts, timeout=10)
+            view = (await client.get(f"/api/batch/jobs/{job['id']}")).json()["data"]
+            if view["attempt"] > 1 or view["state"] == "queued":
+                break
+            await asyncio.sleep(0.3)
+        done = await finished(client, job["id"], timeout=60)
+    assert done["state"] == "succeeded" and done["attempt"] >= 2, done
+    assert run_sql(schema, "SELECT COUNT(*), COUNT(DISTINCT id) FROM users") == [(30000, 30000)]
+    report = done["report"]
+    assert (report["rows_inserted"], report["rows_outcome_unknown"], report["rows_failed"]) == (30000, 0, 0)
