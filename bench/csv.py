@@ -13,6 +13,8 @@ and measures:
   (i) the same rows as JSON Lines
   (j) XLSX_ROWS of them as an XLSX workbook
   (k) GET .../export?format=jsonl        (l) GET .../export?format=xlsx&limit=XLSX_ROWS
+  (m) the CSV as an import job: POST ?async=true, then polling until `succeeded` (upload included)
+  (n) the CSV as a job reading it from an S3 server on loopback (moto's), POST to `succeeded`
 and prints rows/s for each, the ratios against LOAD DATA (imports) and mariadb --batch (exports),
 the duplicate scenarios against the clean import, and the gateway's peak RSS.
 
@@ -37,9 +39,11 @@ import json  # noqa: E402
 import os  # noqa: E402
 import random
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -177,6 +181,52 @@ def count(db, table: str) -> int:
         return cur.fetchone()[0]
 
 
+def wait_for_job(base: str, job_id: str, timeout: float = 600) -> dict:
+    """Poll a job until it ends, every 0.2 s (what a progress bar needs; polling costs the gateway too)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base}/api/batch/jobs/{job_id}") as answer:
+            job = json.loads(answer.read())["data"]
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise SystemExit(f"job {job_id} did not end in {timeout} s")
+
+
+class S3Server:
+    """moto's S3 server on a free loopback port, for (n)."""
+
+    process: subprocess.Popen | None = None
+
+    def __init__(self, url: str):
+        import boto3
+
+        self.url = url
+        self.client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                                   aws_access_key_id="bench", aws_secret_access_key="bench")
+
+    @classmethod
+    def start(cls) -> "S3Server":
+        port = free_port()
+        cls.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return cls(f"http://127.0.0.1:{port}")
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("moto's S3 server did not start")
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
+
+    def put(self, bucket: str, key: str, path: Path) -> None:
+        self.client.create_bucket(Bucket=bucket)
+        self.client.upload_file(str(path), bucket, key)
+
+
 def main() -> None:
     for tool in ("mariadb", "curl"):
         if not shutil.which(tool):
@@ -194,7 +244,7 @@ def main() -> None:
         generate(data)
         size_mb = data.stat().st_size / 1e6
         db = connect(address, name)
-        for table in ("items_load", "items", "items_half", "items_rules", "items_json", "items_xlsx"):
+        for table in ("items_load", "items", "items_half", "items_rules", "items_json", "items_xlsx", "items_job", "items_s3"):
             db.cursor().execute(TABLE.format(name=table))
         client = ["mariadb", "--local-infile=1", *client_args(address, name)]
 
@@ -204,7 +254,9 @@ def main() -> None:
         assert count(db, "items_load") == ROWS, "LOAD DATA did not load every row"
 
         url = urlunsplit(urlsplit(server)._replace(path="/" + name))
-        env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+        s3 = S3Server.start()
+        s3.put("bench", "items_s3.csv", data)
+        env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT), "GATEWAY_S3_BUCKETS": "bench"} | s3.env()
         port = free_port()
         proc = start("app.main:app", port, env)
         rss = PeakRss(proc.pid)
@@ -275,6 +327,24 @@ def main() -> None:
         t_export_xlsx = timed(["curl", "-s", "-o", str(workdir / "out.xlsx"), f"{base}/api/batch/items/export?format=xlsx&limit={XLSX_ROWS}"])
         rss_export_xlsx = rss.peak_mb()
 
+        rss.reset()
+        started = time.perf_counter()
+        accepted = subprocess.run(["curl", "-s", "-F", f"file=@{data}", f"{base}/api/batch/import?async=true&table=items_job"],
+                                  capture_output=True, check=True).stdout
+        job = wait_for_job(base, json.loads(accepted)["data"]["id"])
+        t_job = time.perf_counter() - started
+        rss_job = rss.peak_mb()
+        assert job["state"] == "succeeded" and count(db, "items_job") == ROWS, job
+        rss.reset()
+        started = time.perf_counter()
+        accepted = subprocess.run(["curl", "-s", "-H", "content-type: application/json", "--data",
+                                   json.dumps({"source": "s3://bench/items_s3.csv"}), f"{base}/api/batch/jobs"],
+                                  capture_output=True, check=True).stdout
+        job = wait_for_job(base, json.loads(accepted)["data"]["id"])
+        t_s3 = time.perf_counter() - started
+        rss_s3 = rss.peak_mb()
+        assert job["state"] == "succeeded" and count(db, "items_s3") == ROWS, job
+
         driver = os.environ.get("GATEWAY_DB_DRIVER", "aiomysql")
         print(f"{ROWS} rows, {size_mb:.0f} MB CSV, driver={driver}, 1 uvicorn worker, 2 cores shared with MariaDB and the clients")
         print(f"(a) LOAD DATA LOCAL INFILE      {ROWS / t_load:>10,.0f} rows/s  {t_load:6.2f} s")
@@ -289,15 +359,21 @@ def main() -> None:
         print(f"(j) import XLSX ({XLSX_ROWS} rows)   {XLSX_ROWS / t_xlsx:>10,.0f} rows/s  {t_xlsx:6.2f} s  peak RSS {rss_xlsx:.0f} MB")
         print(f"(k) export JSON Lines           {ROWS / t_export_jsonl:>10,.0f} rows/s  {t_export_jsonl:6.2f} s  peak RSS {rss_export_jsonl:.0f} MB")
         print(f"(l) export XLSX ({XLSX_ROWS} rows)   {XLSX_ROWS / t_export_xlsx:>10,.0f} rows/s  {t_export_xlsx:6.2f} s  peak RSS {rss_export_xlsx:.0f} MB")
+        print(f"(m) import job, upload to done {ROWS / t_job:>10,.0f} rows/s  {t_job:6.2f} s  peak RSS {rss_job:.0f} MB")
+        print(f"(n) import job from S3          {ROWS / t_s3:>10,.0f} rows/s  {t_s3:6.2f} s  peak RSS {rss_s3:.0f} MB")
         load_rate, select_rate = ROWS / t_load, ROWS / t_client
         print(f"import b/a = {t_load / t_import:.2f}x   export d/c = {t_client / t_export:.2f}x"
               f"   all-duplicate e/b = {t_import / t_again:.2f}x   half-duplicate f/b = {t_import / t_half:.2f}x")
         print(f"rules g/a = {t_load / t_rules:.2f}x   validate h/a = {t_load / t_validate:.2f}x   jsonl i/a = {t_load / t_json:.2f}x"
               f"   xlsx j/a = {XLSX_ROWS / t_xlsx / load_rate:.2f}x   export jsonl k/c = {t_client / t_export_jsonl:.2f}x"
               f"   export xlsx l/c = {XLSX_ROWS / t_export_xlsx / select_rate:.2f}x")
+        print(f"job m/b = {t_import / t_job:.2f}x   s3 job n/b = {t_import / t_s3:.2f}x   (against the synchronous import;"
+              f" m/a = {t_load / t_job:.2f}x, n/a = {t_load / t_s3:.2f}x)")
     finally:
         if proc is not None:
             proc.terminate()
+        if S3Server.process is not None:
+            S3Server.process.terminate()
             proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
         admin.ping(reconnect=True)

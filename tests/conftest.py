@@ -113,7 +113,9 @@ def schema(sql):
 @pytest.fixture
 def settings(test_db):
     def make(**overrides) -> Settings:
-        values = {"database_url": test_db, "tables_deny": ("secret_*",)} | overrides
+        # No job workers unless a test asks (tests/integration/test_jobs.py): they would query the
+        # database in the background, and fault tests count every query's retries.
+        values = {"database_url": test_db, "tables_deny": ("secret_*",), "job_workers": 0} | overrides
         return Settings(**values)
 
     return make

@@ -180,3 +180,9 @@ class SourceUnavailable(GatewayError):
     """The object store refused the gateway (credentials) or did not answer."""
 
     status, code = 502, "source_unavailable"
+
+
+class UploadInterrupted(GatewayError):
+    """An async upload stopped before the whole file arrived (a job's `error`, not a response)."""
+
+    status, code = 400, "upload_interrupted"

@@ -32,7 +32,7 @@ from app.imports.engine import ImportEngine
 from app.imports.records import Block, Source
 from app.imports.spreadsheet import Limits
 from app.imports.uploads import open_upload
-from app.jobs.files import read_upload
+from app.jobs.files import Arrival, read_upload
 from app.jobs.s3 import ObjectRef, ObjectStore
 from app.jobs.store import Hold, Job, JobStore, LeaseLost
 
@@ -106,6 +106,9 @@ class JobRunner:
         self.states: dict[str, int] = {}  # jobs in the database by state, as last counted
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self.arrivals: dict[str, Arrival] = {}  # uploads being stored here while their job runs
+        self._adopted: set[asyncio.Task] = set()
+        self._busy: set[asyncio.Task | None] = set()  # workers inside a job
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -118,12 +121,29 @@ class JobRunner:
         self.wake.set()
         for running in self.running.values():
             running.stop = "shutdown"
-        if self._tasks:
-            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
+        for task in self._tasks:  # a worker not running a job stops at once (it may be claiming)
+            if task not in self._busy:
+                task.cancel()
+        tasks = [*self._tasks, *self._adopted]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace_s)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+
+    def adopt(self, job: Job, arrival: Arrival) -> None:
+        """Run a job this instance holds already (created `running`: its upload is being stored
+        here, and the import follows it chunk by chunk instead of waiting for the whole file)."""
+        self.arrivals[job.id] = arrival
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        self._adopted.add(task)
+
+        def done(finished: asyncio.Task) -> None:
+            self._adopted.discard(finished)
+            self.arrivals.pop(job.id, None)
+
+        task.add_done_callback(done)
 
     def cancel_local(self, job_id: str) -> None:
         """A cancellation seen by this instance stops its own run at once (others: next heartbeat)."""
@@ -142,7 +162,11 @@ class JobRunner:
                 job = None
             if job is not None:
                 idle = 0
-                await self._run(job)
+                self._busy.add(asyncio.current_task())
+                try:
+                    await self._run(job)
+                finally:
+                    self._busy.discard(asyncio.current_task())
                 continue
             if idle % SWEEP_EVERY == 0:
                 await self._sweep()
@@ -218,8 +242,8 @@ class JobRunner:
         if report is not None:
             written = report.get("rows_inserted", 0) + report.get("rows_updated", 0)
             progress |= {"rows_read": report["rows_read"], "rows_written": written, "rows_failed": report["rows_failed"]}
-        if state == "succeeded" and running.job.bytes_total is not None:
-            progress["bytes_done"] = running.job.bytes_total
+        if (arrival := self.arrivals.get(running.job.id)) is not None:
+            arrival.abandoned = True  # the upload still arriving need not be stored
         if await self.store.finish(running.hold, state, report, error, progress):
             self.ended[state] = self.ended.get(state, 0) + 1
             self.rows["written"] += progress["rows_written"]
@@ -246,7 +270,7 @@ class JobRunner:
         if job.source.startswith("s3://"):
             chunks = self.objects.read(ObjectRef(options["bucket"], options["key"]), options.get("etag"))
         else:
-            chunks = read_upload(self.store, job.id, job.chunks or 0)
+            chunks = read_upload(self.store, job.id, job.chunks, self.arrivals.get(job.id))
         source = await open_upload(
             self._counted(chunks, running), options.get("format", "csv"),
             sheet=options.get("sheet"), max_record_bytes=settings.csv_max_record_bytes,

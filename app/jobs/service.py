@@ -13,7 +13,7 @@ from app.core.auth import Principal
 from app.core.catalog import Catalog
 from app.core.errors import GatewayError, JobNotFound
 from app.imports.uploads import Format, split_name
-from app.jobs.files import store_upload
+from app.jobs.files import Arrival, store_upload
 from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore, parse_source
 from app.jobs.store import ENDED, Job, JobStore
@@ -27,22 +27,35 @@ class JobService:
     async def submit_upload(
         self, who: Principal, table: str, filename: str | None, chunks: AsyncIterator[bytes], options: dict[str, Any]
     ) -> dict:
-        """Store the upload where every instance can read it, then queue the job."""
+        """Store the upload where every instance can read it; answer once it is stored. When this
+        instance runs jobs, the job starts here at once and imports each chunk as soon as it is
+        stored (so the import does not wait for the whole file); otherwise it is queued for any."""
         await self.catalog.table(table)  # 404 before a byte is stored
-        settings = self.settings
-        job_id = await self.store.create(
-            table, f"upload:{filename or table}", options, who.name, state="uploading", lease_s=settings.job_lease_s
-        )
+        settings, runner = self.settings, self.runner
+        source = f"upload:{filename or table}"
+        arrival = Arrival() if settings.job_workers > 0 else None
+        if arrival is not None:
+            job_id = await self.store.create(table, source, options, who.name, state="running", lease_s=settings.job_lease_s, owner=runner.owner)
+            runner.adopt(await self.store.get(job_id), arrival)
+        else:
+            job_id = await self.store.create(table, source, options, who.name, state="uploading", lease_s=settings.job_lease_s)
         try:
-            size, count = await store_upload(self.store, job_id, chunks, settings.job_chunk_bytes, settings.job_lease_s)
+            size, count = await store_upload(self.store, job_id, chunks, settings.job_chunk_bytes, settings.job_lease_s, arrival)
         except BaseException as exc:
-            error = {"code": exc.code, "message": exc.message} if isinstance(exc, GatewayError) else {
-                "code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"}
-            await asyncio.shield(self.store.fail_upload(job_id, error))
+            if arrival is None:  # (with one, the running import fails the job: upload_interrupted)
+                error = {"code": exc.code, "message": exc.message} if isinstance(exc, GatewayError) else {
+                    "code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"}
+                await asyncio.shield(self.store.fail_upload(job_id, error))
             raise
         await self.store.uploaded(job_id, size, count)
-        self.runner.wake.set()
-        return describe(await self.store.get(job_id))
+        if arrival is not None:
+            arrival.finish(count)
+        else:
+            runner.wake.set()
+        job = await self.store.get(job_id)
+        if job.state in ENDED:  # it ended while the file arrived (a bad header): drop what was stored
+            await self.store.forget_data(job_id)
+        return describe(job)
 
     async def submit_source(self, who: Principal, body: dict[str, Any], allow: Any) -> dict:
         """A job reading an object from S3-compatible storage; what can be known now is checked now

@@ -15,6 +15,7 @@ its lease can never commit next to the one that took over. Times are the databas
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass
@@ -148,17 +149,24 @@ class JobStore:
 
     # --- creating and reading ------------------------------------------------------------------
 
-    async def create(self, table: str, source: str, options: dict, created_by: str, *, state: str, lease_s: float,
-                     bytes_total: int | None = None) -> str:
+    async def create(self, table: str, source: str, options: dict, created_by: str, *, state: str, lease_s: float = 0,
+                     bytes_total: int | None = None, owner: str | None = None) -> str:
+        """A new job: `queued`; `uploading` (its uploader holds a lease); or `running`, held by
+        `owner` from the start (an upload imported while it is stored)."""
         await self.ensure_tables()
         job_id = uuid.uuid4().hex
-        lease = f"{NOW} + INTERVAL %s MICROSECOND" if state == "uploading" else "NULL"
+        leased = state in ("uploading", "running")
+        lease = f"{NOW} + INTERVAL %s MICROSECOND" if leased else "NULL"
+        started = NOW if state == "running" else "NULL"
         statement = (
-            f"INSERT INTO {JOBS} (`id`, `table_name`, `state`, `source`, `options`, `created_by`, `bytes_total`,"
-            f" `lease_until`, `created_at`, `updated_at`) VALUES (%s, %s, %s, %s, %s, %s, %s, {lease}, {NOW}, {NOW})"
+            f"INSERT INTO {JOBS} (`id`, `table_name`, `state`, `source`, `options`, `created_by`, `bytes_total`, `owner`,"
+            " `attempt`, `lease_until`, `created_at`, `updated_at`, `started_at`, `run_started_at`)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, {lease}, {NOW}, {NOW}, {started}, {started})"
         )
-        params: list[Any] = [job_id, table, state, source, json.dumps(options), created_by, bytes_total]
-        if state == "uploading":
+        params: list[Any] = [
+            job_id, table, state, source, json.dumps(options), created_by, bytes_total, owner, 1 if state == "running" else 0,
+        ]
+        if leased:
             params.append(int(lease_s * 1e6))
         await self.db.transaction(lambda s: s.execute(statement, params))
         return job_id
@@ -195,13 +203,17 @@ class JobStore:
     # --- the upload ----------------------------------------------------------------------------
 
     async def store_chunk(self, job_id: str, seq: int, compressed: bool, data: bytes, lease_s: float) -> None:
-        """One chunk of an upload, and the uploader's lease renewed (a retry rewrites the same row)."""
+        """One chunk of an upload, and the uploader's lease renewed (a retry rewrites the same row).
+        The bytes travel as a base64 literal written into the statement: a binary parameter costs
+        the driver's escaping and the server's parsing about 7x more (measured: 108 ms against 16 ms
+        for 1.5 MB), and base64's alphabet needs no quoting (nor has a `%` for the driver to format)."""
+        literal = base64.b64encode(data).decode("ascii")
 
         async def work(session: Session) -> None:
             await session.execute(
-                f"INSERT INTO {FILES} (`job_id`, `seq`, `compressed`, `data`) VALUES (%s, %s, %s, %s)"
+                f"INSERT INTO {FILES} (`job_id`, `seq`, `compressed`, `data`) VALUES (%s, %s, %s, FROM_BASE64('{literal}'))"
                 " ON DUPLICATE KEY UPDATE `compressed` = VALUES(`compressed`), `data` = VALUES(`data`)",
-                (job_id, seq, int(compressed), data),
+                (job_id, seq, int(compressed)),
             )
             await session.execute(
                 f"UPDATE {JOBS} SET `lease_until` = {NOW} + INTERVAL %s MICROSECOND, `updated_at` = {NOW}"
@@ -212,10 +224,14 @@ class JobStore:
         await self.db.transaction(work, bulk=True)
 
     async def uploaded(self, job_id: str, size: int, chunks: int) -> None:
-        """The upload is whole: the job is queued for any instance."""
+        """The upload is whole: an `uploading` job is queued for any instance; a running one (its
+        import started with the upload) learns its size. (MySQL assigns left to right: the lease
+        is decided before the state changes.)"""
         await self.db.transaction(lambda s: s.execute(
-            f"UPDATE {JOBS} SET `state` = 'queued', `bytes_total` = %s, `chunks` = %s, `lease_until` = NULL,"
-            f" `updated_at` = {NOW} WHERE `id` = %s AND `state` = 'uploading'",
+            f"UPDATE {JOBS} SET `bytes_total` = %s, `chunks` = %s,"
+            " `lease_until` = IF(`state` = 'uploading', NULL, `lease_until`),"
+            " `state` = IF(`state` = 'uploading', 'queued', `state`),"
+            f" `updated_at` = {NOW} WHERE `id` = %s AND `state` IN ('uploading', 'running')",
             (size, chunks, job_id),
         ))
 

@@ -71,7 +71,7 @@ async def test_what_can_be_known_up_front_is_a_4xx(schema, settings, s3):
 async def test_an_object_that_changed_or_went_away_fails_the_job_with_the_reason(schema, settings, s3):
     s3.put(BUCKET, "users.csv", csv_bytes(ROWS))
     s3.put(BUCKET, "pairs.csv", b"a,b,v\n1,x,1\n")
-    async with running(settings(**FAST, s3_buckets=(BUCKET,), job_workers=0)) as client:
+    async with running(settings(**(FAST | {"job_workers": 0}), s3_buckets=(BUCKET,))) as client:
         changed = await start(client, {"source": f"s3://{BUCKET}/users.csv"})
         gone = await start(client, {"source": f"s3://{BUCKET}/pairs.csv"})
         s3.put(BUCKET, "users.csv", csv_bytes(ROWS[:10]))
