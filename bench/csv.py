@@ -15,6 +15,8 @@ and measures:
   (k) GET .../export?format=jsonl        (l) GET .../export?format=xlsx&limit=XLSX_ROWS
   (m) the CSV as an import job: POST ?async=true, then polling until `succeeded` (upload included)
   (n) the CSV as a job reading it from an S3 server on loopback (moto's), POST to `succeeded`
+  (o) (b) and (m) again with the upload limited to BENCH_LINK_MBPS MB/s (curl --limit-rate, 10): a
+      client across a network, where the job imports while the file arrives, as (b) does
 and prints rows/s for each, the ratios against LOAD DATA (imports) and mariadb --batch (exports),
 the duplicate scenarios against the clean import, and the gateway's peak RSS.
 
@@ -345,6 +347,18 @@ def main() -> None:
         rss_s3 = rss.peak_mb()
         assert job["state"] == "succeeded" and count(db, "items_s3") == ROWS, job
 
+        link = int(os.environ.get("BENCH_LINK_MBPS", "10"))
+        db.cursor().execute("TRUNCATE items_job")
+        db.cursor().execute("TRUNCATE items")
+        t_link_sync = timed(["curl", "-s", "-o", "/dev/null", "--limit-rate", f"{link}M", "-F", f"file=@{data}", f"{base}/api/batch/import?table=items"])
+        assert count(db, "items") == ROWS
+        started = time.perf_counter()
+        accepted = subprocess.run(["curl", "-s", "--limit-rate", f"{link}M", "-F", f"file=@{data}",
+                                   f"{base}/api/batch/import?async=true&table=items_job"], capture_output=True, check=True).stdout
+        job = wait_for_job(base, json.loads(accepted)["data"]["id"])
+        t_link_job = time.perf_counter() - started
+        assert job["state"] == "succeeded" and count(db, "items_job") == ROWS, job
+
         driver = os.environ.get("GATEWAY_DB_DRIVER", "aiomysql")
         print(f"{ROWS} rows, {size_mb:.0f} MB CSV, driver={driver}, 1 uvicorn worker, 2 cores shared with MariaDB and the clients")
         print(f"(a) LOAD DATA LOCAL INFILE      {ROWS / t_load:>10,.0f} rows/s  {t_load:6.2f} s")
@@ -361,14 +375,15 @@ def main() -> None:
         print(f"(l) export XLSX ({XLSX_ROWS} rows)   {XLSX_ROWS / t_export_xlsx:>10,.0f} rows/s  {t_export_xlsx:6.2f} s  peak RSS {rss_export_xlsx:.0f} MB")
         print(f"(m) import job, upload to done {ROWS / t_job:>10,.0f} rows/s  {t_job:6.2f} s  peak RSS {rss_job:.0f} MB")
         print(f"(n) import job from S3          {ROWS / t_s3:>10,.0f} rows/s  {t_s3:6.2f} s  peak RSS {rss_s3:.0f} MB")
+        print(f"(o) at {link} MB/s: import {ROWS / t_link_sync:,.0f} rows/s ({t_link_sync:.2f} s), job {ROWS / t_link_job:,.0f} rows/s ({t_link_job:.2f} s)")
         load_rate, select_rate = ROWS / t_load, ROWS / t_client
         print(f"import b/a = {t_load / t_import:.2f}x   export d/c = {t_client / t_export:.2f}x"
               f"   all-duplicate e/b = {t_import / t_again:.2f}x   half-duplicate f/b = {t_import / t_half:.2f}x")
         print(f"rules g/a = {t_load / t_rules:.2f}x   validate h/a = {t_load / t_validate:.2f}x   jsonl i/a = {t_load / t_json:.2f}x"
               f"   xlsx j/a = {XLSX_ROWS / t_xlsx / load_rate:.2f}x   export jsonl k/c = {t_client / t_export_jsonl:.2f}x"
               f"   export xlsx l/c = {XLSX_ROWS / t_export_xlsx / select_rate:.2f}x")
-        print(f"job m/b = {t_import / t_job:.2f}x   s3 job n/b = {t_import / t_s3:.2f}x   (against the synchronous import;"
-              f" m/a = {t_load / t_job:.2f}x, n/a = {t_load / t_s3:.2f}x)")
+        print(f"job m/b = {t_import / t_job:.2f}x   s3 job n/b = {t_import / t_s3:.2f}x   job over a {link} MB/s link"
+              f" = {t_link_sync / t_link_job:.2f}x   (against the synchronous import; m/a = {t_load / t_job:.2f}x, n/a = {t_load / t_s3:.2f}x)")
     finally:
         if proc is not None:
             proc.terminate()

@@ -202,6 +202,7 @@ class JobRunner:
             await asyncio.gather(heartbeat, return_exceptions=True)
             del self.running[job.id]
 
+
     async def _attempt(self, running: Running) -> None:
         job, hold = running.job, running.hold
         if job.cancel_requested:  # asked while its last holder was gone
