@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
         app.state.job_runner.start()
+        if settings.s3_buckets:
+            await app.state.objects.warm()
         yield
         await app.state.job_runner.stop()
         await app.state.objects.close()

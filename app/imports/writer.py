@@ -26,7 +26,7 @@ from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, I
 from app.core.resiliency import classify
 from app.core.rules import Problem, Rules, json_form
 from app.core.values import TEXT_KINDS
-from app.imports.checkpoint import Counts, Ranges, ranges
+from app.imports.checkpoint import Counts, Ranges, written
 from app.imports.plan import BARE_NULL, ImportPlan, Row, convert_batch, convert_record, for_insert, has_omitted
 from app.imports.records import OMITTED, Record
 from app.imports.report import ImportReport, span
@@ -270,7 +270,7 @@ class BatchWriter:
 
             async def work(session: Session) -> Counts:
                 counts = await inner(session)
-                await record(session, ranges(r[0] for r in rows if r[0] not in skip), counts)
+                await record(session, written(rows, skip), counts)
                 return counts
 
         try:

@@ -30,18 +30,28 @@ def _unpack(data: bytes) -> bytes:
 
 
 class Arrival:
-    """An upload being stored by this instance, followed by the import that runs while it arrives."""
+    """An upload being stored by this instance, followed by the import that runs while it arrives.
+    The last few chunks stored are kept as they were read: an import that keeps up takes them from
+    memory rather than from the database."""
+
+    KEEP = 8  # chunks (8 MiB by default)
 
     def __init__(self) -> None:
+        self.recent: dict[int, bytes] = {}
         self.stored = 0  # chunks stored so far
         self.total: int | None = None  # chunks in all, once the upload is whole
         self.failed = False
         self.abandoned = False  # the job ended: the rest of the upload need not be stored
         self._changed = asyncio.Event()
 
-    def stored_one(self) -> None:
+    def stored_one(self, data: bytes) -> None:
+        self.recent[self.stored] = data
+        self.recent.pop(self.stored - self.KEEP, None)
         self.stored += 1
         self._changed.set()
+
+    def take(self, seq: int) -> bytes | None:
+        return self.recent.pop(seq, None)
 
     def finish(self, total: int) -> None:
         self.total = total
@@ -79,7 +89,7 @@ async def store_upload(
         compressed, packed = await asyncio.to_thread(_pack, data)
         await store.store_chunk(job_id, number, compressed, packed, lease_s)
         if arrival is not None:
-            arrival.stored_one()
+            arrival.stored_one(data)
 
     async def flush() -> None:
         nonlocal pending, seq, buffer, buffered
@@ -124,6 +134,8 @@ async def read_upload(store: JobStore, job_id: str, chunks: int | None, arrival:
         return arrival.stored > seq if arrival is not None else seq < (chunks or 0)
 
     async def fetch(seq: int) -> bytes:
+        if arrival is not None and (data := arrival.take(seq)) is not None:
+            return data
         found = await store.chunk(job_id, seq)
         if found is None:
             raise SourceNotFound(f"the job's stored upload is incomplete (chunk {seq} is missing)")

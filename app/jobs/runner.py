@@ -160,6 +160,9 @@ class JobRunner:
             except GatewayError as exc:
                 log.warning("job claim failed: %s (%s)", exc.message, exc.code)
                 job = None
+            except Exception:  # a worker must outlive any one failure
+                log.exception("job claim failed")
+                job = None
             if job is not None:
                 idle = 0
                 self._busy.add(asyncio.current_task())
@@ -183,6 +186,8 @@ class JobRunner:
             self.states = await self.store.count_by_state()
         except GatewayError as exc:
             log.warning("job sweep failed: %s (%s)", exc.message, exc.code)
+        except Exception:
+            log.exception("job sweep failed")
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -196,12 +201,14 @@ class JobRunner:
             log.warning("job %s: could not record its outcome: %s (%s)", job.id, exc.message, exc.code)
         except Exception:
             log.exception("job %s: unexpected failure", job.id)
-            await self._end(running, "failed", None, {"code": "internal_error", "message": "internal error"})
+            try:
+                await self._end(running, "failed", None, {"code": "internal_error", "message": "internal error"})
+            except Exception:  # the lease lapses and another attempt tries (up to the attempts allowed)
+                log.exception("job %s: could not record the failure", job.id)
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             del self.running[job.id]
-
 
     async def _attempt(self, running: Running) -> None:
         job, hold = running.job, running.hold

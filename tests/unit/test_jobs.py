@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core.errors import GatewayError, InvalidSource, SourceNotAllowed
-from app.imports.checkpoint import Committed, SkipCommitted, ranges
+from app.imports.checkpoint import Committed, SkipCommitted, ranges, written
 from app.jobs.s3 import ObjectRef, parse_source
 from app.jobs.store import FIELDS, Job
 from app.jobs.view import describe
@@ -27,6 +27,15 @@ def test_ranges_hold_exactly_the_positions(positions):
     spans = ranges(sorted(positions))
     assert {p for first, last in spans for p in range(first, last + 1)} == positions
     assert all(b[0] > a[1] + 1 for a, b in zip(spans, spans[1:]))  # apart, in order
+
+
+@SETTINGS
+@given(st.sets(st.integers(1, 200), min_size=1), st.sets(st.integers(1, 200)))
+def test_written_ranges_leave_out_the_skipped(positions, skip):
+    rows = [(p, "cells") for p in sorted(positions)]
+    expected = ranges(p for p in sorted(positions) if p not in skip)
+    assert written(rows, skip) == expected
+    assert written(rows, ()) == ranges(sorted(positions))
 
 
 @SETTINGS
