@@ -41,7 +41,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -53,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.core.config import DatabaseAddress  # noqa: E402
 from bench.crud import connect, free_port, start  # noqa: E402
+from tests.s3server import S3Server  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 XLSX_ROWS = min(ROWS, int(os.environ.get("BENCH_XLSX_ROWS", "70000")))  # within GATEWAY_SPREADSHEET_MAX_CELLS
@@ -195,40 +195,6 @@ def wait_for_job(base: str, job_id: str, timeout: float = 600) -> dict:
     raise SystemExit(f"job {job_id} did not end in {timeout} s")
 
 
-class S3Server:
-    """moto's S3 server on a free loopback port, for (n)."""
-
-    process: subprocess.Popen | None = None
-
-    def __init__(self, url: str):
-        import boto3
-
-        self.url = url
-        self.client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                                   aws_access_key_id="bench", aws_secret_access_key="bench")
-
-    @classmethod
-    def start(cls) -> "S3Server":
-        port = free_port()
-        cls.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return cls(f"http://127.0.0.1:{port}")
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("moto's S3 server did not start")
-
-    def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
-
-    def put(self, bucket: str, key: str, path: Path) -> None:
-        self.client.create_bucket(Bucket=bucket)
-        self.client.upload_file(str(path), bucket, key)
-
-
 def main() -> None:
     for tool in ("mariadb", "curl"):
         if not shutil.which(tool):
@@ -239,7 +205,7 @@ def main() -> None:
     admin = connect(address)
     admin.cursor().execute(f"CREATE DATABASE `{name}`")
     workdir = Path(tempfile.mkdtemp(prefix="gwbench"))
-    proc = None
+    proc = s3 = None
     try:
         data = workdir / "items.csv"
         print(f"generating {ROWS} rows ...", flush=True)
@@ -257,7 +223,7 @@ def main() -> None:
 
         url = urlunsplit(urlsplit(server)._replace(path="/" + name))
         s3 = S3Server.start()
-        s3.put("bench", "items_s3.csv", data)
+        s3.put("bench", "items_s3.csv", data.read_bytes())
         env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT), "GATEWAY_S3_BUCKETS": "bench"} | s3.env()
         port = free_port()
         proc = start("app.main:app", port, env)
@@ -387,8 +353,8 @@ def main() -> None:
     finally:
         if proc is not None:
             proc.terminate()
-        if S3Server.process is not None:
-            S3Server.process.terminate()
+        if s3 is not None:
+            s3.stop()
             proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
         admin.ping(reconnect=True)

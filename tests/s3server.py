@@ -1,5 +1,5 @@
-"""A real S3 API on loopback for the tests: moto's standalone server, in its own process, on a free
-port; stopped when the test session ends."""
+"""A real S3 API on loopback for the tests (and bench/csv.py): moto's standalone server, in its own
+process, on a free port; stopped when the test session ends."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def free_port() -> int:
 
 
 class S3Server:
-    def __init__(self, url: str):
-        self.url = url
+    def __init__(self, url: str, process: subprocess.Popen | None = None):
+        self.url, self.process = url, process
         self.client = boto3.client(
             "s3", endpoint_url=url, region_name="us-east-1",
             aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -38,28 +38,37 @@ class S3Server:
             pass
         self.client.put_object(Bucket=bucket, Key=key, Body=data)
 
-
-@pytest.fixture(scope="session")
-def s3_server():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
+    @classmethod
+    def start(cls) -> "S3Server":
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                return cls(f"http://127.0.0.1:{port}", process)
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
+                    process.kill()
                     raise RuntimeError("moto's S3 server did not start")
                 time.sleep(0.05)
-        yield S3Server(f"http://127.0.0.1:{port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = S3Server.start()
+    try:
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
 
 
 @pytest.fixture
