@@ -77,6 +77,12 @@ async def test_async_upload_is_202_then_succeeds_with_the_same_report_as_a_sync_
         # The stored upload and the commit records are gone once the job ended.
         assert run_sql(schema, "SELECT COUNT(*) FROM _gateway_job_files") == [(0,)]
         assert run_sql(schema, "SELECT COUNT(*) FROM _gateway_job_commits") == [(0,)]
+        metrics = (await client.get("/metrics")).text
+        assert 'gateway_jobs_ended_total{state="succeeded"} 1.0' in metrics
+        assert 'gateway_job_rows_total{outcome="written"} 3000.0' in metrics
+        assert 'gateway_job_rows_total{outcome="failed"} 1.0' in metrics
+        await eventually(lambda: client.app.state.job_runner.states.get("succeeded") == 1, timeout=5)
+        assert 'gateway_jobs{state="succeeded"} 1.0' in (await client.get("/metrics")).text
 
 
 async def test_prefer_respond_async_and_every_format(schema, settings):
