@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     commit_timeout_ms: int = Field(5000, ge=1)
     # Import batches (thousands of rows per statement): the same rules with longer attempts.
     bulk_attempt_timeouts_ms: CsvInts = (2000, 4000, 8000, 16000)
+    # Reads that may legitimately take seconds (aggregates, exports, exact counts), chosen by the
+    # route: the same rules with longer attempts.
+    slow_read_attempt_timeouts_ms: CsvInts = (2000, 4000, 8000, 16000)
     # How long killing a timed-out statement on the server may take before we give up on it.
     kill_timeout_ms: int = Field(500, ge=1)
     # Outside the wrapper (after an export's first byte; statements of an atomic import), each
@@ -123,7 +126,7 @@ class Settings(BaseSettings):
     tables_deny: CsvStrs = ()
     catalog_ttl_s: float = Field(60.0, gt=0)
 
-    @field_validator("attempt_timeouts_ms", "retry_waits_ms", "bulk_attempt_timeouts_ms", mode="before")
+    @field_validator("attempt_timeouts_ms", "retry_waits_ms", "bulk_attempt_timeouts_ms", "slow_read_attempt_timeouts_ms", mode="before")
     @classmethod
     def _ints(cls, value: object) -> tuple[int, ...]:
         return tuple(int(v) for v in _split(value))

@@ -181,6 +181,10 @@ class Database:
         self.bulk_resilience = Resilience(
             settings.bulk_attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms
         )
+        # Reads that may take seconds (aggregates, exports, exact counts): the route chooses it.
+        self.slow_resilience = Resilience(
+            settings.slow_read_attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms
+        )
         self.kill_timeout = settings.kill_timeout_ms / 1000
         self.stream_timeout = settings.stream_timeout_s
         self.statement_timeout = settings.statement_timeout_s
@@ -195,7 +199,7 @@ class Database:
         self.kills = 0  # statements killed after a timeout (for metrics and tests)
         self.retries: dict[str, int] = {}  # retried attempts, by what failed
         self.gave_up: dict[str, int] = {}  # calls that ended in a 5xx, by code
-        for resilience in (self.resilience, self.bulk_resilience):
+        for resilience in (self.resilience, self.bulk_resilience, self.slow_resilience):
             resilience.on_retry, resilience.on_give_up = self._count_retry, self._count_give_up
 
     def _count_retry(self, exc: BaseException) -> None:
@@ -328,10 +332,24 @@ class Database:
             # The server ends the statement by itself when it next writes to the closed socket.
             log.warning("could not kill server thread %s: %r", thread_id, exc)
 
+    def bounded(self, sql: str, seconds: float) -> str:
+        """A SELECT that the server itself stops shortly after `seconds` (the attempt's timeout), so
+        a runaway read ends even if the KILL after a timeout is lost: `SET STATEMENT
+        max_statement_time=... FOR` on MariaDB, the MAX_EXECUTION_TIME hint on MySQL. The server's
+        limit is a little later than the gateway's own, which stays the one that normally acts."""
+        if seconds <= 0 or sql[:6].upper() != "SELECT":
+            return sql
+        seconds = seconds * 1.1 + 0.05
+        if self.is_mariadb:
+            return f"SET STATEMENT max_statement_time={seconds:.3f} FOR {sql}"
+        return f"SELECT /*+ MAX_EXECUTION_TIME({int(seconds * 1000)}) */{sql[6:]}"
+
     async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False) -> Result:
+        statement = self.bounded(sql, attempt.seconds)
+
         async def on(pool: Any) -> Result:
             async with self._session(pool) as (_, session):
-                return await session.execute(sql, params)
+                return await session.execute(statement, params)
 
         return await self._read(on, replica)
 
@@ -384,10 +402,13 @@ class Database:
 
     # --- the public surface: every call goes through the wrapper -----------------------------
 
-    async def fetch(self, sql: str, params: Sequence[Any] = (), *, replica: bool = False) -> Result:
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *, replica: bool = False, slow: bool = False) -> Result:
         """One statement on a pooled connection (autocommit). `replica`: a read that may be served
-        by a healthy replica (DATABASE_REPLICA_URLS), falling back to the primary."""
-        return await self.resilience.run(lambda attempt: self._fetch_once(attempt, sql, params, replica))
+        by a healthy replica (DATABASE_REPLICA_URLS), falling back to the primary. `slow`: a read
+        allowed seconds (GATEWAY_SLOW_READ_ATTEMPT_TIMEOUTS_MS). A SELECT's attempt timeout is
+        also given to the server (`bounded`)."""
+        resilience = self.slow_resilience if slow else self.resilience
+        return await resilience.run(lambda attempt: self._fetch_once(attempt, sql, params, replica))
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]], *, bulk: bool = False) -> T:
         """Run `work` in one transaction per attempt: work, then COMMIT. A retry starts afresh.
@@ -400,7 +421,7 @@ class Database:
 
     @asynccontextmanager
     async def stream(
-        self, sql: str, params: Sequence[Any], batch_rows: int, *, replica: bool = False
+        self, sql: str, params: Sequence[Any], batch_rows: int, *, replica: bool = False, slow: bool = False
     ) -> AsyncIterator[tuple[list[str], AsyncIterator[Sequence[tuple]]]]:
         """Read a query through a server-side cursor, in batches, in constant memory.
 
@@ -414,7 +435,7 @@ class Database:
             conn = await self._acquire(pool)
             try:
                 cursor = await conn.cursor(self.driver.stream_cursor)
-                await cursor.execute(sql, tuple(params))
+                await cursor.execute(sql, tuple(params))  # not bounded: the rows flow long after
                 first = await cursor.fetchmany(batch_rows)
             except BaseException as exc:
                 await self._release(conn, pool, exc)
@@ -423,7 +444,8 @@ class Database:
                 raise
             return pool, conn, cursor, first
 
-        pool, conn, cursor, first = await self.resilience.run(lambda attempt: self._read(start_on, replica))
+        resilience = self.slow_resilience if slow else self.resilience
+        pool, conn, cursor, first = await resilience.run(lambda attempt: self._read(start_on, replica))
         names = [d[0] for d in cursor.description]
         exhausted = False
 

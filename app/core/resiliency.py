@@ -39,7 +39,10 @@ T = TypeVar("T")
 CONNECTIVITY_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
 # Transient contention: lock wait timeout, deadlock (also Galera's certification failure at COMMIT).
 CONTENTION_CODES = frozenset({1205, 1213})
-RETRYABLE_CODES = CONNECTIVITY_CODES | CONTENTION_CODES
+# The server stopped a statement at the time the gateway gave it (max_statement_time on MariaDB,
+# MAX_EXECUTION_TIME on MySQL): a timeout like the gateway's own.
+SERVER_TIMEOUT_CODES = frozenset({1969, 3024})
+RETRYABLE_CODES = CONNECTIVITY_CODES | CONTENTION_CODES | SERVER_TIMEOUT_CODES
 
 CONFLICT_CODES = frozenset({1062, 1022, 1586, 1451, 1452, 1216, 1217})
 INVALID_VALUE_CODES = frozenset({1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078})
@@ -63,6 +66,7 @@ class Attempt:
     committing: bool = False  # COMMIT sent, answer not yet received
     timeout: asyncio.Timeout | None = None
     commit_timeout: float = 5.0
+    seconds: float = 0.0  # this attempt's timeout (the server is given it too, for reads)
 
     def begin_commit(self) -> None:
         """From here a failure is not retried, and the deadline becomes the COMMIT's own: cutting a
@@ -147,7 +151,8 @@ class Resilience:
         return await self._retry(operation, first_failure)
 
     async def _attempt(self, operation: Operation[T], attempt: Attempt) -> T:
-        async with asyncio.timeout(self.timeouts[attempt.number - 1]) as timeout:
+        attempt.seconds = self.timeouts[attempt.number - 1]
+        async with asyncio.timeout(attempt.seconds) as timeout:
             attempt.timeout = timeout
             return await operation(attempt)
 
@@ -198,6 +203,8 @@ class Resilience:
         if isinstance(exc, PoolExhausted):
             return self._unavailable("no database connection free", attempt)
         if isinstance(exc, DatabaseError):
+            if exc.code in SERVER_TIMEOUT_CODES:
+                return GatewayTimeout("the database did not answer in time (it stopped the statement)", {"attempts": attempt.number})
             if exc.code in RETRYABLE_CODES:
                 return self._unavailable("database unavailable", attempt, exc.code)
             return classify(exc)

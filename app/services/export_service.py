@@ -81,7 +81,7 @@ class ExportService:
         stack = AsyncExitStack()
         try:
             statement = sql.csv_select(table, query) if fmt == "csv" else sql.select(table, query)
-            _, batches = await stack.enter_async_context(self.db.stream(*statement, self.batch_rows, replica=True))
+            _, batches = await stack.enter_async_context(self.db.stream(*statement, self.batch_rows, replica=True, slow=True))
             columns = tuple(query.fields)
             if fmt == "csv":
                 body = self._csv(table.name, columns, batches)
