@@ -186,3 +186,10 @@ class UploadInterrupted(GatewayError):
     """An async upload stopped before the whole file arrived (a job's `error`, not a response)."""
 
     status, code = 400, "upload_interrupted"
+
+
+class InvalidAggregate(GatewayError):
+    """An aggregate request that does not make sense: an unknown function, a sum over text, a
+    `having` or `order` naming no result column."""
+
+    status, code = 400, "invalid_aggregate"

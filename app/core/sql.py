@@ -9,9 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from typing import TYPE_CHECKING
+
 from app.core.catalog import Column, Table
 from app.core.filters import Group, ListQuery, Node
 from app.core.values import TEXT_KINDS
+
+if TYPE_CHECKING:
+    from app.core.aggregates import AggregateQuery
 
 Statement = tuple[str, tuple[Any, ...]]
 
@@ -67,6 +72,26 @@ def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statem
     where, params = _where(query.where)
     tail, tail_params = _order_and_page(query, extra_row=extra_row)
     return f"SELECT {column_list(query.fields)} FROM {table.quoted}{where}{tail}", params + tail_params
+
+
+def aggregate(table: Table, query: "AggregateQuery", *, extra_row: bool = False) -> Statement:
+    """SELECT group columns and aggregates ... GROUP BY ... HAVING ... ORDER BY ... LIMIT."""
+    where, params = _where(query.where)
+    select_list = ", ".join(f"{r.quoted} AS {r.alias}" for r in query.results)
+    sql = f"SELECT {select_list} FROM {table.quoted}{where}"
+    if query.group_by:
+        sql += " GROUP BY " + ", ".join(g.quoted for g in query.group_by)
+    if query.having is not None:
+        having, having_params = where_sql(query.having)
+        sql += " HAVING " + having
+        params += having_params
+    tail, tail_params = _order_and_page(query, extra_row=extra_row)  # type: ignore[arg-type]
+    return sql + tail, params + tail_params
+
+
+def count(table: Table, where: Node | None) -> Statement:
+    clause, params = _where(where)
+    return f"SELECT COUNT(*) FROM {table.quoted}{clause}", params
 
 
 def select_where(table: Table, where: Node, columns: Sequence[Column] | None = None) -> Statement:

@@ -11,7 +11,7 @@ from app.routes.deps import CanRead, CanWrite, crud
 from app.routes.idempotent import IdempotencyKey, write_once
 from app.routes.jsonroute import JSONRoute
 from app.schemas.envelope import success
-from app.schemas.requests import CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
+from app.schemas.requests import AggregateBody, CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
 from app.services.crud_service import CrudService
 
 router = APIRouter(prefix="/api", tags=["rows"], route_class=JSONRoute)
@@ -29,6 +29,18 @@ async def query_rows(table: str, body: QueryBody, service: Service, _: CanRead):
     options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset}
     rows, meta = await service.list_from_body(table, body.input, options)
     return success(rows, f"{meta['count']} row(s)", meta=meta)
+
+
+@router.get("/{table}/aggregate", summary="Aggregates by group (query-string filters)")
+async def aggregate_rows(table: str, request: Request, service: Service, _: CanRead):
+    rows, meta = await service.aggregate_from_params(table, request.query_params.multi_items())
+    return success(rows, f"{meta['count']} group(s)", meta=meta)
+
+
+@router.post("/{table}/aggregate", summary="Aggregates by group (JSON filter)")
+async def aggregate_query(table: str, body: AggregateBody, service: Service, _: CanRead):
+    rows, meta = await service.aggregate_from_body(table, body.model_dump())
+    return success(rows, f"{meta['count']} group(s)", meta=meta)
 
 
 @router.post("/{table}", status_code=201, summary="Create one row or many")

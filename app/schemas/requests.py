@@ -62,6 +62,23 @@ class DeleteBody(Body):
         return one_of(data, "input", "where")
 
 
+class AggregateBody(Body):
+    """POST /api/{table}/aggregate (core/aggregates.py)."""
+
+    input: Filter | None = None
+    group_by: str | list[str] | None = None
+    aggregates: dict[str, str | list[str]] | None = None
+    having: dict[str, Any] | None = None
+    order_by: str | list[str] | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _order(cls, data: Any) -> Any:
+        return one_of(data, "order_by", "order")
+
+
 class JobBody(Body):
     """POST /api/batch/jobs: an import that reads its file from S3-compatible storage."""
 

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from app.core import sql
+from app.core import aggregates, sql
+from app.core.aggregates import AggregateQuery
 from app.core.catalog import Catalog, Column, Table
 from app.core.database import Database, Result, Session
 from app.core.errors import (
@@ -238,6 +239,37 @@ class CrudService:
         if more:
             result.rows = result.rows[: query.limit]
         records = to_records(query.fields, result)
+        meta = {
+            "count": len(records),
+            "limit": query.limit,
+            "offset": query.offset,
+            "next": query.offset + query.limit if more and query.limit else None,
+        }
+        return records, meta
+
+    # --- aggregates ---------------------------------------------------------------------------
+
+    async def aggregate_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
+        params = list(params)
+        filters = [p for p in params if p[0] not in aggregates.PARAMS]
+        return await self._aggregate(name, lambda t: aggregates.from_params(
+            t, params, parse_query_params(t, filters), default_limit=self.default_limit, max_limit=self.max_limit
+        ))
+
+    async def aggregate_from_body(self, name: str, body: Mapping[str, Any]) -> tuple[list[dict], dict]:
+        return await self._aggregate(name, lambda t: aggregates.from_body(
+            t, parse_filter(t, body.get("input")), body, default_limit=self.default_limit, max_limit=self.max_limit
+        ))
+
+    async def _aggregate(self, name: str, build: Callable[[Table], AggregateQuery]) -> tuple[list[dict], dict]:
+        """A question over the table: the slow-read schedule (a GROUP BY may take seconds)."""
+        table, query = await self.resolve(name, build)
+        result = await self.db.fetch(*sql.aggregate(table, query, extra_row=True), replica=True, slow=True)
+        rows = result.rows
+        more = query.limit is not None and len(rows) > query.limit
+        if more:
+            rows = rows[: query.limit]
+        records = rows_to_dicts(result.names, rows, aggregates.fixers(query))
         meta = {
             "count": len(records),
             "limit": query.limit,
