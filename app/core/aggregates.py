@@ -24,7 +24,7 @@ from app.core.errors import InvalidAggregate, InvalidFilter
 from app.core.filters import (
     LIST_OPERATORS, MAX_DEPTH, MAX_LIST, OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, parse_int,
 )
-from app.core.values import bit_out, json_out, to_db
+from app.core.values import bit_out, json_out, to_compare
 
 FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
 NUMERIC_KINDS = ("int", "decimal", "float", "bool")
@@ -107,7 +107,7 @@ def _scalar(result: Result, op: str, value: Any, text: bool) -> Any:
         raise InvalidFilter(f"'{op}' on '{result.name}' takes a single non-null value")
     if result.function in (None, "min", "max"):
         assert result.column is not None
-        return str(value) if op == "like" else to_db(result.column, value, text=text)
+        return str(value) if op == "like" else to_compare(result.column, value, text=text)
     if op == "like":
         raise InvalidFilter(f"'like' does not apply to '{result.name}', a number")
     try:

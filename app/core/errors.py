@@ -193,3 +193,7 @@ class InvalidAggregate(GatewayError):
     `having` or `order` naming no result column."""
 
     status, code = 400, "invalid_aggregate"
+
+
+class InvalidCursor(GatewayError):
+    status, code = 400, "invalid_cursor"

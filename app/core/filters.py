@@ -17,11 +17,11 @@ from typing import Any, Literal, Union
 from app.core.catalog import Column, Table
 from app.core.errors import InvalidFilter, UnknownColumn
 from app.core.echo import shown
-from app.core.values import to_db
+from app.core.values import to_compare
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "like", "in", "nin", "between", "is_null")
 LIST_OPERATORS = ("in", "nin", "between")
-RESERVED_PARAMS = ("limit", "offset", "order", "fields")
+RESERVED_PARAMS = ("limit", "offset", "order", "fields", "cursor", "count")
 MAX_DEPTH = 8
 MAX_LIST = 1000  # values in one in/nin list
 MAX_ROWS = 2**63 - 1  # the largest limit or offset (MariaDB takes up to 2^64-1; past it is a syntax error)
@@ -50,6 +50,14 @@ class ListQuery:
     order: tuple[tuple[Column, bool], ...]  # (column, descending)
     limit: int | None
     offset: int
+    keyset: tuple[tuple[Column, bool], ...] | None = None  # the order made total (core/cursors.py)
+    after: Node | None = None  # the rows after the cursor's
+    extra: tuple[Column, ...] = ()  # keyset columns read only to make the next cursor
+    count_exact: bool = False
+
+    @property
+    def selected(self) -> tuple[Column, ...]:
+        return self.fields + self.extra
 
 
 def column_of(table: Table, name: Any) -> Column:
@@ -89,7 +97,7 @@ def _scalar(column: Column, op: str, value: Any, text: bool) -> Any:
         if not isinstance(value, (str, int, float)):
             raise InvalidFilter(f"'like' on '{column.name}' takes a pattern string")
         return str(value)
-    return to_db(column, value, text=text)
+    return to_compare(column, value, text=text)
 
 
 def parse_filter(table: Table, spec: Any, depth: int = 0) -> Node | None:
@@ -197,15 +205,39 @@ def list_query(
     order: Any = None,
     limit: Any = None,
     offset: Any = None,
+    cursor: Any = None,
+    count: Any = None,
     default_limit: int | None,
     max_limit: int | None,
 ) -> ListQuery:
+    from app.core import cursors  # (cursors builds on this module's nodes)
+
+    fields_ = parse_fields(table, fields)
+    order_ = parse_order(table, order)
+    offset_ = parse_int("offset", offset, 0, 0, None) or 0
+    keys = cursors.keyset(table, order_)
+    after = None
+    if cursor is not None and cursor != "":
+        if not isinstance(cursor, str):
+            raise InvalidFilter("cursor is the text of a meta.next_cursor")
+        if keys is None:
+            raise InvalidFilter(f"table '{table.name}' has no primary key: its pages go by offset")
+        if offset_:
+            raise InvalidFilter("give a cursor or an offset, not both")
+        after = cursors.after(keys, cursors.decode(keys, cursor))
+    if count not in (None, "", "exact"):
+        raise InvalidFilter("count takes 'exact' (it costs a second query)", {"count": shown(count, 40)})
+    named = set(fields_)
     return ListQuery(
         where=where,
-        fields=parse_fields(table, fields),
-        order=parse_order(table, order),
+        fields=fields_,
+        order=order_,
         limit=parse_int("limit", limit, default_limit, 1, max_limit),
-        offset=parse_int("offset", offset, 0, 0, None) or 0,
+        offset=offset_,
+        keyset=keys,
+        after=after,
+        extra=tuple(c for c, _ in keys or () if c not in named),
+        count_exact=count == "exact",
     )
 
 
@@ -217,7 +249,7 @@ def key_values(table: Table, key: str) -> tuple[Any, ...]:
     if len(parts) != len(table.primary_key):
         names = ",".join(c.name for c in table.primary_key)
         raise InvalidFilter(f"the key of '{table.name}' has {len(table.primary_key)} parts: {names}")
-    return tuple(to_db(c, v, text=True) for c, v in zip(table.primary_key, parts))
+    return tuple(to_compare(c, v, text=True) for c, v in zip(table.primary_key, parts))
 
 
 def equals(columns: tuple[Column, ...], values: tuple[Any, ...]) -> Node:

@@ -68,10 +68,23 @@ def _order_and_page(query: ListQuery, *, extra_row: bool = False) -> Statement:
 
 
 def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statement:
-    """SELECT for a list page; `extra_row` asks for limit+1 rows to learn whether a next page exists."""
-    where, params = _where(query.where)
-    tail, tail_params = _order_and_page(query, extra_row=extra_row)
-    return f"SELECT {column_list(query.fields)} FROM {table.quoted}{where}{tail}", params + tail_params
+    """SELECT for a list page (after a cursor's row, when there is one); `extra_row` asks for
+    limit+1 rows to learn whether a next page exists. The keyset (order + key) orders it, so pages
+    never skip or repeat a row."""
+    where_node = query.where if query.after is None else (
+        query.after if query.where is None else Group("and", (query.where, query.after))
+    )
+    where, params = _where(where_node)
+    order = query if query.keyset is None else _Keyed(query)
+    tail, tail_params = _order_and_page(order, extra_row=extra_row)  # type: ignore[arg-type]
+    return f"SELECT {column_list(query.selected)} FROM {table.quoted}{where}{tail}", params + tail_params
+
+
+class _Keyed:
+    """A list query ordered by its keyset (its order plus the primary key's columns)."""
+
+    def __init__(self, query: ListQuery):
+        self.order, self.limit, self.offset = query.keyset, query.limit, query.offset
 
 
 def aggregate(table: Table, query: "AggregateQuery", *, extra_row: bool = False) -> Statement:

@@ -254,6 +254,16 @@ def to_db(column: Column, value: Any, *, text: bool = False) -> Any:
     return _CONVERTERS[column.kind](column, value)
 
 
+def to_compare(column: Column, value: Any, *, text: bool = False) -> Any:
+    """A value compared with `column` (a filter, a cursor): converted like a written one, but a
+    generated column may be compared with, and NULL checks are the caller's."""
+    if value is None:
+        return None
+    if text and column.kind == "json":
+        return _json_text(column, value)
+    return _CONVERTERS[column.kind](column, value)
+
+
 # --- database -> JSON ------------------------------------------------------------------------
 
 

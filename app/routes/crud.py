@@ -26,7 +26,8 @@ async def list_rows(table: str, request: Request, service: Service, _: CanRead):
 
 @router.post("/{table}/query", summary="List rows (JSON filter)")
 async def query_rows(table: str, body: QueryBody, service: Service, _: CanRead):
-    options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset}
+    options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset,
+               "cursor": body.cursor, "count": body.count}
     rows, meta = await service.list_from_body(table, body.input, options)
     return success(rows, f"{meta['count']} row(s)", meta=meta)
 

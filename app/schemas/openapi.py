@@ -10,7 +10,8 @@ from typing import Any
 
 from app.core.auth import Principal
 from app.core.catalog import Column, Table
-from app.core.filters import MAX_ROWS
+from app.core.aggregates import AGGREGATE_PARAMS, NUMERIC_KINDS
+from app.core.filters import MAX_ROWS, RESERVED_PARAMS
 
 OPERATORS = "eq ne gt gte lt lte like in nin between is_null"
 ERRORS = {
@@ -125,6 +126,44 @@ def body(schema: dict) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+def aggregate_path(table: Table, filters: list[dict], filter_schema: dict, max_limit: int) -> dict:
+    """GET/POST /api/{table}/aggregate with the table's own columns (core/aggregates.py)."""
+    names = [c.name for c in table.columns]
+    numeric = [c.name for c in table.columns if c.kind in NUMERIC_KINDS]
+    columns = {"type": "string", "description": f"comma-separated, of: {', '.join(names)}"}
+    functions = {
+        "count": {"type": "string", "description": f"* (rows) or columns (their non-NULL values): {', '.join(names)}"},
+        "count_distinct": columns, "sum": {"type": "string", "description": f"numeric columns: {', '.join(numeric)}"},
+        "avg": {"type": "string", "description": f"numeric columns: {', '.join(numeric)}"}, "min": columns, "max": columns,
+    }
+    parameters = [
+        {"name": "group_by", "in": "query", "schema": columns},
+        *({"name": f, "in": "query", "schema": schema} for f, schema in functions.items()),
+        {"name": "having", "in": "query", "schema": {"type": "string"}, "description": "result.op.value: count.gt.10, sum_salary.gte.1000"},
+        {"name": "order", "in": "query", "schema": {"type": "string"}, "description": "result names: count.desc,department"},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_limit}},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}},
+        *(f for f in filters if f["name"] not in AGGREGATE_PARAMS),
+    ]
+    names_list = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string", "enum": names}}]}
+    groups = envelope({"type": "array", "items": {"type": "object", "description": "group columns by name; count, sum_<col>, avg_<col>, ..."}}, listing=True)
+    return {
+        "get": {"operationId": f"aggregate_{table.name}", "tags": [table.name], "parameters": parameters, "responses": responses("200", groups)},
+        "post": {
+            "operationId": f"aggregate_query_{table.name}", "tags": [table.name],
+            "requestBody": body({"type": "object", "properties": {
+                "input": filter_schema, "group_by": names_list,
+                "aggregates": {"type": "object", "properties": {f: names_list for f in functions}, "additionalProperties": False},
+                "having": {"type": "object", "description": "{result: value} or {result: {op: value}}, and/or lists"},
+                "order_by": names_list, "order": names_list,
+                "limit": {"type": "integer", "minimum": 1, "maximum": max_limit},
+                "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
+            }, "additionalProperties": False}),
+            "responses": responses("200", groups),
+        },
+    }
+
+
 def table_paths(table: Table, who: Principal, max_limit: int) -> dict[str, dict]:
     name, row = table.name, ref(f"{table.name}.row")
     affected = envelope({"type": "object", "properties": {"affected": {"type": "integer"}}, "required": ["affected"]})
@@ -136,11 +175,15 @@ def table_paths(table: Table, who: Principal, max_limit: int) -> dict[str, dict]
             {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}},
             {"name": "order", "in": "query", "schema": {"type": "string"}, "description": "col.asc,other.desc"},
             {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "a,b"},
-        ] + [
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "meta.next_cursor of the page before"},
+            {"name": "count", "in": "query", "schema": {"type": "string", "enum": ["exact"]}, "description": "exact: meta.total"},
+        ]
+        filters = [
             {"name": c.name, "in": "query", "schema": {"type": "string"}, "description": f"value or op.value ({OPERATORS})"}
             for c in table.columns
-            if c.name not in ("limit", "offset", "order", "fields")
+            if c.name not in RESERVED_PARAMS
         ]
+        parameters += filters
         listing = envelope({"type": "array", "items": row}, listing=True)
         paths[f"/api/{name}/query"] = {
             "get": {"operationId": f"list_{name}", "tags": [name], "parameters": parameters, "responses": responses("200", listing)},
@@ -152,10 +195,12 @@ def table_paths(table: Table, who: Principal, max_limit: int) -> dict[str, dict]
                     "order": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                     "limit": {"type": "integer", "minimum": 1, "maximum": max_limit},
                     "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
+                    "cursor": {"type": "string"}, "count": {"type": "string", "enum": ["exact"]},
                 }, "additionalProperties": False}),
                 "responses": responses("200", listing),
             },
         }
+        paths[f"/api/{name}/aggregate"] = aggregate_path(table, filters, filter_schema, max_limit)
     if who.may("write", name):
         idempotency = [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}}]
         paths[f"/api/{name}"] = {
@@ -362,6 +407,7 @@ def document(tables: list[Table], who: Principal, *, title: str, version: str, m
         "Meta": {"type": "object", "properties": {
             "count": {"type": "integer"}, "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
             "offset": {"type": "integer"}, "next": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "total": {"type": "integer"},
         }, "required": ["count", "limit", "offset", "next"]},
     }
     paths: dict[str, dict] = {}

@@ -37,6 +37,8 @@ class QueryBody(Body):
     fields: str | list[str] | None = None
     limit: int | None = None
     offset: int | None = None
+    cursor: str | None = None
+    count: str | None = None
 
     @model_validator(mode="before")
     @classmethod

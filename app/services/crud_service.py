@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from app.core import aggregates, sql
+from app.core import aggregates, cursors, sql
 from app.core.aggregates import AggregateQuery
 from app.core.catalog import Catalog, Column, Table
 from app.core.database import Database, Result, Session
@@ -218,13 +219,15 @@ class CrudService:
             order=options.get("order"),
             limit=options.get("limit"),
             offset=options.get("offset"),
+            cursor=options.get("cursor") if limited else None,
+            count=options.get("count") if limited else None,
             default_limit=self.default_limit if limited else None,
             max_limit=self.max_limit if limited else None,
         )
 
     async def list_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
         params = list(params)
-        options = dict(p for p in params if p[0] in ("fields", "order", "limit", "offset"))
+        options = dict(p for p in params if p[0] in ("fields", "order", "limit", "offset", "cursor", "count"))
         return await self._list(
             name, lambda t: self.list_request(t, parse_query_params(t, params), options)
         )
@@ -234,17 +237,32 @@ class CrudService:
 
     async def _list(self, name: str, build: Callable[[Table], ListQuery]) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
-        result = await self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
+        page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
+        if query.count_exact:  # the total runs beside the page, on the slow-read schedule
+            result, counted = await asyncio.gather(page, self.db.fetch(*sql.count(table, query.where), replica=True, slow=True))
+        else:
+            result = await page
         more = query.limit is not None and len(result.rows) > query.limit
         if more:
             result.rows = result.rows[: query.limit]
+        next_cursor = None
+        if more and query.keyset is not None and result.rows:
+            at = {name: i for i, name in enumerate(result.names)}
+            last = result.rows[-1]
+            next_cursor = cursors.encode(query.keyset, [last[at[c.name]] for c, _ in query.keyset])
+        if query.extra:
+            width = len(query.fields)
+            result.names, result.rows = result.names[:width], [row[:width] for row in result.rows]
         records = to_records(query.fields, result)
         meta = {
             "count": len(records),
             "limit": query.limit,
             "offset": query.offset,
-            "next": query.offset + query.limit if more and query.limit else None,
+            "next": query.offset + query.limit if more and query.limit and query.after is None else None,
+            "next_cursor": next_cursor,
         }
+        if query.count_exact:
+            meta["total"] = int(counted.rows[0][0])
         return records, meta
 
     # --- aggregates ---------------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""Cursors and aggregates, pure: whatever a caller sends, a query or a 4xx (property-based)."""
+
+import base64
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core import aggregates, cursors, sql
+from app.core.errors import GatewayError
+from app.core.filters import list_query
+from app.schemas.envelope import error
+
+from .tables import PAIRS, USERS
+
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+texts = st.one_of(st.text(), st.text(st.characters(blacklist_categories=())), st.sampled_from(["", ".", "..", "count.", "count.gt", "*", ",", "x" * 5000]))
+
+
+def token(body) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(body)).decode().rstrip("=")
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text()), lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+
+
+@SETTINGS
+@given(st.one_of(texts, st.builds(token, st.fixed_dictionaries({"v": st.just(1), "k": st.just([["a", False], ["b", False]]), "p": st.lists(json_values, max_size=3)}))))
+def test_any_cursor_is_a_page_or_a_400(cursor):
+    try:
+        query = list_query(PAIRS, None, cursor=cursor, default_limit=10, max_limit=100)
+    except GatewayError as exc:
+        assert exc.status == 400
+        error(exc)
+        return
+    statement, params = sql.select(PAIRS, query)
+    assert statement.count("%s") == len(params)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from([*aggregates.AGGREGATE_PARAMS, "order", "limit", "offset", "age", "name"]), texts), max_size=6))
+def test_any_aggregate_query_string_is_a_query_or_a_400(params):
+    from app.core.filters import parse_query_params
+
+    try:
+        filters = [p for p in params if p[0] not in aggregates.PARAMS]
+        query = aggregates.from_params(USERS, params, parse_query_params(USERS, filters), default_limit=10, max_limit=100)
+    except GatewayError as exc:
+        assert 400 <= exc.status < 500
+        error(exc)
+        return
+    statement, params_ = sql.aggregate(USERS, query)
+    assert statement.count("%s") == len(params_)
+
+
+def test_cursor_round_trip_and_the_predicate():
+    keys = cursors.keyset(USERS, ((USERS.column("born"), True), (USERS.column("kind"), False)))
+    assert [c.name for c, _ in keys] == ["born", "kind", "id"]
+    values = cursors.decode(keys, cursors.encode(keys, [None, "b'c", 7]))
+    assert values == [None, "b'c", 7]
+    statement, params = sql.where_sql(cursors.after(keys, values))
+    # born is NULL and descending: nothing sorts after it in born; kind compares by its number.
+    assert statement == "((`born` IS NULL AND (`kind` + 0) > %s) OR (`born` IS NULL AND (`kind` + 0) = %s AND `id` > %s))"
+    assert params == (2, 2, 7)
+    assert cursors.keyset(USERS, ((USERS.column("id"), True),)) == ((USERS.column("id"), True),)
