@@ -3,6 +3,10 @@
 For GET by primary key, a 100-row list page and a single-row POST it prints requests/s, p50 and
 p99 for both, and the ratio gateway/baseline. Load comes from wrk (Debian package `wrk`).
 
+Then deep pages: on a table of DEEP_ROWS (2,000,000) rows, the time of page 1 and of the page after
+row 1,000,000, by offset and by cursor (median of 5 requests each), in key order and in the order
+of an indexed column with ties.
+
     make bench                      # or: DATABASE_URL=... .venv/bin/python bench/crud.py
     BENCH_SECONDS=10 BENCH_CONNECTIONS=32 GATEWAY_DB_DRIVER=asyncmy ...
 
@@ -38,6 +42,7 @@ from app.core.config import DatabaseAddress  # noqa: E402
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 ROWS = 10_000
+DEEP_ROWS = int(os.environ.get("BENCH_DEEP_ROWS", "2000000"))
 
 GET_LUA = """
 math.randomseed(os.time())
@@ -127,12 +132,59 @@ def main() -> None:
             base = run_case(base_url, script)
             flag = "" if not (gw["errors"] or base["errors"]) else f"  errors gw={gw['errors']} base={base['errors']}"
             print(f"{label:<15} {gw['rps']:>14.0f} {gw['p50']:>8} {gw['p99']:>8} | {base['rps']:>14.0f} {base['p50']:>8} {base['p99']:>8} | {gw['rps'] / base['rps']:.2f}x{flag}")
+        deep_pages(db, f"http://127.0.0.1:{gw_port}")
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
         admin.ping(reconnect=True)
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def deep_pages(db, base: str) -> None:
+    """Page 1 and the page after row DEEP_ROWS/2, by offset and by cursor."""
+    import json
+    import statistics
+    import urllib.parse
+    import urllib.request
+
+    from app.core import cursors
+    from app.core.catalog import Column
+
+    cur = db.cursor()
+    cur.execute("CREATE TABLE deep (id INT PRIMARY KEY, name VARCHAR(30) NOT NULL, score INT NOT NULL, KEY score (score, id))")
+    cur.execute(f"INSERT INTO deep SELECT seq, CONCAT('user ', seq), seq % 1000 FROM seq_1_to_{DEEP_ROWS}")
+    cur.execute("ANALYZE TABLE deep")  # fresh statistics: right after a bulk load the optimizer would sort the table
+    cur.fetchall()
+    middle = DEEP_ROWS // 2
+
+    def timed(query: dict) -> float:
+        url = f"{base}/api/deep/query?" + urllib.parse.urlencode(query)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            with urllib.request.urlopen(url) as answer:
+                body = json.loads(answer.read())
+            times.append(time.perf_counter() - started)
+            assert len(body["data"]) == 100, body
+        return statistics.median(times) * 1000
+
+    def column(name: str, kind: str) -> Column:
+        return Column(name, kind, kind, False, False)
+
+    print(f"deep pages, {DEEP_ROWS:,} rows, 100 rows a page (ms, median of 5):")
+    print(f"{'order':<22} {'page 1':>8} {'offset':>10} {'cursor':>10}   (the page after row {middle:,})")
+    for label, order, keys, sql_order in (
+        ("key (id)", None, ((column("id", "int"), False),), "id"),
+        ("score.desc, ties", "score.desc", ((column("score", "int"), True), (column("id", "int"), True)), "score DESC, id DESC"),
+    ):
+        cur.execute(f"SELECT {', '.join(c.name for c, _ in keys)} FROM deep ORDER BY {sql_order} LIMIT 1 OFFSET {middle - 1}")
+        cursor = cursors.encode(keys, list(cur.fetchone()))
+        ordered = {"order": order} if order else {}
+        first = timed({"limit": 100, **ordered})
+        by_offset = timed({"limit": 100, "offset": middle, **ordered})
+        by_cursor = timed({"limit": 100, "cursor": cursor, **ordered})
+        print(f"{label:<22} {first:>8.1f} {by_offset:>10.1f} {by_cursor:>10.1f}")
 
 
 def run_case(url: str, script: str) -> dict:

@@ -36,8 +36,8 @@ async def test_cursor_pages_on_a_composite_key_with_ties_and_nulls(schema, setti
     total = fill_pairs(schema)
     async with running(settings()) as client:
         for order, sql_order in (
-            ("v.desc", "v DESC, a, b"), ("v", "v, a, b"), ("v.desc,b.asc", "v DESC, b, a"),
-            ("b.desc,v.asc", "b DESC, v, a"), (None, "a, b"),
+            ("v.desc", "v DESC, a DESC, b DESC"), ("v", "v, a, b"), ("v.desc,b.asc", "v DESC, b, a"),
+            ("b.desc,v.asc", "b DESC, v, a"), ("v,b.desc", "v, b DESC, a DESC"), (None, "a, b"),
         ):
             params = {"order": order} if order else {}
             rows, pages = await walk(client, 4, **params)
@@ -46,7 +46,7 @@ async def test_cursor_pages_on_a_composite_key_with_ties_and_nulls(schema, setti
             assert len(rows) == total and pages == -(-total // 4)
         # Fields that leave the order's columns out: the cursor still knows where it stood.
         rows, _ = await walk(client, 5, order="v.desc", fields="b")
-        assert rows == [{"b": b} for (b,) in run_sql(schema, "SELECT b FROM pairs ORDER BY v DESC, a, b")]
+        assert rows == [{"b": b} for (b,) in run_sql(schema, "SELECT b FROM pairs ORDER BY v DESC, a DESC, b DESC")]
         # With a filter.
         rows, _ = await walk(client, 3, order="v", v="gte.2")
         assert rows == [{"a": a, "b": b, "v": v} for a, b, v in run_sql(schema, "SELECT a, b, v FROM pairs WHERE v >= 2 ORDER BY v, a, b")]
@@ -61,7 +61,7 @@ async def test_exact_counts_and_the_json_form(schema, settings):
         first = (await client.post("/api/pairs/query", json={"order_by": "v.desc", "limit": 10, "count": "exact"})).json()
         assert first["meta"]["total"] == total
         second = (await client.post("/api/pairs/query", json={"order_by": "v.desc", "limit": 10, "cursor": first["meta"]["next_cursor"]})).json()
-        expected = run_sql(schema, "SELECT a, b, v FROM pairs ORDER BY v DESC, a, b LIMIT 10 OFFSET 10")
+        expected = run_sql(schema, "SELECT a, b, v FROM pairs ORDER BY v DESC, a DESC, b DESC LIMIT 10 OFFSET 10")
         assert [(r["a"], r["b"], r["v"]) for r in second["data"]] == list(expected)
 
 
@@ -100,5 +100,5 @@ async def test_cursor_values_of_every_type(schema, settings):
                 if not (cursor := body["meta"]["next_cursor"]):
                     break
             column, _, direction = order.partition(".")
-            want = [i for (i,) in run_sql(schema, f"SELECT id FROM types ORDER BY {column} {direction or 'asc'}, id")]
+            want = [i for (i,) in run_sql(schema, f"SELECT id FROM types ORDER BY {column} {direction or 'asc'}, id {direction or 'asc'}")]
             assert ids == want, order

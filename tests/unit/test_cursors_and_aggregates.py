@@ -55,7 +55,7 @@ def test_any_aggregate_query_string_is_a_query_or_a_400(params):
 
 def test_cursor_round_trip_and_the_predicate():
     keys = cursors.keyset(USERS, ((USERS.column("born"), True), (USERS.column("kind"), False)))
-    assert [c.name for c, _ in keys] == ["born", "kind", "id"]
+    assert [(c.name, desc) for c, desc in keys] == [("born", True), ("kind", False), ("id", False)]
     values = cursors.decode(keys, cursors.encode(keys, [None, "b'c", 7]))
     assert values == [None, "b'c", 7]
     statement, params = sql.where_sql(cursors.after(keys, values))
@@ -63,3 +63,9 @@ def test_cursor_round_trip_and_the_predicate():
     assert statement == "((`born` IS NULL AND (`kind` + 0) > %s) OR (`born` IS NULL AND (`kind` + 0) = %s AND `id` > %s))"
     assert params == (2, 2, 7)
     assert cursors.keyset(USERS, ((USERS.column("id"), True),)) == ((USERS.column("id"), True),)
+    age = cursors.keyset(USERS, ((USERS.column("age"), True),))  # the key follows the order's direction
+    assert [(c.name, desc) for c, desc in age] == [("age", True), ("id", True)]
+    statement, _ = sql.where_sql(cursors.after(age, [5, 9]))
+    assert statement == "((`age` < %s OR `age` IS NULL) OR (`age` = %s AND `id` < %s))"
+    price = cursors.keyset(USERS, ((USERS.column("price"), True),))  # NOT NULL: no IS NULL branch
+    assert sql.where_sql(cursors.after(price, [1, 9]))[0] == "(`price` < %s OR (`price` = %s AND `id` < %s))"

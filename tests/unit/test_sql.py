@@ -20,7 +20,7 @@ def test_select_with_filter_fields_order_page():
     statement, params = sql.select(USERS, query(where, fields="id,name", order="age.desc,-name", limit=10, offset=20), extra_row=True)
     assert statement == (
         "SELECT `id`, `name`, `age` FROM `users` WHERE (`age` >= %s AND (`name` = %s OR `name` IS NULL))"  # age: for the cursor
-        " ORDER BY `age` DESC, `name` DESC, `id` ASC LIMIT %s OFFSET %s"  # the key breaks ties: stable pages
+        " ORDER BY `age` DESC, `name` DESC, `id` DESC LIMIT %s OFFSET %s"  # the key breaks ties: stable pages
     )
     assert params == (18, "a", 11, 20)
 
