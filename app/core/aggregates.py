@@ -22,7 +22,7 @@ from app.core.catalog import Column, Table, quote
 from app.core.echo import shown
 from app.core.errors import InvalidAggregate, InvalidFilter
 from app.core.filters import (
-    LIST_OPERATORS, MAX_DEPTH, MAX_LIST, OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, parse_int,
+    LIST_OPERATORS, MAX_LIST, OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, parse_int, parse_tree,
 )
 from app.core.values import bit_out, json_out, to_compare
 
@@ -188,30 +188,8 @@ def _having_params(results: Results, terms: list[str]) -> Node | None:
     return items[0] if len(items) == 1 else Group("and", tuple(items))
 
 
-def _having_json(results: Results, spec: Any, depth: int = 0) -> Node | None:
-    if depth > MAX_DEPTH:
-        raise InvalidFilter(f"having nested deeper than {MAX_DEPTH} levels")
-    if spec is None:
-        return None
-    if not isinstance(spec, dict):
-        raise InvalidFilter("having is a JSON object: {\"count\": {\"gt\": 10}}")
-    items: list[Node] = []
-    for key, value in spec.items():
-        if key in ("and", "or"):
-            if not isinstance(value, list):
-                raise InvalidFilter(f"'{key}' takes a list of conditions")
-            parts = [p for p in (_having_json(results, v, depth + 1) for v in value) if p is not None]
-            if parts:
-                items.append(parts[0] if len(parts) == 1 else Group(key, tuple(parts)))
-        elif isinstance(value, dict):
-            if not value:
-                raise InvalidFilter(f"no operator given for '{shown(key, 60)}'")
-            items.extend(_condition(_result_named(results, key), op, v, text=False) for op, v in value.items())
-        else:
-            items.append(_condition(_result_named(results, key), "eq", value, text=False))
-    if not items:
-        return None
-    return items[0] if len(items) == 1 else Group("and", tuple(items))
+def _having_json(results: Results, spec: Any) -> Node | None:
+    return parse_tree(spec, lambda name, op, value: _condition(_result_named(results, name), op, value, text=False), "having")
 
 
 def _order(results: Results, group_by: tuple[Result, ...], spec: Any) -> tuple[tuple[Result, bool], ...]:

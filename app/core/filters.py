@@ -10,7 +10,7 @@ its column (does not fit -> 422 invalid_value) before any SQL exists. Pure: no I
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -100,30 +100,38 @@ def _scalar(column: Column, op: str, value: Any, text: bool) -> Any:
     return to_compare(column, value, text=text)
 
 
-def parse_filter(table: Table, spec: Any, depth: int = 0) -> Node | None:
+def parse_filter(table: Table, spec: Any) -> Node | None:
     """JSON filter -> Node (None for an empty filter)."""
+    return parse_tree(spec, lambda name, op, value: condition(table, name, op, value, text=False))
+
+
+def parse_tree(
+    spec: Any, leaf: Callable[[str, str, Any], Condition], what: str = "a filter", depth: int = 0
+) -> Node | None:
+    """The JSON filter language's shape: {name: value}, {name: {op: value, ...}}, {"or": [...]},
+    {"and": [...]}; `leaf` makes each condition (a column's here, a result column's for `having`)."""
     if depth > MAX_DEPTH:
-        raise InvalidFilter(f"filter nested deeper than {MAX_DEPTH} levels")
+        raise InvalidFilter(f"{what} nested deeper than {MAX_DEPTH} levels")
     if spec is None:
         return None
     if not isinstance(spec, dict):
-        raise InvalidFilter("a filter is a JSON object: {\"column\": value, ...}")
+        raise InvalidFilter(f"{what} is a JSON object: {{\"column\": value, ...}}")
     items: list[Node] = []
     for key, value in spec.items():
         if key in ("and", "or"):
             if not isinstance(value, list):
                 raise InvalidFilter(f"'{key}' takes a list of filters")
-            parts = [p for p in (parse_filter(table, v, depth + 1) for v in value) if p is not None]
+            parts = [p for p in (parse_tree(v, leaf, what, depth + 1) for v in value) if p is not None]
             if parts:
                 items.append(parts[0] if len(parts) == 1 else Group(key, tuple(parts)))
             elif key == "or":
                 raise InvalidFilter("'or' needs at least one non-empty filter")
         elif isinstance(value, dict):
             if not value:
-                raise InvalidFilter(f"no operator given for column '{key}'")
-            items.extend(condition(table, key, op, v, text=False) for op, v in value.items())
+                raise InvalidFilter(f"no operator given for '{shown(key, 60)}'")
+            items.extend(leaf(key, op, v) for op, v in value.items())
         else:
-            items.append(condition(table, key, "eq", value, text=False))
+            items.append(leaf(key, "eq", value))
     if not items:
         return None
     return items[0] if len(items) == 1 else Group("and", tuple(items))
