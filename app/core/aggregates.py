@@ -22,7 +22,7 @@ from app.core.catalog import Column, Table, quote
 from app.core.echo import shown
 from app.core.errors import InvalidAggregate, InvalidFilter
 from app.core.filters import (
-    LIST_OPERATORS, MAX_LIST, OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, parse_int, parse_tree,
+    OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, condition_on, parse_int, parse_tree,
 )
 from app.core.values import bit_out, json_out, to_compare
 
@@ -120,21 +120,7 @@ def _scalar(result: Result, op: str, value: Any, text: bool) -> Any:
 
 
 def _condition(result: Result, op: str, value: Any, text: bool) -> Condition:
-    if op not in OPERATORS:
-        raise InvalidFilter(f"unknown operator '{shown(op, 40)}' for '{result.name}'", {"operator": shown(op, 40)})
-    if op == "is_null":
-        flag = str(value).lower() if text else value
-        if flag not in (True, False, "true", "false"):
-            raise InvalidFilter(f"is_null on '{result.name}' takes true or false")
-        return Condition(result, op, flag in (True, "true"))  # type: ignore[arg-type]
-    if op in LIST_OPERATORS:
-        items = value.split(",") if text and isinstance(value, str) else value
-        if not isinstance(items, list | tuple) or (op == "between" and len(items) != 2) or len(items) > MAX_LIST:
-            raise InvalidFilter(f"'{op}' on '{result.name}' takes a list of values (between: two)")
-        return Condition(result, op, tuple(_scalar(result, op, v, text) for v in items))  # type: ignore[arg-type]
-    if value is None and op in ("eq", "ne"):
-        return Condition(result, "is_null", op == "eq")  # type: ignore[arg-type]
-    return Condition(result, op, _scalar(result, op, value, text))  # type: ignore[arg-type]
+    return condition_on(result, op, value, text, lambda v: _scalar(result, op, v, text))
 
 
 class Results(dict):

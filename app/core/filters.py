@@ -69,13 +69,20 @@ def column_of(table: Table, name: Any) -> Column:
 
 def condition(table: Table, name: str, op: str, value: Any, *, text: bool) -> Condition:
     column = column_of(table, name)
+    return condition_on(column, op, value, text, lambda v: _scalar(column, op, v, text))
+
+
+def condition_on(target: Any, op: str, value: Any, text: bool, scalar: Callable[[Any], Any]) -> Condition:
+    """A condition on `target` (a column, or anything with a `name` and a `quoted` SQL expression:
+    an aggregate's result); `scalar` converts one value for it."""
+    name = target.name
     if op not in OPERATORS:
-        raise InvalidFilter(f"unknown operator '{shown(op, 40)}' for column '{name}'", {"operator": shown(op, 40)})
+        raise InvalidFilter(f"unknown operator '{shown(op, 40)}' for '{name}'", {"operator": shown(op, 40)})
     if op == "is_null":
         flag = value if isinstance(value, bool) else str(value).lower() if text else value
         if flag not in (True, False, "true", "false"):
             raise InvalidFilter(f"is_null on '{name}' takes true or false")
-        return Condition(column, op, flag in (True, "true"))
+        return Condition(target, op, flag in (True, "true"))
     if op in LIST_OPERATORS:
         items = value.split(",") if text and isinstance(value, str) else value
         if not isinstance(items, list | tuple):
@@ -84,10 +91,10 @@ def condition(table: Table, name: str, op: str, value: Any, *, text: bool) -> Co
             raise InvalidFilter(f"'between' on '{name}' takes exactly two values")
         if len(items) > MAX_LIST:
             raise InvalidFilter(f"'{op}' on '{name}' takes at most {MAX_LIST} values", {"values": len(items)})
-        return Condition(column, op, tuple(_scalar(column, op, v, text) for v in items))
+        return Condition(target, op, tuple(scalar(v) for v in items))
     if value is None and op in ("eq", "ne"):
-        return Condition(column, "is_null", op == "eq")
-    return Condition(column, op, _scalar(column, op, value, text))
+        return Condition(target, "is_null", op == "eq")
+    return Condition(target, op, scalar(value))
 
 
 def _scalar(column: Column, op: str, value: Any, text: bool) -> Any:
