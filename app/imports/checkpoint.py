@@ -2,8 +2,8 @@
 each transaction's rows inside that transaction.
 
 An import job (app/jobs) hands the engine a `Checkpoint`. Every transaction the writer commits also
-calls `record(session, positions, counts)` before its COMMIT, so the job's record of which
-positions are in the table commits or vanishes with the rows themselves. A later attempt (another
+calls `record(session, ranges, counts)` before its COMMIT, so the job's record of which positions
+are in the table commits or vanishes with the rows themselves. A later attempt (another
 instance, after a crash) reads those records back as `done`: the engine reads the source again from
 the start, skips every record whose position is committed (counting it in the report as the first
 attempt did) and writes the rest. Rows that failed are never recorded, so they are checked and
@@ -87,7 +87,7 @@ class SkipCommitted:
 @dataclass
 class Checkpoint:
     done: Committed
-    record: Callable[[Any, list[int], Counts], Awaitable[None]]  # (session, positions, counts)
+    record: Callable[[Any, Ranges, Counts], Awaitable[None]]  # (session, position ranges, counts)
     # Called before each batch is handed on: raises to stop the import there (a job cancelled).
     check: Callable[[], None] | None = None
     # The live report, for progress (set by the engine when the import starts).

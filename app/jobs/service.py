@@ -40,6 +40,9 @@ class JobService:
             runner.adopt(await self.store.get(job_id), arrival)
         else:
             job_id = await self.store.create(table, source, options, who.name, state="uploading", lease_s=settings.job_lease_s)
+        # The uploader's lease is kept while the file arrives, however slowly (the running job's
+        # own heartbeat keeps it when there is one).
+        keeper = asyncio.create_task(self._keep_uploading(job_id)) if arrival is None else None
         try:
             size, count = await store_upload(self.store, job_id, chunks, settings.job_chunk_bytes, settings.job_lease_s, arrival)
         except BaseException as exc:
@@ -48,6 +51,10 @@ class JobService:
                     "code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"}
                 await asyncio.shield(self.store.fail_upload(job_id, error))
             raise
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
         await self.store.uploaded(job_id, size, count)
         if arrival is not None:
             arrival.finish(count)
@@ -57,6 +64,14 @@ class JobService:
         if job.state in ENDED:  # it ended while the file arrived (a bad header): drop what was stored
             await self.store.forget_data(job_id)
         return describe(job)
+
+    async def _keep_uploading(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.job_heartbeat_s)
+            try:
+                await self.store.renew_upload(job_id, self.settings.job_lease_s)
+            except GatewayError:
+                pass  # the next beat tries again; the sweep allows a lease of slack
 
     async def submit_source(self, who: Principal, body: dict[str, Any], allow: Any) -> dict:
         """A job reading an object from S3-compatible storage; what can be known now is checked now

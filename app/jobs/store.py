@@ -239,6 +239,14 @@ class JobStore:
 
         await self.db.transaction(work, bulk=True)
 
+    async def renew_upload(self, job_id: str, lease_s: float) -> None:
+        """The uploader is still there (however slowly its chunks arrive)."""
+        await self.db.transaction(lambda s: s.execute(
+            f"UPDATE {JOBS} SET `lease_until` = {NOW} + INTERVAL %s MICROSECOND, `updated_at` = {NOW}"
+            " WHERE `id` = %s AND `state` = 'uploading'",
+            (int(lease_s * 1e6), job_id),
+        ))
+
     async def uploaded(self, job_id: str, size: int, chunks: int) -> None:
         """The upload is whole: an `uploading` job is queued for any instance; a running one (its
         import started with the upload) learns its size. (MySQL assigns left to right: the lease

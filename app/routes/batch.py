@@ -88,10 +88,10 @@ async def import_file(
     if asynchronous or "respond-async" in request.headers.get("prefer", "").lower():
         if idempotency_key is not None:
             raise InvalidBody("an Idempotency-Key is not taken on an async import: the job's id is what to keep")
-        filename, name, chunks, kind, options = await _upload(request, who, table, fmt, sheet)
-        settings = {"mode": mode, "atomic": atomic, "null": null, "sheet": sheet, "format": kind, "filename": filename}
-        view = await request.app.state.jobs.submit_upload(who, name, filename, chunks, settings)
-        return accepted(view, f"job {view['id']} queued: follow it at {view['links']['self']}")
+        filename, name, chunks, kind, _ = await _upload(request, who, table, fmt, sheet)
+        job = {"mode": mode, "atomic": atomic, "null": null, "sheet": sheet, "format": kind, "filename": filename}
+        view = await request.app.state.jobs.submit_upload(who, name, filename, chunks, job)
+        return accepted(view, f"job {view['id']} {view['state']}: follow it at {view['links']['self']}")
     if idempotency_key is not None and not atomic:
         raise InvalidBody(
             "an Idempotency-Key on an import needs atomic=true: only then is the import one transaction "

@@ -301,3 +301,25 @@ async def test_a_report_with_keys_of_any_type_is_kept(schema, settings):
         done = await finished(client, (await submit(client, "ledger.csv", data))["id"])
     assert done["state"] == "succeeded", done
     assert done["report"]["rows_inserted"] == 1 and done["errors"][0]["key"] == {"at": "2026-01-01T10:00:00.500000", "amount": "12.50"}
+
+
+async def test_a_slow_upload_outlives_its_lease(schema, settings):
+    """An upload to an instance that runs no jobs is `uploading` while it arrives; its lease is kept
+    by a timer, not by chunks, so a client slower than the lease is not swept away as gone."""
+    boundary = "gatewayboundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="users.csv"\r\n\r\n'.encode()
+    lines = [b"id,name\n", b"1,a\n", b"2,b\n", b"3,c\n"]
+
+    async def body():
+        yield head
+        for line in lines:
+            yield line
+            await asyncio.sleep(0.8)  # 3.2 s in all: past the 1 s lease and the sweep's 1 s of slack
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async with running(settings(**(FAST | {"job_workers": 0}))) as a, running(settings(**FAST)) as b:
+        response = await a.post("/api/batch/import?async=true", content=body(),
+                                headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        assert response.status_code == 202, response.text
+        done = await finished(b, response.json()["data"]["id"])
+    assert done["state"] == "succeeded" and done["report"]["rows_inserted"] == 3, done
