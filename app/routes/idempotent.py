@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import Header, Request
 from starlette.responses import Response
 
-from app.core.errors import InvalidBody
+from app.core.errors import ImportRolledBack, InvalidBody
+from app.schemas.envelope import error
 from app.services.crud_service import Hook
 from app.services.idempotency import request_hash
 
@@ -62,5 +63,9 @@ async def upload_once(
         response = respond(report)
         return response.status_code, bytes(response.body)
 
+    def refusal(exc: ImportRolledBack) -> tuple[int, bytes]:
+        response = error(exc)
+        return response.status_code, bytes(response.body)
+
     parts = [request.method, request.url.path, request.url.query, filename or ""]
-    return as_response(await request.app.state.idempotency.once_upload(key, parts, chunks, run, render))
+    return as_response(await request.app.state.idempotency.once_upload(key, parts, chunks, run, render, refusal))

@@ -8,8 +8,10 @@ the same transaction as the write, so they commit or vanish together:
   duplicate; its transaction (write included) rolls back and it replays the first's response;
 - a COMMIT that got no answer: the key row says whether it applied (replay it) or not (run the write
   again: if the first COMMIT lands meanwhile, the key's primary key stops the second, as above).
-Keys expire after GATEWAY_IDEMPOTENCY_TTL_S. Only successful responses are stored: a refused
-request (4xx) did not write anything and may be sent again with the same key.
+Keys expire after GATEWAY_IDEMPOTENCY_TTL_S. Successful responses are stored, and one refusal: a
+keyed atomic import rolled back for its rows (422 import_rolled_back), whose answer depends on the
+table at the time (a second send would also meet the rows a corrected resend wrote, as duplicates).
+Any other refusal (4xx) wrote nothing and may be sent again with the same key.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.core.database import Database, Session
-from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, IdempotencyKeyReused
+from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, IdempotencyKeyReused, ImportRolledBack
 from app.services.crud_service import Hook
 
 T = TypeVar("T")
@@ -112,11 +114,14 @@ class IdempotencyStore:
         chunks: AsyncIterator[bytes],
         run: Callable[[AsyncIterator[bytes], Callable[[Session, dict], Awaitable[None]]], Awaitable[dict]],
         respond: Callable[[dict], tuple[int, bytes]],
+        refused: Callable[[ImportRolledBack], tuple[int, bytes]],
     ) -> Response:
         """A keyed upload (an atomic import): `run` reads the upload, which is hashed as it streams,
         and calls its hook inside the import's transaction with the final report, where the key's
         record is stored. A replay must send the same file: it is read and hashed, then the first
-        response is returned. The upload is read once, so there is no second run."""
+        response is returned. The upload is read once, so there is no second run. An import rolled
+        back for its rows stores its refusal (`refused` renders it) after the rollback, the rest of
+        the upload hashed first (the import stops reading at its first bad batch)."""
         await self.ensure_table()
         key_hash = key_digest(key)
         hasher = hashlib.sha256("\n".join(request_parts).encode())
@@ -139,6 +144,15 @@ class IdempotencyStore:
 
         try:
             await run(hashed(), remember)
+        except ImportRolledBack as exc:
+            async for chunk in chunks:  # what the import left unread
+                hasher.update(chunk)
+            status, body = refused(exc)
+            try:
+                await self.db.transaction(lambda s: self.remember(s, key, hasher.digest(), status, body))
+            except Conflict:
+                pass  # the same key was stored meanwhile by another request: this one's answer stands
+            raise
         except (Conflict, CommitOutcomeUnknown):
             # Another request with this key committed first, or our COMMIT went unanswered: the key's
             # record says what happened. (The upload is read; a replay compares what was hashed.)

@@ -129,3 +129,26 @@ async def test_a_key_on_a_plain_import_is_refused(client, schema):
                                  files={"file": ("users.csv", b"name\nx\n", "text/csv")})
     assert_error(response, 400, "invalid_body")
     assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(0,)]
+
+
+async def test_a_keyed_import_rolled_back_replays_its_refusal(client, schema):
+    """Its answer depends on the table at the time: sent again, the same key and file get the first
+    answer (the bad rows it named), even after the corrected rows went in under another key."""
+    from tests.integration.test_csv import csv_bytes
+
+    rows = [["id", "name", "age"]] + [[str(i), f"u{i}", str(i)] for i in range(1, 400)] + [["400", "bad", "old"]]
+    data = csv_bytes(rows)
+
+    async def send(body: bytes, key: str):
+        return await client.post("/api/batch/import", params={"atomic": "true"}, headers={"Idempotency-Key": key},
+                                 files={"file": ("users.csv", body, "text/csv")})
+
+    first = await send(data, "round-0")
+    assert_error(first, 422, "import_rolled_back")
+    assert [e["line"] for e in first.json()["details"]["errors"]] == [401]
+    assert (await send(csv_bytes(rows[:-1]), "round-1")).status_code == 200  # the good rows, under a key of their own
+    again = await send(data, "round-0")
+    assert again.status_code == 422 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["details"]["errors"] == first.json()["details"]["errors"]  # not 399 duplicates now
+    assert_error(await send(csv_bytes(rows[:-2]), "round-0"), 422, "idempotency_key_reused")
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(399,)]

@@ -1,0 +1,266 @@
+"""An import as concurrent, retried, idempotent batches (HTTP).
+
+Each batch is one atomic `POST /api/batch/import` with an Idempotency-Key derived from the file's
+content hash and the batch number (batches.batch_key): a retried batch, or the whole command run
+again, never writes a row twice. Connection errors, 429, 502, 503 and 504 are retried with
+exponential backoff and jitter, honouring Retry-After; a batch the gateway refuses rows of (422
+import_rolled_back: nothing of it was written) has those rows written to the failed file and is sent
+again without them, under a key of its own. A batch that keeps failing past the retry budget stops
+the run: the batches in flight finish, the state file says what is confirmed, `--resume` goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from gateway_client import readers, state as saved
+from gateway_client.batches import Batch, batch_key, batches
+from gateway_client.failed import FailedFile, failed_path
+
+RETRIED_STATUS = frozenset({429, 502, 503, 504})
+
+
+class Stop(Exception):
+    """The run cannot go on (said in one line); what is confirmed is saved."""
+
+
+@dataclass
+class Outcome:
+    """What one batch did, counted into the report when it is confirmed (not before: a client killed
+    mid-batch must not have counted it)."""
+
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    refused: list[tuple[int, Any, str]] = field(default_factory=list)  # (line, row, reason)
+
+
+class Transient(Exception):
+    """A send worth trying again: no answer, or 429/502/503/504."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Options:
+    path: Path
+    url: str
+    table: str
+    mode: str = "insert"
+    batch_rows: int = 5000
+    concurrency: int = 4
+    retries: int = 8
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    timeout_s: float = 120.0
+    resume: bool = False
+    sheet: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    file: str
+    table: str
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_skipped: int = 0
+    rows_failed: int = 0
+    batches: int = 0
+    batches_resumed: int = 0
+    retries: int = 0
+    failed_file: str | None = None
+    elapsed_s: float = 0.0
+    complete: bool = False
+    stopped: str | None = None
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows_read / self.elapsed_s if self.elapsed_s else 0.0
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()} | {"rows_per_s": round(self.rows_per_s)}
+
+
+Progress = Callable[[int, int], None]  # (rows just accounted for, bytes just sent)
+
+
+def _wait(options: Options) -> Callable[[RetryCallState], float]:
+    """Exponential backoff with full jitter, but never sooner than the server's Retry-After."""
+
+    def wait(state: RetryCallState) -> float:
+        ceiling = min(options.max_backoff_s, options.backoff_s * 2 ** (state.attempt_number - 1))
+        delay = random.uniform(0, ceiling)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Transient) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        return delay
+
+    return wait
+
+
+class Importer:
+    def __init__(self, options: Options, progress: Progress = lambda rows, sent: None):
+        self.options, self.progress = options, progress
+        self.report = Report(str(options.path), options.table)
+        self._stop: str | None = None
+
+    async def run(self) -> Report:
+        options = self.options
+        started = time.monotonic()
+        rows = readers.read(options.path, options.sheet)
+        digest = readers.file_hash(options.path)
+        fresh = saved.State(digest, options.table, options.mode, options.batch_rows)
+        state_file = saved.state_path(options.path)
+        state = fresh
+        if options.resume:
+            found = saved.load(state_file)
+            if found is None or not found.matches(fresh):
+                raise Stop(f"no state to resume in {state_file.name} for this file, table, mode and batch size: run without --resume")
+            state = found
+        failed = FailedFile(failed_path(options.path, rows.kind), rows.kind, rows.header, append=options.resume)
+        if options.resume:
+            failed.cut(state.failed_bytes)
+        done = set(state.done)
+        self.report.rows_inserted, self.report.rows_updated = state.rows["inserted"], state.rows["updated"]
+        self.report.rows_skipped, self.report.rows_failed = state.rows["skipped"], state.rows["failed"]
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=options.concurrency)
+        timeout = httpx.Timeout(options.timeout_s, connect=10.0)
+        limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
+        try:
+            async with httpx.AsyncClient(base_url=options.url, headers=options.headers, timeout=timeout, limits=limits) as http:
+
+                async def worker() -> None:
+                    while (batch := await queue.get()) is not None:
+                        if self._stop is not None:
+                            continue  # drain: not sent, the state says it is not confirmed
+                        try:
+                            outcome = await self._send(http, rows, digest, batch)
+                        except Stop as exc:
+                            self._stop = self._stop or str(exc)
+                            continue
+                        # Confirmed: its refused rows written, then counted and saved together.
+                        for line, row, reason in outcome.refused:
+                            failed.write(line, row, reason)
+                        report = self.report
+                        report.rows_inserted += outcome.inserted
+                        report.rows_updated += outcome.updated
+                        report.rows_skipped += outcome.skipped
+                        report.rows_failed += len(outcome.refused)
+                        report.batches += 1
+                        done.add(batch.number)
+                        state.done = sorted(done)
+                        state.rows = {"inserted": report.rows_inserted, "updated": report.rows_updated,
+                                      "skipped": report.rows_skipped, "failed": report.rows_failed}
+                        state.failed_bytes = failed.flush()
+                        saved.save(state, state_file)
+
+                workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
+                try:
+                    for batch in batches(rows.rows, options.batch_rows):
+                        self.report.rows_read += len(batch.rows)
+                        if batch.number in done:  # confirmed by an earlier run
+                            self.report.batches_resumed += 1
+                            self.progress(len(batch.rows), 0)
+                            continue
+                        if self._stop is not None:
+                            break
+                        await queue.put(batch)
+                finally:
+                    for _ in workers:
+                        await queue.put(None)
+                    await asyncio.gather(*workers)
+        finally:
+            failed.close()
+            self.report.elapsed_s = time.monotonic() - started
+            self.report.failed_file = str(failed.path) if failed.count or (options.resume and failed.path.exists()) else None
+        if self._stop is not None:
+            self.report.stopped = self._stop
+            raise Stop(f"{self._stop}; {len(done)} batch(es) confirmed: run again with --resume to send the rest")
+        self.report.complete = True
+        return self.report
+
+    async def _send(self, http: httpx.AsyncClient, rows: readers.Rows, digest: str, batch: Batch) -> Outcome:
+        """One batch until it is in: sent again without the rows the gateway refuses."""
+        options = self.options
+        pending = batch.rows
+        attempt = 0
+        outcome = Outcome()
+        while pending:
+            extension, body, positions = readers.encode_batch(rows.kind, rows.header, pending)
+            key = batch_key(digest, options.table, options.mode, options.batch_rows, batch.number, attempt)
+            status, answer = await self._post(http, extension, body, key)
+            self.progress(0, len(body))
+            if status == 200:
+                data = answer["data"]
+                outcome.inserted, outcome.updated, outcome.skipped = data["rows_inserted"], data["rows_updated"], data["rows_skipped"]
+                self.progress(len(pending), 0)
+                return outcome
+            report = answer.get("details") if isinstance(answer, dict) else None
+            if status == 422 and answer.get("error") == "import_rolled_back" and isinstance(report, dict):
+                by_position = {e.get("line"): e for e in report.get("errors", []) if e.get("line") is not None}
+                if not by_position:
+                    raise Stop(f"batch {batch.number}: the gateway refused it without naming a row: {answer.get('message')}")
+                keep = []
+                for position, (line, row) in zip(positions, pending):
+                    error = by_position.get(position)
+                    if error is None:
+                        keep.append((line, row))
+                        continue
+                    column = f"{error['column']}: " if error.get("column") else ""
+                    outcome.refused.append((line, row, column + str(error.get("reason", "refused"))))
+                self.progress(len(pending) - len(keep), 0)
+                pending, attempt = keep, attempt + 1
+                continue
+            message = answer.get("message") if isinstance(answer, dict) else str(answer)[:200]
+            code = answer.get("error") if isinstance(answer, dict) else status
+            raise Stop(f"the gateway refused batch {batch.number} (lines {batch.rows[0][0]}-{batch.rows[-1][0]}): {status} {code}: {message}")
+        return outcome  # every row refused
+
+    async def _post(self, http: httpx.AsyncClient, extension: str, body: bytes, key: str) -> tuple[int, Any]:
+        options = self.options
+        params = {"table": options.table, "mode": options.mode, "atomic": "true", "format": extension}
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(options.retries + 1), wait=_wait(options),
+            retry=retry_if_exception(lambda exc: isinstance(exc, Transient)), reraise=True,
+            before_sleep=lambda state: setattr(self.report, "retries", self.report.retries + 1),
+        )
+        try:
+            async for trial in retrying:
+                with trial:
+                    try:
+                        response = await http.post(
+                            "/api/batch/import", params=params, headers={"Idempotency-Key": key},
+                            files={"file": (f"batch.{extension}", body, "application/octet-stream")},
+                        )
+                    except httpx.TransportError as exc:
+                        raise Transient(f"no answer ({type(exc).__name__})") from exc
+                    if response.status_code in RETRIED_STATUS:
+                        raise Transient(f"{response.status_code}", _retry_after(response))
+                    try:
+                        return response.status_code, response.json()
+                    except ValueError:
+                        return response.status_code, response.text
+        except Transient as exc:
+            raise Stop(f"a batch failed {options.retries + 1} times (last: {exc})") from None
+        raise AssertionError("unreachable")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return min(float(value), 60.0) if value is not None else None
+    except ValueError:
+        return None

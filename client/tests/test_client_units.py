@@ -1,0 +1,81 @@
+"""The client's pure parts: batching, keys, batch encoding, the failed file, the state file."""
+
+import csv
+import json
+
+from gateway_client import readers, state
+from gateway_client.batches import batch_key, batches
+from gateway_client.failed import FailedFile, failed_path
+
+
+def test_batches_keep_every_row_once_in_order():
+    rows = [(i + 2, [str(i)]) for i in range(11)]
+    got = list(batches(iter(rows), 4))
+    assert [b.number for b in got] == [0, 1, 2]
+    assert [len(b.rows) for b in got] == [4, 4, 3]
+    assert [r for b in got for r in b.rows] == rows
+    assert list(batches(iter([]), 4)) == []
+
+
+def test_keys_depend_on_everything_that_changes_the_batch_and_nothing_else():
+    key = batch_key("h", "t", "insert", 5000, 3, 0)
+    assert key == batch_key("h", "t", "insert", 5000, 3, 0) and key.startswith("gwc-") and len(key) < 255
+    others = {batch_key(*args) for args in [("h2", "t", "insert", 5000, 3, 0), ("h", "u", "insert", 5000, 3, 0),
+              ("h", "t", "upsert", 5000, 3, 0), ("h", "t", "insert", 1000, 3, 0), ("h", "t", "insert", 5000, 4, 0),
+              ("h", "t", "insert", 5000, 3, 1)]}
+    assert key not in others and len(others) == 6
+
+
+def test_csv_batches_say_where_each_row_starts(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('id,note\n1,"two\nlines"\n2,plain\n\n3,x\n')
+    rows = readers.read(path)
+    assert rows.header == ["id", "note"]
+    read = list(rows.rows)
+    assert [line for line, _ in read] == [2, 4, 6]  # the blank line 5 is skipped, as the gateway does
+    extension, body, positions = readers.encode_batch("csv", rows.header, read)
+    assert extension == "csv" and positions == [2, 4, 5]
+    assert list(csv.reader(body.decode().splitlines(keepends=True))) == [["id", "note"], ["1", "two\nlines"], ["2", "plain"], ["3", "x"]]
+
+
+def test_jsonl_and_bad_lines(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('\n{"id": 1, "n": "a"}\n{bad\n{"id": 2}\n')
+    rows = readers.read(path)
+    assert rows.header == ["id", "n"]
+    read = list(rows.rows)
+    assert [line for line, _ in read] == [2, 3, 4]
+    _, body, positions = readers.encode_batch("jsonl", rows.header, read)
+    assert positions == [1, 2, 3] and body.splitlines()[1] == b"not json"
+
+
+def test_the_failed_file_keeps_the_input_format_and_is_only_made_when_needed(tmp_path):
+    path = tmp_path / "people.tsv"
+    assert failed_path(path, "tsv").name == "people.failed.tsv"
+    assert failed_path(tmp_path / "book.xlsx", "xlsx").name == "book.failed.csv"
+    quiet = FailedFile(failed_path(path, "tsv"), "tsv", ["id", "name"], append=False)
+    quiet.close()
+    assert not failed_path(path, "tsv").exists()
+    failed = FailedFile(failed_path(path, "tsv"), "tsv", ["id", "name"], append=False)
+    failed.write(7, ["x", "Ann"], "id: expected an integer")
+    failed.close()
+    again = FailedFile(failed_path(path, "tsv"), "tsv", ["id", "name"], append=True)
+    again.write(9, ["y", "Bob"], "id: expected an integer")
+    again.close()
+    lines = list(csv.reader(failed_path(path, "tsv").open(), delimiter="\t"))
+    assert lines == [["id", "name", "_line", "_reason"], ["x", "Ann", "7", "id: expected an integer"], ["y", "Bob", "9", "id: expected an integer"]]
+    jsonl = FailedFile(tmp_path / "f.jsonl", "jsonl", ["id"], append=False)
+    jsonl.write(3, {"id": "x"}, "bad")
+    jsonl.close()
+    assert json.loads((tmp_path / "f.jsonl").read_text()) == {"id": "x", "_line": 3, "_reason": "bad"}
+
+
+def test_the_state_file_is_replaced_whole(tmp_path):
+    path = state.state_path(tmp_path / "t.csv")
+    assert state.load(path) is None
+    saved = state.State("h", "t", "insert", 10, [0, 2])
+    state.save(saved, path)
+    assert state.load(path) == saved and saved.matches(state.State("h", "t", "insert", 10))
+    assert not saved.matches(state.State("h", "t", "insert", 11))
+    path.write_text("{not json")
+    assert state.load(path) is None
