@@ -83,8 +83,8 @@ class ImportEngine:
         self, table: Table, source: Source, mode: Mode, atomic: bool, null: str, dry_run: bool,
         after: Callable[[Session, dict], Awaitable[None]] | None, checkpoint: Checkpoint | None = None,
     ) -> dict:
-        # LOAD DATA for plain and ignore imports; upserts and atomic imports use INSERTs.
-        loads = self.writer.load_data and mode in ("insert", "ignore") and not atomic and not dry_run
+        # LOAD DATA for plain and ignore imports (atomic ones too, behind savepoints); upserts use INSERTs.
+        loads = self.writer.load_data and mode in ("insert", "ignore") and not dry_run
         try:
             plan = self._plan(table, source, null, loads)
         except InvalidHeader:

@@ -27,7 +27,7 @@ class FailedFile:
 
     def _open(self) -> None:
         exists = self.append and self.path.exists() and self.path.stat().st_size > 0
-        self._file = self.path.open("a" if self.append else "w", newline="", encoding="utf-8")
+        self._file = self.path.open("a" if self.append else "w", newline="", encoding="utf-8", errors="surrogateescape")
         if self.kind != "jsonl":
             self._csv = csv.writer(self._file, delimiter="\t" if self.kind == "tsv" else ",", lineterminator="\n")
             if not exists:
@@ -41,6 +41,10 @@ class FailedFile:
             self._file.write(json.dumps(record | {"_line": line, "_reason": reason}, ensure_ascii=False) + "\n")  # type: ignore[union-attr]
         elif isinstance(row, dict):  # a sheet's row
             self._csv.writerow([*("" if row.get(h) is None else row.get(h) for h in self.header), line, reason])
+        elif isinstance(row, bytes):  # a CSV or TSV record as it was in the file, two cells added
+            text = row.decode("utf-8", "surrogateescape").rstrip("\r\n")
+            self._file.write(text + ("\t" if self.kind == "tsv" else ","))  # type: ignore[union-attr]
+            self._csv.writerow([line, reason])
         else:
             self._csv.writerow([*row, line, reason])
         self.count += 1

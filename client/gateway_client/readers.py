@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +41,8 @@ def file_hash(path: Path) -> str:
 class Rows:
     kind: Kind
     header: list[str]
-    rows: Iterator[tuple[int, Any]]  # (line, cells: list for csv/tsv and sheets, dict for jsonl)
+    rows: Iterator[tuple[int, Any]]  # (line, the record's bytes for csv/tsv, a dict for sheets and jsonl)
+    header_text: bytes = b""  # csv/tsv: the header line as in the file
 
 
 def read(path: Path, sheet: str | None = None) -> Rows:
@@ -55,29 +55,49 @@ def read(path: Path, sheet: str | None = None) -> Rows:
 
 
 def _delimited(path: Path, delimiter: str, kind: Kind) -> Rows:
-    f = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.reader(f, delimiter=delimiter)
+    """CSV and TSV records as the bytes they are in the file (batches send them unchanged: no
+    parsing and writing back, which cost as much CPU as the gateway's whole import). A record ends
+    at a line end outside quotes: where the line's quotes so far are even."""
+    f = path.open("rb")
+    first = f.readline()
+    header_line = 1
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]
+    text = first
+    while text.count(b'"') % 2:  # a header with a quoted newline
+        more = f.readline()
+        if not more:
+            break
+        text += more
+        header_line += 1
     try:
-        header = next(reader)
-    except StopIteration:
+        header = next(csv.reader([text.decode("utf-8")], delimiter=delimiter)) if text.strip() else []
+    except (UnicodeDecodeError, csv.Error) as exc:
         f.close()
-        raise FileProblem(f"{path.name} is empty: the first line names the columns") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
+        raise FileProblem(f"{path.name}: the header is not UTF-8 CSV: {exc}") from None
+    if not header:
         f.close()
-        raise FileProblem(f"{path.name}: {exc}") from None
+        raise FileProblem(f"{path.name} is empty: the first line names the columns")
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Iterator[tuple[int, bytes]]:
         with f:
-            line = reader.line_num + 1
-            try:
-                for record in reader:
-                    if record:  # the gateway skips blank lines too
-                        yield line, record
-                    line = reader.line_num + 1
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise FileProblem(f"{path.name}, line {line}: {exc}") from None
+            line = header_line
+            start, pending, quotes = 0, b"", 0
+            for raw in f:
+                line += 1
+                if not pending:
+                    if raw.strip(b"\r\n") == b"":  # a blank line between records: the gateway skips it too
+                        continue
+                    start = line
+                pending += raw
+                quotes += raw.count(b'"')
+                if quotes % 2 == 0:
+                    yield start, pending if pending.endswith(b"\n") else pending + b"\n"
+                    pending, quotes = b"", 0
+            if pending:  # a quote that never closes: sent as it is, the gateway names the line
+                yield start, pending if pending.endswith(b"\n") else pending + b"\n"
 
-    return Rows(kind, header, rows())
+    return Rows(kind, header, rows(), text if text.endswith(b"\n") else text + b"\n")
 
 
 def _jsonl(path: Path) -> Rows:
@@ -151,25 +171,19 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def encode_batch(kind: Kind, header: list[str], rows: list[tuple[int, Any]]) -> tuple[str, bytes, list[int]]:
-    """A batch as the file the gateway imports: (extension, bytes, the gateway's position of each
-    row in it). CSV and TSV go as CSV (their text as it was); sheets and JSON Lines as JSON Lines
-    (values keep their types). A CSV cell may hold newlines: positions count physical lines."""
+def encode_batch(rows: Rows, batch: list[tuple[int, Any]]) -> tuple[str, bytes, list[int]]:
+    """A batch as the file the gateway imports: (format, bytes, the gateway's position of each row
+    in it). CSV and TSV go as they are in the file, under the header; sheets and JSON Lines as
+    JSON Lines (values keep their types). A record may span lines: positions count lines."""
     positions: list[int] = []
-    if kind in ("csv", "tsv"):
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        line = out.getvalue().count("\n") + 1
-        for _, cells in rows:
-            before = out.tell()
-            writer.writerow(cells)
+    if rows.kind in ("csv", "tsv"):
+        line = rows.header_text.count(b"\n") + 1
+        for _, record in batch:
             positions.append(line)
-            out.seek(before)
-            line += out.read().count("\n")
-        return "csv", out.getvalue().encode(), positions
+            line += record.count(b"\n")
+        return rows.kind, rows.header_text + b"".join(record for _, record in batch), positions
     lines = []
-    for number, (_, row) in enumerate(rows, start=1):
+    for number, (_, row) in enumerate(batch, start=1):
         lines.append(b"not json\n" if isinstance(row, _Unreadable) else json.dumps(row, ensure_ascii=False).encode() + b"\n")
         positions.append(number)
     return "jsonl", b"".join(lines), positions

@@ -199,7 +199,7 @@ class Importer:
         attempt = 0
         outcome = Outcome()
         while pending:
-            extension, body, positions = readers.encode_batch(rows.kind, rows.header, pending)
+            extension, body, positions = readers.encode_batch(rows, pending)
             key = batch_key(digest, options.table, options.mode, options.batch_rows, batch.number, attempt)
             status, answer = await self._post(http, extension, body, key)
             self.progress(0, len(body))

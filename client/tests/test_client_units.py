@@ -1,6 +1,7 @@
 """The client's pure parts: batching, keys, batch encoding, the failed file, the state file."""
 
 import csv
+import io
 import json
 
 from gateway_client import readers, state
@@ -28,14 +29,15 @@ def test_keys_depend_on_everything_that_changes_the_batch_and_nothing_else():
 
 def test_csv_batches_say_where_each_row_starts(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_text('id,note\n1,"two\nlines"\n2,plain\n\n3,x\n')
+    path.write_bytes(b'\xef\xbb\xbfid,note\r\n1,"two\r\nlines ""quoted"""\r\n2,plain\r\n\r\n3,x')
     rows = readers.read(path)
     assert rows.header == ["id", "note"]
     read = list(rows.rows)
     assert [line for line, _ in read] == [2, 4, 6]  # the blank line 5 is skipped, as the gateway does
-    extension, body, positions = readers.encode_batch("csv", rows.header, read)
+    extension, body, positions = readers.encode_batch(rows, read)
     assert extension == "csv" and positions == [2, 4, 5]
-    assert list(csv.reader(body.decode().splitlines(keepends=True))) == [["id", "note"], ["1", "two\nlines"], ["2", "plain"], ["3", "x"]]
+    assert body == b'id,note\r\n1,"two\r\nlines ""quoted"""\r\n2,plain\r\n3,x\n'  # the file's own bytes, under its header
+    assert list(csv.reader(io.StringIO(body.decode(), newline=""))) == [["id", "note"], ["1", 'two\r\nlines "quoted"'], ["2", "plain"], ["3", "x"]]
 
 
 def test_jsonl_and_bad_lines(tmp_path):
@@ -45,7 +47,7 @@ def test_jsonl_and_bad_lines(tmp_path):
     assert rows.header == ["id", "n"]
     read = list(rows.rows)
     assert [line for line, _ in read] == [2, 3, 4]
-    _, body, positions = readers.encode_batch("jsonl", rows.header, read)
+    _, body, positions = readers.encode_batch(rows, read)
     assert positions == [1, 2, 3] and body.splitlines()[1] == b"not json"
 
 
@@ -57,10 +59,10 @@ def test_the_failed_file_keeps_the_input_format_and_is_only_made_when_needed(tmp
     quiet.close()
     assert not failed_path(path, "tsv").exists()
     failed = FailedFile(failed_path(path, "tsv"), "tsv", ["id", "name"], append=False)
-    failed.write(7, ["x", "Ann"], "id: expected an integer")
+    failed.write(7, b"x\tAnn\n", "id: expected an integer")
     failed.close()
     again = FailedFile(failed_path(path, "tsv"), "tsv", ["id", "name"], append=True)
-    again.write(9, ["y", "Bob"], "id: expected an integer")
+    again.write(9, b"y\tBob\r\n", "id: expected an integer")
     again.close()
     lines = list(csv.reader(failed_path(path, "tsv").open(), delimiter="\t"))
     assert lines == [["id", "name", "_line", "_reason"], ["x", "Ann", "7", "id: expected an integer"], ["y", "Bob", "9", "id: expected an integer"]]

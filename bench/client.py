@@ -1,0 +1,84 @@
+"""Client benchmark (not a test): a file through `gateway-client import --concurrency 4` against
+one plain upload of the same file to /api/batch/import, in the same run, into two fresh tables.
+
+    make bench-client      # or: DATABASE_URL=... .venv/bin/python bench/client.py
+    BENCH_ROWS=200000 BENCH_CONCURRENCY=8 BENCH_BATCH_ROWS=10000 ...
+
+Prints both rows/s and the ratio client/upload. The gateway runs as one uvicorn worker.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from app.core.config import DatabaseAddress  # noqa: E402
+from bench.crud import connect, free_port, start  # noqa: E402
+from bench.csv import ROWS, TABLE, count, generate  # noqa: E402
+
+CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "4")
+BATCH_ROWS = os.environ.get("BENCH_BATCH_ROWS", "5000")
+
+
+def main() -> None:
+    server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-client does)")
+    address = DatabaseAddress.parse(server)
+    name = f"gwbench_{uuid.uuid4().hex[:8]}"
+    admin = connect(address)
+    admin.cursor().execute(f"CREATE DATABASE `{name}`")
+    workdir = Path(tempfile.mkdtemp(prefix="gwclient"))
+    proc = None
+    try:
+        data = workdir / "items.csv"
+        print(f"generating {ROWS} rows ...", flush=True)
+        generate(data)
+        db = connect(address, name)
+        for table in ("items", "items_client"):
+            db.cursor().execute(TABLE.format(name=table))
+        url = urlunsplit(urlsplit(server)._replace(path="/" + name))
+        port = free_port()
+        proc = start("app.main:app", port, os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT)})
+        base = f"http://127.0.0.1:{port}"
+
+        started = time.perf_counter()
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-F", f"file=@{data}", f"{base}/api/batch/import?table=items"], check=True)
+        t_upload = time.perf_counter() - started
+        assert count(db, "items") == ROWS
+
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "gateway_client", "import", str(data), "--url", base, "--table", "items_client",
+             "--concurrency", CONCURRENCY, "--batch-rows", BATCH_ROWS, "--json"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        t_client = time.perf_counter() - started
+        report = json.loads(out)
+        assert report["rows_inserted"] == ROWS and count(db, "items_client") == ROWS, report
+
+        size_mb = data.stat().st_size / 1e6
+        print(f"{ROWS} rows, {size_mb:.0f} MB CSV, 1 uvicorn worker, 2 cores shared with MariaDB and the client")
+        print(f"one upload to /api/batch/import   {ROWS / t_upload:>10,.0f} rows/s  {t_upload:6.2f} s")
+        print(f"gateway-client, {CONCURRENCY} x {BATCH_ROWS}-row batches {ROWS / t_client:>10,.0f} rows/s  {t_client:6.2f} s"
+              f"  ({report['batches']} batches, {report['retries']} retries)")
+        print(f"client / upload = {t_upload / t_client:.2f}x")
+    finally:
+        if proc is not None:
+            proc.terminate()
+        admin.ping(reconnect=True)
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+if __name__ == "__main__":
+    main()
