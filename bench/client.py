@@ -29,7 +29,7 @@ from bench.crud import connect, free_port, start  # noqa: E402
 from bench.csv import ROWS, TABLE, count, generate  # noqa: E402
 
 CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "4")
-BATCH_ROWS = os.environ.get("BENCH_BATCH_ROWS", "5000")
+BATCH_ROWS = os.environ.get("BENCH_BATCH_ROWS", "20000")  # the client's default
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ and left out.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Sequence
@@ -347,7 +348,7 @@ class BatchWriter:
 
         try:
             async with self.db.long_transaction() as session:
-                async for batch in batches:
+                async for batch in read_ahead(batches):
                     if plan.load_data and self.load_data:
                         left = await load(session, batch)
                         rows = None if left is None else (left.rows if left.rows is not None else self.convert(run, left.records, rules=False))
@@ -385,6 +386,31 @@ class BatchWriter:
             if problem is exc:
                 raise
             raise problem from exc
+
+
+async def read_ahead(batches: AsyncIterator[Batch], depth: int = 2) -> AsyncIterator[Batch]:
+    """The next batches read (and parsed) by a task of their own while this one is written: the
+    file is read while the server loads, not only between loads. What stops the reading (a bad
+    file) comes out in order, after the batches before it."""
+    queue: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(depth)
+
+    async def pump() -> None:
+        try:
+            async for batch in batches:
+                await queue.put(batch)
+            await queue.put(None)
+        except Exception as exc:
+            await queue.put(exc)
+
+    task = asyncio.create_task(pump())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def keep_valid(run: ImportRun, rows: list[Row]) -> list[Row]:
