@@ -117,15 +117,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = Authenticator(settings)
     app.state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     error_handler.install(app)
+    app.include_router(crud.router)  # first: most requests are CRUD (its table names exclude the others')
     app.include_router(health.router)
     app.include_router(docs.router)
     app.mount(docs.ASSETS_PATH, docs.assets, name="docs-assets")
-    # Before crud: /api/tables/{t}, /api/batch/... and /api/schemas/{t} must win over /api/{t}/{key}.
+    # CRUD table names exclude batch, tables and schemas, so these never meet its routes.
     app.include_router(tables.router)
     app.include_router(jobs.router)  # before batch: /api/batch/jobs/x is not /api/batch/{t}/export
     app.include_router(batch.router)
     app.include_router(schemas.router)
-    app.include_router(crud.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -66,7 +66,8 @@ class RequestMiddleware:
             self._record(scope, status, time.perf_counter() - started, state)
 
     def _record(self, scope: Scope, status: int, seconds: float, state: context.RequestState) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
+        matched = scope.get("route")
+        route = getattr(matched, "path_format", None) or getattr(matched, "path", "unmatched")  # /api/{table}/query
         self.metrics.observe(scope["method"], route, status, seconds)
         if self.access_log:
             fields = {

@@ -28,6 +28,7 @@ from app.core.filters import (
     key_condition,
     key_values,
     list_query,
+    parse_fields,
     parse_filter,
     parse_query_params,
 )
@@ -297,13 +298,11 @@ class CrudService:
         return records, meta
 
     async def get(self, name: str, key: str, fields: str | None = None) -> dict:
-        table, (where, query) = await self.resolve(
-            name, lambda t: (key_condition(t, key), self.list_request(t, None, {"fields": fields}))
-        )
-        result = await self.db.fetch(*sql.select_where(table, where, query.fields), replica=True)
+        table, (where, columns) = await self.resolve(name, lambda t: (key_condition(t, key), parse_fields(t, fields)))
+        result = await self.db.fetch(*sql.select_where(table, where, columns), replica=True)
         if not result.rows:
             raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
-        return to_records(query.fields, result)[0]
+        return to_records(columns, result)[0]
 
     # --- update / delete ----------------------------------------------------------------------
 
