@@ -4,7 +4,7 @@ against the content's first bytes; the table from the file's name without its ex
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from app.core.errors import InvalidCsv, UnsupportedMediaType
 from app.imports.csv_source import open_csv
@@ -65,6 +65,16 @@ async def open_upload(
     if fmt == "json":
         return await open_json_array(stream)
     return await open_csv(stream, max_record_bytes, "\t" if fmt == "tsv" else ",")
+
+
+def upload_options(settings: Any, sheet: str | None) -> dict[str, Any]:
+    """`open_upload`'s options from the gateway's settings (requests and jobs read files alike)."""
+    return {
+        "sheet": sheet,
+        "max_record_bytes": settings.csv_max_record_bytes,
+        "limits": Limits(settings.spreadsheet_max_uncompressed_bytes, settings.spreadsheet_max_cells),
+        "spool_dir": settings.spool_dir,
+    }
 
 
 def opener(chunks: AsyncIterator[bytes], fmt: Format, **options) -> Callable[[], Awaitable[Source]]:  # type: ignore[no-untyped-def]

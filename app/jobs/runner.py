@@ -29,9 +29,8 @@ from typing import Any
 from app.core.errors import GatewayError
 from app.imports.checkpoint import Checkpoint
 from app.imports.engine import ImportEngine
-from app.imports.records import Block, Source
-from app.imports.spreadsheet import Limits
-from app.imports.uploads import open_upload
+from app.imports.records import Source
+from app.imports.uploads import open_upload, upload_options
 from app.jobs.files import Arrival, read_upload
 from app.jobs.s3 import ObjectRef, ObjectStore
 from app.jobs.store import Hold, Job, JobStore, LeaseLost
@@ -279,14 +278,9 @@ class JobRunner:
             chunks = self.objects.read(ObjectRef(options["bucket"], options["key"]), options.get("etag"))
         else:
             chunks = read_upload(self.store, job.id, job.chunks, self.arrivals.get(job.id))
-        source = await open_upload(
-            self._counted(chunks, running), options.get("format", "csv"),
-            sheet=options.get("sheet"), max_record_bytes=settings.csv_max_record_bytes,
-            limits=Limits(settings.spreadsheet_max_uncompressed_bytes, settings.spreadsheet_max_cells),
-            spool_dir=settings.spool_dir,
+        return await open_upload(
+            self._counted(chunks, running), options.get("format", "csv"), **upload_options(settings, options.get("sheet"))
         )
-        source.blocks = self._stoppable(source.blocks, running)
-        return source
 
     @staticmethod
     async def _counted(chunks: AsyncIterator[bytes], running: Running) -> AsyncIterator[bytes]:
@@ -298,9 +292,3 @@ class JobRunner:
                 piece = chunk[start:start + PIECE_BYTES]
                 running.bytes_done += len(piece)
                 yield piece
-
-    @staticmethod
-    async def _stoppable(blocks: AsyncIterator[Block], running: Running) -> AsyncIterator[Block]:
-        async for block in blocks:
-            running.check()
-            yield block

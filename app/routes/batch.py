@@ -14,8 +14,7 @@ from starlette.types import Receive, Scope, Send
 from app.core.auth import Principal
 from app.core.errors import InvalidBody, MethodNotAllowed
 from app.imports.engine import ImportEngine
-from app.imports.spreadsheet import Limits
-from app.imports.uploads import Format, opener, split_name
+from app.imports.uploads import Format, opener, split_name, upload_options
 from app.routes.deps import CanExport, Caller, allow, exports, imports
 from app.routes.idempotent import IdempotencyKey, upload_once
 from app.routes.jobs import accepted
@@ -57,13 +56,7 @@ async def _upload(
     filename, chunks = await stream_file(request, "file", settings.max_upload_bytes)
     name, extension = split_name(filename) if table is None else (table, split_name(filename)[1] if filename else None)
     allow(request, who, "import", name)
-    options = {
-        "sheet": sheet,
-        "max_record_bytes": settings.csv_max_record_bytes,
-        "limits": Limits(settings.spreadsheet_max_uncompressed_bytes, settings.spreadsheet_max_cells),
-        "spool_dir": settings.spool_dir,
-    }
-    return filename, name, chunks, fmt or extension or "csv", options
+    return filename, name, chunks, fmt or extension or "csv", upload_options(settings, sheet)
 
 
 def _respond(report: dict) -> Response:
