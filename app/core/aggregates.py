@@ -24,7 +24,7 @@ from app.core.errors import InvalidAggregate, InvalidFilter
 from app.core.filters import (
     OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, condition_on, parse_int, parse_tree,
 )
-from app.core.values import bit_out, json_out, to_compare
+from app.core.values import json_out, output_fixers, to_compare
 
 FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
 NUMERIC_KINDS = ("int", "decimal", "float", "bool")
@@ -264,16 +264,13 @@ def from_body(table: Table, where: Node | None, body: Mapping[str, Any], **limit
 def fixers(query: AggregateQuery) -> list[tuple[str, Callable[[Any], Any]]]:
     """Results typed like rows: a sum of integers is an integer (MariaDB answers DECIMAL), decimals
     and averages stay exact (the envelope writes them as strings), JSON and BIT as GET shows them."""
-    out: list[tuple[str, Callable[[Any], Any]]] = []
-    for result in query.results:
+    out = output_fixers(tuple(g.column for g in query.group_by if g.column is not None))  # named as the columns
+    for result in query.aggregates:
         column = result.column
         if column is None:
             continue
-        if result.function in (None, "min", "max"):
-            if column.kind == "json":
-                out.append((result.name, json_out))
-            elif column.kind == "bit" and result.function is None:
-                out.append((result.name, bit_out))
+        if result.function in ("min", "max") and column.kind == "json":  # (BIT min/max are numbers: `+ 0`)
+            out.append((result.name, json_out))
         elif result.function == "sum" and column.kind in ("int", "bool"):
             out.append((result.name, _integral))
     return out

@@ -120,6 +120,18 @@ def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignment
             raise rules.violation(problems, index if len(rows) > 1 else None)
 
 
+def _page(result: Result, limit: int | None) -> bool:
+    """Cut a page read with one row extra (`extra_row`) to its limit; was there a next page?"""
+    more = limit is not None and len(result.rows) > limit
+    if more:
+        result.rows = result.rows[:limit]
+    return more
+
+
+def _meta(records: list[dict], limit: int | None, offset: int, more: bool) -> dict:
+    return {"count": len(records), "limit": limit, "offset": offset, "next": offset + limit if more and limit else None}
+
+
 class CrudService:
     def __init__(
         self, db: Database, catalog: Catalog, rules: RulesStore, *, default_limit: int, max_limit: int, max_bulk_rows: int
@@ -243,9 +255,7 @@ class CrudService:
             result, counted = await asyncio.gather(page, self.db.fetch(*sql.count(table, query.where), replica=True, slow=True))
         else:
             result = await page
-        more = query.limit is not None and len(result.rows) > query.limit
-        if more:
-            result.rows = result.rows[: query.limit]
+        more = _page(result, query.limit)
         next_cursor = None
         if more and query.keyset is not None and result.rows:
             at = {name: i for i, name in enumerate(result.names)}
@@ -255,13 +265,8 @@ class CrudService:
             width = len(query.fields)
             result.names, result.rows = result.names[:width], [row[:width] for row in result.rows]
         records = to_records(query.fields, result)
-        meta = {
-            "count": len(records),
-            "limit": query.limit,
-            "offset": query.offset,
-            "next": query.offset + query.limit if more and query.limit and query.after is None else None,
-            "next_cursor": next_cursor,
-        }
+        # After a cursor there is no offset to offer: the next page is the next cursor's.
+        meta = _meta(records, query.limit, query.offset, more and query.after is None) | {"next_cursor": next_cursor}
         if query.count_exact:
             meta["total"] = int(counted.rows[0][0])
         return records, meta
@@ -284,18 +289,9 @@ class CrudService:
         """A question over the table: the slow-read schedule (a GROUP BY may take seconds)."""
         table, query = await self.resolve(name, build)
         result = await self.db.fetch(*sql.aggregate(table, query, extra_row=True), replica=True, slow=True)
-        rows = result.rows
-        more = query.limit is not None and len(rows) > query.limit
-        if more:
-            rows = rows[: query.limit]
-        records = rows_to_dicts(result.names, rows, aggregates.fixers(query))
-        meta = {
-            "count": len(records),
-            "limit": query.limit,
-            "offset": query.offset,
-            "next": query.offset + query.limit if more and query.limit else None,
-        }
-        return records, meta
+        more = _page(result, query.limit)
+        records = rows_to_dicts(result.names, result.rows, aggregates.fixers(query))
+        return records, _meta(records, query.limit, query.offset, more)
 
     async def get(self, name: str, key: str, fields: str | None = None) -> dict:
         table, (where, columns) = await self.resolve(name, lambda t: (key_condition(t, key), parse_fields(t, fields)))
