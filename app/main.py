@@ -22,11 +22,13 @@ from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
-from app.routes import batch, crud, docs, health, jobs, metrics, schemas, tables
+from app.routes import batch, crud, docs, health, jobs, metrics, schemas, streams, tables
 from app.services.crud_service import CrudService
 from app.services.export_service import ExportService
 from app.services.idempotency import IdempotencyStore
 from app.services.rules import RulesStore
+from app.streams import positions
+from app.streams.registry import Streams
 from app.utils import error_handler
 
 log = logging.getLogger("gateway")
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.idempotency.ensure_table()
             await app.state.rules.ensure_table()
             await app.state.job_store.ensure_tables()
+            await positions.ensure_tables(db)
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.objects.warm()
         yield
         await app.state.job_runner.stop()
+        await app.state.streams.stop()
         await app.state.objects.close()
         await db.close()
 
@@ -114,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.objects = ObjectStore()
     app.state.job_runner = JobRunner(app.state.job_store, app.state.imports, app.state.objects, settings)
     app.state.jobs = JobService(app.state.job_store, app.state.job_runner, app.state.objects, catalog, settings)
+    app.state.streams = Streams(db, catalog, app.state.rules, settings)
     app.state.auth = Authenticator(settings)
     app.state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     error_handler.install(app)
@@ -126,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)  # before batch: /api/batch/jobs/x is not /api/batch/{t}/export
     app.include_router(batch.router)
     app.include_router(schemas.router)
+    app.include_router(streams.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -122,6 +122,23 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the gateway cross-origin (none by default).
     cors_origins: CsvStrs = ()
 
+    # Streams (app/streams): rows from a WebSocket or a broker are committed in groups of up to
+    # `stream_group_rows` rows, waiting at most `stream_group_ms` for more; a message's id is
+    # remembered `stream_id_retention_s` (a resent or redelivered message is recognised that long).
+    stream_group_rows: int = Field(5000, ge=1)
+    stream_group_ms: float = Field(5.0, ge=0)
+    stream_id_retention_s: int = Field(7 * 86400, ge=60)
+    # A WebSocket message over this closes the connection (1009); a connection has at most
+    # `ws_max_in_flight` messages unanswered (past it the server stops reading); a browser that
+    # cannot set a header sends {"token": ...} first, within `ws_auth_timeout_s`.
+    ws_max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    ws_max_in_flight: int = Field(64, ge=1)
+    ws_auth_timeout_s: float = Field(10.0, gt=0)
+    # The ingest process (`python -m app ingest`): its broker sources (docs/ARCHITECTURE.md, README)
+    # and the port of its /health and /metrics.
+    ingest_sources: str = ""
+    ingest_port: int = 8001
+
     tables_allow: CsvStrs = ()
     tables_deny: CsvStrs = ()
     catalog_ttl_s: float = Field(60.0, gt=0)

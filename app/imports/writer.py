@@ -190,14 +190,14 @@ class BatchWriter:
             text = _canonical_text(plan, batch)
             if text is not None:
                 # The terminator is the batch's own; a record ending otherwise would merge with the next
-                # one, and the row count check in _load sends the batch the exact way.
+                # one, and the row count check in load_rows sends the batch the exact way.
                 crlf = text.endswith("\r\n")
                 skips = len(duplicates)
                 statement = sql.load_data_text(
                     table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore" or skips > 0,
                     delimiter=plan.delimiter, direct=_direct(plan, batch),
                 )
-                load = lambda s: _load(s, statement, text.encode(), len(batch.records), mode, skips)  # noqa: E731
+                load = lambda s: load_rows(s, statement, text.encode(), len(batch.records), mode, skips)  # noqa: E731
                 outcome = await self._try_load(run, batch.records, load, skip=duplicates)
                 if outcome == "ok":
                     self.batches_by_path["text"] += 1
@@ -215,7 +215,7 @@ class BatchWriter:
             return None
         if plan.load_data and self.load_data and not (plan.cells == "json" and has_omitted(rows)):
             statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
-            outcome = await self._try_load(run, rows, lambda s: _load(s, statement, _serialize(rows), len(rows), mode))
+            outcome = await self._try_load(run, rows, lambda s: load_rows(s, statement, serialize(rows), len(rows), mode))
             if outcome == "ok":
                 self.batches_by_path["rows"] += 1
                 return None
@@ -251,7 +251,7 @@ class BatchWriter:
         """INSERT one batch in its own transaction; split it when the database refuses it."""
         table, columns, mode, report = run.table, run.plan.columns, run.mode, run.report
         try:
-            counts = await self._transact(run, rows, lambda s: _insert(s, table, columns, rows, mode))
+            counts = await self._transact(run, rows, lambda s: insert_rows(s, table, columns, rows, mode))
         except GatewayError as exc:
             if exc.status >= 500:  # unavailable, timed out, COMMIT unanswered: not the rows' fault
                 raise
@@ -316,11 +316,11 @@ class BatchWriter:
                     return None
                 if plan.cells == "json" and has_omitted(rows):
                     return Batch([], None, rows)  # DEFAULTs: only INSERT can say them
-                statement, data, count, positions = sql.load_data(table, plan.columns, ignore=mode == "ignore"), _serialize(rows), len(rows), rows
+                statement, data, count, positions = sql.load_data(table, plan.columns, ignore=mode == "ignore"), serialize(rows), len(rows), rows
                 batch = Batch(batch.records, None, rows)
             await session.execute("SAVEPOINT gateway_batch")
             try:
-                inserted, _, skipped = await _load(session, statement, data, count, mode)
+                inserted, _, skipped = await load_rows(session, statement, data, count, mode)
             except UseInserts as exc:
                 await session.execute("ROLLBACK TO SAVEPOINT gateway_batch")
                 if exc.refused:
@@ -334,7 +334,7 @@ class BatchWriter:
 
         async def write(session: Session, rows: list[Row]) -> None:
             try:
-                inserted, updated, skipped = await _insert(session, table, plan.columns, rows, mode)
+                inserted, updated, skipped = await insert_rows(session, table, plan.columns, rows, mode)
             except DatabaseError as exc:
                 problem = classify(exc)
                 if problem.status >= 500:
@@ -490,7 +490,7 @@ async def _split(
     await write(rows[middle:])
 
 
-def _serialize(rows: list[Row]) -> bytes:
+def serialize(rows: list[Row]) -> bytes:
     """The canonical CSV that `sql.load_data` reads."""
     buffer = io.StringIO()
     csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows([values for _, values in rows])
@@ -527,7 +527,7 @@ def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
     return batch.text if batch.canonical else None
 
 
-async def _load(
+async def load_rows(
     session: Session, statement: tuple[str, tuple], data: bytes, count: int, mode: Mode, expected_skips: int = 0
 ) -> tuple[int, int, int]:
     """One LOAD DATA LOCAL of a batch; returns (inserted, 0, skipped). With LOCAL the server turns
@@ -552,7 +552,7 @@ async def _load(
     return result.affected, 0, (skipped if mode == "ignore" else 0)
 
 
-async def _insert(
+async def insert_rows(
     session: Session, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode
 ) -> tuple[int, int, int]:
     """One multi-row INSERT; returns (inserted, updated, skipped). OMITTED cells are DEFAULT."""

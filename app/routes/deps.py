@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,11 +27,15 @@ async def exports(request: Request) -> ExportService:
     return request.app.state.exports
 
 
+def credential(headers: Mapping[str, str]) -> str | None:
+    """What the caller presents: `Authorization: Bearer ...`, else `X-API-Key`."""
+    header = headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else headers.get("x-api-key")
+
+
 async def principal(request: Request) -> Principal:
-    """The caller, from `Authorization: Bearer ...` or `X-API-Key` (401 when required and absent)."""
-    header = request.headers.get("authorization", "")
-    credential = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key")
-    return request.app.state.auth.authenticate(credential)
+    """The caller (401 when credentials are required and absent)."""
+    return request.app.state.auth.authenticate(credential(request.headers))
 
 
 def allow(request: Request, who: Principal, action: str, table: str) -> None:

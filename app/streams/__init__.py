@@ -1,0 +1,2 @@
+"""Rows that arrive as streams: WebSocket messages (routes/streams.py) and broker messages (the
+ingest process, ingest.py), each applied exactly once through applier.py."""

@@ -1,0 +1,83 @@
+"""Group commit: messages from many producers (WebSocket connections) applied a group at a time.
+
+A group closes at `max_rows` rows or `max_wait_s` after its first message, whichever comes first;
+messages that arrive while a group commits wait for the next one, so under load groups grow by
+themselves and a lone message waits at most `max_wait_s`. Each submitter gets its message's
+Outcome once the group's transaction has committed (or the failure that stopped it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.core.errors import GatewayError
+from app.streams.applier import StreamApplier
+from app.streams.messages import Message, Outcome
+
+log = logging.getLogger("gateway.streams")
+
+
+class Failed(Outcome):
+    """A group's transaction failed (the database away past the retry budget): nothing of it was
+    written, or (commit_outcome_unknown) it may have been; a message with an id is safe to resend."""
+
+    def __init__(self, error: GatewayError):
+        super().__init__("failed", 0, [{"index": None, "column": None, "reason": error.message}])
+        self.code = error.code
+
+
+class GroupCommitter:
+    def __init__(self, applier: StreamApplier, max_rows: int, max_wait_s: float):
+        self.applier, self.max_rows, self.max_wait_s = applier, max_rows, max_wait_s
+        self._queue: asyncio.Queue[tuple[Message, int, asyncio.Future[Outcome]]] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    def submit(self, message: Message, rows: int) -> asyncio.Future[Outcome]:
+        """Queue a message of about `rows` rows; the future is its outcome. Unbounded here: each
+        connection bounds what it has in flight."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((message, rows, future))
+        return future
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self._queue.get()]
+            rows = group[0][1]
+            deadline = loop.time() + self.max_wait_s
+            while rows < self.max_rows:
+                if self._queue.empty():
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._queue.get(), left)
+                    except TimeoutError:
+                        break
+                else:
+                    item = self._queue.get_nowait()
+                group.append(item)
+                rows += item[1]
+            await self._commit(group)
+
+    async def _commit(self, group: list[tuple[Message, int, asyncio.Future[Outcome]]]) -> None:
+        try:
+            outcomes: list[Outcome] = await self.applier.apply([m for m, _, _ in group])
+        except GatewayError as exc:
+            log.warning("stream %s: a group of %d message(s) failed: %s", self.applier.source, len(group), exc.message)
+            outcomes = [Failed(exc)] * len(group)
+        except Exception as exc:  # a bug: every waiting connection hears of it, and the loop goes on
+            log.exception("stream %s: a group failed", self.applier.source)
+            outcomes = [Failed(GatewayError(f"internal error: {type(exc).__name__}"))] * len(group)
+        for (_, _, future), outcome in zip(group, outcomes):
+            if not future.done():
+                future.set_result(outcome)

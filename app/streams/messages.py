@@ -1,0 +1,171 @@
+"""Stream messages -> rows, checked (pure, no I/O).
+
+A message is one JSON value: a row object, an array of row objects, or an envelope
+`{"id": "...", "rows": [...]}` (the WebSocket's form; a broker may use it too). A message is the unit
+of a stream: its rows are all written, or none is and the message is refused with every problem
+found (`index` of the row in the message, `column`, `reason`). Rows of one message may leave
+different keys out: the message is planned once over the union of its keys and a key a row leaves
+out takes the column's DEFAULT, as in a POST body.
+
+What is checked here, before any transaction: JSON, the shape, the keys against the catalog, the
+values' conversion to their columns (values.py) and the table's rules (JSON Schema). What only the
+database can say (a duplicate key, a foreign key) is found by the applier (applier.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.core import jsontext
+from app.core.catalog import Table
+from app.core.errors import InvalidHeader, InvalidValue
+from app.core.rules import Rules, row_maker
+from app.imports.plan import BARE_NULL, ImportPlan, plan_import
+from app.imports.records import OMITTED
+
+Status = Literal["applied", "duplicate", "rejected", "failed"]
+
+
+@dataclass
+class Message:
+    """One message of a stream. `key`: what makes it once-only (a message id, a stream sequence;
+    None: not recorded). `partition`/`offset`: a Kafka message's place (offsets are recorded per
+    partition instead of per message). `position`: where a dead letter says it came from."""
+
+    payload: bytes | Any  # the message's bytes, or its value already parsed (a WebSocket text frame)
+    position: str
+    key: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    parsed: bool = False  # payload is a parsed value, not bytes
+
+
+@dataclass
+class Outcome:
+    status: Status
+    rows_written: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """The errors in one line (a dead letter's reason)."""
+        return "; ".join(
+            (f"row {e['index']}: " if e.get("index") is not None else "")
+            + (f"column '{e['column']}': " if e.get("column") and f"'{e['column']}'" not in e["reason"] else "")
+            + e["reason"]
+            for e in self.errors
+        )
+
+
+def refused(reason: str, index: int | None = None, column: str | None = None) -> Outcome:
+    return Outcome("rejected", 0, [{"index": index, "column": column, "reason": reason}])
+
+
+@dataclass
+class Checked:
+    """A message whose rows all converted and passed the rules: ready to write with `plan`."""
+
+    message: Message
+    plan: ImportPlan
+    rows: list[list[Any]]  # values in plan.columns order, LOAD DATA-ready (NULL as BARE_NULL)
+
+
+def message_rows(value: Any) -> tuple[list[Any], str | None]:
+    """A message's rows and its envelope id (None without an envelope); ValueError if the shape is
+    wrong. An object is an envelope only when its keys are `rows` (a list) and at most `id`."""
+    if isinstance(value, dict):
+        rows = value.get("rows")
+        if isinstance(rows, list) and set(value) <= {"id", "rows"}:
+            ident = value.get("id")
+            if ident is not None and not isinstance(ident, (str, int)) or isinstance(ident, bool):
+                raise ValueError("the envelope's id must be a string or an integer")
+            return rows, None if ident is None else str(ident)
+        return [value], None
+    if isinstance(value, list):
+        return value, None
+    raise ValueError(f"expected a row object, an array of rows or {{\"id\", \"rows\"}}, got {_kind(value)}")
+
+
+def parse(payload: bytes) -> Any:
+    """A broker message's JSON (strict: no NaN, integers kept exact); ValueError says why not."""
+    try:
+        return jsontext.parse(payload)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+
+
+class Checker:
+    """Checks messages for one table, with plans cached per set of keys (a stream's rows usually
+    all have the same keys: one plan, built once)."""
+
+    def __init__(self, table: Table, rules: Rules | None, *, load_data: bool = True):
+        self.table, self.rules, self.load_data = table, rules, load_data
+        self._plans: dict[tuple[str, ...], tuple[ImportPlan, Callable[[Any], dict] | None] | InvalidHeader] = {}
+
+    def check(self, message: Message) -> Checked | Outcome:
+        """The message's rows ready to write, or why it is refused."""
+        try:
+            value = message.payload if message.parsed else parse(message.payload)
+            rows, _ = message_rows(value)
+        except ValueError as exc:
+            return refused(str(exc))
+        if not rows:
+            return refused("the message holds no rows")
+        errors: list[dict[str, Any]] = []
+        keys: dict[str, None] = {}
+        for index, row in enumerate(rows):
+            if isinstance(row, dict):
+                keys.update(dict.fromkeys(row))
+            else:
+                errors.append({"index": index, "column": None, "reason": f"expected a row object, got {_kind(row)}"})
+        if errors:
+            return Outcome("rejected", 0, errors)
+        planned = self._plan(tuple(keys))
+        if isinstance(planned, InvalidHeader):
+            return refused(planned.message)
+        plan, make = planned
+        header = list(keys)
+        values: list[list[Any]] = []
+        for index, row in enumerate(rows):
+            cells = [row.get(name, OMITTED) for name in header]
+            try:
+                converted = [convert(cells[p]) for p, convert in zip(plan.positions, plan.converters)]
+            except InvalidValue as exc:
+                errors.append({"index": index, "column": (exc.details or {}).get("column"), "reason": exc.message})
+                continue
+            if make is not None and self.rules is not None:
+                problems = self.rules.problems(make(converted))
+                if problems:
+                    errors.extend(
+                        {"index": index, "column": p.column, "reason": f"{p.reason} (rule {p.rule})"} for p in problems
+                    )
+                    continue
+            values.append(converted)
+        if errors:
+            return Outcome("rejected", 0, errors)
+        return Checked(message, plan, values)
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[ImportPlan, Callable[[Any], dict] | None] | InvalidHeader:
+        found = self._plans.get(keys)
+        if found is None:
+            try:
+                plan = plan_import(self.table, list(keys), load_data=self.load_data, cells="json")
+            except InvalidHeader as exc:
+                found = exc
+            else:
+                make = None
+                if self.rules is not None:
+                    make = row_maker(plan.columns, self.rules.names, BARE_NULL if self.load_data else None, OMITTED)
+                found = (plan, make)
+            if len(self._plans) < 1000:  # key sets are few; a stream of random keys must not grow this
+                self._plans[keys] = found
+        return found
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), "number"
+    )
