@@ -1,6 +1,9 @@
-"""`python -m app`: serve the gateway with uvicorn on HOST:PORT."""
+"""`python -m app`: serve the gateway with uvicorn on HOST:PORT.
+`python -m app ingest`: run the broker streams of GATEWAY_INGEST_SOURCES (app/streams/ingest.py),
+with its /health and /metrics on GATEWAY_INGEST_PORT."""
 
 import os
+import sys
 
 import uvicorn
 
@@ -9,16 +12,24 @@ from app.observability import logging_config
 
 if __name__ == "__main__":
     settings = Settings()
-    uvicorn.run(
-        "app.main:app",
+    common = dict(
         host=settings.host,
-        port=settings.port,
-        workers=int(os.environ.get("GATEWAY_WORKERS", "1")),
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
         log_config=logging_config(settings.log_format, settings.log_level),
-        # On SIGTERM: stop taking requests, give those in flight the retry budget to finish.
-        timeout_graceful_shutdown=int(os.environ.get("GATEWAY_GRACEFUL_SHUTDOWN_S", "10")),
         access_log=False,  # the gateway writes its own access line (app/middleware.py)
     )
+    if sys.argv[1:] == ["ingest"]:
+        uvicorn.run("app.streams.ingest:create_ingest_app", factory=True, port=settings.ingest_port, **common)
+    elif sys.argv[1:]:
+        sys.exit(f"usage: python -m app [ingest] (not {' '.join(sys.argv[1:])!r})")
+    else:
+        uvicorn.run(
+            "app.main:app",
+            port=settings.port,
+            workers=int(os.environ.get("GATEWAY_WORKERS", "1")),
+            # On SIGTERM: stop taking requests, give those in flight the retry budget to finish.
+            timeout_graceful_shutdown=int(os.environ.get("GATEWAY_GRACEFUL_SHUTDOWN_S", "10")),
+            **common,
+        )

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app.core.auth import Authenticator
-from app.core.catalog import Catalog, load
+from app.core.catalog import catalog_of
 from app.core.ratelimit import RateLimiter, parse_rates
 from app.core.config import Settings
 from app.core.database import Database
@@ -37,19 +37,7 @@ log = logging.getLogger("gateway")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     db = Database(settings)
-
-    async def load_catalog():  # type: ignore[no-untyped-def]
-        async def fetch(sql: str, params: tuple) -> list[tuple]:
-            return list((await db.fetch(sql, params)).rows)
-
-        return await load(fetch, db.address.database, lambda: db.is_mariadb)
-
-    catalog = Catalog(
-        load_catalog,
-        allow=settings.tables_allow,
-        deny=settings.tables_deny,
-        ttl_s=settings.catalog_ttl_s,
-    )
+    catalog = catalog_of(db, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.core.echo import shown
 from app.core.errors import TableNotFound
@@ -304,3 +305,14 @@ def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("catalog load failed: %s", task.exception())
 
+
+def catalog_of(db: Any, settings: Any) -> "Catalog":
+    """The catalog of the permitted tables, loaded from INFORMATION_SCHEMA through `db`."""
+
+    async def load_catalog() -> dict[str, Table]:
+        async def fetch(sql: str, params: tuple) -> list[tuple]:
+            return list((await db.fetch(sql, params)).rows)
+
+        return await load(fetch, db.address.database, lambda: db.is_mariadb)
+
+    return Catalog(load_catalog, allow=settings.tables_allow, deny=settings.tables_deny, ttl_s=settings.catalog_ttl_s)

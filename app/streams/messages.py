@@ -41,6 +41,7 @@ class Message:
     partition: int | None = None
     offset: int | None = None
     parsed: bool = False  # payload is a parsed value, not bytes
+    refusal: str | None = None  # refused before it is read (a broker message that lacks an id)
 
 
 @dataclass
@@ -107,6 +108,8 @@ class Checker:
 
     def check(self, message: Message) -> Checked | Outcome:
         """The message's rows ready to write, or why it is refused."""
+        if message.refusal is not None:
+            return refused(message.refusal)
         try:
             value = message.payload if message.parsed else parse(message.payload)
             rows, _ = message_rows(value)

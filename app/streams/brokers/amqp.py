@@ -1,0 +1,58 @@
+"""RabbitMQ: competing consumers on a durable queue; a message's `message_id` makes it once-only.
+
+Messages are gathered into a group (up to `batch`, waiting the group time), applied, and after
+COMMIT acknowledged with one `multiple` ack. A message redelivered (its consumer died before the
+ack) is recognised by its message_id and only acknowledged. A message without a message_id cannot
+be recognised again, so it is not applied: it goes to the dead letters with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from app.streams.consumer import Consumer, gather
+from app.streams.messages import Message
+
+NO_ID = "the message has no message_id property: exactly-once needs the publisher to set one"
+
+
+class AmqpSource(Consumer):
+    async def session(self, stopping: asyncio.Event) -> None:
+        options = self.config.options
+        connection = await aio_pika.connect(self.config.address, client_properties={"connection_name": f"gateway-ingest {self.config.name}"})
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=int(options.get("prefetch") or 2 * self.batch))
+            queue = await channel.declare_queue(options["queue"], durable=True)
+            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            await queue.consume(inbox.put)
+            self.state = "running"
+            lag_at = 0.0
+            loop = asyncio.get_running_loop()
+            while not stopping.is_set():
+                if connection.is_closed or channel.is_closed:
+                    raise ConnectionError("the broker closed the connection")
+                try:
+                    first = await asyncio.wait_for(inbox.get(), 0.5)
+                except TimeoutError:
+                    first = None
+                if first is not None:
+                    group = await gather(inbox, first, self.batch, self.wait_s)
+                    await self.deliver([_message(m) for m in group], stopping)
+                    await group[-1].ack(multiple=True)
+                if loop.time() - lag_at > 5:
+                    lag_at = loop.time()
+                    declared = await channel.declare_queue(options["queue"], passive=True)
+                    self.lag["queue"] = declared.declaration_result.message_count or 0
+        finally:
+            await connection.close()
+
+
+def _message(incoming: AbstractIncomingMessage) -> Message:
+    ident = incoming.message_id
+    if not ident:
+        return Message(incoming.body, f"delivery:{incoming.delivery_tag}", refusal=NO_ID)
+    return Message(incoming.body, ident[:191], key=ident[:191])
