@@ -88,6 +88,14 @@ class _StateCollector(Collector):
         for outcome, count in sorted(runner.rows.items()):
             job_rows.add_metric([outcome], count)
         yield job_rows
+        messages = CounterMetricFamily("gateway_stream_messages", "WebSocket stream messages by outcome", labels=["table", "mode", "outcome"])
+        rows = CounterMetricFamily("gateway_stream_rows", "Rows written from WebSocket streams", labels=["table", "mode"])
+        for (table, mode), counters in sorted(self.state.streams.counters().items()):
+            for outcome, count in counters.messages.items():
+                messages.add_metric([table, mode, outcome], count)
+            rows.add_metric([table, mode], counters.rows)
+        yield messages
+        yield rows
 
 
 class JsonFormatter(logging.Formatter):

@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import json
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -28,9 +29,13 @@ async def test_rows_are_answered_once_committed(schema, settings):
                 [{"name": "bob"}, {"name": "cy", "email": "cy@x"}],
                 {"id": "m-3", "rows": [{"name": "dee", "balance": "1.50"}]},
             )
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://{host}/metrics")).text
     assert one == {"id": None, "status": "applied", "rows_written": 1, "errors": []}
     assert many["rows_written"] == 2 and many["status"] == "applied"
     assert envelope == {"id": "m-3", "status": "applied", "rows_written": 1, "errors": []}
+    assert 'gateway_stream_messages_total{mode="insert",outcome="applied",table="users"} 3.0' in metrics
+    assert 'gateway_stream_rows_total{mode="insert",table="users"} 4.0' in metrics
     rows = run_sql(schema, "SELECT name, age, email, balance, active FROM users ORDER BY id")
     # A key a row leaves out takes the column's DEFAULT (active = 1, balance = 0), as in a POST.
     assert [(r[0], r[1], r[2], str(r[3]), r[4]) for r in rows] == [
