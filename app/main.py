@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -12,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app.core.auth import Authenticator
 from app.core.catalog import catalog_of
 from app.core.ratelimit import RateLimiter, parse_rates
+from app.core.collector import tune_for_bulk
 from app.core.config import Settings
 from app.core.database import Database
 from app.core.errors import GatewayError
@@ -51,12 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
-        # The import path allocates millions of short-lived lists and strings: with the default
-        # thresholds the collector runs every 700 allocations and scans the live batches each time
-        # (a third of an import's CPU, measured). Objects from start-up never become garbage.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        tune_for_bulk()
         app.state.job_runner.start()
         if settings.s3_buckets:
             await app.state.objects.warm()

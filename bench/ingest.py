@@ -3,7 +3,8 @@
 Generates ROWS rows of bench/csv.py's 10-column table and measures, each into a fresh table:
   (a) LOAD DATA LOCAL INFILE of them as CSV by the mariadb client: the baseline
   (b) ROWS JSON messages of one row each, published to a Kafka topic (Tansu, 3 partitions) before
-      the clock starts, consumed by `python -m app ingest`: from its first row to its last
+      the clock starts, consumed by `python -m app ingest`: from its first committed group to its last
+  (b2) the same rows as JSON arrays of KAFKA_BATCH (100) rows a message, what a bulk producer sends
   (c) the same topic read by a consumer that INSERTs one row per message, autocommit (what the
       seeds' servers do), over its first NAIVE_ROWS messages
   (d) the rows over the WebSocket (/api/{table}/ws) in messages of 1,000 rows with ids, 16 in flight
@@ -37,27 +38,33 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.core.config import DatabaseAddress  # noqa: E402
+from app.streams import positions  # noqa: E402
 from bench.crud import connect, free_port, start  # noqa: E402
-from bench.csv import COLUMNS, ROWS, TABLE, as_objects, client_args, count, generate  # noqa: E402
+from bench.csv import COLUMNS, ROWS, TABLE, PeakRss, as_objects, client_args, count, generate  # noqa: E402
 from tests.brokers import TANSU, wait_for_port  # noqa: E402
 
 NAIVE_ROWS = min(ROWS, int(os.environ.get("BENCH_NAIVE_ROWS", "50000")))
+KAFKA_BATCH = int(os.environ.get("BENCH_KAFKA_BATCH", "100"))
 WS_BATCH, WS_IN_FLIGHT = 1000, 16
 
 
-def wait_rows(db, table: str, total: int, timeout: float = 900) -> float:
-    """Seconds from the table's first row to its `total`th (polled every 50 ms)."""
+def wait_offsets(db, source: str, total: int, timeout: float = 900) -> float:
+    """Seconds from the stream's first committed group to its last, read from the offsets the
+    ingest records (a primary-key lookup every 50 ms: a COUNT(*) of the table that often would
+    take a core from the database it measures)."""
     deadline = time.monotonic() + timeout
     first = None
     while time.monotonic() < deadline:
-        n = count(db, table)
+        with db.cursor() as cur:
+            cur.execute("SELECT COALESCE(SUM(GREATEST(next_offset, 0)), 0) FROM _gateway_stream_offsets WHERE source = %s", (source,))
+            n = int(cur.fetchone()[0])
         now = time.perf_counter()
         if n and first is None:
             first = (now, n)
         if n >= total:
             return (now - first[0]) * total / max(1, total - first[1])  # the rows before the first look, at the same pace
         time.sleep(0.05)
-    raise SystemExit(f"{table}: {count(db, table)} of {total} rows after {timeout} s")
+    raise SystemExit(f"{source}: {total} messages not applied after {timeout} s")
 
 
 async def produce(address: str, topic: str, messages: list[bytes]) -> None:
@@ -100,7 +107,8 @@ async def websocket(host: str, objects: list[dict]) -> float:
     """Every row over one WebSocket in messages of WS_BATCH rows, WS_IN_FLIGHT unanswered: seconds."""
     messages = [json.dumps({"id": f"b{i}", "rows": objects[i:i + WS_BATCH]}) for i in range(0, len(objects), WS_BATCH)]
     started = time.perf_counter()
-    async with websockets.connect(f"ws://{host}/api/items_ws/ws", max_size=None) as ws:
+    # No per-message compression: on a LAN it costs both ends more CPU than it saves time.
+    async with websockets.connect(f"ws://{host}/api/items_ws/ws", max_size=None, compression=None) as ws:
         window = asyncio.Semaphore(WS_IN_FLIGHT)
 
         async def send() -> None:
@@ -132,8 +140,10 @@ def main() -> None:
         objects = list(as_objects(data))
         payloads = [json.dumps(o).encode() for o in objects]
         db = connect(address, name)
-        for table in ("items_load", "items_kafka", "items_naive", "items_ws"):
+        for table in ("items_load", "items_kafka", "items_kafka_batched", "items_naive", "items_ws"):
             db.cursor().execute(TABLE.format(name=table))
+        for statement in positions.CREATE:  # the ingest makes them too; here so the bench can look first
+            db.cursor().execute(statement)
         url = urlunsplit(urlsplit(server)._replace(path="/" + name))
         env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT), "GATEWAY_LOG_LEVEL": "warning"}
 
@@ -156,23 +166,42 @@ def main() -> None:
         kafka = f"127.0.0.1:{kafka_port}"
         print("publishing to Kafka ...", flush=True)
         asyncio.run(produce(kafka, "items", payloads))
-        ingest_env = env | {"GATEWAY_INGEST_SOURCES": f"kafka://{kafka}/items?table=items_kafka&group=bench", "GATEWAY_INGEST_PORT": str(free_port())}
+        batched = [b"[" + b",".join(payloads[i:i + KAFKA_BATCH]) + b"]" for i in range(0, ROWS, KAFKA_BATCH)]
+        asyncio.run(produce(kafka, "items_batched", batched))
+        sources = f"kafka://{kafka}/items?table=items_kafka&group=bench"
+        ingest_env = env | {"GATEWAY_INGEST_SOURCES": sources, "GATEWAY_INGEST_PORT": str(free_port())}
+        ingest = subprocess.Popen([sys.executable, "-m", "app", "ingest"], cwd=ROOT, env=ingest_env)
+        procs.append(ingest)
+        t_kafka = wait_offsets(db, "kafka:bench:items", ROWS)
+        assert count(db, "items_kafka") == ROWS
+        rss_ingest = PeakRss(ingest.pid).peak_mb()
+        ingest.terminate()
+        ingest.wait(30)
+        # A group of batched messages holds as many rows as one of single-row messages.
+        group_rows = int(os.environ.get("GATEWAY_STREAM_GROUP_ROWS", "10000"))
+        sources = f"kafka://{kafka}/items_batched?table=items_kafka_batched&group=bench&batch={max(1, group_rows // KAFKA_BATCH)}"
+        ingest_env = env | {"GATEWAY_INGEST_SOURCES": sources, "GATEWAY_INGEST_PORT": str(free_port())}
         procs.append(subprocess.Popen([sys.executable, "-m", "app", "ingest"], cwd=ROOT, env=ingest_env))
-        t_kafka = wait_rows(db, "items_kafka", ROWS)
+        t_batched = wait_offsets(db, "kafka:bench:items_batched", len(batched))
+        assert count(db, "items_kafka_batched") == ROWS
 
         db_kwargs = {"db": name, **address.connect_kwargs()}
         naive_rps = asyncio.run(naive(kafka, "items", db_kwargs, NAIVE_ROWS))
 
         port = free_port()
-        procs.append(start("app.main:app", port, env))
+        gateway = start("app.main:app", port, env)
+        procs.append(gateway)
         t_ws = asyncio.run(websocket(f"127.0.0.1:{port}", objects))
         assert count(db, "items_ws") == ROWS
+        rss_gateway = PeakRss(gateway.pid).peak_mb()
 
-        load_rps, kafka_rps, ws_rps = ROWS / t_load, ROWS / t_kafka, ROWS / t_ws
+        load_rps, kafka_rps, batched_rps, ws_rps = ROWS / t_load, ROWS / t_kafka, ROWS / t_batched, ROWS / t_ws
         print(f"{ROWS} rows of 10 columns; gateway and ingest: 1 process each, 2 cores shared with MariaDB and the broker")
         print(f"(a) LOAD DATA LOCAL INFILE (mariadb client)     {load_rps:>10,.0f} rows/s  {t_load:6.2f} s")
         print(f"(b) Kafka -> python -m app ingest, 1 row/msg    {kafka_rps:>10,.0f} rows/s  {t_kafka:6.2f} s   {kafka_rps / load_rps:.2f}x LOAD DATA, {kafka_rps / naive_rps:.1f}x (c)")
+        print(f"(b2) Kafka, {KAFKA_BATCH} rows/msg                 {batched_rps:>10,.0f} rows/s  {t_batched:6.2f} s   {batched_rps / load_rps:.2f}x LOAD DATA, {batched_rps / naive_rps:.1f}x (c)")
         print(f"(c) Kafka -> one INSERT per message ({NAIVE_ROWS} msgs) {naive_rps:>10,.0f} rows/s")
+        print(f"peak RSS: ingest {rss_ingest:.0f} MB (b), gateway {rss_gateway:.0f} MB (d)")
         print(f"(d) WebSocket, {WS_BATCH}-row messages, {WS_IN_FLIGHT} in flight  {ws_rps:>10,.0f} rows/s  {t_ws:6.2f} s   {ws_rps / load_rps:.2f}x LOAD DATA, {ws_rps / naive_rps:.1f}x (c)")
     finally:
         for proc in procs:

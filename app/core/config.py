@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     # Streams (app/streams): rows from a WebSocket or a broker are committed in groups of up to
     # `stream_group_rows` rows, waiting at most `stream_group_ms` for more; a message's id is
     # remembered `stream_id_retention_s` (a resent or redelivered message is recognised that long).
-    stream_group_rows: int = Field(5000, ge=1)
+    stream_group_rows: int = Field(10000, ge=1)
     stream_group_ms: float = Field(5.0, ge=0)
     stream_id_retention_s: int = Field(7 * 86400, ge=60)
     # A WebSocket message over this closes the connection (1009); a connection has at most

@@ -229,6 +229,20 @@ def load_data(table: Table, columns: Sequence[Column], *, ignore: bool = False) 
     return _load_data(table, targets, assignments, ignore), (",", "\n")
 
 
+def load_data_json(table: Table, columns: Sequence[Column]) -> Statement:
+    """LOAD DATA LOCAL of rows as JSON arrays, one a line (`[1,"a\\"b",NULL]`, what streams.jsonlines
+    writes): each line's `[` skipped as a prefix and `]` ending it, fields split at commas outside
+    double quotes, backslash escapes as JSON writes them (the writer keeps to the ones LOAD DATA
+    reads the same way), the bare word NULL as NULL. Numbers and strings only (no binary or BIT).
+    The data's name, separator, escape, prefix and terminator are parameters (no backslash in SQL)."""
+    sql = (
+        f"LOAD DATA LOCAL INFILE %s INTO TABLE {table.quoted} CHARACTER SET utf8mb4"
+        " FIELDS TERMINATED BY %s OPTIONALLY ENCLOSED BY '\"' ESCAPED BY %s LINES STARTING BY %s TERMINATED BY %s"
+        f" ({', '.join(c.quoted for c in columns)})"
+    )
+    return sql, (",", "\\", "[", "]\n")
+
+
 def load_data_text(
     table: Table, header: Sequence[Column | None], *, null: str, crlf: bool, ignore: bool = False, delimiter: str = ",",
     direct: Sequence[bool] | None = None,

@@ -2,7 +2,7 @@
 
     apply(messages) -> one Outcome per message (applied, duplicate or rejected)
       1. each message is checked (messages.py): JSON, keys, conversion, rules;
-      2. one transaction through the retry wrapper (bulk schedule), READ COMMITTED:
+      2. one transaction through the retry wrapper (bulk schedule):
          a. the messages already applied are found (their ids recorded; their offsets below the
             partition's next offset, whose row is locked) and skipped as duplicates;
          b. the good messages' rows are written: by LOAD DATA LOCAL behind a savepoint (what an
@@ -18,6 +18,7 @@ id insert fails on the key, and it starts over and sees the first's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,11 +36,24 @@ from app.imports.plan import for_insert, has_omitted
 from app.imports.writer import DUPLICATE_KEY, UseInserts, insert_rows, load_rows, serialize
 from app.services.rules import RulesStore
 from app.streams import positions
+from app.streams.jsonlines import json_lines
 from app.streams.messages import Checked, Checker, Message, Outcome, refused
 
 log = logging.getLogger("gateway.streams")
 StreamMode = Literal["insert", "upsert"]
 RACES = 5  # times a group starts over after losing an id race, before it gives up (409)
+STEP = 200  # rows checked or serialized between yields to the event loop
+
+
+@dataclass
+class Prepared:
+    """A group checked, its rows grouped by plan and serialized for LOAD DATA (prepare())."""
+
+    checker: Checker
+    messages: Sequence[Message]
+    checked: list[Checked | Outcome]
+    groups: dict[int, list[tuple[int, Checked]]]  # plan -> (index, message)
+    data: dict[int, tuple[bytes, bool]]  # plan -> the group's rows as LOAD DATA reads them (JSON lines?)
 
 
 class IdRace(Conflict):
@@ -67,6 +81,7 @@ class StreamApplier:
         self.dead_letters, self.load_data = dead_letters, load_data
         self.counters = Counters()
         self._checker: Checker | None = None
+        self._rows_per_message = 1.0  # as the last group had them: how many messages make a step
 
     async def checker(self) -> Checker:
         """The table's current shape and rules (both cached; rebuilt when either changes)."""
@@ -78,11 +93,51 @@ class StreamApplier:
         return current
 
     async def apply(self, messages: Sequence[Message]) -> list[Outcome]:
+        return await self.commit(await self.prepare(messages))
+
+    async def prepare(self, messages: Sequence[Message]) -> Prepared:
+        """Step 1, and what LOAD DATA will read, serialized: the CPU's part, which a consumer does
+        for its next group while the previous one commits (the database's part). It yields to the
+        event loop every STEP messages or rows: the committing group's statements are small round
+        trips, each of which would otherwise wait for the whole of this."""
         checker = await self.checker()
-        checked = [checker.check(m) for m in messages]
+        loads = self.load_data and self.mode == "insert"
+        checked: list[Checked | Outcome] = []
+        step = max(1, round(STEP / self._rows_per_message))  # messages in about STEP rows
+        for start in range(0, len(messages), step):
+            checked.extend(checker.check_group(messages[start:start + step], canonical=loads))
+            await asyncio.sleep(0)
+        rows_seen = sum(len(c.rows) for c in checked if isinstance(c, Checked))
+        if rows_seen:
+            self._rows_per_message = rows_seen / len(messages)
+        groups: dict[int, list[tuple[int, Checked]]] = {}  # one statement per plan (per set of keys)
+        for i, item in enumerate(checked):
+            if isinstance(item, Checked):
+                groups.setdefault(id(item.plan), []).append((i, item))
+        data: dict[int, tuple[bytes, bool]] = {}
+        if loads:
+            for key, group in groups.items():
+                if not group[0][1].plan.load_data:
+                    continue
+                if all(c.canonical for _, c in group):  # values as sent: every column given, scalars
+                    lines = json_lines([values for _, c in group for values in c.rows])
+                    if lines is not None:
+                        data[key] = (lines, True)
+                        continue
+                rows = [(0, values) for _, c in group for values in c.rows]
+                if not has_omitted(rows):
+                    parts = []
+                    for start in range(0, len(rows), STEP):
+                        parts.append(serialize(rows[start:start + STEP]))
+                        await asyncio.sleep(0)
+                    data[key] = (b"".join(parts), False)
+        return Prepared(checker, messages, checked, groups, data)
+
+    async def commit(self, prepared: Prepared) -> list[Outcome]:
+        """Steps 2 and 3: one transaction, started over when another consumer won an id race."""
         for race in range(RACES):
             try:
-                outcomes = await self.db.transaction(lambda s: self._apply(s, checker.table, messages, checked), bulk=True)
+                outcomes = await self.db.transaction(lambda s: self._apply(s, prepared), bulk=True)
             except IdRace:
                 log.info("stream %s: an id was applied by another consumer meanwhile; starting over", self.source)
                 continue
@@ -93,26 +148,21 @@ class StreamApplier:
             return outcomes
         raise Conflict(f"stream {self.source}: lost {RACES} id races in a row")
 
-    async def _apply(
-        self, session: Session, table: Table, messages: Sequence[Message], checked: list[Checked | Outcome]
-    ) -> list[Outcome]:
-        # No gap locks, and each read sees what other consumers committed (a).
-        await session.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    async def _apply(self, session: Session, prepared: Prepared) -> list[Outcome]:
+        checker, messages = prepared.checker, prepared.messages
+        # The first read (a) takes the transaction's snapshot: it sees every group committed before.
         outcomes: list[Outcome | None] = [None] * len(messages)
         await self._skip_applied(session, messages, outcomes)
-        groups: dict[int, list[tuple[int, Checked]]] = {}  # one statement per plan (per set of keys)
-        for i, item in enumerate(checked):
-            if outcomes[i] is not None:
-                continue
-            if isinstance(item, Outcome):
+        for i, item in enumerate(prepared.checked):
+            if outcomes[i] is None and isinstance(item, Outcome):
                 outcomes[i] = item
-            else:
-                groups.setdefault(id(item.plan), []).append((i, item))
-        for group in groups.values():
-            await self._write(session, table, group, outcomes)
+        for key, group in prepared.groups.items():
+            fresh = [(i, c) for i, c in group if outcomes[i] is None]
+            if fresh:  # the serialized rows hold only what is written: rebuilt if duplicates were left out
+                await self._write(session, checker, fresh, outcomes, prepared.data.get(key) if len(fresh) == len(group) else None)
         done: list[Outcome] = [o for o in outcomes if o is not None]
         assert len(done) == len(messages)
-        await self._record(session, table, messages, done)
+        await self._record(session, checker.table, messages, done)
         return done
 
     async def _skip_applied(self, session: Session, messages: Sequence[Message], outcomes: list[Outcome | None]) -> None:
@@ -134,14 +184,22 @@ class StreamApplier:
                 if m.partition is not None and m.offset is not None and m.offset < next_offsets.get(m.partition, -1):
                     outcomes[i] = Outcome("duplicate")
 
-    async def _write(self, session: Session, table: Table, group: list[tuple[int, Checked]], outcomes: list[Outcome | None]) -> None:
-        """(b): messages that share a plan; LOAD DATA first where it can say them."""
-        plan = group[0][1].plan
+    async def _write(
+        self, session: Session, checker: Checker, group: list[tuple[int, Checked]], outcomes: list[Outcome | None],
+        data: tuple[bytes, bool] | None = None,
+    ) -> None:
+        """(b): messages that share a plan; LOAD DATA first where it can say them (`data`: their
+        rows serialized already, as JSON lines or CSV). Rows sent as they came (canonical) that the
+        server has a word about are converted now, which names any bad one."""
+        table, plan = checker.table, group[0][1].plan
         rows = [(0, values) for _, c in group for values in c.rows]
-        if self.load_data and plan.load_data and self.mode == "insert" and not has_omitted(rows):
+        if self.load_data and plan.load_data and self.mode == "insert" and (data is not None or not has_omitted(rows)):
+            if data is None:
+                data = (serialize(rows), False)
+            statement = sql.load_data_json(table, plan.columns) if data[1] else sql.load_data(table, plan.columns)
             await session.execute("SAVEPOINT gateway_stream")
             try:
-                await load_rows(session, sql.load_data(table, plan.columns), serialize(rows), len(rows), "insert")
+                await load_rows(session, statement, data[0], len(rows), "insert")
             except UseInserts as exc:
                 await session.execute("ROLLBACK TO SAVEPOINT gateway_stream")
                 if exc.refused:
@@ -154,7 +212,15 @@ class StreamApplier:
                 for i, c in group:
                     outcomes[i] = Outcome("applied", len(c.rows))
                 return
-        await self._insert(session, table, group, outcomes)
+        converted = []
+        for i, c in group:
+            again = checker.check(c.message) if c.canonical else c
+            if isinstance(again, Outcome):
+                outcomes[i] = again
+            else:
+                converted.append((i, again))
+        if converted:
+            await self._insert(session, table, converted, outcomes)
 
     async def _insert(self, session: Session, table: Table, group: list[tuple[int, Checked]], outcomes: list[Outcome | None]) -> None:
         """Multi-row INSERT of the group; refused as a whole, it is split by message."""

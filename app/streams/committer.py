@@ -2,7 +2,8 @@
 
 A group closes at `max_rows` rows or `max_wait_s` after its first message, whichever comes first;
 messages that arrive while a group commits wait for the next one, so under load groups grow by
-themselves and a lone message waits at most `max_wait_s`. Each submitter gets its message's
+themselves and a lone message waits at most `max_wait_s`. The next group is gathered and prepared
+(checked, serialized) while one commits; groups commit one at a time, in order. Each submitter gets its message's
 Outcome once the group's transaction has committed (or the failure that stopped it).
 """
 
@@ -12,7 +13,7 @@ import asyncio
 import logging
 
 from app.core.errors import GatewayError
-from app.streams.applier import StreamApplier
+from app.streams.applier import Prepared, StreamApplier
 from app.streams.messages import Message, Outcome
 
 log = logging.getLogger("gateway.streams")
@@ -49,29 +50,47 @@ class GroupCommitter:
             self._task = None
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            group = [await self._queue.get()]
-            rows = group[0][1]
-            deadline = loop.time() + self.max_wait_s
-            while rows < self.max_rows:
-                if self._queue.empty():
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self._queue.get(), left)
-                    except TimeoutError:
-                        break
-                else:
-                    item = self._queue.get_nowait()
-                group.append(item)
-                rows += item[1]
-            await self._commit(group)
-
-    async def _commit(self, group: list[tuple[Message, int, asyncio.Future[Outcome]]]) -> None:
+        """Gather a group and prepare it (check, serialize) while the one before commits."""
+        committing: asyncio.Task | None = None
         try:
-            outcomes: list[Outcome] = await self.applier.apply([m for m, _, _ in group])
+            while True:
+                group = await self._gather()
+                try:
+                    prepared: Prepared | GatewayError = await self.applier.prepare([m for m, _, _ in group])
+                except GatewayError as exc:  # the catalog or rules could not be read
+                    prepared = exc
+                if committing is not None:
+                    await committing
+                committing = asyncio.create_task(self._commit(group, prepared))
+        finally:
+            if committing is not None:
+                committing.cancel()
+
+    async def _gather(self) -> list[tuple[Message, int, asyncio.Future[Outcome]]]:
+        loop = asyncio.get_running_loop()
+        group = [await self._queue.get()]
+        rows = group[0][1]
+        deadline = loop.time() + self.max_wait_s
+        while rows < self.max_rows:
+            if self._queue.empty():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), left)
+                except TimeoutError:
+                    break
+            else:
+                item = self._queue.get_nowait()
+            group.append(item)
+            rows += item[1]
+        return group
+
+    async def _commit(self, group: list[tuple[Message, int, asyncio.Future[Outcome]]], prepared: Prepared | GatewayError) -> None:
+        try:
+            if isinstance(prepared, GatewayError):
+                raise prepared
+            outcomes: list[Outcome] = await self.applier.commit(prepared)
         except GatewayError as exc:
             log.warning("stream %s: a group of %d message(s) failed: %s", self.applier.source, len(group), exc.message)
             outcomes = [Failed(exc)] * len(group)

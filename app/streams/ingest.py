@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from starlette.responses import Response
 
 from app.core.catalog import catalog_of
+from app.core.collector import tune_for_bulk
 from app.core.config import Settings
 from app.core.database import Database
 from app.core.errors import GatewayError, ServiceUnavailable
@@ -74,6 +75,7 @@ def create_ingest_app(settings: Settings | None = None) -> FastAPI:
             await catalog.reload()
         except GatewayError as exc:  # the consumers wait for it (paused), readiness says so
             log.error("database not usable at start: %s (%s)", exc.message, exc.code)
+        tune_for_bulk()
         tasks = [asyncio.create_task(c.run(stopping), name=c.config.name) for c in consumers]
         tasks.append(asyncio.create_task(_sweep(db, settings.stream_id_retention_s, stopping)))
         for c in consumers:

@@ -15,7 +15,8 @@ database can say (a duplicate key, a foreign key) is found by the applier (appli
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from app.core.errors import InvalidHeader, InvalidValue
 from app.core.rules import Rules, row_maker
 from app.imports.plan import BARE_NULL, ImportPlan, plan_import
 from app.imports.records import OMITTED
+from app.streams.canonical import Check, column_check
 
 Status = Literal["applied", "duplicate", "rejected", "failed"]
 
@@ -72,6 +74,7 @@ class Checked:
     message: Message
     plan: ImportPlan
     rows: list[list[Any]]  # values in plan.columns order, LOAD DATA-ready (NULL as BARE_NULL)
+    canonical: bool = False  # the values as sent, unconverted (canonical.py): for LOAD DATA only
 
 
 def message_rows(value: Any) -> tuple[list[Any], str | None]:
@@ -98,16 +101,59 @@ def parse(payload: bytes) -> Any:
         raise ValueError(f"not valid JSON: {exc}") from None
 
 
+@dataclass
+class _Read:
+    """A message read and planned, not yet converted."""
+
+    message: Message
+    rows: list[dict[str, Any]]
+    header: list[str]
+    plan: ImportPlan
+    make: Callable[[Any], dict] | None
+    fast: list[Check] | None  # per plan column, when every column has a canonical check
+
+
 class Checker:
     """Checks messages for one table, with plans cached per set of keys (a stream's rows usually
     all have the same keys: one plan, built once)."""
 
     def __init__(self, table: Table, rules: Rules | None, *, load_data: bool = True):
         self.table, self.rules, self.load_data = table, rules, load_data
-        self._plans: dict[tuple[str, ...], tuple[ImportPlan, Callable[[Any], dict] | None] | InvalidHeader] = {}
+        self._plans: dict[tuple[str, ...], _Planned | InvalidHeader] = {}
 
     def check(self, message: Message) -> Checked | Outcome:
-        """The message's rows ready to write, or why it is refused."""
+        """The message's rows converted and ready to write, or why it is refused."""
+        read = self._read(message)
+        return read if isinstance(read, Outcome) else self._convert(read)
+
+    def check_group(self, messages: Sequence[Message], *, canonical: bool) -> list[Checked | Outcome]:
+        """Every message checked. With `canonical` (the rows will go to LOAD DATA), messages that
+        share a plan and give every column are first looked at a column at a time (canonical.py):
+        if every column is in a form the server reads as the converters would, their rows go as they
+        are (`Checked.canonical`), else each message is converted as `check` does."""
+        out: list[Checked | Outcome | None] = [None] * len(messages)
+        together: dict[int, list[tuple[int, _Read]]] = {}
+        for i, message in enumerate(messages):
+            read = self._read(message)
+            if isinstance(read, Outcome):
+                out[i] = read
+            elif canonical and read.fast is not None and self.rules is None and all(len(r) == len(read.header) for r in read.rows):
+                together.setdefault(id(read.plan), []).append((i, read))
+            else:
+                out[i] = self._convert(read)
+        for group in together.values():
+            rows = _canonical_rows([read for _, read in group])
+            if rows is None:
+                for i, read in group:
+                    out[i] = self._convert(read)
+                continue
+            at = 0
+            for i, read in group:
+                out[i] = Checked(read.message, read.plan, rows[at:at + len(read.rows)], canonical=True)
+                at += len(read.rows)
+        return out  # type: ignore[return-value]
+
+    def _read(self, message: Message) -> _Read | Outcome:
         if message.refusal is not None:
             return refused(message.refusal)
         try:
@@ -117,22 +163,29 @@ class Checker:
             return refused(str(exc))
         if not rows:
             return refused("the message holds no rows")
-        errors: list[dict[str, Any]] = []
-        keys: dict[str, None] = {}
-        for index, row in enumerate(rows):
-            if isinstance(row, dict):
-                keys.update(dict.fromkeys(row))
-            else:
-                errors.append({"index": index, "column": None, "reason": f"expected a row object, got {_kind(row)}"})
-        if errors:
-            return Outcome("rejected", 0, errors)
-        planned = self._plan(tuple(keys))
+        if len(rows) == 1 and isinstance(rows[0], dict):  # the usual message: one row
+            header = list(rows[0])
+        else:
+            errors: list[dict[str, Any]] = []
+            keys: dict[str, None] = {}
+            for index, row in enumerate(rows):
+                if isinstance(row, dict):
+                    keys.update(dict.fromkeys(row))
+                else:
+                    errors.append({"index": index, "column": None, "reason": f"expected a row object, got {_kind(row)}"})
+            if errors:
+                return Outcome("rejected", 0, errors)
+            header = list(keys)
+        planned = self._plan(tuple(header))
         if isinstance(planned, InvalidHeader):
             return refused(planned.message)
-        plan, make = planned
-        header = list(keys)
+        return _Read(message, rows, header, planned.plan, planned.make, planned.fast)
+
+    def _convert(self, read: _Read) -> Checked | Outcome:
+        plan, make, header = read.plan, read.make, read.header
+        errors: list[dict[str, Any]] = []
         values: list[list[Any]] = []
-        for index, row in enumerate(rows):
+        for index, row in enumerate(read.rows):
             cells = [row.get(name, OMITTED) for name in header]
             try:
                 converted = [convert(cells[p]) for p, convert in zip(plan.positions, plan.converters)]
@@ -149,9 +202,9 @@ class Checker:
             values.append(converted)
         if errors:
             return Outcome("rejected", 0, errors)
-        return Checked(message, plan, values)
+        return Checked(read.message, plan, values)
 
-    def _plan(self, keys: tuple[str, ...]) -> tuple[ImportPlan, Callable[[Any], dict] | None] | InvalidHeader:
+    def _plan(self, keys: tuple[str, ...]) -> _Planned | InvalidHeader:
         found = self._plans.get(keys)
         if found is None:
             try:
@@ -162,10 +215,37 @@ class Checker:
                 make = None
                 if self.rules is not None:
                     make = row_maker(plan.columns, self.rules.names, BARE_NULL if self.load_data else None, OMITTED)
-                found = (plan, make)
+                checks = [column_check(c) for c in plan.columns]
+                fast = None if not self.load_data or any(c is None for c in checks) else checks
+                found = _Planned(plan, make, fast)  # type: ignore[arg-type]
             if len(self._plans) < 1000:  # key sets are few; a stream of random keys must not grow this
                 self._plans[keys] = found
         return found
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: ImportPlan
+    make: Callable[[Any], dict] | None
+    fast: list[Check] | None
+
+
+def _canonical_rows(reads: list[_Read]) -> list[list[Any]] | None:
+    """The rows of messages sharing a plan, values as they are (NULL as BARE_NULL), if every
+    column passes its canonical check; else None."""
+    plan = reads[0].plan
+    rows = [row for read in reads for row in read.rows]
+    width = len(reads[0].header)
+    pick = itemgetter(*reads[0].header)
+    cells = list(map(pick, rows)) if width > 1 else [(pick(row),) for row in rows]
+    columns = list(zip(*cells))
+    kept = []
+    for position, check in zip(plan.positions, reads[0].fast or ()):
+        column = columns[position]
+        if not check(column):
+            return None
+        kept.append([BARE_NULL if v is None else v for v in column] if None in column else column)
+    return list(zip(*kept))  # type: ignore[arg-type]
 
 
 def _kind(value: Any) -> str:

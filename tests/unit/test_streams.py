@@ -117,3 +117,20 @@ def test_no_message_makes_the_checker_raise(payload):
     assert isinstance(outcome, (Checked, Outcome))
     if isinstance(outcome, Outcome):
         assert outcome.status == "rejected" and outcome.errors and outcome.reason
+
+
+def test_json_lines_for_load_data():
+    from app.imports.plan import BARE_NULL
+    from app.streams.jsonlines import json_lines
+
+    rows = [(1, 'say "hi", ok', BARE_NULL, 2.5), (2, "back\\slash\nnew\ttab\rcr\bbs", "],[ inside", -7)]
+    assert json_lines(rows) == (
+        b'[1,"say \\"hi\\", ok",NULL,2.5]\n'
+        b'[2,"back\\\\slash\\nnew\\ttab\\rcr\\bbs","],[ inside",-7]\n'
+    )
+    assert json_lines([(1, "\u00e9\U0001f600")]) == '[1,"\u00e9\U0001f600"]\n'.encode()
+    assert json_lines([]) == b""
+    # What LOAD DATA would read otherwise is left to the CSV writer.
+    assert json_lines([(1, "form\ffeed")]) is None
+    assert json_lines([(1, "bell\x07")]) is None
+    assert json_lines([(2**70, "big")]) is None

@@ -13,7 +13,7 @@ import asyncio
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from app.streams.consumer import Consumer, gather
+from app.streams.consumer import Consumer, InOrder, gather
 from app.streams.messages import Message
 
 NO_ID = "the message has no message_id property: exactly-once needs the publisher to set one"
@@ -32,21 +32,26 @@ class AmqpSource(Consumer):
             self.state = "running"
             lag_at = 0.0
             loop = asyncio.get_running_loop()
-            while not stopping.is_set():
-                if connection.is_closed or channel.is_closed:
-                    raise ConnectionError("the broker closed the connection")
-                try:
-                    first = await asyncio.wait_for(inbox.get(), 0.5)
-                except TimeoutError:
-                    first = None
-                if first is not None:
-                    group = await gather(inbox, first, self.batch, self.wait_s)
-                    await self.deliver([_message(m) for m in group], stopping)
-                    await group[-1].ack(multiple=True)
-                if loop.time() - lag_at > 5:
-                    lag_at = loop.time()
-                    declared = await channel.declare_queue(options["queue"], passive=True)
-                    self.lag["queue"] = declared.declaration_result.message_count or 0
+            groups = InOrder(self, stopping)
+            try:
+                while not stopping.is_set():
+                    if connection.is_closed or channel.is_closed:
+                        raise ConnectionError("the broker closed the connection")
+                    try:
+                        first = await asyncio.wait_for(inbox.get(), 0.5)
+                    except TimeoutError:
+                        first = None
+                    if first is not None:
+                        group = await gather(inbox, first, self.batch, self.wait_s)
+                        # One cumulative ack: every earlier delivery on the channel is committed too.
+                        await groups.push([_message(m) for m in group], lambda last=group[-1]: last.ack(multiple=True))  # type: ignore[misc]
+                    if loop.time() - lag_at > 5:
+                        lag_at = loop.time()
+                        declared = await channel.declare_queue(options["queue"], passive=True)
+                        self.lag["queue"] = declared.declaration_result.message_count or 0
+                await groups.wait()
+            finally:
+                await groups.close()
         finally:
             await connection.close()
 

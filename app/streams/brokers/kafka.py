@@ -17,7 +17,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from app.streams import positions
-from app.streams.consumer import Consumer, _sleep, backoff
+from app.streams.consumer import Consumer, InOrder, _sleep, backoff
 from app.streams.messages import Message
 
 log = logging.getLogger("gateway.ingest")
@@ -39,6 +39,7 @@ class KafkaSource(Consumer):
         self._next = {}
         consumer.subscribe([options["topic"]], listener=_SeekToStored(self, consumer, stopping))
         await consumer.start()
+        groups = InOrder(self, stopping)
         try:
             self.state = "running"
             while not stopping.is_set():
@@ -47,15 +48,17 @@ class KafkaSource(Consumer):
                     Message(record.value or b"", f"{tp.partition}:{record.offset}", partition=tp.partition, offset=record.offset)
                     for tp, records in fetched.items() for record in records
                 ]
-                ends = {tp.partition: records[-1].offset + 1 for tp, records in fetched.items() if records}
                 if messages:
-                    await self.deliver(messages, stopping)
-                    await self._commit_for_tools(
-                        consumer, {TopicPartition(tp.topic, tp.partition): ends[tp.partition] for tp in fetched if tp.partition in ends}
-                    )
-                self._note_lag(consumer, ends)
+                    ends = {TopicPartition(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in fetched.items() if records}
+                    await groups.push(messages, lambda ends=ends: self._after(consumer, ends))  # type: ignore[misc]
+            await groups.wait()
         finally:
+            await groups.close()
             await consumer.stop()
+
+    async def _after(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
+        await self._commit_for_tools(consumer, ends)
+        self._note_lag(consumer, {tp.partition: offset for tp, offset in ends.items()})
 
     async def _commit_for_tools(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:

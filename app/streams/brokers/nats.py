@@ -13,7 +13,7 @@ import nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from app.streams.consumer import Consumer
+from app.streams.consumer import Consumer, InOrder
 from app.streams.messages import Message
 
 
@@ -34,24 +34,32 @@ class NatsSource(Consumer):
             self.state = "running"
             loop = asyncio.get_running_loop()
             lag_at = 0.0
-            while not stopping.is_set():
-                if client.is_closed:
-                    raise ConnectionError("the NATS connection closed")
-                try:
-                    fetched = await subscription.fetch(self.batch, timeout=0.5)
-                except NatsTimeout:
-                    fetched = []
-                if fetched:
-                    messages = []
-                    for m in fetched:
-                        sequence = str(m.metadata.sequence.stream)
-                        messages.append(Message(m.data, sequence, key=sequence))
-                    await self.deliver(messages, stopping)
-                    for m in fetched:
-                        await m.ack()
-                if loop.time() - lag_at > 5 or not fetched:
-                    lag_at = loop.time()
-                    info = await subscription.consumer_info()
-                    self.lag["pending"] = info.num_pending or 0
+            groups = InOrder(self, stopping)
+            try:
+                while not stopping.is_set():
+                    if client.is_closed:
+                        raise ConnectionError("the NATS connection closed")
+                    try:
+                        fetched = await subscription.fetch(self.batch, timeout=0.5)
+                    except NatsTimeout:
+                        fetched = []
+                    if fetched:
+                        messages = []
+                        for m in fetched:
+                            sequence = str(m.metadata.sequence.stream)
+                            messages.append(Message(m.data, sequence, key=sequence))
+                        await groups.push(messages, lambda fetched=fetched: _ack(fetched))  # type: ignore[misc]
+                    if loop.time() - lag_at > 5 or not fetched:
+                        lag_at = loop.time()
+                        info = await subscription.consumer_info()
+                        self.lag["pending"] = info.num_pending or 0
+                await groups.wait()
+            finally:
+                await groups.close()
         finally:
             await client.close()
+
+
+async def _ack(messages: list) -> None:  # type: ignore[type-arg]
+    for m in messages:
+        await m.ack()
