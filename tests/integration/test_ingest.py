@@ -22,8 +22,7 @@ from nats.js.api import StreamConfig
 
 from app.streams import positions
 from tests.brokers import kafka, nats_url, rabbitmq  # noqa: F401 (fixtures)
-from tests.conftest import proxied_url, run_sql
-from tests.live import free_port
+from tests.conftest import eventually, free_port, proxied_url, run_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = int(os.environ.get("GATEWAY_TEST_STREAM_MESSAGES", "100000"))
@@ -210,20 +209,6 @@ class Ingest:
             return await client.get(path)
 
 
-async def until(condition, what: str, seconds: float = 180) -> None:  # noqa: ANN001
-    """Poll `condition` (sync or async) until it holds; fail saying `what` if it never does."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 def counts(sql) -> tuple[int, int, int]:  # noqa: ANN001
     (rows, distinct), = run_sql(sql, "SELECT COUNT(*), COUNT(DISTINCT msg) FROM events")
     (dead,), = run_sql(sql, "SELECT COUNT(*) FROM _gateway_dead_letters")
@@ -246,13 +231,13 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(broker, schema, test_
     first = await Ingest(started, test_db, sources, tmp_path / "a.log").start()
     second = await Ingest(started, test_db, sources, tmp_path / "b.log").start()
     rows_total = expected(MESSAGES)[0]
-    await until(lambda: counts(schema)[0] > rows_total // 3, "a third of the rows")
+    await eventually(lambda: counts(schema)[0] > rows_total // 3, 180, 0.2, "a third of the rows")
     first.kill()
     await first.process.wait()
     third = await Ingest(started, test_db, sources, tmp_path / "c.log").start()
     try:
-        await until(lambda: counts(schema)[0] + counts(schema)[2] >= expected(MESSAGES)[0] + expected(MESSAGES)[2], "every message")
-        await until(lambda: _state(third, "running"), "the restarted process to be ready", 60)
+        await eventually(lambda: counts(schema)[0] + counts(schema)[2] >= expected(MESSAGES)[0] + expected(MESSAGES)[2], 180, 0.2, "every message")
+        await eventually(lambda: _state(third, "running"), 60, 0.2, "the restarted process to be ready")
         ready = await third.get("/health/ready")
         assert ready.status_code == 200, ready.text
         (source,) = ready.json()["data"]["sources"]
@@ -262,7 +247,7 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(broker, schema, test_
     finally:
         await second.stop()
         await third.stop()
-    await until(lambda: broker.drained(schema), "the broker to have nothing left to deliver", 60)
+    await eventually(lambda: broker.drained(schema), 60, 0.2, "the broker to have nothing left to deliver")
     assert_exactly_once(schema, MESSAGES)
 
 
@@ -276,18 +261,18 @@ async def test_the_database_away_mid_stream_pauses_and_resumes(broker, schema, t
     fast = {"GATEWAY_ATTEMPT_TIMEOUTS_MS": "200,200", "GATEWAY_RETRY_WAITS_MS": "50", "GATEWAY_BULK_ATTEMPT_TIMEOUTS_MS": "2000,2000"}
     ingest = await Ingest(started, proxied_url(test_db, proxy.port), broker.source(), tmp_path / "i.log", **fast).start()
     try:
-        await until(lambda: sum(counts(schema)) - counts(schema)[1] >= expected(half)[0] + expected(half)[2], "the first half")
+        await eventually(lambda: sum(counts(schema)) - counts(schema)[1] >= expected(half)[0] + expected(half)[2], 180, 0.2, "the first half")
         await proxy.down()
         await broker.publish(half, count)
-        await until(lambda: _state(ingest, "paused"), "the source to pause", 60)
+        await eventually(lambda: _state(ingest, "paused"), 60, 0.2, "the source to pause")
         await asyncio.sleep(2)  # the database stays away a while: the source must keep holding the messages
         assert counts(schema) == expected(half)
         await proxy.up()
-        await until(lambda: sum(counts(schema)) - counts(schema)[1] >= expected(count)[0] + expected(count)[2], "every message")
-        await until(lambda: _state(ingest, "running"), "the source to run again", 30)
+        await eventually(lambda: sum(counts(schema)) - counts(schema)[1] >= expected(count)[0] + expected(count)[2], 180, 0.2, "every message")
+        await eventually(lambda: _state(ingest, "running"), 30, 0.2, "the source to run again")
     finally:
         await ingest.stop()
-    await until(lambda: broker.drained(schema), "the broker to have nothing left to deliver", 60)
+    await eventually(lambda: broker.drained(schema), 60, 0.2, "the broker to have nothing left to deliver")
     assert_exactly_once(schema, count)
 
 

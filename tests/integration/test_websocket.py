@@ -11,7 +11,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import run_sql
-from tests.live import serving
+from tests.conftest import serving
 
 
 async def exchange(ws, *messages) -> list[dict]:
@@ -21,7 +21,8 @@ async def exchange(ws, *messages) -> list[dict]:
 
 
 async def test_rows_are_answered_once_committed(schema, settings):
-    async with serving(settings()) as host:
+    async with serving(settings()) as (_, url):
+        host = url.removeprefix("http://")
         async with websockets.connect(f"ws://{host}/api/users/ws") as ws:
             one, many, envelope = await exchange(
                 ws,
@@ -45,7 +46,8 @@ async def test_rows_are_answered_once_committed(schema, settings):
 
 async def test_bad_messages_are_refused_whole_and_the_connection_stays(schema, settings):
     run_sql(schema, "INSERT INTO users (name, email) VALUES ('old', 'taken@x')")
-    async with serving(settings()) as host:
+    async with serving(settings()) as (_, url):
+        host = url.removeprefix("http://")
         async with websockets.connect(f"ws://{host}/api/users/ws") as ws:
             answers = await exchange(
                 ws,
@@ -75,7 +77,8 @@ async def test_bad_messages_are_refused_whole_and_the_connection_stays(schema, s
 async def test_rules_refuse_a_row_by_index(schema, settings, client):
     rules = {"type": "object", "properties": {"age": {"minimum": 18}}}
     assert (await client.put("/api/schemas/users", json=rules)).status_code in (200, 201)
-    async with serving(settings()) as host:
+    async with serving(settings()) as (_, url):
+        host = url.removeprefix("http://")
         async with websockets.connect(f"ws://{host}/api/users/ws") as ws:
             (answer,) = await exchange(ws, {"id": "r", "rows": [{"name": "a", "age": 20}, {"name": "b", "age": 9}]})
     assert answer["status"] == "rejected"
@@ -84,7 +87,8 @@ async def test_rules_refuse_a_row_by_index(schema, settings, client):
 
 
 async def test_a_message_id_is_applied_once(schema, settings):
-    async with serving(settings()) as host:
+    async with serving(settings()) as (_, url):
+        host = url.removeprefix("http://")
         async with websockets.connect(f"ws://{host}/api/users/ws") as ws:
             first, again_in_group = await exchange(ws, {"id": 7, "rows": [{"name": "a"}, {"name": "b"}]}, {"id": 7, "rows": [{"name": "a"}, {"name": "b"}]})
         async with websockets.connect(f"ws://{host}/api/users/ws") as ws:
@@ -96,7 +100,8 @@ async def test_a_message_id_is_applied_once(schema, settings):
 
 
 async def test_upsert_mode(schema, settings):
-    async with serving(settings()) as host:
+    async with serving(settings()) as (_, url):
+        host = url.removeprefix("http://")
         async with websockets.connect(f"ws://{host}/api/pairs/ws?mode=upsert") as ws:
             answers = await exchange(ws, [{"a": 1, "b": "x", "v": 1}], [{"a": 1, "b": "x", "v": 2}, {"a": 2, "b": "y", "v": 3}])
         assert [a["status"] for a in answers] == ["applied", "applied"]
@@ -123,7 +128,8 @@ async def test_credentials_scopes_and_limits(schema, settings):
                 await ws.recv()
         return closed.value.rcvd.code
 
-    async with serving(configured) as host:
+    async with serving(configured) as (_, url):
+        host = url.removeprefix("http://")
         uri = f"ws://{host}/api/users/ws"
         assert await closed_with(uri) == 1008  # no credentials: the first message is not a token
         assert await closed_with(uri, {"X-API-Key": "wrong"}) == 1008
@@ -150,7 +156,8 @@ async def test_a_dropped_connection_resumed_applies_every_message_once(schema, s
     socket was going away): every row is in the table once."""
     messages = {f"m{i}": [{"name": f"n{i}-{j}", "age": j} for j in range(20)] for i in range(1000)}
     answered: set[str] = set()
-    async with serving(settings(ws_max_in_flight=16)) as host:
+    async with serving(settings(ws_max_in_flight=16)) as (_, url):
+        host = url.removeprefix("http://")
         uri = f"ws://{host}/api/users/ws"
         async with websockets.connect(uri) as ws:
 
@@ -194,7 +201,8 @@ async def test_every_string_comes_back_exactly(schema, settings):
     ]
     rows = [{"id": i, "t": text, "s": text[:10]} for i, text in enumerate(texts)]
     rows.append({"id": 100, "t": None, "s": None})
-    async with serving(settings()) as host:
+    async with serving(settings()) as (_, url):
+        host = url.removeprefix("http://")
         async with websockets.connect(f"ws://{host}/api/types/ws") as ws:
             # One message of the plain ones (JSON lines) and one with control characters (CSV).
             plain = [r for r in rows if not any(ch in (r["t"] or "") for ch in "\f\x07")]
@@ -216,7 +224,8 @@ async def test_values_through_the_stream_equal_values_through_post(schema, setti
         {"i": None, "u": "17", "b": "123", "f": 3, "d": "-0.5", "dt": "2024-06-01T12:00:00+02:00", "da": None, "tm": None,
          "y": None, "e": None, "flag": True},
     ]
-    async with serving(settings()) as host:
+    async with serving(settings()) as (_, url):
+        host = url.removeprefix("http://")
         async with websockets.connect(f"ws://{host}/api/types/ws") as ws:
             (answer,) = await exchange(ws, {"rows": [{"id": n + 1, **row} for n, row in enumerate(samples)]})
     assert answer["status"] == "applied", answer
