@@ -43,7 +43,10 @@ class Message:
     partition: int | None = None
     offset: int | None = None
     parsed: bool = False  # payload is a parsed value, not bytes
-    refusal: str | None = None  # refused before it is read (a broker message that lacks an id)
+    # The envelope's "id" is the key of a message that has none (a Kafka message; a RabbitMQ one
+    # without a message_id): a producer that sends a batch again under its id is not applied twice.
+    envelope_ids: bool = False
+    needs_key: str | None = None  # why a message that ends up without a key is refused (RabbitMQ)
 
 
 @dataclass
@@ -154,13 +157,17 @@ class Checker:
         return out  # type: ignore[return-value]
 
     def _read(self, message: Message) -> _Read | Outcome:
-        if message.refusal is not None:
-            return refused(message.refusal)
         try:
             value = message.payload if message.parsed else parse(message.payload)
-            rows, _ = message_rows(value)
+            rows, ident = message_rows(value)
         except ValueError as exc:
             return refused(str(exc))
+        if message.key is None and ident is not None and message.envelope_ids:
+            if len(ident) > 191:
+                return refused("the id is longer than 191 characters")
+            message.key = ident
+        if message.key is None and message.needs_key is not None:
+            return refused(message.needs_key)
         if not rows:
             return refused("the message holds no rows")
         if len(rows) == 1 and isinstance(rows[0], dict):  # the usual message: one row

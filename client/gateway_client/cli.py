@@ -1,12 +1,13 @@
 """gateway-client: import, export, validate, tables.
 
     gateway-client import employees.csv --url http://localhost:8000 --table employees \
-        --batch-rows 5000 --concurrency 4 [--api-key K | --token T] [--resume] [--json]
+        --batch-rows 5000 --concurrency 4 [--mode http|ws|kafka] [--api-key K | --token T] [--resume] [--json]
     gateway-client export employees -o employees.xlsx [--where 'age=gte.18&city=Paris']
     gateway-client validate employees.csv
     gateway-client tables
 
-The URL, key and token may also come from GATEWAY_URL, GATEWAY_API_KEY and GATEWAY_TOKEN. Exit
+The URL, key and token may also come from GATEWAY_URL, GATEWAY_API_KEY and GATEWAY_TOKEN, Kafka's
+address from GATEWAY_KAFKA_BOOTSTRAP. Exit
 codes: 0 when every row is in the table or in the failed file as refused; 1 with a one-line reason
 otherwise (the state file says where to resume); 2 for a bad command line.
 """
@@ -26,7 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from gateway_client import readers
-from gateway_client.uploader import Importer, Options, Stop
+from gateway_client.transports import Stop
+from gateway_client.uploader import Importer, Options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Move files in and out of the MySQL REST gateway.")
 err = Console(stderr=True)
@@ -73,9 +75,11 @@ def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, TSV, JSON Lines, XLSX/XLS/ODS")],
     url: Url = "http://localhost:8000",
     table: Annotated[Optional[str], typer.Option(help="the table (the file's name by default)")] = None,
-    batch_rows: Annotated[int, typer.Option(min=1, max=100_000, help="rows per request (20,000: measured fastest)")] = 20000,
-    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
-    mode: Annotated[str, typer.Option(help="http (ws and kafka come with the gateway's stream ingest)")] = "http",
+    batch_rows: Annotated[Optional[int], typer.Option(min=1, max=100_000, help="rows per batch (http 20,000, ws and kafka 1,000)")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="batches in flight")] = 4,
+    mode: Annotated[str, typer.Option(help="http (uploads), ws (the gateway's WebSocket) or kafka (a topic its ingest reads)")] = "http",
+    kafka_bootstrap: Annotated[str, typer.Option(envvar="GATEWAY_KAFKA_BOOTSTRAP", help="kafka: host:port[,host:port]")] = "",
+    topic: Annotated[Optional[str], typer.Option(help="kafka: the topic (the table's name by default)")] = None,
     on_duplicate: Annotated[str, typer.Option(help="insert (a duplicate is refused), ignore or upsert")] = "insert",
     sheet: Annotated[Optional[str], typer.Option(help="spreadsheets: the sheet (the first by default)")] = None,
     retries: Annotated[int, typer.Option(min=0, max=100, help="retries of one batch before the run stops")] = 8,
@@ -85,17 +89,25 @@ def import_file(
     token: Token = None,
 ) -> None:
     """Import a file in concurrent, retried, idempotent batches."""
-    if mode != "http":
-        _fail(f"--mode {mode} is not available yet: the gateway's WebSocket and broker ingest come first; use --mode http", 2)
+    if mode not in ("http", "ws", "kafka"):
+        _fail("--mode is http, ws or kafka", 2)
     if on_duplicate not in ("insert", "ignore", "upsert"):
         _fail("--on-duplicate is insert, ignore or upsert", 2)
+    if mode == "ws" and on_duplicate == "ignore":
+        _fail("--mode ws takes --on-duplicate insert or upsert", 2)
+    if mode == "kafka" and on_duplicate != "insert":
+        _fail("--mode kafka: the ingest source's own mode decides what a duplicate does (its `mode=` option)", 2)
+    if mode == "kafka" and not kafka_bootstrap:
+        _fail("--mode kafka needs --kafka-bootstrap (or GATEWAY_KAFKA_BOOTSTRAP)", 2)
     try:
         readers.kind_of(file)
     except readers.FileProblem as exc:
         _fail(str(exc), 2)
     options = Options(
-        path=file, url=url, table=table or file.name.split(".")[0], mode=on_duplicate, batch_rows=batch_rows,
-        concurrency=concurrency, retries=retries, resume=resume, sheet=sheet, headers=_headers(api_key, token),
+        path=file, url=url, table=table or file.name.split(".")[0], mode=on_duplicate,
+        batch_rows=batch_rows or (20000 if mode == "http" else 1000), concurrency=concurrency, retries=retries,
+        resume=resume, sheet=sheet, headers=_headers(api_key, token), transport=mode, kafka_bootstrap=kafka_bootstrap,
+        topic=topic or "",
     )
     size = file.stat().st_size
     interactive = sys.stdout.isatty() and not as_json
@@ -126,8 +138,13 @@ def import_file(
         print(json.dumps(report.as_dict()))
     else:
         written = report.rows_inserted + report.rows_updated
-        print(f"{report.rows_read:,} rows read, {written:,} written, {report.rows_skipped:,} skipped,"
-              f" {report.rows_failed:,} refused in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s)")
+        if mode == "kafka":
+            print(f"{report.rows_read:,} rows read, {report.rows_published:,} published to {options.topic or options.table},"
+                  f" {report.rows_failed:,} refused in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s);"
+                  " the gateway's ingest applies them (refused rows go to its dead letters)")
+        else:
+            print(f"{report.rows_read:,} rows read, {written:,} written, {report.rows_skipped:,} skipped,"
+                  f" {report.rows_failed:,} refused in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s)")
         if report.failed_file:
             print(f"refused rows, with their line and reason: {report.failed_file}")
 

@@ -125,12 +125,12 @@ def _jsonl(path: Path) -> Rows:
                     try:
                         yield number, json.loads(text)
                     except json.JSONDecodeError as exc:
-                        yield number, _Unreadable(str(exc))
+                        yield number, Unreadable(str(exc))
 
     return Rows("jsonl", list(first), rows())
 
 
-class _Unreadable:
+class Unreadable:
     """A line that is not JSON: sent as it is (the gateway reports it), kept for the failed file."""
 
     def __init__(self, reason: str):
@@ -184,6 +184,6 @@ def encode_batch(rows: Rows, batch: list[tuple[int, Any]]) -> tuple[str, bytes, 
         return rows.kind, rows.header_text + b"".join(record for _, record in batch), positions
     lines = []
     for number, (_, row) in enumerate(batch, start=1):
-        lines.append(b"not json\n" if isinstance(row, _Unreadable) else json.dumps(row, ensure_ascii=False).encode() + b"\n")
+        lines.append(b"not json\n" if isinstance(row, Unreadable) else json.dumps(row, ensure_ascii=False).encode() + b"\n")
         positions.append(number)
     return "jsonl", b"".join(lines), positions

@@ -1,12 +1,13 @@
-"""An import as concurrent, retried, idempotent batches (HTTP).
+"""An import as concurrent, retried, idempotent batches, over HTTP, the WebSocket or Kafka
+(transports.py).
 
-Each batch is one atomic `POST /api/batch/import` with an Idempotency-Key derived from the file's
-content hash and the batch number (batches.batch_key): a retried batch, or the whole command run
-again, never writes a row twice. Connection errors, 429, 502, 503 and 504 are retried with
-exponential backoff and jitter, honouring Retry-After; a batch the gateway refuses rows of (422
-import_rolled_back: nothing of it was written) has those rows written to the failed file and is sent
-again without them, under a key of its own. A batch that keeps failing past the retry budget stops
-the run: the batches in flight finish, the state file says what is confirmed, `--resume` goes on.
+Each batch goes under a key derived from the file's content hash and the batch number
+(batches.batch_key): a retried batch, or the whole command run again, never writes a row twice.
+Connection errors, 429, 502, 503 and 504 (and a WebSocket group the database could not take) are
+retried with exponential backoff and jitter, honouring Retry-After; a batch the gateway refuses rows
+of (nothing of it was written) has those rows written to the failed file and is sent again without
+them, under a key of its own. A batch that keeps failing past the retry budget stops the run: the
+batches in flight finish, the state file says what is confirmed, `--resume` goes on.
 """
 
 from __future__ import annotations
@@ -14,23 +15,19 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from gateway_client import readers, state as saved
+from gateway_client import readers, state as saved, transports
 from gateway_client.batches import Batch, batch_key, batches
 from gateway_client.failed import FailedFile, failed_path
+from gateway_client.transports import Stop
 
-RETRIED_STATUS = frozenset({429, 502, 503, 504})
-
-
-class Stop(Exception):
-    """The run cannot go on (said in one line); what is confirmed is saved."""
+Transport = transports.Http | transports.WebSocket | transports.Kafka
 
 
 @dataclass
@@ -41,15 +38,8 @@ class Outcome:
     inserted: int = 0
     updated: int = 0
     skipped: int = 0
+    published: int = 0
     refused: list[tuple[int, Any, str]] = field(default_factory=list)  # (line, row, reason)
-
-
-class Transient(Exception):
-    """A send worth trying again: no answer, or 429/502/503/504."""
-
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -67,6 +57,9 @@ class Options:
     resume: bool = False
     sheet: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    transport: str = "http"  # http, ws or kafka
+    kafka_bootstrap: str = ""
+    topic: str = ""  # kafka: the topic (the table's name by default)
 
 
 @dataclass
@@ -78,6 +71,7 @@ class Report:
     rows_updated: int = 0
     rows_skipped: int = 0
     rows_failed: int = 0
+    rows_published: int = 0  # kafka: handed to the broker, for the gateway's ingest to apply
     batches: int = 0
     batches_resumed: int = 0
     retries: int = 0
@@ -104,7 +98,7 @@ def _wait(options: Options) -> Callable[[RetryCallState], float]:
         ceiling = min(options.max_backoff_s, options.backoff_s * 2 ** (state.attempt_number - 1))
         delay = random.uniform(0, ceiling)
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, Transient) and exc.retry_after is not None:
+        if isinstance(exc, transports.Transient) and exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
         return delay
 
@@ -136,53 +130,54 @@ class Importer:
         done = set(state.done)
         self.report.rows_inserted, self.report.rows_updated = state.rows["inserted"], state.rows["updated"]
         self.report.rows_skipped, self.report.rows_failed = state.rows["skipped"], state.rows["failed"]
+        self.report.rows_published = state.rows.get("published", 0)
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=options.concurrency)
-        timeout = httpx.Timeout(options.timeout_s, connect=10.0)
-        limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
+        transport = self._transport()
         try:
-            async with httpx.AsyncClient(base_url=options.url, headers=options.headers, timeout=timeout, limits=limits) as http:
+            async def worker() -> None:
+                while (batch := await queue.get()) is not None:
+                    if self._stop is not None:
+                        continue  # drain: not sent, the state says it is not confirmed
+                    try:
+                        outcome = await self._send(transport, rows, digest, batch)
+                    except Stop as exc:
+                        self._stop = self._stop or str(exc)
+                        continue
+                    # Confirmed: its refused rows written, then counted and saved together.
+                    for line, row, reason in outcome.refused:
+                        failed.write(line, row, reason)
+                    report = self.report
+                    report.rows_inserted += outcome.inserted
+                    report.rows_updated += outcome.updated
+                    report.rows_skipped += outcome.skipped
+                    report.rows_failed += len(outcome.refused)
+                    report.rows_published += outcome.published
+                    report.batches += 1
+                    done.add(batch.number)
+                    state.done = sorted(done)
+                    state.rows = {"inserted": report.rows_inserted, "updated": report.rows_updated,
+                                  "skipped": report.rows_skipped, "failed": report.rows_failed,
+                                  "published": report.rows_published}
+                    state.failed_bytes = failed.flush()
+                    saved.save(state, state_file)
 
-                async def worker() -> None:
-                    while (batch := await queue.get()) is not None:
-                        if self._stop is not None:
-                            continue  # drain: not sent, the state says it is not confirmed
-                        try:
-                            outcome = await self._send(http, rows, digest, batch)
-                        except Stop as exc:
-                            self._stop = self._stop or str(exc)
-                            continue
-                        # Confirmed: its refused rows written, then counted and saved together.
-                        for line, row, reason in outcome.refused:
-                            failed.write(line, row, reason)
-                        report = self.report
-                        report.rows_inserted += outcome.inserted
-                        report.rows_updated += outcome.updated
-                        report.rows_skipped += outcome.skipped
-                        report.rows_failed += len(outcome.refused)
-                        report.batches += 1
-                        done.add(batch.number)
-                        state.done = sorted(done)
-                        state.rows = {"inserted": report.rows_inserted, "updated": report.rows_updated,
-                                      "skipped": report.rows_skipped, "failed": report.rows_failed}
-                        state.failed_bytes = failed.flush()
-                        saved.save(state, state_file)
-
-                workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
-                try:
-                    for batch in batches(rows.rows, options.batch_rows):
-                        self.report.rows_read += len(batch.rows)
-                        if batch.number in done:  # confirmed by an earlier run
-                            self.report.batches_resumed += 1
-                            self.progress(len(batch.rows), 0)
-                            continue
-                        if self._stop is not None:
-                            break
-                        await queue.put(batch)
-                finally:
-                    for _ in workers:
-                        await queue.put(None)
-                    await asyncio.gather(*workers)
+            workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
+            try:
+                for batch in batches(rows.rows, options.batch_rows):
+                    self.report.rows_read += len(batch.rows)
+                    if batch.number in done:  # confirmed by an earlier run
+                        self.report.batches_resumed += 1
+                        self.progress(len(batch.rows), 0)
+                        continue
+                    if self._stop is not None:
+                        break
+                    await queue.put(batch)
+            finally:
+                for _ in workers:
+                    await queue.put(None)
+                await asyncio.gather(*workers)
         finally:
+            await transport.close()
             failed.close()
             self.report.elapsed_s = time.monotonic() - started
             self.report.failed_file = str(failed.path) if failed.count or (options.resume and failed.path.exists()) else None
@@ -192,75 +187,57 @@ class Importer:
         self.report.complete = True
         return self.report
 
-    async def _send(self, http: httpx.AsyncClient, rows: readers.Rows, digest: str, batch: Batch) -> Outcome:
+    def _transport(self) -> Transport:
+        options = self.options
+        if options.transport == "ws":
+            return transports.WebSocket(options.url, options.table, options.mode, options.headers)
+        if options.transport == "kafka":
+            return transports.Kafka(options.kafka_bootstrap, options.topic or options.table)
+        return transports.Http(options.url, options.table, options.mode, options.headers, options.concurrency, options.timeout_s)
+
+    async def _send(self, transport: Transport, rows: readers.Rows, digest: str, batch: Batch) -> Outcome:
         """One batch until it is in: sent again without the rows the gateway refuses."""
         options = self.options
         pending = batch.rows
-        attempt = 0
         outcome = Outcome()
+        if not isinstance(transport, transports.Http):  # a JSON line that is not JSON: refused here
+            unreadable = [(line, row) for line, row in pending if isinstance(row, readers.Unreadable)]
+            outcome.refused.extend((line, row, f"not valid JSON: {row.reason}") for line, row in unreadable)
+            pending = [(line, row) for line, row in pending if not isinstance(row, readers.Unreadable)]
+        attempt = 0
         while pending:
-            extension, body, positions = readers.encode_batch(rows, pending)
             key = batch_key(digest, options.table, options.mode, options.batch_rows, batch.number, attempt)
-            status, answer = await self._post(http, extension, body, key)
-            self.progress(0, len(body))
-            if status == 200:
-                data = answer["data"]
-                outcome.inserted, outcome.updated, outcome.skipped = data["rows_inserted"], data["rows_updated"], data["rows_skipped"]
+            answer = await self._with_retries(lambda: transport.send(rows, pending, key))
+            self.progress(0, answer.sent)
+            if isinstance(answer, transports.Confirmed):
+                outcome.inserted, outcome.updated, outcome.skipped = answer.inserted, answer.updated, answer.skipped
+                outcome.published = answer.published
                 self.progress(len(pending), 0)
                 return outcome
-            report = answer.get("details") if isinstance(answer, dict) else None
-            if status == 422 and answer.get("error") == "import_rolled_back" and isinstance(report, dict):
-                by_position = {e.get("line"): e for e in report.get("errors", []) if e.get("line") is not None}
-                if not by_position:
-                    raise Stop(f"batch {batch.number}: the gateway refused it without naming a row: {answer.get('message')}")
-                keep = []
-                for position, (line, row) in zip(positions, pending):
-                    error = by_position.get(position)
-                    if error is None:
-                        keep.append((line, row))
-                        continue
-                    column = f"{error['column']}: " if error.get("column") else ""
-                    outcome.refused.append((line, row, column + str(error.get("reason", "refused"))))
-                self.progress(len(pending) - len(keep), 0)
-                pending, attempt = keep, attempt + 1
-                continue
-            message = answer.get("message") if isinstance(answer, dict) else str(answer)[:200]
-            code = answer.get("error") if isinstance(answer, dict) else status
-            raise Stop(f"the gateway refused batch {batch.number} (lines {batch.rows[0][0]}-{batch.rows[-1][0]}): {status} {code}: {message}")
+            keep = []
+            for index, (line, row) in enumerate(pending):
+                reason = answer.reasons.get(index)
+                if reason is None:
+                    keep.append((line, row))
+                else:
+                    outcome.refused.append((line, row, reason))
+            self.progress(len(pending) - len(keep), 0)
+            pending, attempt = keep, attempt + 1
         return outcome  # every row refused
 
-    async def _post(self, http: httpx.AsyncClient, extension: str, body: bytes, key: str) -> tuple[int, Any]:
+    async def _with_retries(self, send: Callable[[], Awaitable[transports.Answer]]) -> transports.Answer:
         options = self.options
-        params = {"table": options.table, "mode": options.mode, "atomic": "true", "format": extension}
         retrying = AsyncRetrying(
             stop=stop_after_attempt(options.retries + 1), wait=_wait(options),
-            retry=retry_if_exception(lambda exc: isinstance(exc, Transient)), reraise=True,
+            retry=retry_if_exception(lambda exc: isinstance(exc, transports.Transient)), reraise=True,
             before_sleep=lambda state: setattr(self.report, "retries", self.report.retries + 1),
         )
         try:
             async for trial in retrying:
                 with trial:
-                    try:
-                        response = await http.post(
-                            "/api/batch/import", params=params, headers={"Idempotency-Key": key},
-                            files={"file": (f"batch.{extension}", body, "application/octet-stream")},
-                        )
-                    except httpx.TransportError as exc:
-                        raise Transient(f"no answer ({type(exc).__name__})") from exc
-                    if response.status_code in RETRIED_STATUS:
-                        raise Transient(f"{response.status_code}", _retry_after(response))
-                    try:
-                        return response.status_code, response.json()
-                    except ValueError:
-                        return response.status_code, response.text
-        except Transient as exc:
+                    return await send()
+        except transports.Transient as exc:
             raise Stop(f"a batch failed {options.retries + 1} times (last: {exc})") from None
+        except Stop as exc:
+            raise Stop(f"the gateway refused a batch: {exc}") from None
         raise AssertionError("unreachable")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return min(float(value), 60.0) if value is not None else None
-    except ValueError:
-        return None

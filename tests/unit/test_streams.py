@@ -83,8 +83,14 @@ def test_rows_are_checked_whole_and_every_problem_named():
     assert "not valid JSON" in check(b"{").reason
     assert check({"id": 1, "rows": []}).reason == "the message holds no rows"
     assert "not valid JSON" in check(b"{\"name\": NaN}").reason  # strict JSON: NaN cannot be stored
-    refused = Checker(USERS, None).check(Message(b'{"name": "x"}', "p", refusal="no id"))
-    assert isinstance(refused, Outcome) and refused.reason == "no id"
+    # A broker message's key: its own id, else its envelope's; without either it may be refused.
+    anonymous = Message(b'{"name": "x"}', "p", envelope_ids=True, needs_key="no id")
+    assert Checker(USERS, None).check(anonymous).reason == "no id"
+    enveloped = Message(b'{"id": "b-1", "rows": [{"name": "x"}]}', "p", envelope_ids=True, needs_key="no id")
+    assert isinstance(Checker(USERS, None).check(enveloped), Checked) and enveloped.key == "b-1"
+    given = Message(b'{"id": "b-1", "rows": [{"name": "x"}]}', "p", key="m-9", envelope_ids=True)
+    Checker(USERS, None).check(given)
+    assert given.key == "m-9"
 
 
 def test_rules_name_the_row_and_column():

@@ -1,9 +1,10 @@
-"""RabbitMQ: competing consumers on a durable queue; a message's `message_id` makes it once-only.
+"""RabbitMQ: competing consumers on a durable queue; a message's `message_id` (or its envelope's
+id) makes it once-only.
 
 Messages are gathered into a group (up to `batch`, waiting the group time), applied, and after
 COMMIT acknowledged with one `multiple` ack. A message redelivered (its consumer died before the
-ack) is recognised by its message_id and only acknowledged. A message without a message_id cannot
-be recognised again, so it is not applied: it goes to the dead letters with the reason.
+ack) is recognised by its id and only acknowledged. A message with neither id cannot be recognised
+again, so it is not applied: it goes to the dead letters with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from app.streams.consumer import Consumer, InOrder, gather
 from app.streams.messages import Message
 
-NO_ID = "the message has no message_id property: exactly-once needs the publisher to set one"
+NO_ID = "the message has no message_id property (nor an envelope id): exactly-once needs the publisher to set one"
 
 
 class AmqpSource(Consumer):
@@ -58,6 +59,6 @@ class AmqpSource(Consumer):
 
 def _message(incoming: AbstractIncomingMessage) -> Message:
     ident = incoming.message_id
-    if not ident:
-        return Message(incoming.body, f"delivery:{incoming.delivery_tag}", refusal=NO_ID)
+    if not ident:  # an envelope's id will do
+        return Message(incoming.body, f"delivery:{incoming.delivery_tag}", envelope_ids=True, needs_key=NO_ID)
     return Message(incoming.body, ident[:191], key=ident[:191])

@@ -45,7 +45,10 @@ class KafkaSource(Consumer):
             while not stopping.is_set():
                 fetched = await consumer.getmany(timeout_ms=500, max_records=self.batch)
                 messages = [
-                    Message(record.value or b"", f"{tp.partition}:{record.offset}", partition=tp.partition, offset=record.offset)
+                    Message(
+                        record.value or b"", f"{tp.partition}:{record.offset}", partition=tp.partition, offset=record.offset,
+                        envelope_ids=True,
+                    )
                     for tp, records in fetched.items() for record in records
                 ]
                 if messages:
