@@ -153,7 +153,9 @@ async def test_json_lines_sheets_export_validate_and_tables(schema, settings, tm
         assert code == 1 and json.loads(out)["rows_failed"] == 31  # every row's key is taken now, and one age is bad
         code, out, _ = await client("tables", "--url", url)
         assert code == 0 and "users\t" in out
-        code, _, err = await client("import", str(tmp_path / "users.jsonl"), "--url", url, "--mode", "kafka")
-        assert code == 2 and "not available yet" in err
+        code, _, err = await client("import", str(tmp_path / "users.jsonl"), "--url", url, "--mode", "kafka", env={"GATEWAY_KAFKA_BOOTSTRAP": ""})
+        assert code == 2 and "needs --kafka-bootstrap" in err
+        code, _, err = await client("import", str(tmp_path / "users.jsonl"), "--url", url, "--mode", "ws", "--on-duplicate", "ignore")
+        assert code == 2 and "insert or upsert" in err
         code, _, err = await client("import", str(tmp_path / "users.jsonl"), "--url", "http://127.0.0.1:9", "--retries", "1")
         assert code == 1 and "--resume" in err
