@@ -1,10 +1,11 @@
 """Client benchmark (not a test): a file through `gateway-client import --concurrency 4` against
-one plain upload of the same file to /api/batch/import, in the same run, into two fresh tables.
+one plain upload of the same file to /api/batch/import, in the same run, into fresh tables:
+over HTTP (the default), then `--mode ws` (the WebSocket; BENCH_WS_BATCH_ROWS, 1,000, a message).
 
     make bench-client      # or: DATABASE_URL=... .venv/bin/python bench/client.py
     BENCH_ROWS=200000 BENCH_CONCURRENCY=8 BENCH_BATCH_ROWS=10000 ...
 
-Prints both rows/s and the ratio client/upload. The gateway runs as one uvicorn worker.
+Prints rows/s and the ratio client/upload for each. The gateway runs as one uvicorn worker.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bench.csv import ROWS, TABLE, count, generate  # noqa: E402
 
 CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "4")
 BATCH_ROWS = os.environ.get("BENCH_BATCH_ROWS", "20000")  # the client's default
+WS_BATCH_ROWS = os.environ.get("BENCH_WS_BATCH_ROWS", "1000")  # the client's default for --mode ws
 
 
 def main() -> None:
@@ -45,7 +47,7 @@ def main() -> None:
         print(f"generating {ROWS} rows ...", flush=True)
         generate(data)
         db = connect(address, name)
-        for table in ("items", "items_client"):
+        for table in ("items", "items_client", "items_ws"):
             db.cursor().execute(TABLE.format(name=table))
         url = urlunsplit(urlsplit(server)._replace(path="/" + name))
         port = free_port()
@@ -67,12 +69,23 @@ def main() -> None:
         report = json.loads(out)
         assert report["rows_inserted"] == ROWS and count(db, "items_client") == ROWS, report
 
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "gateway_client", "import", str(data), "--url", base, "--table", "items_ws", "--mode", "ws",
+             "--concurrency", CONCURRENCY, "--batch-rows", WS_BATCH_ROWS, "--json"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        t_ws = time.perf_counter() - started
+        ws_report = json.loads(out)
+        assert ws_report["rows_inserted"] == ROWS and count(db, "items_ws") == ROWS, ws_report
+
         size_mb = data.stat().st_size / 1e6
         print(f"{ROWS} rows, {size_mb:.0f} MB CSV, 1 uvicorn worker, 2 cores shared with MariaDB and the client")
         print(f"one upload to /api/batch/import   {ROWS / t_upload:>10,.0f} rows/s  {t_upload:6.2f} s")
         print(f"gateway-client, {CONCURRENCY} x {BATCH_ROWS}-row batches {ROWS / t_client:>10,.0f} rows/s  {t_client:6.2f} s"
               f"  ({report['batches']} batches, {report['retries']} retries)")
-        print(f"client / upload = {t_upload / t_client:.2f}x")
+        print(f"gateway-client --mode ws, {CONCURRENCY} x {WS_BATCH_ROWS}-row messages {ROWS / t_ws:>10,.0f} rows/s  {t_ws:6.2f} s")
+        print(f"client / upload = {t_upload / t_client:.2f}x (http), {t_upload / t_ws:.2f}x (ws)")
     finally:
         if proc is not None:
             proc.terminate()

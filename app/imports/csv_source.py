@@ -151,6 +151,20 @@ def _csv_records(text: str, base: int, delimiter: str) -> tuple[list[Record | Re
     return records, clean, reader.line_num
 
 
+def _first_record_end(text: str) -> int:
+    """The index just past the newline that ends the first record (the text's length if none does)."""
+    start = 0
+    quotes = 0
+    while True:
+        newline = text.find("\n", start)
+        if newline < 0:
+            return len(text)
+        quotes += text.count('"', start, newline)
+        if quotes % 2 == 0:
+            return newline + 1
+        start = newline + 1
+
+
 def _last_record_end(text: str) -> int:
     """The index just past the last newline that ends a record (0 if none does yet)."""
     quotes_before = text.count('"')
@@ -174,8 +188,11 @@ async def open_csv(chunks: AsyncIterator[bytes], max_record_bytes: int, delimite
     header = first.records[0]
     if isinstance(header, RecordError):
         raise InvalidCsv(f"the header row is not valid CSV: {header.reason}", {"line": header.line})
-    # The first block holds the header: its text cannot go to the server as it is.
-    return Source(header[1], _chain(Block("", first.records[1:], False), blocks), "text", "line", delimiter=delimiter)
+    # The first block's text, but the header's lines: what its records say, so it can go to the
+    # server as it is (a batch with a block that cannot, the first of every upload until this,
+    # took the converters: a quarter of a 20,000-row upload's rows).
+    rest = first.text[_first_record_end(first.text):]
+    return Source(header[1], _chain(Block(rest, first.records[1:], first.clean), blocks), "text", "line", delimiter=delimiter)
 
 
 async def _blocks(chunks: AsyncIterator[bytes], reader: RecordReader) -> AsyncIterator[Block]:
