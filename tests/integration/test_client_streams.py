@@ -1,13 +1,13 @@
 """gateway-client --mode ws and --mode kafka: every good row in the table once, every bad one in
-the failed file (ws) or the ingest's dead letters (kafka), across a second run and a database cut."""
+the failed file (ws) or the ingest's dead letters (kafka), across a second run (the database cut:
+test_client.py, for http and ws)."""
 
-import asyncio
 import json
 
 from app.streams import positions
 from tests.brokers import kafka  # noqa: F401 (fixture)
-from tests.conftest import eventually, proxied_url, run_sql, serving
-from tests.integration.test_client import FAST, client, in_table, people, refused
+from tests.conftest import eventually, run_sql, serving
+from tests.integration.test_client import client, in_table, people, refused
 from tests.integration.test_ingest import Ingest, started  # noqa: F401 (fixture)
 
 
@@ -30,26 +30,6 @@ async def test_ws_mode_with_refused_rows_and_a_second_run(schema, settings, tmp_
         assert code == 0, err
         assert json.loads(out)["rows_inserted"] == len(good)
         assert in_table(schema) == sorted(good)
-
-
-async def test_ws_mode_with_the_database_cut_for_seconds(schema, settings, tmp_path, test_db, proxy):
-    data = tmp_path / "users.csv"
-    good = people(data, 4000)
-    config = settings(database_url=proxied_url(test_db, proxy.port), attempt_timeouts_ms=(200, 200),
-                      retry_waits_ms=(100,), bulk_attempt_timeouts_ms=(1000, 1000))
-    async with serving(config) as (_, url):
-        run = asyncio.create_task(client(
-            "import", str(data), "--url", url, "--mode", "ws", "--batch-rows", "100", "--concurrency", "3", "--json", *FAST
-        ))
-        await eventually(lambda: len(in_table(schema)) >= 500, timeout=60)
-        await proxy.down()
-        await asyncio.sleep(3)  # the outage
-        await proxy.up()
-        code, out, err = await run
-    assert code == 0, err
-    report = json.loads(out)
-    assert report["retries"] > 0 and report["rows_inserted"] == len(good)
-    assert in_table(schema) == sorted(good)
 
 
 async def test_kafka_mode_through_the_ingest(schema, test_db, tmp_path, kafka, started):  # noqa: F811
