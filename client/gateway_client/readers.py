@@ -41,7 +41,7 @@ def file_hash(path: Path) -> str:
 class Rows:
     kind: Kind
     header: list[str]
-    rows: Iterator[tuple[int, Any]]  # (line, the record's bytes for csv/tsv, a dict for sheets and jsonl)
+    rows: Iterator[tuple[int, Any]]  # (line, the record's bytes for csv/tsv (its final newline gone), a dict for sheets and jsonl)
     header_text: bytes = b""  # csv/tsv: the header line as in the file
 
 
@@ -81,23 +81,69 @@ def _delimited(path: Path, delimiter: str, kind: Kind) -> Rows:
 
     def rows() -> Iterator[tuple[int, bytes]]:
         with f:
-            line = header_line
-            start, pending, quotes = 0, b"", 0
-            for raw in f:
-                line += 1
-                if not pending:
-                    if raw.strip(b"\r\n") == b"":  # a blank line between records: the gateway skips it too
-                        continue
-                    start = line
-                pending += raw
-                quotes += raw.count(b'"')
-                if quotes % 2 == 0:
-                    yield start, pending if pending.endswith(b"\n") else pending + b"\n"
-                    pending, quotes = b"", 0
-            if pending:  # a quote that never closes: sent as it is, the gateway names the line
-                yield start, pending if pending.endswith(b"\n") else pending + b"\n"
+            line = header_line + 1
+            carry = b""
+            while True:
+                data = f.read(CHUNK)
+                block = carry + data
+                if not data:  # the end: what is left is the last record (a quote that never closes included)
+                    if block.strip(b"\r\n"):
+                        yield from _records(block.removesuffix(b"\n").split(b"\n"), line)
+                    return
+                end = _last_record_end(block)
+                if end == 0:
+                    carry = block
+                    continue
+                lines = block[: end - 1].split(b"\n")  # without the record's final newline
+                yield from _records(lines, line)
+                line += len(lines)
+                carry = block[end:]
 
     return Rows(kind, header, rows(), text if text.endswith(b"\n") else text + b"\n")
+
+
+CHUNK = 1 << 20
+
+
+def _last_record_end(block: bytes) -> int:
+    """Just past the last newline that ends a record: where the quotes before it are even (0: none)."""
+    quotes = block.count(b'"')
+    end = len(block)
+    while True:
+        newline = block.rfind(b"\n", 0, end)
+        if newline < 0:
+            return 0
+        quotes -= block.count(b'"', newline, end)
+        if quotes % 2 == 0:
+            return newline + 1
+        end = newline
+
+
+def _records(lines: list[bytes], first: int) -> list[tuple[int, bytes]]:
+    """Complete records' lines (split at newlines, which are gone) -> (line, record without its
+    final newline), blank lines left out as the gateway leaves them. By list operations: a Python
+    step only for lines with an odd number of quotes, where a record starts or ends across lines."""
+    odd = [i for i, text in enumerate(lines) if text.count(b'"') & 1]
+    out: list[tuple[int, bytes]] = []
+    at = 0
+    for k in range(0, len(odd), 2):
+        start = odd[k]
+        stop = odd[k + 1] if k + 1 < len(odd) else len(lines) - 1  # unclosed: the rest (the gateway names it)
+        _single(out, lines, at, start, first)
+        out.append((first + start, b"\n".join(lines[start : stop + 1])))
+        at = stop + 1
+    _single(out, lines, at, len(lines), first)
+    return out
+
+
+def _single(out: list[tuple[int, bytes]], lines: list[bytes], start: int, stop: int, first: int) -> None:
+    """Lines start..stop, each a record of its own (blank ones left out)."""
+    part = lines[start:stop]
+    numbered = zip(range(first + start, first + stop), part)
+    if b"" in part or b"\r" in part:
+        out.extend((n, text) for n, text in numbered if text and text != b"\r")
+    else:
+        out.extend(numbered)
 
 
 def _jsonl(path: Path) -> Rows:
@@ -178,10 +224,14 @@ def encode_batch(rows: Rows, batch: list[tuple[int, Any]]) -> tuple[str, bytes, 
     positions: list[int] = []
     if rows.kind in ("csv", "tsv"):
         line = rows.header_text.count(b"\n") + 1
-        for _, record in batch:
+        records = [record for _, record in batch]
+        body = rows.header_text + b"\n".join(records) + b"\n"
+        if body.count(b"\n") == line - 1 + len(records):  # every record one line
+            return rows.kind, body, list(range(line, line + len(records)))
+        for record in records:
             positions.append(line)
-            line += record.count(b"\n")
-        return rows.kind, rows.header_text + b"".join(record for _, record in batch), positions
+            line += record.count(b"\n") + 1
+        return rows.kind, body, positions
     lines = []
     for number, (_, row) in enumerate(batch, start=1):
         lines.append(b"not json\n" if isinstance(row, Unreadable) else json.dumps(row, ensure_ascii=False).encode() + b"\n")

@@ -81,3 +81,34 @@ def test_the_state_file_is_replaced_whole(tmp_path):
     assert not saved.matches(state.State("h", "t", "insert", 11))
     path.write_text("{not json")
     assert state.load(path) is None
+
+
+def test_csv_records_across_chunks_match_the_csv_module(tmp_path, monkeypatch):
+    """Records cut from fixed-size chunks (tiny here, so quotes, CRLFs and blank lines straddle every
+    boundary) are the csv module's records of the whole file, each with the line it starts on."""
+    import random
+
+    rng = random.Random(7)
+    rows = [["id", "note"]]
+    for i in range(400):
+        note = rng.choice(["plain", 'a "quoted" word', "two\nlines", "three\r\nline\nend", "", 'x,"y",z', "tail "])
+        rows.append([str(i), note])
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    text = buffer.getvalue().replace("\r\n5,", "\r\n\r\n5,", 1)  # a blank line between records
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    monkeypatch.setattr(readers, "CHUNK", 37)
+    read = list(readers.read(path).rows)
+    expected, reader = [], csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        if fields:
+            expected.append((line, fields))
+    got = [(line, next(csv.reader(io.StringIO(record.decode(), newline="")))) for line, record in read]
+    assert got == expected and len(got) == 400
