@@ -236,3 +236,35 @@ async def test_values_through_the_stream_equal_values_through_post(schema, setti
         streamed = (await client.get(f"/api/types/{n + 1}")).json()["data"]
         posted = (await client.get(f"/api/types/{n + 101}")).json()["data"]
         assert {**streamed, "id": 0, "gen": 0} == {**posted, "id": 0, "gen": 0}, n
+
+
+async def test_a_slow_database_pushes_back_on_the_sender(schema, settings, test_db, proxy):
+    """Two messages in flight at most: while the database is slow the gateway stops reading, the
+    sockets fill and the sender's writes block (40 MB sent into a few MB of socket buffers), nothing
+    piles up in the gateway. Once the database is quick again every message is applied once."""
+    from tests.conftest import proxied_url
+
+    config = settings(database_url=proxied_url(test_db, proxy.port), ws_max_in_flight=2,
+                      bulk_attempt_timeouts_ms=(20000, 20000), attempt_timeouts_ms=(20000, 20000))
+    message = {"rows": [{"name": "x" * 40, "age": 1}] * 2000}  # about 100 KB
+    count, sent = 400, 0
+    async with serving(config) as (_, url):
+        # No compression: 40 MB of repeated rows would shrink to what the socket buffers hold.
+        async with websockets.connect(f"ws://{url.removeprefix('http://')}/api/users/ws", max_queue=None, compression=None) as ws:
+            proxy.delay_s = 0.5  # every answer from the database half a second late
+
+            async def send_all() -> None:
+                nonlocal sent
+                for i in range(count):
+                    await ws.send(json.dumps({"id": f"m{i}", **message}))
+                    sent += 1
+
+            sender = asyncio.create_task(send_all())
+            await asyncio.sleep(3)  # the slow spell
+            blocked = sent < count // 2 and not sender.done()
+            proxy.delay_s = 0
+            await sender
+            answers = [json.loads(await ws.recv()) for _ in range(count)]
+    assert blocked, f"{sent} of {count} messages went out while the gateway could take 2"
+    assert {a["status"] for a in answers} == {"applied"} and len({a["id"] for a in answers}) == count
+    assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(count * 2000,)]
