@@ -31,7 +31,7 @@ from app.streams.canonical import Check, column_check
 Status = Literal["applied", "duplicate", "rejected", "failed"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One message of a stream. `key`: what makes it once-only (a message id, a stream sequence;
     None: not recorded). `partition`/`offset`: a Kafka message's place (offsets are recorded per
@@ -49,7 +49,7 @@ class Message:
     needs_key: str | None = None  # why a message that ends up without a key is refused (RabbitMQ)
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     status: Status
     rows_written: int = 0
@@ -70,7 +70,7 @@ def refused(reason: str, index: int | None = None, column: str | None = None) ->
     return Outcome("rejected", 0, [{"index": index, "column": column, "reason": reason}])
 
 
-@dataclass
+@dataclass(slots=True)
 class Checked:
     """A message whose rows all converted and passed the rules: ready to write with `plan`."""
 
@@ -104,7 +104,7 @@ def parse(payload: bytes) -> Any:
         raise ValueError(f"not valid JSON: {exc}") from None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Read:
     """A message read and planned, not yet converted."""
 
@@ -140,7 +140,9 @@ class Checker:
             read = self._read(message)
             if isinstance(read, Outcome):
                 out[i] = read
-            elif canonical and read.fast is not None and self.rules is None and all(len(r) == len(read.header) for r in read.rows):
+            elif canonical and read.fast is not None and self.rules is None and (
+                len(read.rows) == 1 or all(len(r) == len(read.header) for r in read.rows)  # one row: its keys are the header
+            ):
                 together.setdefault(id(read.plan), []).append((i, read))
             else:
                 out[i] = self._convert(read)
