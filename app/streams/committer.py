@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.core.errors import GatewayError
+from app.core.errors import GatewayError, ServiceUnavailable
 from app.streams.applier import Prepared, StreamApplier
+from app.streams.grouping import collect
 from app.streams.messages import Message, Outcome
 
 log = logging.getLogger("gateway.streams")
@@ -44,47 +45,42 @@ class GroupCommitter:
         return future
 
     async def stop(self) -> None:
+        """Groups already taken commit and are answered; what is still queued is answered `failed`
+        (the gateway is shutting down: nothing of it written, safe to resend)."""
         if self._task is not None:
-            self._task.cancel()
+            self._queue.put_nowait(_STOP)  # type: ignore[arg-type]
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        stopped = Failed(ServiceUnavailable("the gateway is shutting down"))
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not _STOP and not item[2].done():
+                item[2].set_result(stopped)
 
     async def _run(self) -> None:
         """Gather a group and prepare it (check, serialize) while the one before commits."""
         committing: asyncio.Task | None = None
-        try:
-            while True:
-                group = await self._gather()
-                try:
-                    prepared: Prepared | GatewayError = await self.applier.prepare([m for m, _, _ in group])
-                except GatewayError as exc:  # the catalog or rules could not be read
-                    prepared = exc
-                if committing is not None:
-                    await committing
-                committing = asyncio.create_task(self._commit(group, prepared))
-        finally:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is _STOP:
+                break
+            group = await collect(self._queue, first, self.max_rows, self.max_wait_s, size=_rows)
+            if _STOP in group:
+                stopping = True
+                group = [item for item in group if item is not _STOP]
+            try:
+                prepared: Prepared | GatewayError = await self.applier.prepare([m for m, _, _ in group])
+            except GatewayError as exc:  # the catalog or rules could not be read
+                prepared = exc
+            except Exception as exc:  # a bug: the group is answered, the loop goes on
+                log.exception("stream %s: a group could not be prepared", self.applier.source)
+                prepared = GatewayError(f"internal error: {type(exc).__name__}")
             if committing is not None:
-                committing.cancel()
-
-    async def _gather(self) -> list[tuple[Message, int, asyncio.Future[Outcome]]]:
-        loop = asyncio.get_running_loop()
-        group = [await self._queue.get()]
-        rows = group[0][1]
-        deadline = loop.time() + self.max_wait_s
-        while rows < self.max_rows:
-            if self._queue.empty():
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), left)
-                except TimeoutError:
-                    break
-            else:
-                item = self._queue.get_nowait()
-            group.append(item)
-            rows += item[1]
-        return group
+                await committing
+            committing = asyncio.create_task(self._commit(group, prepared))
+        if committing is not None:
+            await committing
 
     async def _commit(self, group: list[tuple[Message, int, asyncio.Future[Outcome]]], prepared: Prepared | GatewayError) -> None:
         try:
@@ -100,3 +96,10 @@ class GroupCommitter:
         for (_, _, future), outcome in zip(group, outcomes):
             if not future.done():
                 future.set_result(outcome)
+
+
+_STOP = object()  # queued by stop(): the groups before it are committed, then the loop ends
+
+
+def _rows(item: tuple[Message, int, asyncio.Future[Outcome]]) -> int:
+    return 0 if item is _STOP else item[1]

@@ -127,22 +127,3 @@ async def _sleep(stopping: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stopping.wait(), seconds)
     except TimeoutError:
         pass
-
-
-async def gather(inbox: asyncio.Queue, first: Any, limit: int, wait_s: float) -> list[Any]:
-    """`first` and what else arrives within `wait_s`, up to `limit` items."""
-    items = [first]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while len(items) < limit:
-        if inbox.empty():
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            try:
-                items.append(await asyncio.wait_for(inbox.get(), left))
-            except TimeoutError:
-                break
-        else:
-            items.append(inbox.get_nowait())
-    return items

@@ -14,7 +14,8 @@ import asyncio
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from app.streams.consumer import Consumer, InOrder, gather
+from app.streams.consumer import Consumer, InOrder
+from app.streams.grouping import collect
 from app.streams.messages import Message
 
 NO_ID = "the message has no message_id property (nor an envelope id): exactly-once needs the publisher to set one"
@@ -43,7 +44,7 @@ class AmqpSource(Consumer):
                     except TimeoutError:
                         first = None
                     if first is not None:
-                        group = await gather(inbox, first, self.batch, self.wait_s)
+                        group = await collect(inbox, first, self.batch, self.wait_s)
                         # One cumulative ack: every earlier delivery on the channel is committed too.
                         await groups.push([_message(m) for m in group], lambda last=group[-1]: last.ack(multiple=True))  # type: ignore[misc]
                     if loop.time() - lag_at > 5:
