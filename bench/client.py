@@ -17,16 +17,15 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.core.config import DatabaseAddress  # noqa: E402
-from bench.crud import connect, free_port, start  # noqa: E402
+from bench.crud import connect, free_port, start, throwaway_database  # noqa: E402
 from bench.csv import ROWS, TABLE, count, generate  # noqa: E402
 
 CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "4")
@@ -36,10 +35,11 @@ WS_BATCH_ROWS = os.environ.get("BENCH_WS_BATCH_ROWS", "1000")  # the client's de
 
 def main() -> None:
     server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-client does)")
-    address = DatabaseAddress.parse(server)
-    name = f"gwbench_{uuid.uuid4().hex[:8]}"
-    admin = connect(address)
-    admin.cursor().execute(f"CREATE DATABASE `{name}`")
+    with throwaway_database(server) as (address, name, url):
+        run(address, name, url)
+
+
+def run(address: DatabaseAddress, name: str, url: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="gwclient"))
     proc = None
     try:
@@ -49,7 +49,6 @@ def main() -> None:
         db = connect(address, name)
         for table in ("items", "items_client", "items_ws"):
             db.cursor().execute(TABLE.format(name=table))
-        url = urlunsplit(urlsplit(server)._replace(path="/" + name))
         port = free_port()
         proc = start("app.main:app", port, os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT)})
         base = f"http://127.0.0.1:{port}"
@@ -84,8 +83,7 @@ def main() -> None:
     finally:
         if proc is not None:
             proc.terminate()
-        admin.ping(reconnect=True)
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 import pymysql  # noqa: E402
@@ -57,6 +59,21 @@ wrk.body = '{"input": {"name": "bench", "qty": 3, "price": "9.99"}}'
 
 def connect(address: DatabaseAddress, database: str | None = None):
     return pymysql.connect(**address.connect_kwargs(), autocommit=True, database=database)
+
+
+@contextmanager
+def throwaway_database(server: str) -> Iterator[tuple[DatabaseAddress, str, str]]:
+    """A database of the benchmark's own on the server at `server` (a DATABASE_URL): (its address,
+    name, URL). Dropped afterwards."""
+    address = DatabaseAddress.parse(server)
+    name = f"gwbench_{uuid.uuid4().hex[:8]}"
+    admin = connect(address)
+    admin.cursor().execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield address, name, urlunsplit(urlsplit(server)._replace(path="/" + name))
+    finally:
+        admin.ping(reconnect=True)
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def free_port() -> int:

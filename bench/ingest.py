@@ -24,11 +24,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 import aiomysql  # noqa: E402
 import websockets  # noqa: E402
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.core.config import DatabaseAddress  # noqa: E402
 from app.streams import positions  # noqa: E402
-from bench.crud import connect, free_port, start  # noqa: E402
+from bench.crud import connect, free_port, start, throwaway_database  # noqa: E402
 from bench.csv import COLUMNS, ROWS, TABLE, PeakRss, as_objects, client_args, count, generate  # noqa: E402
 from tests.brokers import TANSU, wait_for_port  # noqa: E402
 
@@ -127,10 +127,11 @@ async def websocket(host: str, objects: list[dict]) -> float:
 
 def main() -> None:
     server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-ingest does)")
-    address = DatabaseAddress.parse(server)
-    name = f"gwbench_{uuid.uuid4().hex[:8]}"
-    admin = connect(address)
-    admin.cursor().execute(f"CREATE DATABASE `{name}`")
+    with throwaway_database(server) as (address, name, url):
+        run(address, name, url)
+
+
+def run(address: DatabaseAddress, name: str, url: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="gwingest"))
     procs: list[subprocess.Popen] = []
     try:
@@ -144,7 +145,6 @@ def main() -> None:
             db.cursor().execute(TABLE.format(name=table))
         for statement in positions.CREATE:  # the ingest makes them too; here so the bench can look first
             db.cursor().execute(statement)
-        url = urlunsplit(urlsplit(server)._replace(path="/" + name))
         env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT), "GATEWAY_LOG_LEVEL": "warning"}
 
         started = time.perf_counter()
@@ -208,8 +208,7 @@ def main() -> None:
             proc.terminate()
         for proc in procs:
             proc.wait(30)
-        admin.ping(reconnect=True)
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
