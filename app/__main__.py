@@ -21,6 +21,13 @@ if __name__ == "__main__":
         access_log=False,  # the gateway writes its own access line (app/middleware.py)
     )
     if sys.argv[1:] == ["ingest"]:
+        from app.streams.sources import parse_sources
+
+        try:  # a configuration mistake is one line, not a traceback
+            if not parse_sources(settings.ingest_sources):
+                sys.exit("python -m app ingest: GATEWAY_INGEST_SOURCES names no source (see the README, streams)")
+        except ValueError as exc:
+            sys.exit(f"python -m app ingest: GATEWAY_INGEST_SOURCES: {exc}")
         uvicorn.run("app.streams.ingest:create_ingest_app", factory=True, port=settings.ingest_port, **common)
     elif sys.argv[1:]:
         sys.exit(f"usage: python -m app [ingest] (not {' '.join(sys.argv[1:])!r})")

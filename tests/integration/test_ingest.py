@@ -283,3 +283,18 @@ async def _state(ingest: Ingest, state: str) -> bool:
         return False
     sources = (answer.get("data") or answer.get("details") or {}).get("sources") or []
     return bool(sources) and all(s["state"] == state for s in sources)
+
+
+@pytest.mark.parametrize("sources, says", [
+    ("", "names no source"),
+    ("kafka://127.0.0.1:9/t?group=g", "`table` is required"),
+    ("amqp://u:secret@127.0.0.1/%2f?queue=q&table=t&colour=red", "unknown option(s) colour"),
+])
+async def test_a_wrong_source_list_stops_the_ingest_with_one_line(test_db, sources, says):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "ingest", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=os.environ | {"DATABASE_URL": test_db, "GATEWAY_INGEST_SOURCES": sources},
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1 and says in err.decode() and "secret" not in err.decode()
+    assert len(err.decode().strip().splitlines()) == 1
