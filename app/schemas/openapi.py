@@ -385,6 +385,34 @@ def job_paths(importable: list[str]) -> dict[str, dict]:
     }
 
 
+STREAM_ANSWER = {"type": "object", "properties": {
+    "id": {"type": ["string", "null"]}, "status": {"type": "string", "enum": ["applied", "duplicate", "rejected", "failed"]},
+    "rows_written": {"type": "integer"}, "code": {"type": "string", "description": "failed: the error code"},
+    "errors": {"type": "array", "items": {"type": "object", "properties": {
+        "index": {"type": ["integer", "null"]}, "column": {"type": ["string", "null"]}, "reason": {"type": "string"}}}},
+}, "required": ["id", "status", "rows_written", "errors"]}
+
+
+def websockets(importable: list[str]) -> dict[str, dict]:
+    """The WebSocket streams (routes/streams.py). OpenAPI has no WebSocket operations, so they are an
+    `x-websockets` extension (tools that do not know it pass it by; /api/{table}/ws is no HTTP path)."""
+    return {
+        f"/api/{name}/ws": {
+            "summary": f"Rows into {name} as messages, each answered once committed, an id applied once",
+            "parameters": [{"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["insert", "upsert"]}}],
+            "message": {"oneOf": [
+                ref(f"{name}.input"),
+                {"type": "array", "items": ref(f"{name}.input")},
+                {"type": "object", "properties": {"id": {"type": ["string", "integer"]}, "rows": {
+                    "type": "array", "items": ref(f"{name}.input")}}, "required": ["rows"]},
+            ]},
+            "answer": STREAM_ANSWER,
+            "close_codes": {"1008": "credentials, scope, rate, table or mode refused", "1009": "a message over the size limit"},
+        }
+        for name in importable
+    }
+
+
 def service_paths() -> dict[str, dict]:
     text = {"text/plain": {"schema": {"type": "string"}}}
     return {
@@ -426,7 +454,9 @@ def document(tables: list[Table], who: Principal, *, title: str, version: str, m
     paths |= service_paths()
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": "Generated from the database's tables, for this caller."},
+        "info": {"title": title, "version": version, "description": "Generated from the database's tables, for this caller."
+                 " WebSocket streams (/api/{table}/ws) are described under x-websockets."},
         "paths": paths,
+        "x-websockets": websockets(importable),
         "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

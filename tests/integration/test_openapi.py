@@ -54,6 +54,11 @@ async def test_the_spec_describes_every_route(client):
     age = spec["components"]["schemas"]["users.input"]["properties"]["age"]
     assert "number" not in str(age)  # 3.5 is refused, so the spec does not offer it
     assert (await client.post("/api/users", json={"input": {"name": "x", "age": 3.5}})).status_code == 422
+    # The WebSocket streams, which OpenAPI cannot say as paths, in an extension: the tables one may import into.
+    streams = spec["x-websockets"]
+    assert "/api/users/ws" in streams and "/api/secret_stuff/ws" not in streams
+    assert streams["/api/users/ws"]["message"]["oneOf"][0] == {"$ref": "#/components/schemas/users.input"}
+    assert "rows_written" in streams["/api/users/ws"]["answer"]["required"]
 
 
 async def test_docs_load_with_no_network(client):
