@@ -99,7 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
     app.state.job_store = JobStore(db)
     app.state.objects = ObjectStore()
-    app.state.job_runner = JobRunner(app.state.job_store, app.state.imports, app.state.objects, settings)
+    # The job workers' idle sweep also drops WebSocket message ids past their retention.
+    app.state.job_runner = JobRunner(
+        app.state.job_store, app.state.imports, app.state.objects, settings,
+        sweeps=[lambda: positions.forget_ids(db, settings.stream_id_retention_s)],
+    )
     app.state.jobs = JobService(app.state.job_store, app.state.job_runner, app.state.objects, catalog, settings)
     app.state.streams = Streams(db, catalog, app.state.rules, settings)
     app.state.auth = Authenticator(settings)

@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +95,12 @@ def _report(exc: GatewayError) -> dict | None:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, engine: ImportEngine, objects: ObjectStore, settings: Any):
+    def __init__(
+        self, store: JobStore, engine: ImportEngine, objects: ObjectStore, settings: Any,
+        sweeps: Sequence[Callable[[], Awaitable[Any]]] = (),
+    ):
         self.store, self.engine, self.objects, self.settings = store, engine, objects, settings
+        self.sweeps = sweeps  # other records past their retention, dropped on the same idle sweep
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wake = asyncio.Event()
         self.running: dict[str, Running] = {}
@@ -183,6 +187,8 @@ class JobRunner:
         try:
             await self.store.sweep(self.settings.job_lease_s, self.settings.job_retention_s)
             self.states = await self.store.count_by_state()
+            for sweep in self.sweeps:
+                await sweep()
         except GatewayError as exc:
             log.warning("job sweep failed: %s (%s)", exc.message, exc.code)
         except Exception:

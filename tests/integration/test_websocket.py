@@ -268,3 +268,18 @@ async def test_a_slow_database_pushes_back_on_the_sender(schema, settings, test_
     assert blocked, f"{sent} of {count} messages went out while the gateway could take 2"
     assert {a["status"] for a in answers} == {"applied"} and len({a["id"] for a in answers}) == count
     assert run_sql(schema, "SELECT COUNT(*) FROM users") == [(count * 2000,)]
+
+
+async def test_message_ids_past_their_retention_are_swept(schema, settings):
+    """The job workers' idle sweep drops WebSocket ids older than GATEWAY_STREAM_ID_RETENTION_S
+    and keeps the others (a message resent within it is still recognised)."""
+    from app.streams import positions
+    from tests.conftest import eventually, running
+
+    for statement in positions.CREATE:
+        run_sql(schema, statement)
+    run_sql(schema, "INSERT INTO _gateway_stream_ids VALUES ('ws:users', 'old', 1, UTC_TIMESTAMP(6) - INTERVAL 2 HOUR),"
+                    " ('ws:users', 'new', 1, UTC_TIMESTAMP(6))")
+    config = settings(job_workers=1, job_poll_s=0.05, stream_id_retention_s=3600)
+    async with running(config):
+        await eventually(lambda: run_sql(schema, "SELECT id FROM _gateway_stream_ids") == [("new",)], 10)
