@@ -84,7 +84,7 @@ class Http:
         try:
             answer = response.json()
         except ValueError:
-            raise Stop(f"{response.status_code}: {response.text[:200]}") from None
+            raise Stop(f"the gateway refused it: {response.status_code}: {response.text[:200]}") from None
         if response.status_code == 200:
             data = answer["data"]
             return Confirmed(len(body), data["rows_inserted"], data["rows_updated"], data["rows_skipped"])
@@ -96,7 +96,7 @@ class Http:
             }
             if reasons:
                 return Refused(len(body), reasons)
-        raise Stop(f"{response.status_code} {answer.get('error')}: {answer.get('message')}")
+        raise Stop(f"the gateway refused it: {response.status_code} {answer.get('error')}: {answer.get('message')}")
 
 
 class WebSocket:
@@ -181,7 +181,7 @@ class WebSocket:
             reasons = {e["index"]: _reason(e) for e in errors if isinstance(e.get("index"), int)}
             if reasons:
                 return Refused(sent, reasons)
-            raise Stop(f"the gateway refused a batch: {'; '.join(str(e.get('reason')) for e in errors)[:300]}")
+            raise Stop(f"the gateway refused it: {'; '.join(str(e.get('reason')) for e in errors)[:300]}")
         raise Transient(f"{answer.get('code', status)}: {'; '.join(str(e.get('reason')) for e in errors)[:200]}")
 
 

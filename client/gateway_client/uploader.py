@@ -207,7 +207,10 @@ class Importer:
         attempt = 0
         while pending:
             key = batch_key(digest, options.table, options.mode, options.batch_rows, batch.number, attempt)
-            answer = await self._with_retries(lambda: transport.send(rows, pending, key))
+            try:
+                answer = await self._with_retries(lambda: transport.send(rows, pending, key))
+            except Stop as exc:  # which batch, in the file's lines, so the user can look
+                raise Stop(f"batch {batch.number} (lines {batch.rows[0][0]}-{batch.rows[-1][0]}): {exc}") from None
             self.progress(0, answer.sent)
             if isinstance(answer, transports.Confirmed):
                 outcome.inserted, outcome.updated, outcome.skipped = answer.inserted, answer.updated, answer.skipped
@@ -237,7 +240,5 @@ class Importer:
                 with trial:
                     return await send()
         except transports.Transient as exc:
-            raise Stop(f"a batch failed {options.retries + 1} times (last: {exc})") from None
-        except Stop as exc:
-            raise Stop(f"the gateway refused a batch: {exc}") from None
+            raise Stop(f"failed {options.retries + 1} times (last: {exc})") from None
         raise AssertionError("unreachable")

@@ -163,3 +163,4 @@ async def test_json_lines_sheets_export_validate_and_tables(schema, settings, tm
         assert code == 2 and "insert or upsert" in err
         code, _, err = await client("import", str(tmp_path / "users.jsonl"), "--url", "http://127.0.0.1:9", "--retries", "1")
         assert code == 1 and "--resume" in err
+        assert "batch 0 (lines 1-31): failed 2 times (last: no answer" in " ".join(err.split())  # which batch, said once
