@@ -27,6 +27,7 @@ from app.core.errors import GatewayError
 from app.routes.deps import credential
 from app.streams.committer import Failed, GroupCommitter
 from app.streams.messages import Message, Outcome, message_rows, parse, refused
+from app.streams.positions import ID_CHARS
 
 router = APIRouter()
 POLICY, TOO_BIG = 1008, 1009
@@ -112,8 +113,8 @@ def _message(data: bytes, number: int) -> tuple[Any, Message | Outcome, int]:
         rows, ident = message_rows(value)
     except ValueError as exc:
         return None, refused(str(exc)), 0
-    if ident is not None and len(ident) > 191:
-        return ident, refused("the id is longer than 191 characters"), 0
+    if ident is not None and len(ident) > ID_CHARS:
+        return ident, refused(f"the id is longer than {ID_CHARS} characters"), 0
     position = ident if ident is not None else f"#{number}"
     return ident, Message(value, position, key=ident, parsed=True), len(rows)
 

@@ -82,7 +82,7 @@ def create_ingest_app(settings: Settings | None = None) -> FastAPI:
             log.info("source %s: %s into %s (%s)", c.config.name, c.config.shown, c.config.table, c.config.mode)
         yield
         stopping.set()  # each consumer finishes the group it holds, then stops
-        done, pending = await asyncio.wait(tasks, timeout=10)
+        _, pending = await asyncio.wait(tasks, timeout=10)
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -27,6 +27,7 @@ from app.core.rules import Rules, row_maker
 from app.imports.plan import BARE_NULL, ImportPlan, plan_import
 from app.imports.records import OMITTED
 from app.streams.canonical import Check, column_check
+from app.streams.positions import ID_CHARS
 
 Status = Literal["applied", "duplicate", "rejected", "failed"]
 
@@ -165,8 +166,8 @@ class Checker:
         except ValueError as exc:
             return refused(str(exc))
         if message.key is None and ident is not None and message.envelope_ids:
-            if len(ident) > 191:
-                return refused("the id is longer than 191 characters")
+            if len(ident) > ID_CHARS:
+                return refused(f"the id is longer than {ID_CHARS} characters")
             message.key = ident
         if message.key is None and message.needs_key is not None:
             return refused(message.needs_key)

@@ -14,6 +14,7 @@ a broker redelivers within minutes.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from app.core.database import Database, Session
@@ -21,10 +22,11 @@ from app.core.database import Database, Session
 IDS, OFFSETS, DEAD = "`_gateway_stream_ids`", "`_gateway_stream_offsets`", "`_gateway_dead_letters`"
 NOW = "UTC_TIMESTAMP(6)"
 UNKNOWN = -1  # an offsets row made before the first message of the partition was applied
+ID_CHARS = 191  # the longest id a row holds (utf8mb4 keys of 191 characters fit InnoDB's index limit)
 
 CREATE = [
     f"CREATE TABLE IF NOT EXISTS {IDS} ("
-    " `source` VARCHAR(191) NOT NULL, `id` VARCHAR(191) NOT NULL, `rows_written` INT NOT NULL,"
+    f" `source` VARCHAR(191) NOT NULL, `id` VARCHAR({ID_CHARS}) NOT NULL, `rows_written` INT NOT NULL,"
     " `applied_at` DATETIME(6) NOT NULL,"
     " PRIMARY KEY (`source`, `id`), KEY `applied` (`applied_at`)"
     ") ENGINE=InnoDB",
@@ -40,6 +42,14 @@ CREATE = [
     " KEY `by_source` (`source`, `created_at`)"
     ") ENGINE=InnoDB",
 ]
+
+
+def key_of(ident: str) -> str:
+    """A broker's message id as the key recorded: as it is, or when longer than a key may be, its
+    SHA-256 (never cut short: two long ids with the same beginning are two messages)."""
+    if len(ident) <= ID_CHARS:
+        return ident
+    return "sha256:" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def ensure_tables(db: Database) -> None:

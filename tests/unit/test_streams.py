@@ -140,3 +140,12 @@ def test_json_lines_for_load_data():
     assert json_lines([(1, "form\ffeed")]) is None
     assert json_lines([(1, "bell\x07")]) is None
     assert json_lines([(2**70, "big")]) is None
+
+
+def test_a_long_broker_id_is_recorded_whole_by_its_hash():
+    from app.streams.positions import ID_CHARS, key_of
+
+    short = "m-1"
+    a, b = "x" * ID_CHARS + "a", "x" * ID_CHARS + "b"  # the same first 191 characters
+    assert key_of(short) == short and key_of("y" * ID_CHARS) == "y" * ID_CHARS
+    assert key_of(a) != key_of(b) and len(key_of(a)) <= ID_CHARS and key_of(a) == key_of(a)

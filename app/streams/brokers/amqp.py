@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from app.streams.consumer import Consumer, InOrder
 from app.streams.grouping import collect
+from app.streams.positions import ID_CHARS, key_of
 from app.streams.messages import Message
 
 NO_ID = "the message has no message_id property (nor an envelope id): exactly-once needs the publisher to set one"
@@ -62,4 +63,4 @@ def _message(incoming: AbstractIncomingMessage) -> Message:
     ident = incoming.message_id
     if not ident:  # an envelope's id will do
         return Message(incoming.body, f"delivery:{incoming.delivery_tag}", envelope_ids=True, needs_key=NO_ID)
-    return Message(incoming.body, ident[:191], key=ident[:191])
+    return Message(incoming.body, ident[:ID_CHARS], key=key_of(ident))
