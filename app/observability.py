@@ -59,6 +59,15 @@ class _StateCollector(Collector):
             gave_up.add_metric([code], count)
         yield gave_up
         yield CounterMetricFamily("gateway_db_kills", "Timed-out statements killed on the server", value=db.kills)
+        if db.nodes.clustered:
+            usable = GaugeMetricFamily("gateway_db_node_usable", "Galera nodes in use (1) or left out (0)", labels=["node"])
+            attempts = CounterMetricFamily("gateway_db_node_attempts", "Database attempts sent to each node", labels=["node"])
+            left_out = CounterMetricFamily("gateway_db_node_left_out", "Times a node was left out", labels=["node"])
+            for node in db.nodes.all:
+                usable.add_metric([node.name], int(node.usable))
+                attempts.add_metric([node.name], node.attempts)
+                left_out.add_metric([node.name], node.left_out)
+            yield from (usable, attempts, left_out)
         pool = GaugeMetricFamily("gateway_db_pool_connections", "Pooled connections", labels=["pool", "state"])
         for name, stats in db.pool_stats_by_pool().items():
             for state in ("size", "free", "used", "waiting", "max"):

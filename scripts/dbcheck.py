@@ -1,4 +1,4 @@
-"""Does DATABASE_URL (argv[1]) answer? Exit 0 if it does, else 1 with one line on stderr naming the
+"""Does DATABASE_URL (argv[1]) answer (one of its nodes, when it names several)? Exit 0 if it does, else 1 with one line on stderr naming the
 host, port, database and the reason (refused, unknown host, access denied, unknown database, no
 answer), never the password. Used by scripts/ensure-db.sh only.
 
@@ -44,27 +44,36 @@ def reason(exc: Exception, address: DatabaseAddress) -> str:
     return f"error {code}" if code else type(exc).__name__
 
 
-def main() -> int:
-    url = sys.argv[1]
-    try:
-        address = DatabaseAddress.parse(url)
-    except ValueError as exc:
-        print(f"dbcheck: DATABASE_URL is not usable: {exc}", file=sys.stderr)
-        return 1
-    create = "--create" in sys.argv
+def check(address: DatabaseAddress, create: bool) -> str | None:
+    """None when the server answers (creating the database first with `create`), else why not."""
     try:
         database = None if create else address.database
         conn = pymysql.connect(**address.connect_kwargs(), database=database, connect_timeout=3)
     except pymysql.err.MySQLError as exc:
-        print(f"dbcheck: cannot use {where(address)}: {reason(exc, address)}", file=sys.stderr)
-        return 1
+        return f"cannot use {where(address)}: {reason(exc, address)}"
     with conn.cursor() as cursor:
         if create:
             name = address.database.replace("`", "``")
             cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
-        cursor.execute("SELECT 1")
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'wsrep_ready'")  # answered even by a Galera node not ready
     conn.close()
-    return 0
+    return None
+
+
+def main() -> int:
+    url = sys.argv[1]
+    try:
+        nodes = DatabaseAddress.parse_nodes(url)
+    except ValueError as exc:
+        print(f"dbcheck: DATABASE_URL is not usable: {exc}", file=sys.stderr)
+        return 1
+    # Several Galera nodes: one that answers is enough to start (the gateway uses the others when
+    # they answer too).
+    problems = [check(address, "--create" in sys.argv) for address in nodes]
+    if any(problem is None for problem in problems):
+        return 0
+    print("dbcheck: " + "; ".join(p for p in problems if p), file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # Read replicas: plain reads go to a healthy one; a failing one is left out for replica_pause_s.
     replica_urls: CsvStrs = Field((), validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "GATEWAY_REPLICA_URLS"))
     replica_pause_s: float = Field(5.0, gt=0)
+    # Galera (DATABASE_URL naming several nodes): each node's state is read every node_probe_s, and
+    # only Synced nodes of the primary component are used. Sessions run with wsrep_sync_wait =
+    # galera_sync_wait (1: a read sees every write committed anywhere before it; 0: off).
+    node_probe_s: float = Field(1.0, gt=0)
+    galera_sync_wait: int = Field(1, ge=0, le=15)
 
     # Driver: aiomysql is the default; asyncmy (same API, Cython) is the faster option.
     db_driver: Literal["aiomysql", "asyncmy"] = "aiomysql"
@@ -165,6 +170,11 @@ class Settings(BaseSettings):
     def db(self) -> "DatabaseAddress":
         return DatabaseAddress.parse(self.database_url)
 
+    @property
+    def db_nodes(self) -> list["DatabaseAddress"]:
+        """The servers DATABASE_URL names: one, or the nodes of a Galera cluster."""
+        return DatabaseAddress.parse_nodes(self.database_url)
+
 
 class DatabaseAddress:
     """The parts of `mysql://user:password@host:port/database?unix_socket=/path`."""
@@ -182,8 +192,20 @@ class DatabaseAddress:
             kwargs["host"], kwargs["port"] = self.host, self.port
         return kwargs
 
+    @property
+    def where(self) -> str:
+        """host:port (or the socket), for logs, health and metrics: never the credentials."""
+        return self.unix_socket or f"{self.host}:{self.port}"
+
     @classmethod
     def parse(cls, url: str) -> "DatabaseAddress":
+        """The first (or only) server of a DATABASE_URL."""
+        return cls.parse_nodes(url)[0]
+
+    @classmethod
+    def parse_nodes(cls, url: str) -> list["DatabaseAddress"]:
+        """Every server a DATABASE_URL names. Several nodes of a Galera cluster are listed by
+        commas: mysql://user:password@host1:3306,host2:3306,host3/database (3306 by default)."""
         parts = urlsplit(url)
         if parts.scheme not in ("mysql", "mariadb", "mysql+aiomysql", "mysql+asyncmy"):
             raise ValueError("DATABASE_URL must start with mysql:// or mariadb://")
@@ -192,11 +214,25 @@ class DatabaseAddress:
         database = unquote(parts.path.lstrip("/"))
         if not database:
             raise ValueError("DATABASE_URL must name a database: mysql://user@host:3306/dbname")
-        return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or 3306,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            database=database,
-            unix_socket=socket,
-        )
+        credentials, _, hosts = parts.netloc.rpartition("@")
+        user, _, password = credentials.partition(":")
+        nodes = [_host_port(h) for h in hosts.split(",")]
+        if len(nodes) > 1 and socket:
+            raise ValueError("DATABASE_URL: several nodes are reached over TCP, not through unix_socket")
+        return [
+            cls(host=host, port=port, user=unquote(user or "root"), password=unquote(password),
+                database=database, unix_socket=socket)
+            for host, port in nodes
+        ]
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` -> (host, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"DATABASE_URL: {port!r} is not a port")
+    return host or "localhost", int(port or 3306)

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 from app.core.config import DatabaseAddress, Settings
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, GatewayTimeout
-from app.core.resiliency import CONNECTIVITY_CODES, Attempt, Resilience
+from app.core.nodes import PROBE, Node, Nodes
+from app.core.resiliency import COMMIT_UNKNOWN_CODES, CONNECTIVITY_CODES, Attempt, Resilience
 
 log = logging.getLogger("gateway.database")
 T = TypeVar("T")
@@ -188,13 +189,15 @@ class Database:
         self.kill_timeout = settings.kill_timeout_ms / 1000
         self.stream_timeout = settings.stream_timeout_s
         self.statement_timeout = settings.statement_timeout_s
-        self.pool: Any = None  # reads: autocommit on, each statement stands alone
+        # The server, or the nodes of a Galera cluster (app/core/nodes.py): each with a read pool
+        # (autocommit on, each statement stands alone) and a write pool (autocommit off, the first
+        # statement opens the transaction).
+        self.nodes = Nodes(settings.db_nodes, settings.node_probe_s)
         self.replicas = [Replica(DatabaseAddress.parse(url)) for url in settings.replica_urls]
         self.replica_pause_s = settings.replica_pause_s
         self._next_replica = -1  # round robin over the healthy replicas
         self._kill_targets: dict[int, DatabaseAddress] = {}  # id(pool) -> its server, for KILL
         self._waiting: dict[int, int] = {}  # id(pool) -> attempts waiting for a connection
-        self.write_pool: Any = None  # writes: autocommit off, the first statement opens the transaction
         self.server_version = ""
         self.kills = 0  # statements killed after a timeout (for metrics and tests)
         self.retries: dict[str, int] = {}  # retried attempts, by what failed
@@ -203,7 +206,14 @@ class Database:
             resilience.on_retry, resilience.on_give_up = self._count_retry, self._count_give_up
 
     def _count_retry(self, exc: BaseException) -> None:
-        cause = "timeout" if isinstance(exc, TimeoutError) else f"db_{exc.code}" if isinstance(exc, DatabaseError) else "pool"
+        if isinstance(exc, TimeoutError):
+            cause = "timeout"
+        elif isinstance(exc, DatabaseError):
+            # A deadlock answered to COMMIT is a Galera certification conflict (another node's
+            # transaction won): counted apart from lock deadlocks inside a transaction.
+            cause = "certification_conflict" if exc.code == 1213 and exc.at_commit else f"db_{exc.code}"
+        else:
+            cause = "pool"
         self.retries[cause] = self.retries.get(cause, 0) + 1
 
     def _count_give_up(self, code: str) -> None:
@@ -213,12 +223,17 @@ class Database:
 
     def _connect_kwargs(self, autocommit: bool = True, address: DatabaseAddress | None = None) -> dict[str, Any]:
         address = address or self.address
+        init = INIT_COMMAND
+        if self.nodes.clustered:
+            # Galera: a read waits until this node has applied every write committed before it
+            # anywhere in the cluster, so a read after a write sees it, whichever node each used.
+            init += f", wsrep_sync_wait = {self.settings.galera_sync_wait}"
         return address.connect_kwargs() | {
             self.driver.db_kw: address.database,
             "autocommit": autocommit,
             "charset": "utf8mb4",
             "client_flag": CLIENT_FOUND_ROWS,
-            "init_command": INIT_COMMAND,
+            "init_command": init,
             "connect_timeout": self.driver.connect_timeout,
         }
 
@@ -226,18 +241,42 @@ class Database:
         """Create the pools. Connections are made lazily, so the gateway starts with the database away."""
         create = self.driver.module.create_pool
         size = {"minsize": 0, "maxsize": self.settings.pool_max, "pool_recycle": 3600}
-        self.pool = await create(**size, **self._connect_kwargs(autocommit=True))
-        self.write_pool = await create(**size, **self._connect_kwargs(autocommit=False), local_infile=True)
+        for node in self.nodes.all:
+            node.pool = await create(**size, **self._connect_kwargs(address=node.address))
+            node.write_pool = await create(
+                **size, **self._connect_kwargs(autocommit=False, address=node.address), local_infile=True
+            )
+            self._kill_targets[id(node.pool)] = self._kill_targets[id(node.write_pool)] = node.address
         for replica in self.replicas:
             replica.pool = await create(**size, **self._connect_kwargs(address=replica.address))
             self._kill_targets[id(replica.pool)] = replica.address
+        self.nodes.start(self._node_status)
 
     async def close(self) -> None:
-        for pool in (self.pool, self.write_pool, *(r.pool for r in self.replicas)):
+        await self.nodes.stop()
+        for pool in (*(p for n in self.nodes.all for p in (n.pool, n.write_pool)), *(r.pool for r in self.replicas)):
             if pool is not None:
                 pool.close()
                 await pool.wait_closed()
-        self.pool = self.write_pool = None
+        for node in self.nodes.all:
+            node.pool = node.write_pool = None
+
+    @property
+    def pool(self) -> Any:
+        """The first node's read pool (the only one, on a single server)."""
+        return self.nodes.all[0].pool
+
+    async def _node_status(self, node: Node) -> dict[str, str]:
+        """A node's wsrep status, on a connection of its own (no init command: a node that is not
+        ready refuses most statements, but answers SHOW)."""
+        kwargs = self._connect_kwargs(address=node.address) | {"init_command": None}
+        conn = await self.driver.module.connect(**kwargs)
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(PROBE)
+                return {str(name): str(value) for name, value in await cursor.fetchall()}
+        finally:
+            conn.close()
 
     @property
     def is_mariadb(self) -> bool:
@@ -256,7 +295,10 @@ class Database:
     def pool_stats_by_pool(self) -> dict[str, dict[str, int]]:
         """Per pool: size, free, used (checked out) and max."""
         stats = {}
-        named = [("read", self.pool), ("write", self.write_pool)]
+        if self.nodes.clustered:
+            named = [(f"{kind}@{n.name}", p) for n in self.nodes.all for kind, p in (("read", n.pool), ("write", n.write_pool))]
+        else:
+            named = [("read", self.pool), ("write", self.nodes.all[0].write_pool)]
         named += [(f"replica{i + 1}", r.pool) for i, r in enumerate(self.replicas)]
         for name, pool in named:
             size, free = (pool.size, pool.freesize) if pool is not None else (0, 0)
@@ -265,8 +307,8 @@ class Database:
         return stats
 
     def pool_stats(self) -> dict[str, int]:
-        """Both pools together."""
-        pools = [p for name, p in self.pool_stats_by_pool().items() if name in ("read", "write")]
+        """The read and write pools (of every node) together."""
+        pools = [p for name, p in self.pool_stats_by_pool().items() if not name.startswith("replica")]
         return {state: sum(p[state] for p in pools) for state in ("size", "free", "used", "waiting", "max")}
 
     # --- one attempt ----------------------------------------------------------------------
@@ -292,8 +334,10 @@ class Database:
             await self._discard(conn, pool)
             return
         # A server error (duplicate key, bad value) leaves the connection usable; a client-side
-        # error (2xxx: lost, gone away) or an unknown COMMIT outcome does not.
-        if isinstance(failure, CommitOutcomeUnknown) or (isinstance(failure, DatabaseError) and failure.code >= 2000):
+        # error (2xxx: lost, gone away), a node that is not ready or an unknown COMMIT outcome does not.
+        if isinstance(failure, CommitOutcomeUnknown) or (
+            isinstance(failure, DatabaseError) and (failure.code >= 2000 or failure.code in CONNECTIVITY_CODES)
+        ):
             conn.close()
         pool.release(conn)  # closes it too if a transaction was left open
 
@@ -366,7 +410,23 @@ class Database:
             except asyncio.CancelledError:
                 chosen.pause(self.replica_pause_s)  # too slow: the next attempt goes elsewhere
                 raise
-        return await run(self.pool)
+        return await self._on_node(lambda node: run(node.pool))
+
+    async def _on_node(self, run: Callable[[Node], Awaitable[T]]) -> T:
+        """Run on the next usable node. A node that is away or not ready (before any COMMIT) is left
+        out and the next one tried, within the same attempt: nothing was done there."""
+        tried: set[Node] = set()
+        while True:
+            node = self.nodes.pick(tried)
+            try:
+                return await run(node)
+            except DatabaseError as exc:
+                if exc.code not in CONNECTIVITY_CODES or exc.at_commit or not self.nodes.clustered:
+                    raise
+                self.nodes.leave_out(node, f"error {exc.code}")
+                tried.add(node)
+                if len(tried) == len(self.nodes.all):
+                    raise
 
     def _healthy_replica(self) -> "Replica | None":
         healthy = [r for r in self.replicas if r.healthy()]
@@ -376,9 +436,12 @@ class Database:
         return healthy[self._next_replica]
 
     async def _transaction_once(self, attempt: Attempt, work: Callable[[Session], Awaitable[T]]) -> T:
+        return await self._on_node(lambda node: self._transaction_on(node, attempt, work))
+
+    async def _transaction_on(self, node: Node, attempt: Attempt, work: Callable[[Session], Awaitable[T]]) -> T:
         # A write connection has autocommit off: its first statement opens the transaction (no
         # BEGIN round trip), and nothing is durable until the COMMIT below.
-        async with self._session(self.write_pool) as (conn, session):
+        async with self._session(node.write_pool) as (conn, session):
             try:
                 result = await work(session)
             except (DatabaseError, GatewayError) as exc:
@@ -390,12 +453,17 @@ class Database:
             try:
                 await session.execute("COMMIT")
             except DatabaseError as exc:
-                if exc.code >= 2000:  # no answer: the COMMIT may or may not have applied
+                if exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES:
+                    # No answer, or Galera's "error during COMMIT" (quorum lost mid-way): the
+                    # COMMIT may or may not have applied.
                     raise CommitOutcomeUnknown(
-                        "the connection was lost during COMMIT; the write may or may not have applied",
+                        "the COMMIT got no clear answer; the write may or may not have applied",
                         {"db_code": exc.code},
                     ) from exc
-                attempt.end_commit()  # an error answer means it was rolled back: retryable
+                # An error answer (a deadlock: on Galera, a certification conflict) means it was
+                # rolled back: retryable as a whole.
+                attempt.end_commit()
+                exc.at_commit = True
                 raise
             attempt.end_commit()
             return result
@@ -479,7 +547,10 @@ class Database:
         the whole input again), so each is bounded by GATEWAY_STATEMENT_TIMEOUT_S, and any failure
         rolls everything back. COMMIT with no answer is 504 commit_outcome_unknown, as elsewhere.
         """
-        conn = await self.resilience.run(lambda attempt: self._acquire(self.write_pool))
+        async def acquire(node: Node) -> tuple[Any, Any]:
+            return node.write_pool, await self._acquire(node.write_pool)
+
+        pool, conn = await self.resilience.run(lambda attempt: self._on_node(acquire))
         session = Session(await conn.cursor(self.driver.cursor), self.driver, self.statement_timeout)
         try:
             yield session
@@ -490,15 +561,16 @@ class Database:
                     await session.execute("ROLLBACK")
                 except BaseException:
                     healthy = False
-            await self._release(conn, self.write_pool, None if healthy else exc)
+            await self._release(conn, pool, None if healthy else exc)
             if isinstance(exc, TimeoutError):
                 raise GatewayTimeout("a statement of the transaction did not finish in time") from exc
             raise
         try:
             await session.execute("COMMIT")
         except BaseException as exc:
-            await self._release(conn, self.write_pool, exc)
-            if isinstance(exc, TimeoutError) or (isinstance(exc, DatabaseError) and exc.code >= 2000):
-                raise CommitOutcomeUnknown("the COMMIT got no answer; the import may or may not have applied") from exc
+            await self._release(conn, pool, exc)
+            unknown = isinstance(exc, DatabaseError) and (exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES)
+            if isinstance(exc, TimeoutError) or unknown:
+                raise CommitOutcomeUnknown("the COMMIT got no clear answer; the import may or may not have applied") from exc
             raise
-        await self._release(conn, self.write_pool, None)
+        await self._release(conn, pool, None)

@@ -87,6 +87,7 @@ class DatabaseError(Exception):
         super().__init__(code, message)
         self.code = code
         self.message = message
+        self.at_commit = False  # answered to COMMIT (the transaction was rolled back)
 
 
 class PoolExhausted(Exception):

@@ -35,8 +35,13 @@ from app.core.errors import (
 log = logging.getLogger("gateway.resiliency")
 T = TypeVar("T")
 
-# The server or the path to it is away: lost/refused connections, too many connections, shutdown.
-CONNECTIVITY_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
+# The server or the path to it is away: lost/refused connections, too many connections, shutdown,
+# and a Galera node that is not ready (joining, or cut off from the primary component: 1047). With
+# several nodes, the attempt moves to another node at once (app/core/nodes.py).
+CONNECTIVITY_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 1047})
+# Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
+# lost mid-way (1180), and a node that stopped being ready as it committed (1047).
+COMMIT_UNKNOWN_CODES = frozenset({1180, 1047})
 # Transient contention: lock wait timeout, deadlock (also Galera's certification failure at COMMIT).
 CONTENTION_CODES = frozenset({1205, 1213})
 # The server stopped a statement at the time the gateway gave it (max_statement_time on MariaDB,

@@ -1,4 +1,5 @@
-"""Liveness (the process answers) and readiness (the database answers through the wrapper)."""
+"""Liveness (the process answers) and readiness (the database answers through the wrapper; with
+several Galera nodes, each node's state as the probe last read it)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ async def ready(request: Request):
         return error(ServiceUnavailable("not ready: " + exc.message, {"cause": exc.code}))
     auth = request.app.state.auth.mode
     data = {"status": "ready", "tables": len(catalog.tables()), "pool": db.pool_stats(), "auth": auth}
+    if db.nodes.clustered:
+        data["nodes"] = [node.describe() for node in db.nodes.all]
     if auth == "none":
         data["warning"] = "authentication is off: anyone who reaches the gateway may read and write"
     return success(data)

@@ -1,9 +1,17 @@
+import asyncio
 import gc
+import os
+import random
+import sys
+from pathlib import Path
 
 import pytest
 
 from app.core.config import DatabaseAddress
+from tests.conftest import free_port
 from tests.faultproxy import FaultProxy
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +30,46 @@ async def proxy(test_db):
     await proxy.up()
     yield proxy
     await proxy.down()
+
+
+class GatewayCluster:
+    """Gateway processes behind a real nginx (deploy/cluster.sh), as a test drives them."""
+
+    def __init__(self, directory: Path, env: dict):
+        self.directory, self.env = directory, env
+        self.url = f"http://127.0.0.1:{env['NGINX_PORT']}"
+
+    def pid(self, instance: int) -> int:
+        return int((self.directory / f"gateway-{instance}.pid").read_text())
+
+    def instance_url(self, instance: int) -> str:
+        return f"http://127.0.0.1:{int(self.env['BASE_PORT']) + instance}"
+
+    async def script(self, *args: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            str(ROOT / "deploy" / "cluster.sh"), *args, env=self.env, cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), timeout=180)
+        assert process.returncode == 0, err.decode()[-2000:]
+
+
+@pytest.fixture
+async def gateways(tmp_path):
+    """start(database_url, **env): three gateway processes behind nginx; stopped afterwards."""
+    started: list[GatewayCluster] = []
+
+    async def start(database_url: str, **env: str) -> GatewayCluster:
+        base = random.randrange(20000, 40000, 10)
+        values = os.environ | env | {
+            "DATABASE_URL": database_url, "CLUSTER_DIR": str(tmp_path / "cluster"), "BASE_PORT": str(base),
+            "NGINX_PORT": str(free_port()), "PYTHON": sys.executable, "GATEWAY_ACCESS_LOG": "false",
+        }
+        cluster = GatewayCluster(tmp_path / "cluster", values)
+        started.append(cluster)
+        await cluster.script("start", "3")
+        return cluster
+
+    yield start
+    for cluster in started:
+        await cluster.script("stop")

@@ -2,64 +2,21 @@
 
 import asyncio
 import os
-import random
 import signal
-import socket
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import proxied_url, run_sql
 
-ROOT = Path(__file__).resolve().parents[2]
 FAST = {"GATEWAY_ATTEMPT_TIMEOUTS_MS": "100,100,100,100", "GATEWAY_RETRY_WAITS_MS": "50,50,50"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    def __init__(self, directory: Path, env: dict):
-        self.directory, self.env = directory, env
-        self.url = f"http://127.0.0.1:{env['NGINX_PORT']}"
-
-    def pid(self, instance: int) -> int:
-        return int((self.directory / f"gateway-{instance}.pid").read_text())
-
-    async def script(self, *args: str) -> None:
-        process = await asyncio.create_subprocess_exec(
-            str(ROOT / "deploy" / "cluster.sh"), *args, env=self.env, cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(process.communicate(), timeout=180)
-        assert process.returncode == 0, err.decode()[-2000:]
-
-
 @pytest.fixture
-async def cluster(schema, tmp_path):
-    """Start a cluster against `database_url` (the test database unless given); stopped afterwards."""
-    started: list[Cluster] = []
-
-    async def start(database_url: str, **env: str) -> Cluster:
-        base = random.randrange(20000, 40000, 10)
-        values = os.environ | env | {
-            "DATABASE_URL": database_url, "CLUSTER_DIR": str(tmp_path / "cluster"), "BASE_PORT": str(base),
-            "NGINX_PORT": str(free_port()), "PYTHON": sys.executable, "GATEWAY_ACCESS_LOG": "false",
-        }
-        cluster = Cluster(tmp_path / "cluster", values)
-        started.append(cluster)
-        await cluster.script("start", "3")
-        return cluster
-
-    yield start
-    for cluster in started:
-        await cluster.script("stop")
+async def cluster(schema, gateways):
+    """Gateway processes behind nginx against `database_url` (the test database, schema made)."""
+    return gateways
 
 
 async def test_kill_9_of_one_instance_loses_nothing(cluster, test_db, schema):

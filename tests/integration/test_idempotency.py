@@ -92,6 +92,24 @@ async def test_a_commit_without_answer_is_resolved_by_the_key(schema, settings, 
     assert run_sql(schema, "SELECT name FROM users ORDER BY id") == [("warm",), ("applied",), ("retried",)]
 
 
+async def test_a_commit_answered_with_galeras_quorum_error_is_resolved_by_the_key(schema, settings, test_db, proxy):
+    """Galera answers 1180 to a COMMIT that lost quorum mid-way, whatever became of it: the outcome is
+    unknown. Keyed, the key's record says it applied (replayed, once); unkeyed, 504
+    commit_outcome_unknown, never a retry that could apply it twice."""
+    async with running(settings(database_url=proxied_url(test_db, proxy.port), **FAST)) as client:
+        assert (await client.post("/api/users", json={"input": {"name": "warm"}})).status_code == 201
+        proxy.answer_on(b"\x03COMMIT", 1180)
+        response = await client.post("/api/users", json={"input": {"name": "keyed"}}, headers={"Idempotency-Key": "q"})
+        assert response.status_code == 201 and response.headers["idempotent-replayed"] == "true"
+        # (A new connection sends a COMMIT of its own as it connects: open one first.)
+        assert (await client.post("/api/users", json={"input": {"name": "warm again"}})).status_code == 201
+        proxy.answer_on(b"\x03COMMIT", 1180)
+        assert_error(await client.post("/api/users", json={"input": {"name": "unkeyed"}}), 504, "commit_outcome_unknown")
+        assert (await client.post("/api/users", json={"input": {"name": "after"}})).status_code == 201
+    names = [name for (name,) in run_sql(schema, "SELECT name FROM users ORDER BY id")]
+    assert names == ["warm", "keyed", "warm again", "unkeyed", "after"]
+
+
 async def test_keyed_atomic_imports_apply_once(client, schema):
     from tests.integration.test_csv import csv_bytes
 
