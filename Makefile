@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit bench bench-csv bench-client bench-ingest soak cluster cluster-stop db-stop clean
+.PHONY: run test unit bench bench-csv bench-client bench-ingest bench-galera soak cluster cluster-stop galera galera-stop db-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -35,6 +35,9 @@ bench-client: $(STAMP)
 bench-ingest: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/ingest.py
 
+bench-galera: $(STAMP)
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/galera.py
+
 soak: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/soak.py
 
@@ -43,6 +46,14 @@ cluster: $(STAMP)
 
 cluster-stop:
 	@deploy/cluster.sh stop
+
+# A 3-node MariaDB Galera cluster on loopback (.data/galera, ports from GALERA_BASE_PORT=4600); prints
+# its DATABASE_URL: `DATABASE_URL=$$(make -s galera) make run`.
+galera: $(STAMP)
+	@$(PY) scripts/galera.py start $${N:-3}
+
+galera-stop:
+	@[ -x $(PY) ] && $(PY) scripts/galera.py stop || true
 
 db-stop:
 	@[ -f .data/mariadb.pid ] && kill "$$(cat .data/mariadb.pid)" && echo "private MariaDB stopped" || true

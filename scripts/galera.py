@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -56,6 +57,19 @@ def _ensure_installed() -> None:
     _binary("rsync", "rsync")
     if not os.path.exists(PROVIDER):
         _binary("garbd", "galera-4")
+
+
+def socket_sql(socket: str, statement: str, params=(), database: str | None = None) -> list[tuple]:
+    """One statement as root through a server's socket, on a connection of its own."""
+    conn = pymysql.connect(
+        unix_socket=socket, user="root", database=database, autocommit=True, connect_timeout=2, read_timeout=30
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
 
 
 def free_port() -> int:
@@ -172,15 +186,7 @@ class Node:
             time.sleep(0.05)
 
     def sql(self, statement: str, params=(), database: str | None = None) -> list[tuple]:
-        conn = pymysql.connect(
-            unix_socket=self.socket, user="root", database=database, autocommit=True, connect_timeout=2, read_timeout=30
-        )
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(statement, params)
-                return list(cursor.fetchall())
-        finally:
-            conn.close()
+        return socket_sql(self.socket, statement, params, database)
 
     def status(self) -> dict[str, str]:
         """wsrep_ready, wsrep_local_state_comment and wsrep_cluster_status/size; {} when unreachable."""
@@ -212,6 +218,12 @@ class Cluster:
         self.directory, self.name = directory, name
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o755)
+        # The gateway user's password: $GALERA_PASSWORD, or one made for this cluster and kept with it.
+        secret = directory / "password"
+        if not secret.exists():
+            secret.write_text(os.environ.get("GALERA_PASSWORD") or secrets.token_hex(12))
+            secret.chmod(0o600)
+        self.password = secret.read_text().strip()
         if base_port is None:
             ports = [tuple(free_port() for _ in range(4)) for _ in range(nodes)]
         else:
@@ -222,17 +234,17 @@ class Cluster:
     def gcomm_addresses(self) -> str:
         return ",".join(f"127.0.0.1:{n.gcomm_port}" for n in self.nodes)
 
-    def url(self, database: str, user: str = "gateway", password: str = "gateway", nodes: list[Node] | None = None) -> str:
-        """A DATABASE_URL naming the nodes (all by default)."""
+    def url(self, database: str, nodes: list[Node] | None = None) -> str:
+        """A DATABASE_URL for the gateway user, naming the nodes (all by default)."""
         hosts = ",".join(n.address for n in (nodes or self.nodes))
-        return f"mysql://{user}:{password}@{hosts}/{database}"
+        return f"mysql://gateway:{self.password}@{hosts}/{database}"
 
     def start(self) -> None:
         first, *others = self.nodes
         first.start("--wsrep-new-cluster")
         first.wait_synced()
         # A TCP user for the gateway (root is only reachable through the socket); replicated.
-        first.sql("CREATE USER IF NOT EXISTS 'gateway'@'127.0.0.1' IDENTIFIED BY 'gateway'")
+        first.sql("CREATE USER IF NOT EXISTS 'gateway'@'127.0.0.1' IDENTIFIED BY %s", (self.password,))
         first.sql("GRANT ALL ON *.* TO 'gateway'@'127.0.0.1' WITH GRANT OPTION")
         for node in others:
             node.start()
@@ -282,12 +294,16 @@ def main() -> None:
         print(cluster.url("gateway"))
         return
     cluster.stop()
-    if all((n.data / "grastate.dat").exists() for n in cluster.nodes):
-        # A cluster shut down cleanly: the node that stopped last may bootstrap (safe_to_bootstrap).
-        first = next((n for n in cluster.nodes if "safe_to_bootstrap: 1" in (n.data / "grastate.dat").read_text()), None)
-        if first is not None:
-            cluster.nodes.remove(first)
-            cluster.nodes.insert(0, first)
+    states = [n.data / "grastate.dat" for n in cluster.nodes]
+    if all(state.exists() for state in states):
+        # Started before: the node that stopped last may bootstrap (safe_to_bootstrap: 1). After a
+        # crash of them all none may; this development cluster then starts from its first node.
+        safe = [n for n, state in zip(cluster.nodes, states) if "safe_to_bootstrap: 1" in state.read_text()]
+        if not safe:
+            states[0].write_text(states[0].read_text().replace("safe_to_bootstrap: 0", "safe_to_bootstrap: 1"))
+            safe = cluster.nodes[:1]
+        cluster.nodes.remove(safe[0])
+        cluster.nodes.insert(0, safe[0])
     print(f"galera: starting {len(cluster.nodes)} nodes under {cluster.directory}", file=sys.stderr)
     cluster.start()
     cluster.nodes[0].sql("CREATE DATABASE IF NOT EXISTS gateway")

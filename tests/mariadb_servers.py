@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pymysql
 
+from scripts.galera import socket_sql
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -76,13 +78,7 @@ class PrivateServer:
             self.process.wait(30)
 
     def sql(self, statement: str, params=(), database: str | None = None) -> list[tuple]:
-        conn = pymysql.connect(unix_socket=self.socket, user="root", database=database, autocommit=True, connect_timeout=2)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(statement, params)
-                return list(cursor.fetchall())
-        finally:
-            conn.close()
+        return socket_sql(self.socket, statement, params, database)
 
 
 def replicating_pair(base: Path) -> tuple[PrivateServer, PrivateServer]:

@@ -72,6 +72,7 @@ class Nodes:
         self.probe_s = probe_s
         self._next = -1
         self._probe: asyncio.Task | None = None
+        self._clearing: set[asyncio.Task] = set()
 
     @property
     def clustered(self) -> bool:
@@ -100,7 +101,9 @@ class Nodes:
         node.usable, node.state = False, why
         for pool in (node.pool, node.write_pool):
             if pool is not None and pool.freesize:
-                asyncio.get_running_loop().create_task(pool.clear())
+                task = asyncio.get_running_loop().create_task(pool.clear())
+                self._clearing.add(task)  # held until done: the loop keeps only a weak reference
+                task.add_done_callback(self._clearing.discard)
 
     def start(self, read_status: Callable[[Node], Awaitable[dict[str, str]]]) -> None:
         """Probe every node now and then (only when there are several)."""
