@@ -58,5 +58,5 @@ galera-stop:
 db-stop:
 	@[ -f .data/mariadb.pid ] && kill "$$(cat .data/mariadb.pid)" && echo "private MariaDB stopped" || true
 
-clean: db-stop
+clean: db-stop galera-stop
 	rm -rf $(VENV) .data .pytest_cache
