@@ -4,7 +4,8 @@
     python scripts/galera.py stop
 
 Each node has its own data dir, socket and four loopback ports (SQL, group communication, IST, SST)
-under $GALERA_DIR (.data/galera); ports start at $GALERA_BASE_PORT (4600), ten a node. The first
+under $GALERA_DIR (.data/galera); ports start at $GALERA_BASE_PORT (4600), ten a node (the tests'
+clusters: a free block below the ephemeral range). The first
 node bootstraps the cluster (--wsrep-new-cluster), the others join it by SST (rsync). Nodes start
 with --no-defaults: the system my.cnf's socket would collide. A node killed with -9 rejoins by IST
 from the position `mariadbd --wsrep-recover` finds (`restart`). `galera-4` and `rsync` are installed
@@ -16,6 +17,7 @@ The tests use the `Cluster` class directly, on free ports under their own tempor
 from __future__ import annotations
 
 import os
+import random
 import re
 import secrets
 import shutil
@@ -72,10 +74,21 @@ def socket_sql(socket: str, statement: str, params=(), database: str | None = No
         conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_base_port(span: int) -> int:
+    """A port P such that P..P+span-1 are free now, below Linux's ephemeral range (32768-60999): a
+    port the kernel picked for us could be handed to an outgoing connection before a (re)started
+    server binds it again."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32768 - span)
+        try:
+            for port in range(base, base + span):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {span} free ports in a row below 32768")
 
 
 class Node:
@@ -224,10 +237,8 @@ class Cluster:
             secret.write_text(os.environ.get("GALERA_PASSWORD") or secrets.token_hex(12))
             secret.chmod(0o600)
         self.password = secret.read_text().strip()
-        if base_port is None:
-            ports = [tuple(free_port() for _ in range(4)) for _ in range(nodes)]
-        else:
-            ports = [tuple(base_port + 10 * i + k for k in range(4)) for i in range(nodes)]
+        base_port = base_port or free_base_port(10 * nodes)
+        ports = [tuple(base_port + 10 * i + k for k in range(4)) for i in range(nodes)]
         self.nodes = [Node(self, i + 1, p) for i, p in enumerate(ports)]  # type: ignore[arg-type]
 
     @property

@@ -1,13 +1,13 @@
 import asyncio
 import gc
 import os
-import random
 import sys
 from pathlib import Path
 
 import pytest
 
 from app.core.config import DatabaseAddress
+from scripts.galera import free_base_port
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy
 
@@ -60,7 +60,7 @@ async def gateways(tmp_path):
     started: list[GatewayCluster] = []
 
     async def start(database_url: str, **env: str) -> GatewayCluster:
-        base = random.randrange(20000, 40000, 10)
+        base = free_base_port(4)  # BASE_PORT+1.. for the gateways
         values = os.environ | env | {
             "DATABASE_URL": database_url, "CLUSTER_DIR": str(tmp_path / "cluster"), "BASE_PORT": str(base),
             "NGINX_PORT": str(free_port()), "PYTHON": sys.executable, "GATEWAY_ACCESS_LOG": "false",
