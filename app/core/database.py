@@ -120,9 +120,28 @@ class Driver:
 class Session:
     """One attempt's connection, as the services see it: execute statements, nothing else."""
 
-    def __init__(self, cursor: Any, driver: Driver, timeout: float | None = None):
-        self._cursor, self._driver = cursor, driver
+    def __init__(self, conn: Any, cursor: Any, driver: Driver, timeout: float | None = None):
+        self._conn, self._cursor, self._driver = conn, cursor, driver
         self._timeout = timeout  # per statement, for sessions that live outside the retry wrapper
+
+    async def commit(self) -> None:
+        await self._end(self._conn.commit)
+
+    async def rollback(self) -> None:
+        await self._end(self._conn.rollback)
+
+    async def _end(self, end: Callable[[], Awaitable[None]]) -> None:
+        """COMMIT or ROLLBACK through the driver's own call, not as a statement: asyncmy updates
+        the connection's transaction flag only from a non-zero server status, so after a `COMMIT`
+        statement it still saw a transaction open and its pool closed the connection on release
+        (each write then paid a new connection: asyncmy's POST ran at half aiomysql's)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await end()
+        except Exception as exc:
+            if self._driver.is_error(exc):
+                raise self._driver.translate(exc) from exc
+            raise
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         cursor = self._cursor
@@ -346,7 +365,7 @@ class Database:
         conn = await self._acquire(pool)
         try:
             # No `async with` on the cursor: closing it after a cancel would read from a broken socket.
-            yield conn, Session(await conn.cursor(self.driver.cursor), self.driver)
+            yield conn, Session(conn, await conn.cursor(self.driver.cursor), self.driver)
         except BaseException as exc:
             await self._release(conn, pool, exc)
             raise
@@ -447,11 +466,11 @@ class Database:
             except (DatabaseError, GatewayError) as exc:
                 # Nothing was committed; on a broken connection the server rolls back on disconnect.
                 if not (isinstance(exc, DatabaseError) and exc.code >= 2000):
-                    await session.execute("ROLLBACK")
+                    await session.rollback()
                 raise
             attempt.begin_commit()
             try:
-                await session.execute("COMMIT")
+                await session.commit()
             except DatabaseError as exc:
                 if exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES:
                     # No answer, or Galera's "error during COMMIT" (quorum lost mid-way): the
@@ -551,14 +570,14 @@ class Database:
             return node.write_pool, await self._acquire(node.write_pool)
 
         pool, conn = await self.resilience.run(lambda attempt: self._on_node(acquire))
-        session = Session(await conn.cursor(self.driver.cursor), self.driver, self.statement_timeout)
+        session = Session(conn, await conn.cursor(self.driver.cursor), self.driver, self.statement_timeout)
         try:
             yield session
         except BaseException as exc:
             healthy = isinstance(exc, GatewayError) or (isinstance(exc, DatabaseError) and exc.code < 2000)
             if healthy:
                 try:
-                    await session.execute("ROLLBACK")
+                    await session.rollback()
                 except BaseException:
                     healthy = False
             await self._release(conn, pool, None if healthy else exc)
@@ -566,7 +585,7 @@ class Database:
                 raise GatewayTimeout("a statement of the transaction did not finish in time") from exc
             raise
         try:
-            await session.execute("COMMIT")
+            await session.commit()
         except BaseException as exc:
             await self._release(conn, pool, exc)
             unknown = isinstance(exc, DatabaseError) and (exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES)
