@@ -22,7 +22,7 @@ from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
-from app.routes import batch, crud, docs, health, jobs, metrics, schemas, streams, tables
+from app.routes import batch, crud, docs, fast, health, jobs, metrics, schemas, streams, tables
 from app.services.crud_service import CrudService
 from app.services.export_service import ExportService
 from app.services.idempotency import IdempotencyStore
@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's built-in OpenTelemetry hooks ask the global providers on every request; the
+        # gateway's telemetry is its own (Prometheus metrics, JSON access log).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings, app.state.db, app.state.catalog = settings, db, catalog
     app.state.rules = RulesStore(db, settings.rules_ttl_s)
@@ -119,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(schemas.router)
     app.include_router(streams.router)
+    fast.install(app)  # the hottest CRUD routes, ahead of FastAPI's router (routes/fast.py)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
