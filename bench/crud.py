@@ -1,17 +1,22 @@
-"""CRUD benchmark (not a test): the gateway against a minimal FastAPI+aiomysql app, in one run.
+"""CRUD benchmark (not a test): the gateway against xmysql and a bare FastAPI app, side by side.
 
-For GET by primary key, a 100-row list page and a single-row POST it prints requests/s, p50 and
-p99 for both, and the ratio gateway/baseline. Load comes from wrk (Debian package `wrk`).
+In one run, one after another on the same 10,000-row table, each server with 2 processes:
+  - the gateway with the defaults (`python -m app`, GATEWAY_WORKERS=2: access log and metrics on)
+    and asyncmy (the default driver), then the same with aiomysql,
+  - a bare FastAPI + aiomysql app doing the same queries with no checks (bench/baseline_app.py),
+  - xmysql 0.5.1 (Node.js, `-c 2`), installed with npm into BENCH_XMYSQL_DIR (.data/bench/xmysql)
+    when node and npm exist, skipped with a message otherwise,
+and for GET by primary key, a 100-row page and a one-row POST prints requests/s, p50 and p99
+(median of BENCH_REPEATS runs of `wrk -t1 -c32 -d BENCH_SECONDS`) and each ratio to xmysql.
 
 Then deep pages: on a table of DEEP_ROWS (2,000,000) rows, the time of page 1 and of the page after
 row 1,000,000, by offset and by cursor (median of 5 requests each), in key order and in the order
 of an indexed column with ties.
 
     make bench                      # or: DATABASE_URL=... .venv/bin/python bench/crud.py
-    BENCH_SECONDS=10 BENCH_CONNECTIONS=32 GATEWAY_DB_DRIVER=asyncmy ...
+    BENCH_SECONDS=10 BENCH_REPEATS=3 BENCH_CONNECTIONS=32 BENCH_DEEP_ROWS=0 ...
 
-Both servers run as one uvicorn worker (uvloop, httptools) on loopback, with the same pool size.
-A throwaway database is created for the run and dropped afterwards.
+wrk comes from Debian's `wrk` package. A throwaway database is created for the run and dropped.
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ import pymysql  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from app.core.config import DatabaseAddress  # noqa: E402
+from app.core.config import DatabaseAddress, Settings  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+XMYSQL_DIR = Path(os.environ.get("BENCH_XMYSQL_DIR", ROOT / ".data" / "bench" / "xmysql"))
 ROWS = 10_000
 DEEP_ROWS = int(os.environ.get("BENCH_DEEP_ROWS", "2000000"))
 
@@ -55,6 +62,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"input": {"name": "bench", "qty": 3, "price": "9.99"}}'
 """
+XMYSQL_POST_LUA = POST_LUA.replace("""'{"input": {"name": "bench", "qty": 3, "price": "9.99"}}'""", """'{"name": "bench", "qty": 3, "price": "9.99"}'""")
 
 
 def connect(address: DatabaseAddress, database: str | None = None):
@@ -83,25 +91,37 @@ def free_port() -> int:
 
 
 def start(module: str, port: int, env: dict) -> subprocess.Popen:
+    """One uvicorn worker serving `module` (bench/csv.py, bench/galera.py)."""
     cmd = [sys.executable, "-m", "uvicorn", module, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
            "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 20
+    return started(subprocess.Popen(cmd, cwd=ROOT, env=env), port, module)
+
+
+def started(proc: subprocess.Popen, port: int, name: str, path: str = "/") -> subprocess.Popen:
+    """`proc` once something answers HTTP on `port` (any status: `path` may not exist)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).close()
+            return proc
+        except urllib.error.HTTPError:
             return proc
         except OSError:
-            time.sleep(0.1)
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
     proc.kill()
-    raise SystemExit(f"{module} did not start")
+    raise SystemExit(f"{name} did not start")
 
 
 def wrk(url: str, script: str) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", f.name, url],
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", f.name, url],
         capture_output=True, text=True, check=True,
     ).stdout
     os.unlink(f.name)
@@ -113,49 +133,120 @@ def wrk(url: str, script: str) -> dict:
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": int(errors.group(1)) if errors else 0}
 
 
+def median_case(url: str, script: str) -> dict:
+    """The median (by req/s) of REPEATS wrk runs."""
+    runs = sorted((run_case(url, script) for _ in range(REPEATS)), key=lambda r: r["rps"])
+    return runs[len(runs) // 2] | {"errors": sum(r["errors"] for r in runs)}
+
+
+def gateway(url: str, port: int, log: Path, **env: str) -> subprocess.Popen:
+    """`python -m app` as a user runs it, 2 worker processes, its log (access lines included) to
+    `log`; defaults unless `env` says."""
+    values = os.environ | {"DATABASE_URL": url, "PORT": str(port), "GATEWAY_WORKERS": "2", "PYTHONPATH": str(ROOT)} | env
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=values, stdout=sink, stderr=sink)
+    return started(proc, port, "the gateway", "/health/live")
+
+
+def retried(log: Path, since: int) -> tuple[int, int]:
+    """(requests answered after a retry, requests) in the access lines of `log` past byte `since`:
+    under load the gateway should not be timing out and retrying its own attempts."""
+    import json
+
+    retried = total = 0
+    with log.open("rb") as f:
+        f.seek(since)
+        for line in f:
+            if b'"gateway.access"' in line:
+                total += 1
+                retried += json.loads(line).get("retry_count", 0) > 0
+    return retried, total
+
+
+def baseline(url: str, port: int) -> subprocess.Popen:
+    env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port), "--workers", "2",
+           "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    return started(subprocess.Popen(cmd, cwd=ROOT, env=env), port, "the baseline")
+
+
+def xmysql(address: DatabaseAddress, database: str, port: int) -> subprocess.Popen | None:
+    """xmysql 0.5.1 with 2 processes (`-c 2`), installed with npm on first use; None without node."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        print("xmysql skipped: node and npm are not installed")
+        return None
+    entry = XMYSQL_DIR / "node_modules" / "xmysql" / "bin" / "index.js"
+    if not entry.exists():
+        XMYSQL_DIR.mkdir(parents=True, exist_ok=True)
+        installed = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "xmysql@0.5.1"],
+                                   cwd=XMYSQL_DIR, capture_output=True, text=True)
+        if installed.returncode != 0:
+            print(f"xmysql skipped: npm install failed: {installed.stderr.strip()[-300:]}")
+            return None
+    where = ["-S", address.unix_socket] if address.unix_socket else ["-h", address.host, "-o", str(address.port)]
+    cmd = ["node", str(entry), "-u", address.user, "-d", database, *where, "-n", str(port), "-r", "127.0.0.1", "-c", "2"]
+    if address.password:
+        cmd += ["-p", address.password]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return started(proc, port, "xmysql", "/api/items/1")
+
+
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
     server = os.environ.get("DATABASE_URL")
     if not server:
         raise SystemExit("set DATABASE_URL (make bench does)")
-    address = DatabaseAddress.parse(server)
-    name = f"gwbench_{uuid.uuid4().hex[:8]}"
-    admin = connect(address)
-    admin.cursor().execute(f"CREATE DATABASE `{name}`")
-    procs = []
-    try:
+    procs: list[subprocess.Popen] = []
+    logs: dict[str, Path] = {}  # the gateways' logs, read for retries
+    with throwaway_database(server) as (address, name, url):
         db = connect(address, name)
         cur = db.cursor()
         cur.execute("CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) NOT NULL,"
                     " qty INT NOT NULL, price DECIMAL(10,2) NOT NULL, created DATETIME DEFAULT CURRENT_TIMESTAMP)")
         cur.executemany("INSERT INTO items (name, qty, price) VALUES (%s, %s, %s)",
                         [(f"item {i}", i % 100, f"{i % 1000}.50") for i in range(ROWS)])
-        url = urlunsplit(urlsplit(server)._replace(path="/" + name))
-        env = os.environ | {"DATABASE_URL": url, "GATEWAY_POOL_MAX": "20", "PYTHONPATH": str(ROOT)}
-        gw_port, base_port = free_port(), free_port()
-        procs.append(start("app.main:app", gw_port, env))
-        procs.append(start("bench.baseline_app:app", base_port, env))
-        cases = [
-            ("GET by key", f"http://127.0.0.1:{gw_port}/api/items/%d", f"http://127.0.0.1:{base_port}/items/%d", GET_LUA),
-            ("list 100 rows", f"http://127.0.0.1:{gw_port}/api/items/query?limit=100", f"http://127.0.0.1:{base_port}/items?limit=100", ""),
-            ("POST one row", f"http://127.0.0.1:{gw_port}/api/items", f"http://127.0.0.1:{base_port}/items", POST_LUA),
-        ]
-        driver = os.environ.get("GATEWAY_DB_DRIVER", "aiomysql")
-        print(f"driver={driver} connections={CONNECTIONS} seconds={SECONDS} (1 uvicorn worker each, 2 cores shared with wrk and MariaDB)")
-        print(f"{'case':<15} {'gateway req/s':>14} {'p50':>8} {'p99':>8} | {'baseline req/s':>14} {'p50':>8} {'p99':>8} | ratio")
-        for label, gw_url, base_url, script in cases:
-            gw = run_case(gw_url, script)
-            base = run_case(base_url, script)
-            flag = "" if not (gw["errors"] or base["errors"]) else f"  errors gw={gw['errors']} base={base['errors']}"
-            print(f"{label:<15} {gw['rps']:>14.0f} {gw['p50']:>8} {gw['p99']:>8} | {base['rps']:>14.0f} {base['p50']:>8} {base['p99']:>8} | {gw['rps'] / base['rps']:.2f}x{flag}")
-        deep_pages(db, f"http://127.0.0.1:{gw_port}")
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
-        admin.ping(reconnect=True)
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        try:
+            servers: list[tuple[str, str, tuple[str, str, str], str]] = []  # label, base, paths, POST script
+            gateway_paths = ("/api/items/%d", "/api/items/query?limit=100", "/api/items")
+            for label, env in (("gateway, asyncmy", {"GATEWAY_DB_DRIVER": "asyncmy"}), ("gateway, aiomysql", {"GATEWAY_DB_DRIVER": "aiomysql"})):
+                port = free_port()
+                logs[label] = Path(tempfile.mkstemp(prefix="gwbench-", suffix=".log")[1])
+                procs.append(gateway(url, port, logs[label], **env))
+                servers.append((label, f"http://127.0.0.1:{port}", gateway_paths, POST_LUA))
+            port = free_port()
+            procs.append(baseline(url, port))
+            servers.append(("bare FastAPI", f"http://127.0.0.1:{port}", ("/items/%d", "/items?limit=100", "/items"), POST_LUA))
+            port = free_port()
+            if (proc := xmysql(address, name, port)) is not None:
+                procs.append(proc)
+                servers.append(("xmysql -c 2", f"http://127.0.0.1:{port}", ("/api/items/%d", "/api/items?_size=100", "/api/items"), XMYSQL_POST_LUA))
+            print(f"gateway defaults otherwise (GATEWAY_DB_DRIVER's default: {Settings.model_fields['db_driver'].default})")
+            print(f"2 processes each; wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, median of {REPEATS}; 2 cores shared by wrk, MariaDB and the server")
+            print(f"{'server':<20} {'case':<14} {'req/s':>8} {'p50':>9} {'p99':>9} | vs xmysql")
+            figures: dict[tuple[str, str], dict] = {}
+            for label, base, (by_key, page, create), post in servers:
+                for case, path, script in (("GET by key", by_key, GET_LUA), ("100-row page", page, ""), ("one-row POST", create, post)):
+                    since = logs[label].stat().st_size if label in logs else 0
+                    figures[label, case] = median_case(base + path, script)
+                    if label in logs:
+                        figures[label, case]["retried"] = retried(logs[label], since)
+            for label, *_ in servers:
+                for case in ("GET by key", "100-row page", "one-row POST"):
+                    f, x = figures[label, case], figures.get(("xmysql -c 2", case))
+                    ratio = f"{f['rps'] / x['rps']:.2f}x" if x else "-"
+                    flag = f"  ({f['errors']} non-2xx)" if f["errors"] else ""
+                    if "retried" in f:
+                        flag += f"  retried {f['retried'][0]} of {f['retried'][1]:,}"
+                    print(f"{label:<20} {case:<14} {f['rps']:>8.0f} {f['p50']:>9} {f['p99']:>9} | {ratio}{flag}")
+            if DEEP_ROWS:
+                deep_pages(db, servers[0][1])
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(20)
+            for log in logs.values():
+                log.unlink(missing_ok=True)
 
 
 def deep_pages(db, base: str) -> None:

@@ -1,6 +1,7 @@
 """The pool and the only module that knows the driver.
 
-aiomysql is the default driver; asyncmy (same API, Cython) can be chosen with GATEWAY_DB_DRIVER.
+asyncmy (Cython) is the default driver; aiomysql (same API, pure Python) can be chosen with
+GATEWAY_DB_DRIVER.
 Every public method runs inside the resiliency wrapper, so nothing can reach the database around it.
 Driver exceptions are translated here into `DatabaseError(code, message)`.
 
