@@ -219,6 +219,7 @@ class Database:
         self._kill_targets: dict[int, DatabaseAddress] = {}  # id(pool) -> its server, for KILL
         self._waiting: dict[int, int] = {}  # id(pool) -> attempts waiting for a connection
         self.server_version = ""
+        self._returning: bool | None = None  # supports_returning, once the version is known
         self.kills = 0  # statements killed after a timeout (for metrics and tests)
         self.retries: dict[str, int] = {}  # retried attempts, by what failed
         self.gave_up: dict[str, int] = {}  # calls that ended in a 5xx, by code
@@ -304,7 +305,12 @@ class Database:
 
     @property
     def supports_returning(self) -> bool:
-        """INSERT ... RETURNING: MariaDB 10.5 and later."""
+        """INSERT ... RETURNING: MariaDB 10.5 and later (read from the server's version once)."""
+        if self._returning is None and self.server_version:
+            self._returning = self._version_returns()
+        return bool(self._returning)
+
+    def _version_returns(self) -> bool:
         if not self.is_mariadb:
             return False
         version = self.server_version.split("-")
