@@ -21,7 +21,7 @@ and prints rows/s for each, the ratios against LOAD DATA (imports) and mariadb -
 the duplicate scenarios against the clean import, and the gateway's peak RSS.
 
     make bench-csv        # or: DATABASE_URL=... .venv/bin/python bench/csv.py
-    BENCH_ROWS=200000 GATEWAY_DB_DRIVER=asyncmy ...
+    BENCH_ROWS=200000 GATEWAY_DB_DRIVER=aiomysql ...
 
 The gateway runs as one uvicorn worker; a throwaway database is created and dropped.
 """
@@ -50,7 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from app.core.config import DatabaseAddress  # noqa: E402
+from app.core.config import DatabaseAddress, Settings  # noqa: E402
 from bench.crud import connect, free_port, start  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
 
@@ -325,7 +325,7 @@ def main() -> None:
         t_link_job = time.perf_counter() - started
         assert job["state"] == "succeeded" and count(db, "items_job") == ROWS, job
 
-        driver = os.environ.get("GATEWAY_DB_DRIVER", "aiomysql")
+        driver = Settings().db_driver  # GATEWAY_DB_DRIVER, or the default
         print(f"{ROWS} rows, {size_mb:.0f} MB CSV, driver={driver}, 1 uvicorn worker, 2 cores shared with MariaDB and the clients")
         print(f"(a) LOAD DATA LOCAL INFILE      {ROWS / t_load:>10,.0f} rows/s  {t_load:6.2f} s")
         print(f"(b) gateway import             {ROWS / t_import:>10,.0f} rows/s  {t_import:6.2f} s  peak RSS {rss_import:.0f} MB")

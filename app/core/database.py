@@ -103,6 +103,11 @@ class Driver:
                 return None
 
         self.cursor = QuietCursor if name == "aiomysql" else cursors.Cursor
+        if name == "asyncmy":
+            # asyncmy's own cursor (a subclass would lose its Cython fast path) logs each warning of
+            # a statement ("Duplicate entry ..." for every skipped row of an import): the gateway
+            # reads and reports warnings itself.
+            logging.getLogger("asyncmy").setLevel(logging.ERROR)
         self.stream_cursor = cursors.SSCursor
         importlib.import_module(f"{name}.connection").LoadLocalFile = InMemoryLocalFile
 

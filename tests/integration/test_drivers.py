@@ -43,3 +43,17 @@ async def test_both_drivers_answer_alike(schema, settings):
             got[2].pop("id"), got[2].pop("name"), got[2].pop("created")
             answers[driver] = got
     assert answers["aiomysql"] == answers["asyncmy"]
+
+
+async def test_warnings_are_the_gateways_to_report_not_the_drivers(schema, settings, caplog):
+    """An import that skips duplicates makes MariaDB warn once a row; the gateway reports them in its
+    answer, and no driver logs a line for each."""
+    from tests.integration.test_csv import csv_bytes
+
+    run_sql(schema, "INSERT INTO users (id, name) VALUES (1, 'one'), (2, 'two')")
+    data = csv_bytes([["id", "name"]] + [[str(i), f"u{i}"] for i in range(1, 50)])
+    async with running(settings(db_driver="asyncmy")) as client:
+        response = await client.post("/api/batch/import", params={"mode": "ignore"}, files={"file": ("users.csv", data, "text/csv")})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["rows_skipped"] == 2
+    assert not [r for r in caplog.records if r.name.startswith(("asyncmy", "aiomysql"))]
