@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from app.core.config import DatabaseAddress, Settings
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, GatewayTimeout
 from app.core.nodes import PROBE, Node, Nodes
-from app.core.resiliency import COMMIT_UNKNOWN_CODES, CONNECTIVITY_CODES, Attempt, Resilience
+from app.core.resiliency import CONNECTIVITY_CODES, Attempt, Resilience, commit_unknown
 
 log = logging.getLogger("gateway.database")
 T = TypeVar("T")
@@ -199,7 +199,11 @@ class Replica:
 class Database:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.address = settings.db
+        # The server, or the nodes of a Galera cluster (app/core/nodes.py): each with a read pool
+        # (autocommit on, each statement stands alone) and a write pool (autocommit off, the first
+        # statement opens the transaction). `address`: the first (or only) one.
+        self.nodes = Nodes(settings.db_nodes, settings.node_probe_s)
+        self.address = self.nodes.all[0].address
         self.driver = Driver(settings.db_driver)
         self.resilience = Resilience(settings.attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms)
         # Multi-thousand-row writes (import batches) cannot be held to an OLTP deadline: same rules,
@@ -214,10 +218,6 @@ class Database:
         self.kill_timeout = settings.kill_timeout_ms / 1000
         self.stream_timeout = settings.stream_timeout_s
         self.statement_timeout = settings.statement_timeout_s
-        # The server, or the nodes of a Galera cluster (app/core/nodes.py): each with a read pool
-        # (autocommit on, each statement stands alone) and a write pool (autocommit off, the first
-        # statement opens the transaction).
-        self.nodes = Nodes(settings.db_nodes, settings.node_probe_s)
         self.replicas = [Replica(DatabaseAddress.parse(url)) for url in settings.replica_urls]
         self.replica_pause_s = settings.replica_pause_s
         self._next_replica = -1  # round robin over the healthy replicas
@@ -484,7 +484,7 @@ class Database:
             try:
                 await session.commit()
             except DatabaseError as exc:
-                if exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES:
+                if commit_unknown(exc):
                     # No answer, or Galera's "error during COMMIT" (quorum lost mid-way): the
                     # COMMIT may or may not have applied.
                     raise CommitOutcomeUnknown(
@@ -600,8 +600,7 @@ class Database:
             await session.commit()
         except BaseException as exc:
             await self._release(conn, pool, exc)
-            unknown = isinstance(exc, DatabaseError) and (exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES)
-            if isinstance(exc, TimeoutError) or unknown:
+            if isinstance(exc, TimeoutError) or (isinstance(exc, DatabaseError) and commit_unknown(exc)):
                 raise CommitOutcomeUnknown("the COMMIT got no clear answer; the import may or may not have applied") from exc
             raise
         await self._release(conn, pool, None)

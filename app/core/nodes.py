@@ -95,10 +95,7 @@ class Nodes:
         that went away left them all broken)."""
         if not self.clustered:
             return
-        if node.usable:
-            node.left_out += 1
-            log.warning("database node %s left out: %s", node.name, why)
-        node.usable, node.state = False, why
+        self._mark(node, why, usable=False)
         for pool in (node.pool, node.write_pool):
             if pool is not None and pool.freesize:
                 task = asyncio.get_running_loop().create_task(pool.clear())
@@ -124,20 +121,23 @@ class Nodes:
                 async with asyncio.timeout(max(self.probe_s, 1.0)):
                     status = await read_status(node)
             except Exception as exc:  # refused, timed out, access denied: the node cannot be used
-                status, problem = None, f"unreachable ({type(exc).__name__})"
-            if status is None:
-                state, usable = problem, False
-            else:
-                state, usable = state_of(status)
-                node.cluster_size = int(status.get("wsrep_cluster_size", "0") or 0)
-            if usable and not node.usable:
-                log.warning("database node %s back in use (%s)", node.name, state)
-            elif not usable and node.usable:
-                node.left_out += 1
-                log.warning("database node %s left out: %s", node.name, state)
-            node.state, node.usable = state, usable
+                self._mark(node, f"unreachable ({type(exc).__name__})", usable=False)
+                return
+            node.cluster_size = int(status.get("wsrep_cluster_size", "0") or 0)
+            state, usable = state_of(status)
+            self._mark(node, state, usable=usable)
 
         await asyncio.gather(*(one(n) for n in self.all))
+
+    @staticmethod
+    def _mark(node: Node, state: str, *, usable: bool) -> None:
+        """Record what became of `node`, logging (and counting) when it leaves or comes back."""
+        if usable and not node.usable:
+            log.warning("database node %s back in use (%s)", node.name, state)
+        elif not usable and node.usable:
+            node.left_out += 1
+            log.warning("database node %s left out: %s", node.name, state)
+        node.state, node.usable = state, usable
 
     async def _probe_loop(self, read_status: Callable[[Node], Awaitable[dict[str, str]]]) -> None:
         while True:

@@ -84,6 +84,11 @@ class Attempt:
         self.committing = False
 
 
+def commit_unknown(exc: DatabaseError) -> bool:
+    """An error answered to (or instead of an answer to) COMMIT after which it may have applied."""
+    return exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES
+
+
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, (TimeoutError, PoolExhausted)):
         return True

@@ -6,7 +6,7 @@ import pytest
 from app.core.config import DatabaseAddress, Settings
 from app.core.errors import DatabaseError
 from app.core.nodes import Nodes, state_of
-from app.core.resiliency import COMMIT_UNKNOWN_CODES, CONNECTIVITY_CODES, classify, is_retryable
+from app.core.resiliency import COMMIT_UNKNOWN_CODES, CONNECTIVITY_CODES, classify, commit_unknown, is_retryable
 
 
 def test_a_url_may_name_several_nodes():
@@ -66,4 +66,6 @@ def test_galera_errors_are_classified():
     assert 1047 in CONNECTIVITY_CODES and is_retryable(DatabaseError(1047, "WSREP has not yet prepared node"))
     assert is_retryable(DatabaseError(1213, "Deadlock found"))  # a certification conflict: rolled back
     assert COMMIT_UNKNOWN_CODES == {1180, 1047}
+    assert commit_unknown(DatabaseError(1180, "Got error during COMMIT")) and commit_unknown(DatabaseError(2013, "lost"))
+    assert not commit_unknown(DatabaseError(1213, "Deadlock found"))  # rolled back: retried whole
     assert classify(DatabaseError(1047, "not ready")).status == 503
