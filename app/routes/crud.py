@@ -35,18 +35,27 @@ router = APIRouter(prefix="/api", tags=["rows"], route_class=JSONRoute)
 Service = Annotated[CrudService, Depends(crud)]
 
 
+def listed(rows: list[dict], meta: dict) -> Response:
+    return success(rows, f"{meta['count']} row(s)", meta=meta)
+
+
+def created(given: dict | list, rows: list[dict]) -> Response:
+    """201 with the stored rows: a list for a list, the row for one."""
+    if isinstance(given, list):
+        return success(rows, f"{len(rows)} row(s) created", status=201)
+    return success(rows[0] if rows else None, "row created", status=201)
+
+
 @router.get("/{table:table}/query", summary="List rows (query-string filters)")
 async def list_rows(table: str, request: Request, service: Service, _: CanRead):
-    rows, meta = await service.list_from_params(table, request.query_params.multi_items())
-    return success(rows, f"{meta['count']} row(s)", meta=meta)
+    return listed(*await service.list_from_params(table, request.query_params.multi_items()))
 
 
 @router.post("/{table:table}/query", summary="List rows (JSON filter)")
 async def query_rows(table: str, body: QueryBody, service: Service, _: CanRead):
     options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset,
                "cursor": body.cursor, "count": body.count}
-    rows, meta = await service.list_from_body(table, body.input, options)
-    return success(rows, f"{meta['count']} row(s)", meta=meta)
+    return listed(*await service.list_from_body(table, body.input, options))
 
 
 @router.get("/{table:table}/aggregate", summary="Aggregates by group (query-string filters)")
@@ -63,12 +72,8 @@ async def aggregate_query(table: str, body: AggregateBody, service: Service, _: 
 
 @router.post("/{table:table}", status_code=201, summary="Create one row or many")
 async def create_rows(table: str, body: CreateBody, request: Request, service: Service, _: CanWrite, idempotency_key: IdempotencyKey = None):
-    def respond(rows: list[dict]) -> Response:
-        if isinstance(body.input, list):
-            return success(rows, f"{len(rows)} row(s) created", status=201)
-        return success(rows[0] if rows else None, "row created", status=201)
-
-    return await write_once(request, idempotency_key, lambda after: service.create(table, body.input, after), respond)
+    call = lambda after: service.create(table, body.input, after)  # noqa: E731
+    return await write_once(request, idempotency_key, call, lambda rows: created(body.input, rows))
 
 
 @router.put("/{table:table}", summary="Update the rows matching a filter")

@@ -15,22 +15,19 @@ came, so its 400 is FastAPI's own, word for word).
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import jsontext
-from app.core.errors import GatewayError, InternalError
+from app.core.errors import GatewayError
 from app.routes import crud
 from app.routes.deps import allow, principal
 from app.routes.idempotent import write_once
 from app.schemas.envelope import error, success
 from app.schemas.requests import CreateBody
+from app.utils.error_handler import failure
 
-log = logging.getLogger("gateway.errors")
 # Second path segments that are other routes of the same shape (GET /api/{table}/aggregate).
 _OTHER_ROUTES = frozenset({"aggregate"})
 # First segments that are not tables (routes/crud.py's TableName convertor).
@@ -61,29 +58,24 @@ class FastCrud:
         listing = second == "query"
         scope["route"] = self.list_route if listing else self.get_route
         scope["path_params"] = {"table": table} if listing else {"table": table, "key": second}
-        scope["app"] = self.api
         request = Request(scope, receive)
         service = self.api.state.crud
         try:
             allow(request, await principal(request), "read", table)
             if listing:
-                rows, meta = await service.list_from_params(table, request.query_params.multi_items())
-                response = success(rows, f"{meta['count']} row(s)", meta=meta)
+                response = crud.listed(*await service.list_from_params(table, request.query_params.multi_items()))
             else:
                 response = success(await service.get(table, second, request.query_params.get("fields")))
         except Exception as exc:
-            response = _failure(exc, request)
+            response = failure(request, exc)
         await response(scope, receive, send)
 
     async def _create(self, scope: Scope, receive: Receive, send: Send, table: str) -> None:
-        body, more = b"", True
+        request = Request(scope, receive)
         try:
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return  # the client went away
-                body += message.get("body", b"")
-                more = message.get("more_body", False)
+            body = await request.body()
+        except ClientDisconnect:
+            return
         except GatewayError as exc:  # the body limit (RequestMiddleware)
             await error(exc)(scope, receive, send)
             return
@@ -91,21 +83,15 @@ class FastCrud:
         if parsed is None:  # FastAPI's own answer (a 400), from the same bytes
             await self.app(scope, _replay(body, receive), send)
             return
-        scope["route"], scope["path_params"], scope["app"] = self.create_route, {"table": table}, self.api
-        request = Request(scope, _replay(body, receive))
+        scope["route"], scope["path_params"] = self.create_route, {"table": table}
         service = self.api.state.crud
-
-        def respond(rows: list[dict]) -> Response:
-            if isinstance(parsed.input, list):
-                return success(rows, f"{len(rows)} row(s) created", status=201)
-            return success(rows[0] if rows else None, "row created", status=201)
-
         try:
             allow(request, await principal(request), "write", table)
+            call = lambda after: service.create(table, parsed.input, after)  # noqa: E731
             key = request.headers.get("idempotency-key")
-            response = await write_once(request, key, lambda after: service.create(table, parsed.input, after), respond)
+            response = await write_once(request, key, call, lambda rows: crud.created(parsed.input, rows))
         except Exception as exc:
-            response = _failure(exc, request)
+            response = failure(request, exc)
         await response(scope, receive, send)
 
 
@@ -132,14 +118,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-def _failure(exc: Exception, request: Request) -> Response:
-    """As app/utils/error_handler.py answers: the error envelope, nothing internal shown."""
-    if isinstance(exc, GatewayError):
-        return error(exc)
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error(InternalError("internal error"))
 
 
 def install(api: FastAPI) -> None:
