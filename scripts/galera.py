@@ -156,27 +156,23 @@ class Node:
 
     def kill(self) -> None:
         """kill -9: what a crash looks like to the rest of the cluster."""
-        pid = self.pid()
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.process is not None:
-            self.process.wait(30)
-        self._wait_gone(pid)
+        self._end(signal.SIGKILL, 30)
 
     def stop(self) -> None:
+        self._end(signal.SIGTERM, 60)
+
+    def _end(self, sig: signal.Signals, seconds: float) -> None:
+        """Send `sig` to the server, and return once its process is gone."""
         pid = self.pid()
         if pid is None:
             return
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, sig)
         except ProcessLookupError:
             return
         if self.process is not None:
-            self.process.wait(60)
-        self._wait_gone(pid)
+            self.process.wait(seconds)
+        self._wait_gone(pid, seconds)
 
     def pid(self) -> int | None:
         if self.process is not None and self.process.poll() is None:
@@ -189,9 +185,9 @@ class Node:
             return None
 
     @staticmethod
-    def _wait_gone(pid: int | None, seconds: float = 60) -> None:
+    def _wait_gone(pid: int, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while pid is not None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
