@@ -25,7 +25,7 @@ import time  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.core.config import DatabaseAddress  # noqa: E402
-from bench.crud import connect, free_port, start, throwaway_database  # noqa: E402
+from bench.crud import connect, database_url, free_port, start, throwaway_database  # noqa: E402
 from bench.csv import ROWS, TABLE, count, generate  # noqa: E402
 
 CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "4")
@@ -34,7 +34,7 @@ WS_BATCH_ROWS = os.environ.get("BENCH_WS_BATCH_ROWS", "1000")  # the client's de
 
 
 def main() -> None:
-    server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-client does)")
+    server = database_url("bench-client")
     with throwaway_database(server) as (address, name, url):
         run(address, name, url)
 

@@ -84,6 +84,14 @@ def throwaway_database(server: str) -> Iterator[tuple[DatabaseAddress, str, str]
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
+def database_url(target: str) -> str:
+    """The server to measure on: DATABASE_URL, which `make <target>` sets."""
+    server = os.environ.get("DATABASE_URL")
+    if not server:
+        raise SystemExit(f"set DATABASE_URL (make {target} does)")
+    return server
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -194,9 +202,7 @@ def xmysql(address: DatabaseAddress, database: str, port: int) -> subprocess.Pop
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        raise SystemExit("set DATABASE_URL (make bench does)")
+    server = database_url("bench")
     procs: list[subprocess.Popen] = []
     logs: dict[str, Path] = {}  # the gateways' logs, read for retries
     with throwaway_database(server) as (address, name, url):

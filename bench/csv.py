@@ -51,7 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.core.config import DatabaseAddress, Settings  # noqa: E402
-from bench.crud import connect, free_port, start  # noqa: E402
+from bench.crud import connect, database_url, free_port, start  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
@@ -199,7 +199,7 @@ def main() -> None:
     for tool in ("mariadb", "curl"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed")
-    server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-csv does)")
+    server = database_url("bench-csv")
     address = DatabaseAddress.parse(server)
     name = f"gwbench_{uuid.uuid4().hex[:8]}"
     admin = connect(address)

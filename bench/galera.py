@@ -32,7 +32,7 @@ os.environ.setdefault("BENCH_ROWS", os.environ.get("BENCH_GALERA_ROWS", "200000"
 
 from app.core.config import DatabaseAddress  # noqa: E402
 from bench import csv as csv_bench  # noqa: E402
-from bench.crud import GET_LUA, POST_LUA, ROWS, free_port, run_case, start, throwaway_database  # noqa: E402
+from bench.crud import GET_LUA, POST_LUA, ROWS, database_url, free_port, run_case, start, throwaway_database  # noqa: E402
 from scripts.galera import Cluster  # noqa: E402
 
 
@@ -92,7 +92,7 @@ def main() -> None:
     for tool in ("wrk", "curl"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed (apt-get install {tool})")
-    server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-galera does)")
+    server = database_url("bench-galera")
     workdir = Path(tempfile.mkdtemp(prefix="gwbench"))
     try:
         data = workdir / "imported.csv"

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.core.config import DatabaseAddress  # noqa: E402
 from app.streams import positions  # noqa: E402
-from bench.crud import connect, free_port, start, throwaway_database  # noqa: E402
+from bench.crud import connect, database_url, free_port, start, throwaway_database  # noqa: E402
 from bench.csv import COLUMNS, ROWS, TABLE, PeakRss, as_objects, client_args, count, generate  # noqa: E402
 from tests.brokers import TANSU, wait_for_port  # noqa: E402
 
@@ -126,7 +126,7 @@ async def websocket(host: str, objects: list[dict]) -> float:
 
 
 def main() -> None:
-    server = os.environ.get("DATABASE_URL") or SystemExit("set DATABASE_URL (make bench-ingest does)")
+    server = database_url("bench-ingest")
     with throwaway_database(server) as (address, name, url):
         run(address, name, url)
 
