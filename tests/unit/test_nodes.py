@@ -2,6 +2,8 @@
 and how Galera's errors are classified. Pure logic; tests/integration/test_galera.py runs a cluster."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.core.config import DatabaseAddress, Settings
 from app.core.errors import DatabaseError
@@ -69,3 +71,15 @@ def test_galera_errors_are_classified():
     assert commit_unknown(DatabaseError(1180, "Got error during COMMIT")) and commit_unknown(DatabaseError(2013, "lost"))
     assert not commit_unknown(DatabaseError(1213, "Deadlock found"))  # rolled back: retried whole
     assert classify(DatabaseError(1047, "not ready")).status == 503
+
+
+@given(st.text(max_size=60))
+def test_any_database_url_parses_or_is_refused_with_a_reason(text):
+    """Whatever DATABASE_URL holds, parsing gives nodes or a ValueError (the message `make run` and
+    scripts/dbcheck.py show), never another exception."""
+    for url in (text, f"mysql://u:p@{text}/db", f"mysql://u@h1:1,{text}/db"):
+        try:
+            nodes = DatabaseAddress.parse_nodes(url)
+        except ValueError:
+            continue
+        assert nodes and all(0 < n.port < 65536 and n.database for n in nodes)
