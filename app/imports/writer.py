@@ -58,6 +58,15 @@ class Batch:
 
 
 @dataclass
+class Prepared:
+    """An atomic import's batch, checked, and how LOAD DATA takes it if it can: (statement, bytes,
+    the positions it holds, "text" or "rows")."""
+
+    batch: Batch
+    load: tuple[tuple[str, tuple], bytes, Sequence[Any], str] | None = None
+
+
+@dataclass
 class ImportRun:
     """One import's fixed parts, handed to every step."""
 
@@ -292,45 +301,31 @@ class BatchWriter:
         batch by LOAD DATA LOCAL behind a savepoint (as fast as a plain import); a batch the server
         has a word to say about is rolled back to the savepoint and written with INSERTs, like
         upserts. A statement that fails rolls back only itself (InnoDB statement atomicity), so bad
-        rows are isolated the same way, then everything is rolled back and the report says why."""
+        rows are isolated the same way, then everything is rolled back and the report says why.
+        Batches are checked and their LOAD DATA made by the read-ahead task (`_prepared`) while the
+        batch before them loads: the one connection is never left waiting for Python."""
         table, plan, mode, report = run.table, run.plan, run.mode, run.report
         applied = {"inserted": 0, "updated": 0, "skipped": 0}
         spans: list[list[int]] = []  # the positions written so far, in the open transaction
 
-        async def load(session: Session, batch: Batch) -> Batch | None:
-            """The batch by LOAD DATA behind a savepoint; what is left to write with INSERTs (None:
-            nothing, it is in; a batch whose rows the rules or types refused has them reported)."""
-            batch = self.checked(run, batch)
-            if not batch.records or report.rows_failed:
-                return None
-            text = _canonical_text(plan, batch)
-            if text is not None:
-                statement = sql.load_data_text(
-                    table, plan.header_columns, null=plan.null, crlf=text.endswith("\r\n"), ignore=mode == "ignore",
-                    delimiter=plan.delimiter, direct=_direct(plan, batch),
-                )
-                data, count, positions = text.encode(), len(batch.records), batch.records
-            else:
-                rows = batch.rows if batch.rows is not None else self.convert(run, batch.records, rules=False)
-                if report.rows_failed or not rows:
-                    return None
-                if plan.cells == "json" and has_omitted(rows):
-                    return Batch([], None, rows)  # DEFAULTs: only INSERT can say them
-                statement, data, count, positions = sql.load_data(table, plan.columns, ignore=mode == "ignore"), serialize(rows), len(rows), rows
-                batch = Batch(batch.records, None, rows)
+        async def load(session: Session, ready: Prepared) -> bool:
+            """The batch by LOAD DATA behind a savepoint: True if it is in, False if it is rolled
+            back to the savepoint, to be written with INSERTs."""
+            assert ready.load is not None
+            statement, data, positions, path = ready.load
             await session.execute("SAVEPOINT gateway_batch")
             try:
-                inserted, _, skipped = await load_rows(session, statement, data, count, mode)
+                inserted, _, skipped = await load_rows(session, statement, data, len(positions), mode)
             except UseInserts as exc:
                 await session.execute("ROLLBACK TO SAVEPOINT gateway_batch")
                 if exc.refused:
                     self.load_data = False
-                return batch
+                return False
             applied["inserted"] += inserted
             applied["skipped"] += skipped
             spans.append(span(positions))
-            self.batches_by_path["text" if positions is batch.records and text is not None else "rows"] += 1
-            return None
+            self.batches_by_path[path] += 1
+            return True
 
         async def write(session: Session, rows: list[Row]) -> None:
             try:
@@ -348,16 +343,15 @@ class BatchWriter:
 
         try:
             async with self.db.long_transaction() as session:
-                async for batch in read_ahead(batches):
-                    if plan.load_data and self.load_data:
-                        left = await load(session, batch)
-                        rows = None if left is None else (left.rows if left.rows is not None else self.convert(run, left.records, rules=False))
-                        if rows:
-                            await write(session, for_insert(plan, rows))
-                    elif rows := self.checked_rows(run, batch):
-                        await write(session, for_insert(plan, rows) if plan.load_data else rows)
+                async for ready in read_ahead(self._prepared(run, batches)):
                     if report.rows_failed:
                         break  # the import is lost already: stop reading
+                    if ready.load is not None and self.load_data and await load(session, ready):
+                        continue
+                    batch = ready.batch
+                    rows = batch.rows if batch.rows is not None else self.convert(run, batch.records, rules=False)
+                    if rows and not report.rows_failed:
+                        await write(session, for_insert(plan, rows) if plan.load_data else rows)
                 if report.rows_failed:
                     report.rows_not_applied = report.rows_read - report.rows_failed
                     raise ImportRolledBack(
@@ -387,6 +381,30 @@ class BatchWriter:
                 raise
             raise problem from exc
 
+    async def _prepared(self, run: ImportRun, batches: AsyncIterator[Batch]) -> AsyncIterator[Prepared]:
+        """An atomic import's batches checked (rules, types), converted, and where LOAD DATA may
+        take them, with the statement and bytes to send: a batch's CPU work, done ahead of its turn."""
+        table, plan, mode, report = run.table, run.plan, run.mode, run.report
+        async for batch in batches:
+            batch = self.checked(run, batch)
+            loads = plan.load_data and self.load_data
+            if report.rows_failed or not batch.records:
+                yield Prepared(batch)  # the import is lost already, or nothing is left to write
+                continue
+            if loads and (text := _canonical_text(plan, batch)) is not None:
+                statement = sql.load_data_text(
+                    table, plan.header_columns, null=plan.null, crlf=text.endswith("\r\n"), ignore=mode == "ignore",
+                    delimiter=plan.delimiter, direct=_direct(plan, batch),
+                )
+                yield Prepared(batch, (statement, text.encode(), batch.records, "text"))
+                continue
+            rows = batch.rows if batch.rows is not None else self.convert(run, batch.records, rules=False)
+            batch = Batch(batch.records, None, rows)
+            if loads and rows and not report.rows_failed and not (plan.cells == "json" and has_omitted(rows)):
+                statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
+                yield Prepared(batch, (statement, serialize(rows), rows, "rows"))
+            else:  # INSERTs: upserts, and DEFAULTs only INSERT can say
+                yield Prepared(batch)
 
 async def read_ahead(batches: AsyncIterator[Batch], depth: int = 2) -> AsyncIterator[Batch]:
     """The next batches read (and parsed) by a task of their own while this one is written: the

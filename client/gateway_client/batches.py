@@ -14,14 +14,20 @@ class Batch:
     rows: list[tuple[int, Any]]  # (the row's line in the file, its cells)
 
 
-def batches(rows: Iterable[tuple[int, Any]], size: int) -> Iterator[Batch]:
+def batches(blocks: Iterable[list[tuple[int, Any]]], size: int) -> Iterator[Batch]:
+    """Blocks of rows (as a reader gives them) cut into numbered batches of `size` rows; the cut
+    depends only on the rows, never on the blocks, so a file always gives the same batches."""
     chunk: list[tuple[int, Any]] = []
     number = 0
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield Batch(number, chunk)
-            number, chunk = number + 1, []
+    for block in blocks:
+        at = 0
+        while at < len(block):
+            take = block[at : at + size - len(chunk)]
+            chunk = take if not chunk else chunk + take
+            at += len(take)
+            if len(chunk) >= size:
+                yield Batch(number, chunk)
+                number, chunk = number + 1, []
     if chunk:
         yield Batch(number, chunk)
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import itertools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,12 +40,19 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+Row = tuple[int, Any]  # (line, the record's bytes for csv/tsv (its final newline gone), a dict for sheets and jsonl)
+
+
 @dataclass
 class Rows:
     kind: Kind
     header: list[str]
-    rows: Iterator[tuple[int, Any]]  # (line, the record's bytes for csv/tsv (its final newline gone), a dict for sheets and jsonl)
+    blocks: Iterator[list[Row]]  # the rows in file order, a list at a time (batches cut lists, not rows)
     header_text: bytes = b""  # csv/tsv: the header line as in the file
+
+    @property
+    def rows(self) -> Iterator[Row]:
+        return itertools.chain.from_iterable(self.blocks)
 
 
 def read(path: Path, sheet: str | None = None) -> Rows:
@@ -79,7 +89,7 @@ def _delimited(path: Path, delimiter: str, kind: Kind) -> Rows:
         f.close()
         raise FileProblem(f"{path.name} is empty: the first line names the columns")
 
-    def rows() -> Iterator[tuple[int, bytes]]:
+    def blocks() -> Iterator[list[Row]]:
         with f:
             line = header_line + 1
             carry = b""
@@ -88,18 +98,18 @@ def _delimited(path: Path, delimiter: str, kind: Kind) -> Rows:
                 block = carry + data
                 if not data:  # the end: what is left is the last record (a quote that never closes included)
                     if block.strip(b"\r\n"):
-                        yield from _records(block.removesuffix(b"\n").split(b"\n"), line)
+                        yield _records(block.removesuffix(b"\n"), line)
                     return
                 end = _last_record_end(block)
                 if end == 0:
                     carry = block
                     continue
-                lines = block[: end - 1].split(b"\n")  # without the record's final newline
-                yield from _records(lines, line)
-                line += len(lines)
+                records = _records(block[: end - 1], line)  # without the last record's final newline
+                yield records
+                line += block.count(b"\n", 0, end)
                 carry = block[end:]
 
-    return Rows(kind, header, rows(), text if text.endswith(b"\n") else text + b"\n")
+    return Rows(kind, header, blocks(), text if text.endswith(b"\n") else text + b"\n")
 
 
 CHUNK = 1 << 20
@@ -119,31 +129,44 @@ def _last_record_end(block: bytes) -> int:
         end = newline
 
 
-def _records(lines: list[bytes], first: int) -> list[tuple[int, bytes]]:
-    """Complete records' lines (split at newlines, which are gone) -> (line, record without its
-    final newline), blank lines left out as the gateway leaves them. By list operations: a Python
-    step only for lines with an odd number of quotes, where a record starts or ends across lines."""
-    odd = [i for i, text in enumerate(lines) if text.count(b'"') & 1]
-    out: list[tuple[int, bytes]] = []
-    at = 0
-    for k in range(0, len(odd), 2):
-        start = odd[k]
-        stop = odd[k + 1] if k + 1 < len(odd) else len(lines) - 1  # unclosed: the rest (the gateway names it)
-        _single(out, lines, at, start, first)
-        out.append((first + start, b"\n".join(lines[start : stop + 1])))
-        at = stop + 1
-    _single(out, lines, at, len(lines), first)
-    return out
+def _records(text: bytes, first: int) -> list[Row]:
+    """Complete records' text (its last newline gone), its first line numbered `first` ->
+    (line, record without its final newline), blank lines left out as the gateway leaves them. By
+    bytes and list operations: a Python step only where a record spans lines (between two lines
+    with an odd number of quotes)."""
+    lines = text.split(b"\n")
+    numbered = list(zip(range(first, first + len(lines)), lines))
+    odd = _odd_lines(text)
+    if odd:
+        out: list[Row] = []
+        at = 0
+        for k in range(0, len(odd), 2):
+            start = odd[k]
+            stop = odd[k + 1] if k + 1 < len(odd) else len(lines) - 1  # unclosed: the rest (the gateway names it)
+            out += numbered[at:start]
+            out.append((first + start, b"\n".join(lines[start : stop + 1])))
+            at = stop + 1
+        out += numbered[at:]
+        numbered = out
+    if b"" in lines or b"\r" in lines:
+        numbered = [(n, record) for n, record in numbered if record and record != b"\r"]
+    return numbered
 
 
-def _single(out: list[tuple[int, bytes]], lines: list[bytes], start: int, stop: int, first: int) -> None:
-    """Lines start..stop, each a record of its own (blank ones left out)."""
-    part = lines[start:stop]
-    numbered = zip(range(first + start, first + stop), part)
-    if b"" in part or b"\r" in part:
-        out.extend((n, text) for n, text in numbered if text and text != b"\r")
-    else:
-        out.extend(numbered)
+_NOT_QUOTES = bytes(b for b in range(256) if b not in b'"\n')
+_ODD_QUOTES = re.compile(rb'^(?:"")*"$', re.MULTILINE)  # a line of `text` kept to its quotes
+
+
+def _odd_lines(text: bytes) -> list[int]:
+    """The indexes of the lines of `text` with an odd number of quotes, found in C: the text cut to
+    its quotes and newlines, and a pattern for a line of an odd number of them."""
+    quotes = text.translate(None, _NOT_QUOTES)
+    odd, line, at = [], 0, 0
+    for match in _ODD_QUOTES.finditer(quotes):
+        line += quotes.count(b"\n", at, match.start())
+        at = match.start()
+        odd.append(line)
+    return odd
 
 
 def _jsonl(path: Path) -> Rows:
@@ -173,7 +196,12 @@ def _jsonl(path: Path) -> Rows:
                     except json.JSONDecodeError as exc:
                         yield number, Unreadable(str(exc))
 
-    return Rows("jsonl", list(first), rows())
+    return Rows("jsonl", list(first), _grouped(rows()))
+
+
+def _grouped(rows: Iterator[Row], size: int = 1000) -> Iterator[list[Row]]:
+    while group := list(itertools.islice(rows, size)):
+        yield group
 
 
 class Unreadable:
@@ -201,7 +229,7 @@ def _sheet(path: Path, sheet: str | None) -> Rows:
             if any(c not in ("", None) for c in cells):
                 yield number, {h: _cell(c) for h, c in zip(header, cells)}
 
-    return Rows("xlsx", header, rows())
+    return Rows("xlsx", header, _grouped(rows()))
 
 
 def _cell(value: Any) -> Any:
@@ -217,23 +245,24 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def encode_batch(rows: Rows, batch: list[tuple[int, Any]]) -> tuple[str, bytes, list[int]]:
-    """A batch as the file the gateway imports: (format, bytes, the gateway's position of each row
-    in it). CSV and TSV go as they are in the file, under the header; sheets and JSON Lines as
-    JSON Lines (values keep their types). A record may span lines: positions count lines."""
-    positions: list[int] = []
+def encode_batch(rows: Rows, batch: list[Row]) -> tuple[str, bytes]:
+    """A batch as the file the gateway imports: (format, bytes). CSV and TSV go as they are in the
+    file, under the header; sheets and JSON Lines as JSON Lines (values keep their types)."""
     if rows.kind in ("csv", "tsv"):
-        line = rows.header_text.count(b"\n") + 1
-        records = [record for _, record in batch]
-        body = rows.header_text + b"\n".join(records) + b"\n"
-        if body.count(b"\n") == line - 1 + len(records):  # every record one line
-            return rows.kind, body, list(range(line, line + len(records)))
-        for record in records:
-            positions.append(line)
-            line += record.count(b"\n") + 1
-        return rows.kind, body, positions
-    lines = []
-    for number, (_, row) in enumerate(batch, start=1):
-        lines.append(b"not json\n" if isinstance(row, Unreadable) else json.dumps(row, ensure_ascii=False).encode() + b"\n")
-        positions.append(number)
-    return "jsonl", b"".join(lines), positions
+        return rows.kind, rows.header_text + b"\n".join(map(itemgetter(1), batch)) + b"\n"
+    lines = [b"not json" if isinstance(row, Unreadable) else json.dumps(row, ensure_ascii=False).encode() for _, row in batch]
+    return "jsonl", b"\n".join(lines) + b"\n"
+
+
+def positions(rows: Rows, batch: list[Row]) -> list[int]:
+    """Where the gateway reads each row of `encode_batch`'s file, as its reports name rows: the
+    line a record starts on (a record may span lines), or the JSON line. Needed only to map the
+    gateway's refusals back to rows."""
+    if rows.kind not in ("csv", "tsv"):
+        return list(range(1, len(batch) + 1))
+    line = rows.header_text.count(b"\n") + 1
+    out = []
+    for _, record in batch:
+        out.append(line)
+        line += record.count(b"\n") + 1
+    return out

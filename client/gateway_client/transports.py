@@ -70,7 +70,7 @@ class Http:
         await self.http.aclose()
 
     async def send(self, rows: readers.Rows, pending: Pending, key: str) -> Answer:
-        extension, body, positions = readers.encode_batch(rows, pending)
+        extension, body = readers.encode_batch(rows, pending)
         params = {"table": self.table, "mode": self.mode, "atomic": "true", "format": extension}
         try:
             response = await self.http.post(
@@ -92,7 +92,8 @@ class Http:
         if response.status_code == 422 and answer.get("error") == "import_rolled_back" and isinstance(report, dict):
             by_position = {e.get("line"): e for e in report.get("errors", []) if e.get("line") is not None}
             reasons = {
-                index: _reason(by_position[position]) for index, position in enumerate(positions) if position in by_position
+                index: _reason(by_position[position])
+                for index, position in enumerate(readers.positions(rows, pending)) if position in by_position
             }
             if reasons:
                 return Refused(len(body), reasons)

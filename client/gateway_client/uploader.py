@@ -163,7 +163,7 @@ class Importer:
 
             workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
             try:
-                for batch in batches(rows.rows, options.batch_rows):
+                for batch in batches(rows.blocks, options.batch_rows):
                     self.report.rows_read += len(batch.rows)
                     if batch.number in done:  # confirmed by an earlier run
                         self.report.batches_resumed += 1

@@ -4,6 +4,8 @@ import csv
 import io
 import json
 
+from hypothesis import given, strategies as st
+
 from gateway_client import readers, state
 from gateway_client.batches import batch_key, batches
 from gateway_client.failed import FailedFile, failed_path
@@ -11,11 +13,23 @@ from gateway_client.failed import FailedFile, failed_path
 
 def test_batches_keep_every_row_once_in_order():
     rows = [(i + 2, [str(i)]) for i in range(11)]
-    got = list(batches(iter(rows), 4))
+    got = list(batches(iter([rows]), 4))
     assert [b.number for b in got] == [0, 1, 2]
     assert [len(b.rows) for b in got] == [4, 4, 3]
     assert [r for b in got for r in b.rows] == rows
-    assert list(batches(iter([]), 4)) == []
+    assert list(batches(iter([]), 4)) == [] and list(batches(iter([[], []]), 4)) == []
+
+
+@given(st.lists(st.integers(0, 9), max_size=12), st.integers(1, 7))
+def test_the_batches_of_a_file_do_not_depend_on_how_its_rows_come_in_blocks(sizes, size):
+    """Keys are per batch number: the same rows must make the same batches whatever the reads were."""
+    rows = [(n, str(n)) for n in range(sum(sizes))]
+    blocks, at = [], 0
+    for length in sizes:
+        blocks.append(rows[at : at + length])
+        at += length
+    got = [(b.number, b.rows) for b in batches(iter(blocks), size)]
+    assert got == [(n, rows[i : i + size]) for n, i in enumerate(range(0, len(rows), size))]
 
 
 def test_keys_depend_on_everything_that_changes_the_batch_and_nothing_else():
@@ -34,8 +48,8 @@ def test_csv_batches_say_where_each_row_starts(tmp_path):
     assert rows.header == ["id", "note"]
     read = list(rows.rows)
     assert [line for line, _ in read] == [2, 4, 6]  # the blank line 5 is skipped, as the gateway does
-    extension, body, positions = readers.encode_batch(rows, read)
-    assert extension == "csv" and positions == [2, 4, 5]
+    extension, body = readers.encode_batch(rows, read)
+    assert extension == "csv" and readers.positions(rows, read) == [2, 4, 5]
     assert body == b'id,note\r\n1,"two\r\nlines ""quoted"""\r\n2,plain\r\n3,x\n'  # the file's own bytes, under its header
     assert list(csv.reader(io.StringIO(body.decode(), newline=""))) == [["id", "note"], ["1", 'two\r\nlines "quoted"'], ["2", "plain"], ["3", "x"]]
 
@@ -47,8 +61,8 @@ def test_jsonl_and_bad_lines(tmp_path):
     assert rows.header == ["id", "n"]
     read = list(rows.rows)
     assert [line for line, _ in read] == [2, 3, 4]
-    _, body, positions = readers.encode_batch(rows, read)
-    assert positions == [1, 2, 3] and body.splitlines()[1] == b"not json"
+    _, body = readers.encode_batch(rows, read)
+    assert readers.positions(rows, read) == [1, 2, 3] and body.splitlines()[1] == b"not json"
 
 
 def test_the_failed_file_keeps_the_input_format_and_is_only_made_when_needed(tmp_path):
