@@ -16,12 +16,27 @@ class State:
     table: str
     mode: str
     batch_rows: int
-    done: list[int] = field(default_factory=list)  # confirmed batch numbers
+    done: list[int] = field(default_factory=list)  # confirmed batches from done_below on (few: those done out of order)
     rows: dict[str, int] = field(default_factory=lambda: {"inserted": 0, "updated": 0, "skipped": 0, "failed": 0})
     failed_bytes: int = 0  # the failed file's length when the last batch was confirmed
+    done_below: int = 0  # every batch numbered below it is confirmed (the file stays small, however many batches)
 
     def matches(self, other: "State") -> bool:
         return (self.file_hash, self.table, self.mode, self.batch_rows) == (other.file_hash, other.table, other.mode, other.batch_rows)
+
+    def confirmed(self, number: int) -> bool:
+        return number < self.done_below or number in self.done
+
+    def confirm(self, number: int) -> None:
+        ahead = set(self.done) | {number}
+        while self.done_below in ahead:
+            ahead.discard(self.done_below)
+            self.done_below += 1
+        self.done = sorted(ahead)
+
+    @property
+    def batches_done(self) -> int:
+        return self.done_below + len(self.done)
 
 
 def state_path(path: Path) -> Path:

@@ -127,7 +127,6 @@ class Importer:
         failed = FailedFile(failed_path(options.path, rows.kind), rows.kind, rows.header, append=options.resume)
         if options.resume:
             failed.cut(state.failed_bytes)
-        done = set(state.done)
         self.report.rows_inserted, self.report.rows_updated = state.rows["inserted"], state.rows["updated"]
         self.report.rows_skipped, self.report.rows_failed = state.rows["skipped"], state.rows["failed"]
         self.report.rows_published = state.rows.get("published", 0)
@@ -153,8 +152,7 @@ class Importer:
                     report.rows_failed += len(outcome.refused)
                     report.rows_published += outcome.published
                     report.batches += 1
-                    done.add(batch.number)
-                    state.done = sorted(done)
+                    state.confirm(batch.number)
                     state.rows = {"inserted": report.rows_inserted, "updated": report.rows_updated,
                                   "skipped": report.rows_skipped, "failed": report.rows_failed,
                                   "published": report.rows_published}
@@ -165,7 +163,7 @@ class Importer:
             try:
                 for batch in batches(rows.blocks, options.batch_rows):
                     self.report.rows_read += len(batch.rows)
-                    if batch.number in done:  # confirmed by an earlier run
+                    if state.confirmed(batch.number):  # by an earlier run
                         self.report.batches_resumed += 1
                         self.progress(len(batch.rows), 0)
                         continue
@@ -183,7 +181,7 @@ class Importer:
             self.report.failed_file = str(failed.path) if failed.count or (options.resume and failed.path.exists()) else None
         if self._stop is not None:
             self.report.stopped = self._stop
-            raise Stop(f"{self._stop}; {len(done)} batch(es) confirmed: run again with --resume to send the rest")
+            raise Stop(f"{self._stop}; {state.batches_done} batch(es) confirmed: run again with --resume to send the rest")
         self.report.complete = True
         return self.report
 
@@ -200,7 +198,7 @@ class Importer:
         options = self.options
         pending = batch.rows
         outcome = Outcome()
-        if not isinstance(transport, transports.Http):  # a JSON line that is not JSON: refused here
+        if rows.kind == "jsonl" and not isinstance(transport, transports.Http):  # a line that is not JSON: refused here
             unreadable = [(line, row) for line, row in pending if isinstance(row, readers.Unreadable)]
             outcome.refused.extend((line, row, f"not valid JSON: {row.reason}") for line, row in unreadable)
             pending = [(line, row) for line, row in pending if not isinstance(row, readers.Unreadable)]

@@ -6,7 +6,7 @@ import json
 
 from hypothesis import given, strategies as st
 
-from gateway_client import readers, state
+from gateway_client import readers, state, transports
 from gateway_client.batches import batch_key, batches
 from gateway_client.failed import FailedFile, failed_path
 
@@ -89,7 +89,11 @@ def test_the_failed_file_keeps_the_input_format_and_is_only_made_when_needed(tmp
 def test_the_state_file_is_replaced_whole(tmp_path):
     path = state.state_path(tmp_path / "t.csv")
     assert state.load(path) is None
-    saved = state.State("h", "t", "insert", 10, [0, 2])
+    saved = state.State("h", "t", "insert", 10)
+    for number in (0, 2, 1, 5):
+        saved.confirm(number)
+    assert (saved.done_below, saved.done, saved.batches_done) == (3, [5], 4)
+    assert [n for n in range(7) if saved.confirmed(n)] == [0, 1, 2, 5]
     state.save(saved, path)
     assert state.load(path) == saved and saved.matches(state.State("h", "t", "insert", 10))
     assert not saved.matches(state.State("h", "t", "insert", 11))
@@ -126,3 +130,15 @@ def test_csv_records_across_chunks_match_the_csv_module(tmp_path, monkeypatch):
             expected.append((line, fields))
     got = [(line, next(csv.reader(io.StringIO(record.decode(), newline="")))) for line, record in read]
     assert got == expected and len(got) == 400
+
+
+def test_csv_rows_become_json_objects_a_batch_at_a_time_and_rows_that_cannot_are_named(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'id,note\n1,"two\nlines"\n2,\\N\n3,ab"c\n4,x"y\n5,1,2\n6,ok\n')
+    rows = readers.read(path)
+    read = list(rows.rows)
+    objects, unsendable = transports.json_rows(rows, read)
+    assert objects == [] and set(unsendable) == {2, 3}  # indexes in the batch: sent without them, they go to the failed file
+    assert unsendable[3] == "expected 2 fields, got 3" and unsendable[2].startswith("not a CSV record")
+    good = [read[i] for i in (0, 1, 4)]
+    assert transports.json_rows(rows, good) == ([{"id": "1", "note": "two\nlines"}, {"id": "2", "note": None}, {"id": "6", "note": "ok"}], {})

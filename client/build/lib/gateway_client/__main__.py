@@ -1,0 +1,3 @@
+from gateway_client.cli import main
+
+main()
