@@ -17,7 +17,7 @@ if __name__ == "__main__":
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
-        log_config=logging_config(settings.log_format, settings.log_level),
+        log_config=logging_config(settings.log_format, settings.log_level, settings.log_flush_ms),
         access_log=False,  # the gateway writes its own access line (app/middleware.py)
     )
     if sys.argv[1:] == ["ingest"]:

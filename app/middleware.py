@@ -8,6 +8,7 @@ template and table, never the path's values or the body).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -79,7 +80,8 @@ class RequestMiddleware:
                 "retry_count": state.retry_count,
                 "request_id": state.request_id,
             }
-            access_log.info("request", extra={"fields": fields})
+            if access_log.isEnabledFor(logging.INFO):  # handle(makeRecord) is info() without its caller lookup
+                access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields}))
 
     async def _limited(self, scope: Scope, receive: Receive, send_with_id: Send) -> None:
         if scope["path"].startswith(self.unlimited_prefixes):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -117,9 +119,11 @@ class _StateCollector(Collector):
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and the record's `fields` if any."""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._timestamp(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -127,12 +131,74 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        try:
+            return orjson.dumps(line, default=str).decode()
+        except TypeError:  # what orjson will not write (an integer past 64 bits): the json module does
+            return json.dumps(line, default=str)
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if self._second[0] != second:  # strftime is a real share of a line's cost: once a second
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return self._second[1]
 
 
-def logging_config(fmt: str, level: str) -> dict:
+class BunchedStreamHandler(logging.StreamHandler):
+    """A StreamHandler that writes its lines in bunches: at most `flush_s` after the first line
+    waiting (a timer writes them), at once when 64 KiB wait or a record is a warning or worse, and
+    at exit (logging.shutdown flushes every handler). One write a bunch instead of one write and
+    flush a line, which cost a fast request a fifth of its CPU. A process killed with SIGKILL loses
+    at most `flush_s` of lines. `flush_s` 0: every line written at once (StreamHandler)."""
+
+    MAX_WAITING = 64 * 1024
+
+    def __init__(self, stream: Any = None, flush_s: float = 0.1):
+        super().__init__(stream)
+        self.flush_s = flush_s
+        self._waiting: list[str] = []
+        self._size = 0
+        self._timer: threading.Timer | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held (Handler.handle)
+        if not self.flush_s:
+            super().emit(record)
+            return
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._waiting.append(line)
+        self._size += len(line)
+        if self._size >= self.MAX_WAITING or record.levelno >= logging.WARNING:
+            self._write()
+        elif self._timer is None:
+            self._timer = threading.Timer(self.flush_s, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._write()
+            super().flush()
+
+    def _write(self) -> None:
+        waiting, self._waiting, self._size = self._waiting, [], 0
+        if self._timer is not None:
+            self._timer.cancel()  # a no-op from the timer's own thread
+            self._timer = None
+        if waiting:
+            try:
+                self.stream.write("".join(waiting))
+                self.stream.flush()
+            except Exception:  # as StreamHandler: reported by logging, never raised into a request
+                self.handleError(logging.makeLogRecord({"msg": "the log stream refused a write"}))
+
+
+def logging_config(fmt: str, level: str, flush_ms: int = 100) -> dict:
     """A dictConfig for uvicorn's `log_config`, so every worker process applies it: `json` (the
-    default) or `text` on the root logger, which uvicorn's own loggers feed."""
+    default) or `text` on the root logger, which uvicorn's own loggers feed; lines written in
+    bunches at most `flush_ms` apart (BunchedStreamHandler)."""
     formatter = {"()": "app.observability.JsonFormatter"} if fmt == "json" else {
         "format": "%(asctime)s %(levelname)s %(name)s %(message)s"
     }
@@ -140,7 +206,7 @@ def logging_config(fmt: str, level: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
-        "handlers": {"main": {"class": "logging.StreamHandler", "formatter": "main"}},
+        "handlers": {"main": {"()": "app.observability.BunchedStreamHandler", "formatter": "main", "flush_s": flush_ms / 1000}},
         "root": {"handlers": ["main"], "level": level.upper()},
         "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")},
     }

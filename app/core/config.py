@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_level: str = "info"
     access_log: bool = True
+    log_flush_ms: int = Field(100, ge=0)  # lines are written in bunches at most this far apart (0: each at once)
 
     # How long an Idempotency-Key is remembered.
     idempotency_ttl_s: int = Field(86400, ge=1)

@@ -19,3 +19,42 @@ def test_logging_config_is_a_valid_dict_config():
         logging.config.dictConfig(config)
         assert logging.getLogger().level == logging.WARNING
     logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+
+
+def test_lines_are_written_in_bunches_and_none_is_lost(tmp_path):
+    from app.observability import BunchedStreamHandler
+
+    path = tmp_path / "log"
+    with path.open("w") as stream:
+        handler = BunchedStreamHandler(stream, flush_s=60)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("test.bunched")
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            logger.setLevel(logging.INFO)
+            for n in range(3):
+                logger.info("line %d", n)
+            assert path.read_text() == ""  # waiting: no write a line
+            logger.warning("a warning")  # written at once, with the lines before it, in order
+            assert [json.loads(line)["msg"] for line in path.read_text().splitlines()] == ["line 0", "line 1", "line 2", "a warning"]
+            logger.info("last")
+            handler.flush()  # logging.shutdown does this at exit
+            assert json.loads(path.read_text().splitlines()[-1])["msg"] == "last"
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def test_a_timer_writes_what_waits():
+    import io
+    import threading
+
+    from app.observability import BunchedStreamHandler
+
+    stream = io.StringIO()
+    handler = BunchedStreamHandler(stream, flush_s=0.01)
+    written = threading.Event()
+    handler.stream.flush = written.set  # the timer's write ends with a flush
+    handler.emit(logging.LogRecord("t", logging.INFO, __file__, 1, "waiting", None, None))
+    assert written.wait(10) and stream.getvalue() == "waiting\n"
