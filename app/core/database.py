@@ -13,6 +13,7 @@ statement cannot finish behind our back (or keep holding locks the retry needs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import time
@@ -123,6 +124,9 @@ class Driver:
         return isinstance(exc, self.error) or (isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
 
 
+_UNBOUNDED = contextlib.nullcontext()
+
+
 class Session:
     """One attempt's connection, as the services see it: execute statements, nothing else."""
 
@@ -152,7 +156,8 @@ class Session:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         cursor = self._cursor
         try:
-            async with asyncio.timeout(self._timeout):
+            # Inside the wrapper (no timeout of its own) the attempt's timeout bounds it.
+            async with asyncio.timeout(self._timeout) if self._timeout is not None else _UNBOUNDED:
                 affected = await cursor.execute(sql, tuple(params))
                 rows = await cursor.fetchall() if cursor.description else ()
         except Exception as exc:
