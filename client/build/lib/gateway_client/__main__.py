@@ -1,3 +1,0 @@
-from gateway_client.cli import main
-
-main()
