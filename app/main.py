@@ -16,7 +16,7 @@ from app.core.config import Settings
 from app.core.database import Database
 from app.core.errors import GatewayError
 from app.middleware import RequestMiddleware
-from app.observability import Metrics
+from app.observability import Metrics, flush_logs
 from app.imports.engine import ImportEngine
 from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
@@ -60,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.streams.stop()
         await app.state.objects.close()
         await db.close()
+        # uvicorn ends a SIGTERMed process by the signal itself, after this: no atexit, so the
+        # access lines still waiting in BunchedStreamHandler are written now.
+        flush_logs()
 
     app = FastAPI(
         title="MySQL REST gateway",

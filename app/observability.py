@@ -195,6 +195,12 @@ class BunchedStreamHandler(logging.StreamHandler):
                 self.handleError(logging.makeLogRecord({"msg": "the log stream refused a write"}))
 
 
+def flush_logs() -> None:
+    """Write what every handler holds (the lines BunchedStreamHandler keeps waiting)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
 def logging_config(fmt: str, level: str, flush_ms: int = 100) -> dict:
     """A dictConfig for uvicorn's `log_config`, so every worker process applies it: `json` (the
     default) or `text` on the root logger, which uvicorn's own loggers feed; lines written in

@@ -33,6 +33,7 @@ from app.core.collector import tune_for_bulk
 from app.core.config import Settings
 from app.core.database import Database
 from app.core.errors import GatewayError, ServiceUnavailable
+from app.observability import flush_logs
 from app.schemas.envelope import error, success
 from app.services.rules import RulesStore
 from app.streams import positions
@@ -87,6 +88,7 @@ def create_ingest_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await db.close()
+        flush_logs()  # as the gateway's (app/main.py): a SIGTERMed uvicorn runs no atexit
 
     app = FastAPI(title="MySQL REST gateway: ingest", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     registry = CollectorRegistry(auto_describe=True)

@@ -1,11 +1,13 @@
 """SIGTERM on a real gateway process: it stops taking requests and finishes the ones in flight."""
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -63,3 +65,34 @@ async def test_sigterm_lets_the_request_in_flight_finish(schema, test_db):
         if server.poll() is None:
             server.kill()
     assert run_sql(schema, "SELECT name FROM users WHERE id = 1") == [("after",)]
+
+
+def test_every_access_line_is_written_at_a_graceful_stop(schema, test_db, tmp_path):
+    """Lines wait in BunchedStreamHandler (here up to a minute); uvicorn ends a SIGTERMed worker by
+    the signal, with no atexit, so the app's shutdown writes them."""
+    run_sql(schema, "INSERT INTO users (id, name) VALUES (1, 'one')")
+    port = free_port()
+    env = os.environ | {"DATABASE_URL": test_db, "PORT": str(port), "GATEWAY_WORKERS": "2", "GATEWAY_LOG_FLUSH_MS": "60000"}
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not responds(f"{base}/health/live"):
+            assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+            time.sleep(0.1)
+        with httpx.Client(timeout=10) as client:
+            assert all(client.get(f"{base}/api/users/1").status_code == 200 for _ in range(40))
+        assert access_lines(log) == 0  # waiting, a minute at most
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        assert access_lines(log) == 40
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def access_lines(log: Path) -> int:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return sum(1 for line in lines if line.get("logger") == "gateway.access" and line.get("route") == "/api/{table}/{key}")
