@@ -80,8 +80,9 @@ class RequestMiddleware:
                 "retry_count": state.retry_count,
                 "request_id": state.request_id,
             }
-            if access_log.isEnabledFor(logging.INFO):  # handle(makeRecord) is info() without its caller lookup
-                access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields}))
+            if access_log.isEnabledFor(logging.INFO):  # handle(makeRecord): info() without its caller lookup
+                record = access_log.makeRecord(access_log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields})
+                access_log.handle(record)
 
     async def _limited(self, scope: Scope, receive: Receive, send_with_id: Send) -> None:
         if scope["path"].startswith(self.unlimited_prefixes):

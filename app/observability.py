@@ -145,8 +145,8 @@ class JsonFormatter(logging.Formatter):
 
 class BunchedStreamHandler(logging.StreamHandler):
     """A StreamHandler that writes its lines in bunches: at most `flush_s` after the first line
-    waiting (a timer writes them), at once when 64 KiB wait or a record is a warning or worse, and
-    at exit (logging.shutdown flushes every handler). One write a bunch instead of one write and
+    waiting (a timer writes them), at once when 64 Ki characters wait or a record is a warning or
+    worse, and at the app's shutdown (`flush_logs`) and exit. One write a bunch instead of one write and
     flush a line, which cost a fast request a fifth of its CPU. A process killed with SIGKILL loses
     at most `flush_s` of lines. `flush_s` 0: every line written at once (StreamHandler)."""
 

@@ -406,6 +406,7 @@ class BatchWriter:
             else:  # INSERTs: upserts, and DEFAULTs only INSERT can say
                 yield Prepared(batch)
 
+
 async def read_ahead(batches: AsyncIterator[Batch], depth: int = 2) -> AsyncIterator[Batch]:
     """The next batches read (and parsed) by a task of their own while this one is written: the
     file is read while the server loads, not only between loads. What stops the reading (a bad

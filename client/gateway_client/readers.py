@@ -104,8 +104,7 @@ def _delimited(path: Path, delimiter: str, kind: Kind) -> Rows:
                 if end == 0:
                     carry = block
                     continue
-                records = _records(block[: end - 1], line)  # without the last record's final newline
-                yield records
+                yield _records(block[: end - 1], line)  # without the last record's final newline
                 line += block.count(b"\n", 0, end)
                 carry = block[end:]
 
