@@ -195,6 +195,34 @@ class BunchedStreamHandler(logging.StreamHandler):
                 self.handleError(logging.makeLogRecord({"msg": "the log stream refused a write"}))
 
 
+class RepeatedWarning:
+    """A failure that repeats (a background loop's, every poll while the database is away) said
+    once, not once a poll: the first time and whenever its reason changes, then at most every
+    `every_s` with how many times it came meanwhile, and once more when it stops."""
+
+    def __init__(self, logger: logging.Logger, what: str, every_s: float = 60.0, clock: Any = time.monotonic):
+        self.logger, self.what, self.every_s, self.clock = logger, what, every_s, clock
+        self.reason: str | None = None
+        self.unsaid = 0  # times seen since the last line
+        self.failures = 0  # times seen since it started
+        self.said_at = 0.0
+
+    def seen(self, reason: str) -> None:
+        now = self.clock()
+        self.failures += 1
+        if reason != self.reason or now - self.said_at >= self.every_s:
+            again = f" (and {self.unsaid} time(s) more since the last line)" if self.unsaid and reason == self.reason else ""
+            self.logger.warning("%s: %s%s", self.what, reason, again)
+            self.reason, self.said_at, self.unsaid = reason, now, 0
+        else:
+            self.unsaid += 1
+
+    def cleared(self) -> None:
+        if self.reason is not None:
+            self.logger.warning("%s: works again, after %d failure(s)", self.what, self.failures)
+            self.reason, self.unsaid, self.failures = None, 0, 0
+
+
 def flush_logs() -> None:
     """Write what every handler holds (the lines BunchedStreamHandler keeps waiting)."""
     for handler in logging.getLogger().handlers:

@@ -34,6 +34,7 @@ from app.imports.uploads import open_upload, upload_options
 from app.jobs.files import Arrival, read_upload
 from app.jobs.s3 import ObjectRef, ObjectStore
 from app.jobs.store import Hold, Job, JobStore, LeaseLost
+from app.observability import RepeatedWarning
 
 log = logging.getLogger("gateway.jobs")
 RETRIED = frozenset({"service_unavailable", "gateway_timeout", "commit_outcome_unknown"})
@@ -103,6 +104,9 @@ class JobRunner:
         self.sweeps = sweeps  # other records past their retention, dropped on the same idle sweep
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wake = asyncio.Event()
+        # Every poll fails while the database is away: said once (and a minute apart), not a poll.
+        self._claim_failing = RepeatedWarning(log, "job claim failed")
+        self._sweep_failing = RepeatedWarning(log, "job sweep failed")
         self.running: dict[str, Running] = {}
         self.ended: dict[str, int] = {}  # jobs this instance ended, by state (metrics)
         self.rows: dict[str, int] = {"written": 0, "failed": 0}  # rows of the jobs it ended
@@ -160,8 +164,9 @@ class JobRunner:
         while not self._stopping:
             try:
                 job = await self.store.claim(self.owner, self.settings.job_lease_s)
+                self._claim_failing.cleared()
             except GatewayError as exc:
-                log.warning("job claim failed: %s (%s)", exc.message, exc.code)
+                self._claim_failing.seen(f"{exc.message} ({exc.code})")
                 job = None
             except Exception:  # a worker must outlive any one failure
                 log.exception("job claim failed")
@@ -189,8 +194,9 @@ class JobRunner:
             self.states = await self.store.count_by_state()
             for sweep in self.sweeps:
                 await sweep()
+            self._sweep_failing.cleared()
         except GatewayError as exc:
-            log.warning("job sweep failed: %s (%s)", exc.message, exc.code)
+            self._sweep_failing.seen(f"{exc.message} ({exc.code})")
         except Exception:
             log.exception("job sweep failed")
 

@@ -58,3 +58,32 @@ def test_a_timer_writes_what_waits():
     handler.stream.flush = written.set  # the timer's write ends with a flush
     handler.emit(logging.LogRecord("t", logging.INFO, __file__, 1, "waiting", None, None))
     assert written.wait(10) and stream.getvalue() == "waiting\n"
+
+
+def test_a_repeated_failure_is_said_once_a_minute_and_when_it_ends():
+    from app.observability import RepeatedWarning
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("test.repeated")
+    logger.addHandler(Collect())
+    logger.propagate = False
+    now = [0.0]
+    failing = RepeatedWarning(logger, "job claim failed", every_s=60, clock=lambda: now[0])
+    failing.cleared()  # nothing failing: nothing said
+    for second in range(90):  # a poll a second, the database away
+        now[0] = second
+        failing.seen("database unavailable (service_unavailable)")
+    failing.seen("table does not exist (table_not_found)")  # another reason: said at once
+    failing.cleared()
+    failing.cleared()
+    assert lines == [
+        "job claim failed: database unavailable (service_unavailable)",
+        "job claim failed: database unavailable (service_unavailable) (and 59 time(s) more since the last line)",
+        "job claim failed: table does not exist (table_not_found)",  # the total comes with the end
+        "job claim failed: works again, after 91 failure(s)",
+    ]
