@@ -134,6 +134,10 @@ class Session:
         self._conn, self._cursor, self._driver = conn, cursor, driver
         self._timeout = timeout  # per statement, for sessions that live outside the retry wrapper
 
+    def _bounded(self) -> Any:
+        """This session's own timeout; inside the wrapper (none of its own) the attempt's bounds it."""
+        return asyncio.timeout(self._timeout) if self._timeout is not None else _UNBOUNDED
+
     async def commit(self) -> None:
         await self._end(self._conn.commit)
 
@@ -146,7 +150,7 @@ class Session:
         statement it still saw a transaction open and its pool closed the connection on release
         (each write then paid a new connection: asyncmy's POST ran at half aiomysql's)."""
         try:
-            async with asyncio.timeout(self._timeout):
+            async with self._bounded():
                 await end()
         except Exception as exc:
             if self._driver.is_error(exc):
@@ -156,8 +160,7 @@ class Session:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         cursor = self._cursor
         try:
-            # Inside the wrapper (no timeout of its own) the attempt's timeout bounds it.
-            async with asyncio.timeout(self._timeout) if self._timeout is not None else _UNBOUNDED:
+            async with self._bounded():
                 affected = await cursor.execute(sql, tuple(params))
                 rows = await cursor.fetchall() if cursor.description else ()
         except Exception as exc:
