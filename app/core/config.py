@@ -83,9 +83,10 @@ class Settings(BaseSettings):
     spool_dir: str | None = None
     spreadsheet_max_uncompressed_bytes: int = Field(256 * 1024**2, ge=1024)
     spreadsheet_max_cells: int = Field(750_000, ge=1)  # calamine holds the sheet: ~90 MB a million cells
-    # How stale another instance's view of a table's rules (JSON Schema) may be on POST and PUT;
-    # imports read them fresh.
-    rules_ttl_s: float = Field(5.0, gt=0)
+    # A write is checked against a table's rules (JSON Schema) as read at most this long ago (a
+    # small query by key when older): a rule stored on one instance binds every instance within
+    # it; 0 reads them before every write. Imports read them when they start.
+    rules_ttl_s: float = Field(1.0, ge=0)
 
     # Import jobs (app/jobs): per instance, `job_workers` jobs at a time; a running job's lease is
     # renewed every `job_heartbeat_s` (progress saved, cancellation noticed) and another instance may

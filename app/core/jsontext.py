@@ -1,14 +1,18 @@
-"""Request bodies parsed as JSON, strictly (RFC 8259) and exactly. Pure, no I/O.
+"""JSON in and out, strictly (RFC 8259) and exactly. Pure, no I/O.
 
 Python's json module takes NaN, Infinity and lone surrogates ("\\ud800"), and reads 1e400 as infinity:
 none of those can be stored, and a string with a lone surrogate cannot even be sent to the database.
 orjson refuses all of them, and nesting past 1024 levels, but reads an integer past 64 bits as a
-float; a body that may hold one is read again by the json module, which keeps every digit.
+float and cannot write one at all; JSON that may hold one is read and written by the json module,
+which keeps every digit. Everything the gateway parses from a caller or stores for one goes through
+here, so a value is either kept exactly or refused, never half-written (issue 24).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,12 +29,32 @@ def may_hold_long_integers(body: bytes) -> bool:
     return _LONG_RUN in body.translate(_DIGITS_ONLY)
 
 
-def parse(body: bytes) -> Any:
-    """The body's JSON value; json.JSONDecodeError (orjson's is one) saying what is wrong and where."""
+def parse(body: bytes | str) -> Any:
+    """The JSON value of `body`; json.JSONDecodeError (orjson's is one) saying what is wrong and where."""
     value = orjson.loads(body)
-    if not may_hold_long_integers(body):
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if not may_hold_long_integers(data):
         return value
     try:
         return json.loads(body)  # integers exact; orjson has already refused everything else
     except (ValueError, RecursionError) as exc:  # past int()'s 4300 digits, deep nesting
-        raise json.JSONDecodeError(f"cannot be read: {exc}", body.decode("utf-8", "replace"), 0) from None
+        raise json.JSONDecodeError(f"cannot be read: {exc}", data.decode("utf-8", "replace"), 0) from None
+
+
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """`value` as compact JSON bytes, every integer exact. orjson writes it unless it holds an
+    integer past 64 bits, which the json module writes instead (same text otherwise)."""
+    try:
+        return orjson.dumps(value, default=default)
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+
+    def what_orjson_writes(item: Any) -> Any:
+        if isinstance(item, (dt.date, dt.time)):  # orjson's own forms (RFC 3339)
+            return item.isoformat()
+        if default is None:
+            raise TypeError(f"Type is not JSON serializable: {type(item).__name__}")
+        return default(item)
+
+    return json.dumps(value, default=what_orjson_writes, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 import jsonschema_rs
-import orjson
 
+from app.core import jsontext
 from app.core.catalog import Column, Table
 from app.core.echo import shown
 from app.core.errors import InvalidSchema, InvalidValue
@@ -49,7 +49,7 @@ class ByColumn:
 
     @classmethod
     def of(cls, schema: dict) -> "ByColumn | None":
-        if not COLUMNAR.issuperset(schema) or "$ref" in orjson.dumps(schema).decode():
+        if not COLUMNAR.issuperset(schema) or b"$ref" in jsontext.dumps(schema):
             return None
         properties = schema.get("properties") or {}
         compile_ = lambda s: jsonschema_rs.Draft202012Validator(s, validate_formats=True)  # noqa: E731

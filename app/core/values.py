@@ -3,7 +3,8 @@
 `to_db(column, value)` checks and converts one value for one column before the database sees it, and
 raises InvalidValue naming the column when it does not fit. JSON values keep their JSON types;
 text values (query strings, CSV cells) arrive as `str` and are parsed by the same rules.
-`to_json(...)` is the other way: what a driver returns -> what the JSON response carries.
+`json_default` and the output fixers are the other way: what a driver returns -> what the JSON
+response carries.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from app.core import jsontext
 from app.core.catalog import Column
 from app.core.echo import shown
 from app.core.errors import InvalidValue
@@ -295,7 +297,8 @@ def bit_out(value: Any) -> Any:
 
 
 def json_out(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+    """A JSON column's text as its value (an integer past 64 bits another writer stored stays exact)."""
+    return jsontext.parse(value) if isinstance(value, (str, bytes)) else value
 
 
 def output_fixers(columns: tuple[Column, ...]) -> list[tuple[str, Callable[[Any], Any]]]:

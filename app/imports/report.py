@@ -88,8 +88,7 @@ class ImportReport:
         }
         if self.dry_run:
             report["rows_valid"] = self.rows_valid
-        if self.rules_version is not None:
-            report["rules_version"] = self.rules_version
+        report["rules_version"] = self.rules_version  # the version every row was checked against; None: no rules
         report |= {
             "errors": sorted(self.errors, key=lambda e: e[self.unit]),
             "errors_total": self.errors_total,

@@ -8,8 +8,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 
+from app.core import jsontext
 from app.core.auth import Principal
 from app.core.catalog import Catalog
 from app.core.errors import GatewayError, InvalidCsv, JobNotFound
@@ -118,10 +118,10 @@ class JobService:
             view = describe(job)
             seen = (job.updated_at, job.state, job.rows_read, job.bytes_done)
             if job.state in ENDED:
-                yield {"event": "end", "data": orjson.dumps(view).decode()}
+                yield {"event": "end", "data": jsontext.dumps(view).decode()}
                 return
             if seen != last:
-                yield {"event": "progress", "data": orjson.dumps(view).decode()}
+                yield {"event": "progress", "data": jsontext.dumps(view).decode()}
                 last = seen
             await asyncio.sleep(interval_s)
             job = await self.store.get(job_id)

@@ -21,8 +21,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 
+from app.core import jsontext
 from app.core.database import Database, Session
 from app.core.errors import GatewayError, JobEnded, JobNotFound
 from app.core.values import json_default
@@ -94,7 +94,7 @@ def _json(value: Any) -> str | None:
         except TypeError:
             return str(item)
 
-    return None if value is None else orjson.dumps(value, default=fallback).decode()
+    return None if value is None else jsontext.dumps(value, fallback).decode()
 
 
 class LeaseLost(GatewayError):

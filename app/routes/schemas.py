@@ -33,10 +33,10 @@ async def get_schema(table: str, request: Request, _: CanRead):
     return success(await request.app.state.rules.describe(found))
 
 
-@router.delete("/{table}", summary="Roll back to the previous version (none left: no rules)")
-async def delete_schema(table: str, request: Request, _: CanWrite):
+@router.delete("/{table}", summary="Remove the current version: the one before is current again (none left: no rules)")
+async def delete_schema(table: str, request: Request, who: CanWrite):
     found = await request.app.state.catalog.table(table)
-    described = await request.app.state.rules.roll_back(found)
+    described = await request.app.state.rules.roll_back(found, who.name)
     if described is None:
         return success(None, f"'{found.name}' has no rules now")
     return success(described, f"'{found.name}' is back to rules version {described['version']}")

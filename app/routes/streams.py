@@ -22,6 +22,7 @@ import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from app.core import jsontext
 from app.core.auth import Principal
 from app.core.errors import GatewayError
 from app.routes.deps import credential
@@ -133,6 +134,6 @@ async def _answer(websocket: WebSocket, answers: asyncio.Queue, slots: asyncio.S
         if isinstance(outcome, Failed):
             answer["code"] = outcome.code
         try:
-            await websocket.send_text(orjson.dumps(answer).decode())
+            await websocket.send_text(jsontext.dumps(answer).decode())
         except Exception:  # the client went away: the rest still commit, unanswered
             open_ = False

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from app.core import context
+from app.core import context, jsontext
 from app.core.echo import shown
 from app.core.errors import GatewayError
 from app.core.values import json_default
@@ -26,7 +26,8 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=json_default)
+        # Exact whatever the data holds: a stored rule or a job's options may hold an integer past 64 bits.
+        return jsontext.dumps(content, json_default)
 
 
 def success(data: Any, message: str = "ok", *, status: int = 200, meta: dict | None = None) -> JSON:
@@ -53,8 +54,8 @@ def error(exc: GatewayError) -> Response:
         "request_id": state.request_id,
     }
     try:
-        content = orjson.dumps(body, default=json_default)
-    except (orjson.JSONEncodeError, TypeError):
+        content = jsontext.dumps(body, json_default)
+    except (orjson.JSONEncodeError, TypeError, ValueError):
         # Details echo what the caller sent (an integer past 64 bits, a lone surrogate, ...): an error
         # about bad input must never itself fail to render.
         content = orjson.dumps(printable(body))

@@ -275,7 +275,7 @@ RANGES = {"type": "array", "items": {"type": "array", "items": {"type": "integer
 REPORT = {"type": "object", "properties": {
     "table": {"type": "string"}, "mode": {"type": "string"}, "atomic": {"type": "boolean"},
     "source": {"type": "object", "properties": {"format": {"type": "string"}, "sheet": {"type": "string"}}},
-    "validated_only": {"type": "boolean"}, "rules_version": {"type": "integer"},
+    "validated_only": {"type": "boolean"}, "rules_version": {"type": ["integer", "null"]},
     **{k: {"type": "integer", "minimum": 0} for k in (
         "rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_failed", "rows_not_applied",
         "rows_outcome_unknown", "rows_valid", "errors_total")},
@@ -290,7 +290,8 @@ REPORT = {"type": "object", "properties": {
 RULES = {"type": "object", "properties": {
     "table": {"type": "string"}, "version": {"type": "integer"}, "schema": {"type": "object"},
     "versions": {"type": "array", "items": {"type": "object", "properties": {
-        "version": {"type": "integer"}, "created_at": {"type": "string"}, "created_by": {"type": "string"}}}},
+        "version": {"type": "integer"}, "created_at": {"type": "string"}, "created_by": {"type": "string"},
+        "removed": {"type": "boolean"}, "removed_at": {"type": "string"}, "removed_by": {"type": ["string", "null"]}}}},
 }, "required": ["table", "version", "schema", "versions"]}
 UPLOAD_FORMATS = ["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"]
 

@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import orjson
 
-from app.core import sql
+from app.core import jsontext, sql
 from app.core.catalog import Catalog, Table
 from app.core.database import Database, Session
 from app.core.errors import Conflict, DatabaseError
@@ -297,7 +296,7 @@ class StreamApplier:
 def _payload(message: Message) -> bytes:
     if not message.parsed:
         return message.payload if isinstance(message.payload, bytes) else bytes(message.payload)
-    return orjson.dumps(message.payload, default=json_default)
+    return jsontext.dumps(message.payload, json_default)
 
 
 def _rows_fault(exc: DatabaseError) -> str | None:

@@ -134,6 +134,38 @@ def test_json_bodies_never_give_5xx(app_client):
     check()
 
 
+def test_every_json_route_keeps_or_refuses_any_body(app_client):
+    """Issue 24: every route that takes a JSON body (rows, filters, aggregates, rules, jobs) answers
+    any JSON value, integers past 64 bits anywhere included, with a 2xx or a 4xx naming the problem;
+    a rule accepted is stored and shown back exactly, every digit of it."""
+    routes = [("POST", "/api/types"), ("POST", "/api/types/query"), ("POST", "/api/types/aggregate"),
+              ("PUT", "/api/types"), ("DELETE", "/api/types"), ("PUT", "/api/types/1"),
+              ("PUT", "/api/schemas/types"), ("POST", "/api/batch/jobs")]
+
+    @FUZZ
+    @given(body=values, key=st.sampled_from(["input", "where", "source", "properties", "examples", "default", "limit"]),
+           big=st.sampled_from([2**64, -(2**63) - 1, 10**30, -(10**40)]))
+    def check(body, key, big):
+        for method, path in routes:
+            for sent in (body, {key: [big, {"x": big}, body]}):
+                response = app_client.request(method, path, json=sent)
+                no_5xx(response)
+                if path.startswith("/api/schemas") and response.status_code == 200:
+                    assert app_client.get(path).json()["data"]["schema"] == sent  # kept exactly
+        app_client.delete("/api/schemas/types")
+
+    check()
+
+
+def test_a_rule_holding_an_integer_past_64_bits_is_kept_exactly(app_client):
+    rules = {"properties": {"b": {"maximum": 10**30}, "j": {"const": [2**70]}}, "examples": [{"b": -(10**25)}]}
+    response = app_client.put("/api/schemas/types", json=rules)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["schema"] == rules
+    assert '"maximum":1000000000000000000000000000000' in app_client.get("/api/schemas/types").text
+    assert app_client.post("/api/types", json={"input": {"id": 1, "b": 5}}).status_code == 201
+
+
 def test_path_keys_never_give_5xx(app_client):
     @FUZZ
     @given(key=text.filter(lambda k: k not in ("", "query")), row=st.dictionaries(names, values, max_size=3))

@@ -51,17 +51,40 @@ async def test_versions_and_rollback(client, schema):
 
 
 async def test_every_instance_applies_the_same_version(schema, settings):
-    async with running(settings()) as one, running(settings(rules_ttl_s=0.001)) as two:
-        assert (await two.post("/api/users", json={"input": {"name": "x"}})).status_code == 201  # loads: no rules
+    async with running(settings(rules_ttl_s=3600)) as one, running(settings(rules_ttl_s=3600)) as two, \
+            running(settings(rules_ttl_s=0)) as three:
+        assert (await two.post("/api/users", json={"input": {"name": "x"}})).status_code == 201  # read: no rules
         await with_rules(one)
-        # Past the TTL, the stale copy answers while a refresh runs (one small query per TTL, off
-        # the request's path); once it lands, every write sees version 1.
+        # `two` read the table's rules less than its TTL ago: its writes go by that read (the bound
+        # GATEWAY_RULES_TTL_S sets), while the instance that stored them and one with TTL 0 enforce them at once.
         assert (await two.post("/api/users", json={"input": {"name": "y"}})).status_code == 201
-        await eventually(lambda: two.app.state.rules._loading is None)
-        body = assert_error(await two.post("/api/users", json={"input": {"name": "x"}}), 422, "invalid_value")
-        assert body["details"]["rules_version"] == 1
-        report = await imported(two, "users.csv", csv_bytes([["name"], ["z"]]))  # imports read them fresh
+        for instance in (one, three):
+            body = assert_error(await instance.post("/api/users", json={"input": {"name": "x"}}), 422, "invalid_value")
+            assert body["details"]["rules_version"] == 1
+        report = await imported(two, "users.csv", csv_bytes([["name"], ["z"]]))  # imports read them when they start
         assert report["rules_version"] == 1 and report["rows_failed"] == 1
+        # ... and a write after that read goes by it too.
+        assert_error(await two.post("/api/users", json={"input": {"name": "x"}}), 422, "invalid_value")
+
+
+async def test_a_version_number_names_one_schema_forever(client, schema):
+    """PUT, DELETE (no rules left), PUT again: the new schema is version 2, never a second version 1,
+    and every write and import is checked against it (a cache keyed by version served the old one)."""
+    minimum = lambda n: {"properties": {"age": {"minimum": n}}}  # noqa: E731
+    assert (await with_rules(client, minimum(0)))["version"] == 1
+    assert (await client.post("/api/users", json={"input": {"name": "a", "age": 5}})).status_code == 201
+    assert (await client.delete("/api/schemas/users")).json()["data"] is None
+    stored = await with_rules(client, minimum(10))
+    assert stored["version"] == 2 and stored["schema"] == minimum(10)
+    assert [(v["version"], v["removed"]) for v in stored["versions"]] == [(1, True), (2, False)]
+    body = assert_error(await client.post("/api/users", json={"input": {"name": "b", "age": 5}}), 422, "invalid_value")
+    assert body["details"]["rules_version"] == 2 and body["details"]["rule"] == "properties/age/minimum"
+    report = await imported(client, "users.csv", csv_bytes([["name", "age"], ["c", "5"], ["d", "11"]]))
+    assert report["rules_version"] == 2 and report["rows_failed"] == 1 and report["rows_inserted"] == 1
+    assert (await client.delete("/api/schemas/users")).json()["data"] is None
+    report = await imported(client, "users.csv", csv_bytes([["name", "age"], ["e", "-1"]]))
+    assert report["rules_version"] is None and report["rows_inserted"] == 1
+    assert (await with_rules(client, minimum(0)))["version"] == 3
 
 
 @pytest.mark.parametrize(
