@@ -139,7 +139,7 @@ def insert(
     verb = "INSERT IGNORE INTO" if mode == "ignore" else "INSERT INTO"
     # With no columns, `INSERT INTO t () VALUES (),()` gives every column its default.
     sql = f"{verb} {table.quoted} ({column_list(columns)}) VALUES " + ",".join(tuples)
-    if mode == "upsert":
+    if mode == "upsert" and columns:  # rows that give no column have nothing to update
         keys = {c.name for c in table.primary_key}
         updates = [c for c in columns if c.name not in keys] or list(columns[:1])
         sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c.quoted}=VALUES({c.quoted})" for c in updates)

@@ -91,6 +91,9 @@ class ImportEngine:
             await self.catalog.reload()  # a column added since the catalog loaded?
             table = await self.catalog.table(table.name)
             plan = self._plan(table, source, null, loads)
+        if source.widen is not None:  # JSON: each object by its own keys, not only the first's
+            source.header = source.widen([c.name for c in table.columns])
+            plan = self._plan(table, source, null, loads)
         report = ImportReport(table.name, mode, atomic, self.max_errors, source.unit, dry_run, source.extra)
         rules = await self.rules.for_table(table, fresh=True)
         run = ImportRun(table, plan, mode, report, rules=rules, after=after)

@@ -1,9 +1,10 @@
 """JSON records: JSON Lines (one object a line) and JSON arrays of objects, both read as they arrive.
 
-Each object is a row, like a POST body: keys are columns, values keep their JSON types (null is
-NULL). The first object names the columns, as a CSV header does; a later object with a key the
-first one lacks is reported (its position, the keys), and a key it leaves out takes the column's
-DEFAULT (as in a POST body; such rows go in by INSERT).
+Each object is a row, like a POST body, read by its own keys: keys are columns, values keep their
+JSON types (null is NULL), and a key an object leaves out takes the column's DEFAULT (as in a POST
+body). The first object is checked before anything is written, as a CSV header is (a key the table
+lacks, or a required column it leaves out, is a 400); a later object naming a key the table lacks is
+reported (its position, the keys) and the rest go on.
 Positions: JSON Lines count lines from 1; an array counts its elements from 0.
 """
 
@@ -27,11 +28,18 @@ from app.imports.records import OMITTED, Block, Record, RecordError, Source
 
 
 class _Rows:
-    """Objects -> records in the first object's key order."""
+    """Objects -> records: cells in header order, OMITTED for a key an object leaves out. The
+    header is the first object's keys until `widen` adds every other column of the table."""
 
     def __init__(self, first: dict):
         self.header = list(first)
         self.known = set(first)
+
+    def widen(self, columns: list[str]) -> list[str]:
+        """Read every object by its own keys: any of `columns` (the table's), not only the first's."""
+        self.header = self.header + [name for name in columns if name not in self.known]
+        self.known = set(self.header)
+        return self.header
 
     def record(self, position: int, value: Any) -> Record | RecordError:
         if not isinstance(value, dict):
@@ -39,11 +47,7 @@ class _Rows:
         if len(value) <= len(self.known) and self.known.issuperset(value):
             return (position, list(map(value.get, self.header, repeat(OMITTED))))
         extra = [key for key in value if key not in self.known]
-        if extra:
-            return RecordError(
-                position, f"key(s) {', '.join(map(repr, map(shown, extra)))} not in the first object, which names the columns"
-            )
-        return (position, [value.get(key, OMITTED) for key in self.header])
+        return RecordError(position, f"key(s) {', '.join(map(repr, map(shown, extra)))}: not a column of the table")
 
 
 async def _lines(chunks: AsyncIterator[bytes], max_record_bytes: int) -> AsyncIterator[list[tuple[int, bytes]]]:
@@ -111,7 +115,7 @@ async def open_jsonl(chunks: AsyncIterator[bytes], max_record_bytes: int) -> Sou
             yield Block("", records, False)
             group = await anext(batches, None)
 
-    return Source(rows.header, blocks(), "json", "line")
+    return Source(rows.header, blocks(), "json", "line", widen=rows.widen)
 
 
 async def open_json_array(chunks: AsyncIterator[bytes]) -> Source:
@@ -160,7 +164,7 @@ async def open_json_array(chunks: AsyncIterator[bytes]) -> Source:
             if not await more():
                 return
 
-    return Source(rows.header, blocks(), "json", "index")
+    return Source(rows.header, blocks(), "json", "index", widen=rows.widen)
 
 
 # Strings (whole, escapes included), brackets, or a quote whose string has not ended yet.

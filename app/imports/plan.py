@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from app.core.catalog import Column, Table
@@ -47,6 +48,7 @@ class ImportPlan:
     checks: tuple[Callable[[Sequence[str]], bool], ...] | None = None
     cells: Cells = "text"
     delimiter: str = ","
+    defaulted: frozenset[Column] = frozenset()  # JSON: columns a record may leave to their DEFAULT
 
     def key_converter(self, column: Column) -> Callable[[Any], Any]:
         """One cell -> its database value, None for NULL (the duplicate probe compares keys)."""
@@ -87,6 +89,7 @@ def plan_import(
     chosen = [(i, table.by_name[n]) for i, n in enumerate(names) if not table.by_name[n].generated]
     columns = tuple(c for _, c in chosen)
     null_value = BARE_NULL if load_data else None
+    defaulted: frozenset[Column] = frozenset()
     if cells == "text":
         converters = [text_converter(c, null, null_value=null_value, binary_as_text=load_data) for c in columns]
         checks = [canonical_check(table.by_name[n], null) for n in names]
@@ -98,6 +101,7 @@ def plan_import(
         ]
         if cells == "json":
             converters = [_defaults_kept(c, convert) for c, convert in zip(columns, converters)]
+            defaulted = frozenset(c for c in columns if not c.required)
         checks = [None]
     return ImportPlan(
         columns,
@@ -110,6 +114,7 @@ def plan_import(
         None if any(check is None for check in checks) else tuple(checks),  # type: ignore[arg-type]
         cells,
         delimiter,
+        defaulted,
     )
 
 
@@ -133,6 +138,23 @@ def has_omitted(rows: list[Row]) -> bool:
     return any(OMITTED in values for _, values in rows)
 
 
+def given_columns(columns: tuple[Column, ...], rows: list[Row]) -> tuple[tuple[Column, ...], list[Row]]:
+    """The columns some row gives, and the rows' values for them: a column every row leaves to its
+    DEFAULT is left out of the statement (so a JSON file that gives the same keys in every object
+    loads as a CSV file does, whatever else the table has)."""
+    if not rows or not has_omitted(rows):
+        return columns, rows
+    cells = list(zip(*(values for _, values in rows)))
+    keep = [i for i, column in enumerate(cells) if column.count(OMITTED) != len(column)]
+    if len(keep) == len(columns):
+        return columns, rows
+    if not keep:
+        return (), [(position, []) for position, _ in rows]
+    pick = itemgetter(*keep)
+    values = map(pick, (v for _, v in rows)) if len(keep) > 1 else ((pick(v),) for _, v in rows)
+    return tuple(columns[i] for i in keep), list(zip((position for position, _ in rows), map(list, values)))
+
+
 def convert_record(plan: ImportPlan, fields: list[Any]) -> list[Any]:
     """One record's values for the plan's columns; InvalidValue names the column."""
     if len(fields) != plan.width:
@@ -151,7 +173,12 @@ def convert_batch(plan: ImportPlan, records: list[Record]) -> list[Row] | None:
         return None
     cells = list(zip(*fields))
     try:
-        columns = [list(map(convert, cells[position])) for position, convert in zip(plan.positions, plan.converters)]
+        columns = [
+            # A JSON column no object of the batch gives stays OMITTED (its DEFAULT) without a call a cell.
+            cells[position] if column in plan.defaulted and cells[position].count(OMITTED) == len(fields)
+            else list(map(convert, cells[position]))
+            for column, position, convert in zip(plan.columns, plan.positions, plan.converters)
+        ]
     except InvalidValue:
         return None
     return list(zip([line for line, _ in records], zip(*columns)))

@@ -64,3 +64,6 @@ class Source:
     header_position: int = 1
     extra: dict[str, Any] | None = None  # what the report should say about the source (the sheet)
     delimiter: str = ","  # CSV text's field separator (a tab for TSV)
+    # JSON: after the header (the first object's keys) is checked, read every record by its own keys
+    # among these (the table's columns); returns the header records then follow.
+    widen: Callable[[list[str]], list[str]] | None = None

@@ -18,6 +18,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any, Literal
 
 from app.core import sql
@@ -28,7 +29,16 @@ from app.core.resiliency import classify
 from app.core.rules import Problem, Rules, json_form
 from app.core.values import TEXT_KINDS
 from app.imports.checkpoint import Counts, Ranges, written
-from app.imports.plan import BARE_NULL, ImportPlan, Row, convert_batch, convert_record, for_insert, has_omitted
+from app.imports.plan import (
+    BARE_NULL,
+    ImportPlan,
+    Row,
+    convert_batch,
+    convert_record,
+    for_insert,
+    given_columns,
+    has_omitted,
+)
 from app.imports.records import OMITTED, Record
 from app.imports.report import ImportReport, span
 from app.services.duplicates import Duplicate, DuplicateProbe
@@ -222,9 +232,10 @@ class BatchWriter:
             rows = self.convert(run, records, rules=False)
         if not rows:
             return None
-        if plan.load_data and self.load_data and not (plan.cells == "json" and has_omitted(rows)):
-            statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
-            outcome = await self._try_load(run, rows, lambda s: load_rows(s, statement, serialize(rows), len(rows), mode))
+        columns, given = given_columns(plan.columns, rows) if plan.cells == "json" else (plan.columns, rows)
+        if plan.load_data and self.load_data and columns and (plan.cells != "json" or not has_omitted(given)):
+            statement = sql.load_data(table, columns, ignore=mode == "ignore")
+            outcome = await self._try_load(run, given, lambda s: load_rows(s, statement, serialize(given), len(given), mode))
             if outcome == "ok":
                 self.batches_by_path["rows"] += 1
                 return None
@@ -400,9 +411,10 @@ class BatchWriter:
                 continue
             rows = batch.rows if batch.rows is not None else self.convert(run, batch.records, rules=False)
             batch = Batch(batch.records, None, rows)
-            if loads and rows and not report.rows_failed and not (plan.cells == "json" and has_omitted(rows)):
-                statement = sql.load_data(table, plan.columns, ignore=mode == "ignore")
-                yield Prepared(batch, (statement, serialize(rows), rows, "rows"))
+            columns, given = given_columns(plan.columns, rows) if plan.cells == "json" else (plan.columns, rows)
+            if loads and given and columns and not report.rows_failed and (plan.cells != "json" or not has_omitted(given)):
+                statement = sql.load_data(table, columns, ignore=mode == "ignore")
+                yield Prepared(batch, (statement, serialize(given), given, "rows"))
             else:  # INSERTs: upserts, and DEFAULTs only INSERT can say
                 yield Prepared(batch)
 
@@ -574,10 +586,22 @@ async def load_rows(
 async def insert_rows(
     session: Session, table: Table, columns: tuple[Column, ...], rows: list[Row], mode: Mode
 ) -> tuple[int, int, int]:
-    """One multi-row INSERT; returns (inserted, updated, skipped). OMITTED cells are DEFAULT."""
+    """One multi-row INSERT; returns (inserted, updated, skipped). OMITTED cells are DEFAULT. An
+    upsert of rows that leave different columns out is one INSERT per run of rows giving the same
+    columns, so an update sets only what its row gives (in the rows' order)."""
+    sparse = has_omitted(rows)
+    if sparse:
+        columns, rows = given_columns(columns, rows)
+        sparse = has_omitted(rows)
+        if sparse and mode == "upsert":
+            totals = (0, 0, 0)
+            for _, run in groupby(rows, key=lambda row: tuple(v is OMITTED for v in row[1])):
+                counts = await insert_rows(session, table, columns, list(run), mode)
+                totals = (totals[0] + counts[0], totals[1] + counts[1], totals[2] + counts[2])
+            return totals
     values = [list(v) for _, v in rows]
     defaults = None
-    if has_omitted(rows):
+    if sparse:
         defaults = [[v is OMITTED for v in row] for row in values]
         values = [[None if v is OMITTED else v for v in row] for row in values]
     statement = sql.insert(table, columns, values, mode=mode, defaults=defaults)
