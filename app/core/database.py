@@ -110,7 +110,10 @@ class Driver:
             # reads and reports warnings itself.
             logging.getLogger("asyncmy").setLevel(logging.ERROR)
         self.stream_cursor = cursors.SSCursor
-        importlib.import_module(f"{name}.connection").LoadLocalFile = InMemoryLocalFile
+        connection = importlib.import_module(f"{name}.connection")
+        connection.LoadLocalFile = InMemoryLocalFile
+        if name == "asyncmy":
+            bound_receive_buffer(connection._MySQLProtocol)
 
     def translate(self, exc: BaseException) -> DatabaseError:
         if isinstance(exc, self.interface_error) or isinstance(exc, OSError):
@@ -122,6 +125,49 @@ class Driver:
     def is_error(self, exc: BaseException) -> bool:
         # TimeoutError is an OSError in Python 3.11, but it is ours (asyncio.timeout), not the driver's.
         return isinstance(exc, self.error) or (isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
+
+
+# What one connection may hold of a result it has not read yet, before it stops reading the socket.
+RECEIVE_HIGH_WATER = 4 * 1024 * 1024
+READ_LIMIT, PAUSED_READ = 1024 * 1024, 64 * 1024
+
+
+def bound_receive_buffer(protocol: type) -> None:
+    """Give asyncmy's receive side the back pressure asyncio's streams (aiomysql's) have.
+
+    asyncmy's protocol reads its socket whenever data arrives and grows its buffer to hold it, so a
+    server-side cursor read more slowly than the server sends (an XLSX export writing its workbook, a
+    client downloading over a slow link) gathered the rest of the result set in the gateway: a
+    400,000-row export grew it by 550 MB. Reading now pauses once more than RECEIVE_HIGH_WATER bytes
+    wait unread (the kernel's socket buffer then fills and TCP holds the server back), and resumes
+    when the reader asks for more than is buffered. A reader waiting for data is never paused on."""
+    if getattr(protocol, "_gateway_bounded", False):
+        return
+    get_buffer, updated, wait_for_data = protocol.get_buffer, protocol.buffer_updated, protocol.wait_for_data
+
+    def capped(self: Any, sizehint: int) -> Any:
+        # A read takes at most READ_LIMIT (PAUSED_READ once paused): after a pause the kernel may
+        # hold many MB for the socket, which one read into a large free buffer would take whole, and
+        # uvloop (libuv) goes on reading up to 32 times before a pause takes effect.
+        view = get_buffer(self, sizehint)
+        return view[: PAUSED_READ if getattr(self, "_gateway_paused", False) else READ_LIMIT]
+
+    def buffer_updated(self: Any, nbytes: int) -> None:
+        waiting = self._read_waiter is not None
+        updated(self, nbytes)
+        if not waiting and self.length - self.pos > RECEIVE_HIGH_WATER and self.transport is not None:
+            self.transport.pause_reading()
+            self._gateway_paused = True
+
+    async def wait_for_more(self: Any, need: int) -> None:
+        if getattr(self, "_gateway_paused", False):
+            self._gateway_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        await wait_for_data(self, need)
+
+    protocol.get_buffer, protocol.buffer_updated, protocol.wait_for_data = capped, buffer_updated, wait_for_more
+    protocol._gateway_bounded = True
 
 
 _UNBOUNDED = contextlib.nullcontext()
