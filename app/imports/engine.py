@@ -88,7 +88,7 @@ class ImportEngine:
         try:
             plan = self._plan(table, source, null, loads)
         except InvalidHeader:
-            await self.catalog.reload()  # a column added since the catalog loaded?
+            await self.catalog.look(table.name)  # a column added since the catalog read the table?
             table = await self.catalog.table(table.name)
             plan = self._plan(table, source, null, loads)
         if source.widen is not None:  # JSON: each object by its own keys, not only the first's

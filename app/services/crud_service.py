@@ -146,7 +146,7 @@ class CrudService:
         try:
             return table, build(table)
         except UnknownColumn:
-            await self.catalog.reload()
+            await self.catalog.look(table.name)
             table = await self.catalog.table(name)
             return table, build(table)
 

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from tests.conftest import run_sql, running
+from tests.conftest import eventually, run_sql, running
 
 
 async def test_new_table_and_new_column_appear_without_restart(schema, settings):
@@ -57,3 +57,41 @@ async def test_a_storm_of_made_up_names_shares_catalog_loads(client):
     loads = catalog.refreshes - before
     # Each miss waits for a load that started after it; misses arriving together share one.
     assert 1 <= loads < 20, loads
+
+
+async def test_a_refresh_reads_again_only_the_table_an_alter_changed(schema, settings):
+    """Issue 32 (big catalogs): a refresh reads the listing's change stamps and then only the tables
+    whose stamp moved, never the whole schema."""
+    for i in range(40):
+        run_sql(schema, f"CREATE TABLE many_{i} (id INT PRIMARY KEY, v INT)")
+    async with running(settings()) as client:
+        catalog = client.app.state.catalog
+        reads = []
+        fetch = catalog._source.fetch
+
+        async def recorded(sql, params):
+            if "INFORMATION_SCHEMA.COLUMNS" in sql:
+                reads.append(sorted(params[1:]))
+            return await fetch(sql, params)
+
+        catalog._source.fetch = catalog._source.fetch_slow = recorded
+
+        async def refreshed() -> list:
+            reads.clear()
+            catalog._refresh_due = True
+            catalog._wake()
+            while catalog._worker is not None:
+                await asyncio.sleep(0.01)
+            return list(reads)
+
+        # Tables created within the last two seconds are read again (a second ALTER in the same second
+        # leaves the stamp as it was); once their stamps are older, a refresh reads nothing but the listing.
+        await eventually(lambda: refreshed_to([], refreshed), timeout=10, what="a refresh that reads no table")
+        run_sql(schema, "ALTER TABLE many_7 ADD COLUMN w INT")
+        assert await refreshed() == [["many_7"]]
+        assert [c.name for c in (await catalog.table("many_7")).columns] == ["id", "v", "w"]
+        assert (await client.post("/api/many_7", json={"input": {"id": 1, "w": 2}})).status_code == 201
+
+
+async def refreshed_to(expected, refresh) -> bool:
+    return await refresh() == expected
