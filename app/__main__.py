@@ -8,7 +8,7 @@ import sys
 import uvicorn
 
 from app.core.config import Settings
-from app.observability import logging_config
+from app.core.observability import logging_config
 
 if __name__ == "__main__":
     settings = Settings()
@@ -18,7 +18,7 @@ if __name__ == "__main__":
         http="httptools",
         log_level=settings.log_level,
         log_config=logging_config(settings.log_format, settings.log_level, settings.log_flush_ms),
-        access_log=False,  # the gateway writes its own access line (app/middleware.py)
+        access_log=False,  # the gateway writes its own access line (app/http/middleware.py)
     )
     if sys.argv[1:] == ["ingest"]:
         from app.streams.sources import parse_sources

@@ -9,27 +9,28 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app.core.auth import Authenticator
-from app.core.catalog import catalog_of
+from app.db.catalog import catalog_of
 from app.core.ratelimit import RateLimiter, parse_rates
 from app.core.collector import tune_for_bulk
 from app.core.config import Settings
-from app.core.database import Database
+from app.db.database import Database
 from app.core.errors import GatewayError
-from app.middleware import RequestMiddleware
-from app.observability import Metrics, flush_logs
+from app.http.middleware import RequestMiddleware
+from app.core.observability import Metrics, flush_logs
 from app.imports.engine import ImportEngine
 from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
-from app.routes import batch, crud, docs, fast, health, jobs, metrics, schemas, streams, tables
-from app.services.crud_service import CrudService
-from app.services.export_service import ExportService
+from app.routes import batch, crud, docs, fast, health, jobs, metrics, rules, streams
+from app.routes import catalog as catalog_routes
+from app.services.crud import CrudService
+from app.services.exports import ExportService
 from app.services.idempotency import IdempotencyStore
-from app.services.rules import RulesStore
+from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.registry import Streams
-from app.utils import error_handler
+from app.http import failures
 
 log = logging.getLogger("gateway")
 
@@ -114,16 +115,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.streams = Streams(db, catalog, app.state.rules, settings)
     app.state.auth = Authenticator(settings)
     app.state.limiter = RateLimiter(parse_rates(settings.rate_limits))
-    error_handler.install(app)
+    failures.install(app)
     app.include_router(crud.router)  # first: most requests are CRUD (its table names exclude the others')
     app.include_router(health.router)
     app.include_router(docs.router)
     app.mount(docs.ASSETS_PATH, docs.assets, name="docs-assets")
     # CRUD table names exclude batch, tables and schemas, so these never meet its routes.
-    app.include_router(tables.router)
+    app.include_router(catalog_routes.router)
     app.include_router(jobs.router)  # before batch: /api/batch/jobs/x is not /api/batch/{t}/export
     app.include_router(batch.router)
-    app.include_router(schemas.router)
+    app.include_router(rules.router)
     app.include_router(streams.router)
     fast.install(app)  # the hottest CRUD routes, ahead of FastAPI's router (routes/fast.py)
     if settings.cors_origins:

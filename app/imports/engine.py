@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from app.core.catalog import Catalog, Table
-from app.core.database import Database, Session
+from app.db.catalog import Catalog, Table
+from app.db.database import Database, Session
 from app.core.errors import GatewayError, ImportRolledBack, InvalidHeader
-from app.core.rules import row_maker
+from app.rows.rules import row_maker
 from app.imports.checkpoint import Checkpoint, SkipCommitted
-from app.imports.plan import BARE_NULL, ImportPlan, plan_import
+from app.rows.plan import BARE_NULL, ImportPlan, plan_import
 from app.imports.records import OMITTED, Record, RecordError, Source
 from app.imports.report import ImportReport, span
 from app.imports.writer import Batch, BatchWriter, ImportRun, Mode, report_duplicates
 from app.services.duplicates import DuplicateProbe
-from app.services.rules import RulesStore
+from app.services.rules_store import RulesStore
 
 
 DRY_RUN_KEYS = 1_000_000  # keys a validation remembers across batches (about 100 MB at most)

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Literal
 
-from app.core import sql
-from app.core.catalog import Column, Table
-from app.core.database import Database, Session
+from app.query import sql
+from app.db.catalog import Column, Table
+from app.db.database import Database, Session
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, ImportRolledBack, InvalidValue
-from app.core.resiliency import classify
-from app.core.rules import Problem, Rules, json_form
-from app.core.values import TEXT_KINDS
+from app.db.retry import classify
+from app.rows.rules import Problem, Rules, json_form
+from app.rows.values import TEXT_KINDS
 from app.imports.checkpoint import Counts, Ranges, written
-from app.imports.plan import (
+from app.rows.plan import (
     BARE_NULL,
     ImportPlan,
     Row,

@@ -34,7 +34,7 @@ from app.imports.uploads import open_upload, upload_options
 from app.jobs.files import Arrival, read_upload
 from app.jobs.s3 import ObjectRef, ObjectStore
 from app.jobs.store import Hold, Job, JobStore, LeaseLost
-from app.observability import RepeatedWarning
+from app.core.observability import RepeatedWarning
 
 log = logging.getLogger("gateway.jobs")
 RETRIED = frozenset({"service_unavailable", "gateway_timeout", "commit_outcome_unknown"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from app.core import jsontext
 from app.core.auth import Principal
-from app.core.catalog import Catalog
+from app.db.catalog import Catalog
 from app.core.errors import GatewayError, InvalidCsv, JobNotFound
 from app.imports.uploads import SPREADSHEETS, Format, split_name
 from app.jobs.files import Arrival, store_upload

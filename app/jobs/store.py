@@ -23,9 +23,9 @@ from typing import Any
 
 
 from app.core import jsontext
-from app.core.database import Database, Session
+from app.db.database import Database, Session
 from app.core.errors import GatewayError, JobEnded, JobNotFound
-from app.core.values import json_default
+from app.rows.values import json_default
 from app.imports.checkpoint import Committed, Counts, Ranges
 
 JOBS, FILES, COMMITS = "`_gateway_jobs`", "`_gateway_job_files`", "`_gateway_job_commits`"

@@ -15,12 +15,12 @@ from app.core.auth import Principal
 from app.core.errors import InvalidBody, MethodNotAllowed
 from app.imports.engine import ImportEngine
 from app.imports.uploads import Format, opener, split_name, upload_options
-from app.routes.deps import CanExport, Caller, allow, exports, imports
-from app.routes.idempotent import IdempotencyKey, upload_once
+from app.http.access import CanExport, Caller, allow, exports, imports
+from app.http.idempotent import IdempotencyKey, upload_once
 from app.routes.jobs import accepted
-from app.schemas.envelope import success
-from app.services.export_service import ExportFormat, ExportService
-from app.utils.upload import stream_file
+from app.http.envelope import success
+from app.services.exports import ExportFormat, ExportService
+from app.http.uploads import stream_file
 
 router = APIRouter(prefix="/api/batch", tags=["batch"])
 Engine = Annotated[ImportEngine, Depends(imports)]

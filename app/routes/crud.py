@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from app.routes.deps import CanRead, CanWrite, crud
-from app.routes.idempotent import IdempotencyKey, write_once
+from app.http.access import CanRead, CanWrite, crud
+from app.http.idempotent import IdempotencyKey, write_once
 from app.routes.jsonroute import JSONRoute
-from app.schemas.envelope import success
-from app.schemas.requests import AggregateBody, CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
-from app.services.crud_service import CrudService
+from app.http.envelope import success
+from app.http.bodies import AggregateBody, CreateBody, DeleteBody, QueryBody, UpdateBody, UpdateByKeyBody
+from app.services.crud import CrudService
 
 class TableName(Convertor):
     """A table's name in a CRUD path: any segment but the gateway's own route names, so these

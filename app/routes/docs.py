@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.staticfiles import StaticFiles
 
-from app.routes.deps import Caller
-from app.schemas.envelope import JSON
-from app.schemas.openapi import document
+from app.http.access import Caller
+from app.http.envelope import JSON
+from app.http.openapi import document
 
 router = APIRouter(include_in_schema=False)
 ASSETS_PATH = "/docs/assets"

@@ -22,11 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core import jsontext
 from app.core.errors import GatewayError
 from app.routes import crud
-from app.routes.deps import allow, principal
-from app.routes.idempotent import write_once
-from app.schemas.envelope import error, success
-from app.schemas.requests import CreateBody
-from app.utils.error_handler import failure
+from app.http.access import allow, principal
+from app.http.idempotent import write_once
+from app.http.envelope import error, success
+from app.http.bodies import CreateBody
+from app.http.failures import failure
 
 # Second path segments that are other routes of the same shape (GET /api/{table}/aggregate).
 _OTHER_ROUTES = frozenset({"aggregate"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.core.errors import GatewayError, ServiceUnavailable
-from app.schemas.envelope import error, success
+from app.http.envelope import error, success
 
 router = APIRouter(prefix="/health", tags=["health"])
 

@@ -11,10 +11,10 @@ from sse_starlette import EventSourceResponse
 
 from app.jobs.service import JobService
 from app.jobs.view import describe
-from app.routes.deps import Caller, allow
+from app.http.access import Caller, allow
 from app.routes.jsonroute import JSONRoute
-from app.schemas.envelope import JSON, success
-from app.schemas.requests import JobBody
+from app.http.envelope import JSON, success
+from app.http.bodies import JobBody
 
 router = APIRouter(prefix="/api/batch/jobs", tags=["jobs"], route_class=JSONRoute)
 State = Literal["uploading", "queued", "running", "succeeded", "failed", "cancelled"]

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.core import jsontext
 from app.core.auth import Principal
 from app.core.errors import GatewayError
-from app.routes.deps import credential
+from app.http.access import credential
 from app.streams.committer import Failed, GroupCommitter
 from app.streams.messages import Message, Outcome, message_rows, parse, refused
 from app.streams.positions import ID_CHARS

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core import sql
-from app.core.catalog import Column, Table
-from app.core.database import Database
+from app.query import sql
+from app.db.catalog import Column, Table
+from app.db.database import Database
 from app.core.errors import GatewayError
 
 QUIET_BATCHES = 2

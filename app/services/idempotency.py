@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from app.core.database import Database, Session
+from app.db.database import Database, Session
 from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, IdempotencyKeyReused, ImportRolledBack
-from app.services.crud_service import Hook
+from app.services.crud import Hook
 
 T = TypeVar("T")
 TABLE = "`_gateway_idempotency`"  # the gateway's own: the catalog never exposes _gateway_* tables

@@ -25,15 +25,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
-from app.core import jsontext, sql
-from app.core.catalog import Catalog, Table
-from app.core.database import Database, Session
+from app.core import jsontext
+from app.query import sql
+from app.db.catalog import Catalog, Table
+from app.db.database import Database, Session
 from app.core.errors import Conflict, DatabaseError
-from app.core.resiliency import classify
-from app.core.values import json_default
-from app.imports.plan import for_insert, has_omitted
+from app.db.retry import classify
+from app.rows.values import json_default
+from app.rows.plan import for_insert, has_omitted
 from app.imports.writer import DUPLICATE_KEY, UseInserts, insert_rows, load_rows, serialize
-from app.services.rules import RulesStore
+from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.jsonlines import json_lines
 from app.streams.messages import Checked, Checker, Message, Outcome, refused

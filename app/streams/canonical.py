@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.core.catalog import Column
-from app.core.values import canonical_check
+from app.db.catalog import Column
+from app.rows.values import canonical_check
 
 Check = Callable[[Sequence[Any]], bool]
 NONE = type(None)

@@ -28,14 +28,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.responses import Response
 
-from app.core.catalog import catalog_of
+from app.db.catalog import catalog_of
 from app.core.collector import tune_for_bulk
 from app.core.config import Settings
-from app.core.database import Database
+from app.db.database import Database
 from app.core.errors import GatewayError, ServiceUnavailable
-from app.observability import flush_logs
-from app.schemas.envelope import error, success
-from app.services.rules import RulesStore
+from app.core.observability import flush_logs
+from app.http.envelope import error, success
+from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.applier import StreamApplier
 from app.streams.brokers.amqp import AmqpSource

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from app.imports.plan import BARE_NULL
+from app.rows.plan import BARE_NULL
 
 _NULL = orjson.Fragment(b"NULL")
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.core import jsontext
-from app.core.catalog import Table
+from app.db.catalog import Table
 from app.core.errors import InvalidHeader, InvalidValue
-from app.core.rules import Rules, row_maker
-from app.imports.plan import BARE_NULL, ImportPlan, plan_import
+from app.rows.rules import Rules, row_maker
+from app.rows.plan import BARE_NULL, ImportPlan, plan_import
 from app.imports.records import OMITTED
 from app.streams.canonical import Check, column_check
 from app.streams.positions import ID_CHARS

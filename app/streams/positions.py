@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from app.core.database import Database, Session
+from app.db.database import Database, Session
 
 IDS, OFFSETS, DEAD = "`_gateway_stream_ids`", "`_gateway_stream_offsets`", "`_gateway_dead_letters`"
 NOW = "UTC_TIMESTAMP(6)"

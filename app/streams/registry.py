@@ -3,10 +3,10 @@ shared by every connection to that table."""
 
 from __future__ import annotations
 
-from app.core.catalog import Catalog
+from app.db.catalog import Catalog
 from app.core.config import Settings
-from app.core.database import Database
-from app.services.rules import RulesStore
+from app.db.database import Database
+from app.services.rules_store import RulesStore
 from app.streams.applier import StreamApplier, StreamMode
 from app.streams.committer import GroupCommitter
 

@@ -156,7 +156,7 @@ async def test_health(client):
 
 async def test_servers_without_returning_read_created_rows_back(client, schema, monkeypatch):
     """MySQL has no INSERT ... RETURNING: the rows are read back by key in the same transaction."""
-    from app.core.database import Database
+    from app.db.database import Database
 
     monkeypatch.setattr(Database, "supports_returning", property(lambda self: False))
     one = (await client.post("/api/users", json={"input": {"name": "a", "age": 1}})).json()["data"]

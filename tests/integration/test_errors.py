@@ -63,7 +63,7 @@ async def test_payload_too_large(schema, settings):
 
 
 async def test_internal_errors_leak_nothing(client, schema, monkeypatch):
-    from app.core import sql
+    from app.query import sql
 
     monkeypatch.setattr(sql, "delete", lambda table, where: ("DELETE FROM nonsense syntax %s", (1,)))
     body = assert_error(await client.request("DELETE", "/api/users", json={"input": {"id": 1}}), 500, "internal_error")

@@ -41,7 +41,7 @@ async def test_the_server_stops_a_read_whose_kill_was_lost(schema, settings, sql
 
 def test_statements_are_bounded_for_each_server_kind():
     from app.core.config import Settings
-    from app.core.database import Database
+    from app.db.database import Database
 
     db = Database(Settings(database_url="mysql://u@h/d"))
     db.server_version = "10.11.6-MariaDB"

@@ -1,6 +1,6 @@
 """Catalog objects for unit tests, built the same way the loader builds them."""
 
-from app.core.catalog import build_tables
+from app.db.catalog import build_tables
 
 COLUMNS = [
     ("users", "id", "int", "int(11)", "NO", None, "auto_increment", None, 10, 0, None),

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from app.core.catalog import Catalog, Listing, exposed
+from app.db.catalog import Catalog, Listing, exposed
 from app.core.errors import TableNotFound
 
 from .tables import PAIRS, TABLES, USERS

@@ -6,10 +6,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core import aggregates, cursors, sql
+from app.query import aggregates, cursors, sql
 from app.core.errors import GatewayError
-from app.core.filters import list_query
-from app.schemas.envelope import error
+from app.query.filters import list_query
+from app.http.envelope import error
 
 from .tables import PAIRS, USERS
 
@@ -40,7 +40,7 @@ def test_any_cursor_is_a_page_or_a_400(cursor):
 @SETTINGS
 @given(st.lists(st.tuples(st.sampled_from([*aggregates.AGGREGATE_PARAMS, "order", "limit", "offset", "age", "name"]), texts), max_size=6))
 def test_any_aggregate_query_string_is_a_query_or_a_400(params):
-    from app.core.filters import parse_query_params
+    from app.query.filters import parse_query_params
 
     try:
         filters = [p for p in params if p[0] not in aggregates.PARAMS]

@@ -1,7 +1,7 @@
 import pytest
 
 from app.core.errors import InvalidFilter, InvalidValue, UnknownColumn
-from app.core.filters import (
+from app.query.filters import (
     Condition,
     Group,
     key_values,

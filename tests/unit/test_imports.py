@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from app.core.errors import InvalidHeader, InvalidSchema, InvalidValue
-from app.core.rules import compile_rules, row_maker
-from app.imports.plan import BARE_NULL, convert_batch, convert_record, plan_import
+from app.rows.rules import compile_rules, row_maker
+from app.rows.plan import BARE_NULL, convert_batch, convert_record, plan_import
 from app.imports.records import OMITTED
 from app.imports.report import ImportReport
 from app.imports.uploads import split_name
@@ -90,7 +90,7 @@ NAMES = ["a", "b", "c"]
 def test_rules_by_column_fail_the_same_rows_as_rules_by_row(properties, required, dependent, rows, given_columns):
     import jsonschema_rs
 
-    from app.core.rules import ByColumn
+    from app.rows.rules import ByColumn
 
     schema = {"properties": properties, "required": required, "dependentRequired": dependent}
     by_row = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)

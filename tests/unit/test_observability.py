@@ -2,7 +2,7 @@ import json
 import logging
 import logging.config
 
-from app.observability import JsonFormatter, logging_config
+from app.core.observability import JsonFormatter, logging_config
 
 
 def test_json_lines_carry_the_record_fields():
@@ -22,7 +22,7 @@ def test_logging_config_is_a_valid_dict_config():
 
 
 def test_lines_are_written_in_bunches_and_none_is_lost(tmp_path):
-    from app.observability import BunchedStreamHandler
+    from app.core.observability import BunchedStreamHandler
 
     path = tmp_path / "log"
     with path.open("w") as stream:
@@ -50,7 +50,7 @@ def test_a_timer_writes_what_waits():
     import io
     import threading
 
-    from app.observability import BunchedStreamHandler
+    from app.core.observability import BunchedStreamHandler
 
     stream = io.StringIO()
     handler = BunchedStreamHandler(stream, flush_s=0.01)
@@ -61,7 +61,7 @@ def test_a_timer_writes_what_waits():
 
 
 def test_a_repeated_failure_is_said_once_a_minute_and_when_it_ends():
-    from app.observability import RepeatedWarning
+    from app.core.observability import RepeatedWarning
 
     lines: list[str] = []
 

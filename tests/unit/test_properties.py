@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core import jsontext, sql
+from app.core import jsontext
+from app.query import sql
 from app.core.errors import GatewayError
-from app.core.filters import key_values, list_query, parse_filter, parse_query_params
-from app.core.values import text_converter, to_db
-from app.schemas.envelope import error
+from app.query.filters import key_values, list_query, parse_filter, parse_query_params
+from app.rows.values import text_converter, to_db
+from app.http.envelope import error
 
 from .tables import PAIRS, USERS
 
@@ -122,8 +123,8 @@ def test_json_integers_past_64_bits_stay_exact():
 import asyncio  # noqa: E402
 import datetime as dt  # noqa: E402
 
-from app.core.rules import compile_rules, row_maker  # noqa: E402
-from app.core.values import value_converter  # noqa: E402
+from app.rows.rules import compile_rules, row_maker  # noqa: E402
+from app.rows.values import value_converter  # noqa: E402
 from app.imports.json_source import open_json_array, open_jsonl  # noqa: E402
 from app.imports.records import RecordError  # noqa: E402
 from app.imports.spreadsheet import Limits, open_spreadsheet  # noqa: E402

@@ -14,7 +14,7 @@ from app.core.errors import (
     InvalidValue,
     ServiceUnavailable,
 )
-from app.core.resiliency import Resilience, classify, is_retryable
+from app.db.retry import Resilience, classify, is_retryable
 
 FAST = Resilience((20, 20, 20, 20), (1, 1, 1))
 

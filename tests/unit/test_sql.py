@@ -1,5 +1,5 @@
-from app.core import sql
-from app.core.filters import list_query, parse_filter, parse_query_params
+from app.query import sql
+from app.query.filters import list_query, parse_filter, parse_query_params
 
 from .tables import PAIRS, USERS
 
@@ -48,7 +48,7 @@ def test_empty_in_list_matches_nothing_and_empty_nin_everything():
 def test_identifiers_are_quoted_and_percent_doubled():
     column = USERS.column("odd`name")
     assert column.quoted == "`odd``name`"
-    from app.core.catalog import quote
+    from app.db.catalog import quote
 
     assert quote("a%b") == "`a%%b`"
 

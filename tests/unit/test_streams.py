@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.rules import compile_rules
+from app.rows.rules import compile_rules
 from app.streams.messages import Checked, Checker, Message, Outcome, message_rows
 from app.streams.sources import parse_source, parse_sources
 
@@ -126,7 +126,7 @@ def test_no_message_makes_the_checker_raise(payload):
 
 
 def test_json_lines_for_load_data():
-    from app.imports.plan import BARE_NULL
+    from app.rows.plan import BARE_NULL
     from app.streams.jsonlines import json_lines
 
     rows = [(1, 'say "hi", ok', BARE_NULL, 2.5), (2, "back\\slash\nnew\ttab\rcr\bbs", "],[ inside", -7)]

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from app.core.errors import InvalidValue
-from app.core.values import format_time, json_default, output_fixers, rows_to_dicts, to_db
+from app.rows.values import format_time, json_default, output_fixers, rows_to_dicts, to_db
 
 from .tables import USERS
 
@@ -95,8 +95,8 @@ def test_output_conversion():
     assert rows == [{"id": 1, "meta": {"a": 1}}, {"id": 2, "meta": None}]
 
 
-from app.core.catalog import build_tables  # noqa: E402
-from app.core.values import text_converter  # noqa: E402
+from app.db.catalog import build_tables  # noqa: E402
+from app.rows.values import text_converter  # noqa: E402
 
 _CSV_TABLE = build_tables(
     [
@@ -156,7 +156,7 @@ def test_csv_null_and_empty_cells():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from app.core import values as _values  # noqa: E402
+from app.rows import values as _values  # noqa: E402
 
 _ALPHABET = {"int": "0123456789-\n ", "bool": "01 2", "date": "0123456789-\nT", "datetime": "0123456789-: T\nx"}
 _SHAPES = {"int": st.from_regex(r"-?\d{1,22}", fullmatch=True), "bool": st.sampled_from(["0", "1"]),

@@ -27,13 +27,13 @@ from typing import Any, Literal
 import orjson
 import xlsxwriter
 
-from app.core import sql
-from app.core.catalog import Column
-from app.core.database import Database
+from app.query import sql
+from app.db.catalog import Column
+from app.db.database import Database
 from app.core.errors import PayloadTooLarge
-from app.core.filters import parse_query_params
-from app.core.values import format_time, json_default, output_fixers, rows_to_dicts
-from app.services.crud_service import CrudService
+from app.query.filters import parse_query_params
+from app.rows.values import format_time, json_default, output_fixers, rows_to_dicts
+from app.services.crud import CrudService
 
 ExportFormat = Literal["csv", "jsonl", "xlsx"]
 MEDIA_TYPES = {

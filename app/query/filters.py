@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
-from app.core.catalog import Column, Table
+from app.db.catalog import Column, Table
 from app.core.errors import InvalidFilter, UnknownColumn
 from app.core.echo import shown
-from app.core.values import to_compare
+from app.rows.values import to_compare
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "like", "in", "nin", "between", "is_null")
 LIST_OPERATORS = ("in", "nin", "between")
@@ -225,7 +225,7 @@ def list_query(
     default_limit: int | None,
     max_limit: int | None,
 ) -> ListQuery:
-    from app.core import cursors  # (cursors builds on this module's nodes)
+    from app.query import cursors  # (cursors builds on this module's nodes)
 
     fields_ = parse_fields(table, fields)
     order_ = parse_order(table, order)

@@ -16,8 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import context
 from app.core.errors import PayloadTooLarge
-from app.observability import Metrics, access_log
-from app.schemas.envelope import error
+from app.core.observability import Metrics, access_log
+from app.http.envelope import error
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # On every response: no MIME sniffing, no framing, no referrer, and API answers are not cached.

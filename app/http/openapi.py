@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.auth import Principal
-from app.core.catalog import Column, Table
-from app.core.aggregates import AGGREGATE_PARAMS, NUMERIC_KINDS
-from app.core.filters import MAX_ROWS, RESERVED_PARAMS
+from app.db.catalog import Column, Table
+from app.query.aggregates import AGGREGATE_PARAMS, NUMERIC_KINDS
+from app.query.filters import MAX_ROWS, RESERVED_PARAMS
 
 OPERATORS = "eq ne gt gte lt lte like in nin between is_null"
 ERRORS = {

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request
 
 from app.core import jsontext
 from app.core.errors import InvalidBody
-from app.routes.deps import CanRead, CanWrite
-from app.schemas.envelope import success
+from app.http.access import CanRead, CanWrite
+from app.http.envelope import success
 
 router = APIRouter(prefix="/api/schemas", tags=["rules"])
 

@@ -21,10 +21,10 @@ from typing import Any
 import jsonschema_rs
 
 from app.core import jsontext
-from app.core.catalog import Column, Table
+from app.db.catalog import Column, Table
 from app.core.echo import shown
 from app.core.errors import InvalidSchema, InvalidValue
-from app.core.values import bit_out, format_time, json_out
+from app.rows.values import bit_out, format_time, json_out
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # Keywords that look at the whole object: with one of them the row must hold every column given.

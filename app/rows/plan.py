@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from app.core.catalog import Column, Table
+from app.db.catalog import Column, Table
 from app.core.errors import InvalidHeader, InvalidValue
-from app.core.values import TEXT_KINDS, canonical_check, text_converter, to_db, value_converter
+from app.rows.values import TEXT_KINDS, canonical_check, text_converter, to_db, value_converter
 from app.imports.records import OMITTED, Cells, Record
 
 Row = tuple[int, Any]  # (position, converted values)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from app.core import jsontext
-from app.core.catalog import Column
+from app.db.catalog import Column
 from app.core.echo import shown
 from app.core.errors import InvalidValue
 

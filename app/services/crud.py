@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from app.core import aggregates, cursors, sql
-from app.core.aggregates import AggregateQuery
-from app.core.catalog import Catalog, Column, Table
-from app.core.database import Database, Result, Session
+from app.query import aggregates, cursors, sql
+from app.query.aggregates import AggregateQuery
+from app.db.catalog import Catalog, Column, Table
+from app.db.database import Database, Result, Session
 from app.core.errors import (
     InvalidBody,
     InvalidValue,
@@ -20,7 +20,7 @@ from app.core.errors import (
     UnknownColumn,
     WhereRequired,
 )
-from app.core.filters import (
+from app.query.filters import (
     ListQuery,
     Node,
     column_of,
@@ -32,10 +32,10 @@ from app.core.filters import (
     parse_filter,
     parse_query_params,
 )
-from app.core.rules import Rules, row_maker
-from app.core.values import output_fixers, rows_to_dicts, to_db
+from app.rows.rules import Rules, row_maker
+from app.rows.values import output_fixers, rows_to_dicts, to_db
 from app.imports.records import OMITTED
-from app.services.rules import RulesStore
+from app.services.rules_store import RulesStore
 
 T = TypeVar("T")
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.routes.deps import CanRead, Caller, crud
-from app.schemas.envelope import success
-from app.services.crud_service import CrudService
+from app.http.access import CanRead, Caller, crud
+from app.http.envelope import success
+from app.services.crud import CrudService
 
 router = APIRouter(prefix="/api/tables", tags=["catalog"])
 Service = Annotated[CrudService, Depends(crud)]

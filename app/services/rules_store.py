@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core import jsontext
-from app.core.catalog import Table
-from app.core.database import Database, Session
+from app.db.catalog import Table
+from app.db.database import Database, Session
 from app.core.errors import Conflict, DatabaseError, SchemaNotFound
-from app.core.rules import Rules, compile_rules
+from app.rows.rules import Rules, compile_rules
 
 log = logging.getLogger("gateway.rules")
 TABLE = "`_gateway_schemas`"

@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 from typing import TYPE_CHECKING
 
-from app.core.catalog import Column, Table
-from app.core.filters import Group, ListQuery, Node
-from app.core.values import TEXT_KINDS
+from app.db.catalog import Column, Table
+from app.query.filters import Group, ListQuery, Node
+from app.rows.values import TEXT_KINDS
 
 if TYPE_CHECKING:
-    from app.core.aggregates import AggregateQuery
+    from app.query.aggregates import AggregateQuery
 
 Statement = tuple[str, tuple[Any, ...]]
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 
-from app.core.catalog import Column, Table
+from app.db.catalog import Column, Table
 from app.core.errors import GatewayError, InvalidCursor
-from app.core.filters import Condition, Group, Node
-from app.core.values import json_default, to_compare
+from app.query.filters import Condition, Group, Node
+from app.rows.values import json_default, to_compare
 
 Keyset = tuple[tuple[Column, bool], ...]  # (column, descending)
 VERSION = 1

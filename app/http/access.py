@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from app.core.auth import Principal
 
 from app.imports.engine import ImportEngine
-from app.services.crud_service import CrudService
-from app.services.export_service import ExportService
+from app.services.crud import CrudService
+from app.services.exports import ExportService
 
 
 async def crud(request: Request) -> CrudService:

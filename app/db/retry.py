@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 # The server or the path to it is away: lost/refused connections, too many connections, shutdown,
 # and a Galera node that is not ready (joining, or cut off from the primary component: 1047). With
-# several nodes, the attempt moves to another node at once (app/core/nodes.py).
+# several nodes, the attempt moves to another node at once (app/db/nodes.py).
 CONNECTIVITY_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 1047})
 # Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
 # lost mid-way (1180), and a node that stopped being ready as it committed (1047).

@@ -9,8 +9,8 @@ from fastapi import Header, Request
 from starlette.responses import Response
 
 from app.core.errors import ImportRolledBack, InvalidBody
-from app.schemas.envelope import error
-from app.services.crud_service import Hook
+from app.http.envelope import error
+from app.services.crud import Hook
 from app.services.idempotency import request_hash
 
 IdempotencyKey = Annotated[

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from app.core import context, jsontext
 from app.core.echo import shown
 from app.core.errors import GatewayError
-from app.core.values import json_default
+from app.rows.values import json_default
 
 
 def _now() -> str:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from app.core.catalog import Column, Table, quote
+from app.db.catalog import Column, Table, quote
 from app.core.echo import shown
 from app.core.errors import InvalidAggregate, InvalidFilter
-from app.core.filters import (
+from app.query.filters import (
     OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, condition_on, parse_int, parse_tree,
 )
-from app.core.values import json_out, output_fixers, to_compare
+from app.rows.values import json_out, output_fixers, to_compare
 
 FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
 NUMERIC_KINDS = ("int", "decimal", "float", "bool")

@@ -233,14 +233,14 @@ def logging_config(fmt: str, level: str, flush_ms: int = 100) -> dict:
     """A dictConfig for uvicorn's `log_config`, so every worker process applies it: `json` (the
     default) or `text` on the root logger, which uvicorn's own loggers feed; lines written in
     bunches at most `flush_ms` apart (BunchedStreamHandler)."""
-    formatter = {"()": "app.observability.JsonFormatter"} if fmt == "json" else {
+    formatter = {"()": "app.core.observability.JsonFormatter"} if fmt == "json" else {
         "format": "%(asctime)s %(levelname)s %(name)s %(message)s"
     }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
-        "handlers": {"main": {"()": "app.observability.BunchedStreamHandler", "formatter": "main", "flush_s": flush_ms / 1000}},
+        "handlers": {"main": {"()": "app.core.observability.BunchedStreamHandler", "formatter": "main", "flush_s": flush_ms / 1000}},
         "root": {"handlers": ["main"], "level": level.upper()},
         "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")},
     }

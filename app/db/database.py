@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from app.core.config import DatabaseAddress, Settings
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, GatewayTimeout
-from app.core.nodes import PROBE, Node, Nodes
-from app.core.resiliency import CONNECTIVITY_CODES, Attempt, Resilience, commit_unknown
+from app.db.nodes import PROBE, Node, Nodes
+from app.db.retry import CONNECTIVITY_CODES, Attempt, Resilience, commit_unknown
 
 log = logging.getLogger("gateway.database")
 T = TypeVar("T")
@@ -253,7 +253,7 @@ class Replica:
 class Database:
     def __init__(self, settings: Settings):
         self.settings = settings
-        # The server, or the nodes of a Galera cluster (app/core/nodes.py): each with a read pool
+        # The server, or the nodes of a Galera cluster (app/db/nodes.py): each with a read pool
         # (autocommit on, each statement stands alone) and a write pool (autocommit off, the first
         # statement opens the transaction). `address`: the first (or only) one.
         self.nodes = Nodes(settings.db_nodes, settings.node_probe_s)

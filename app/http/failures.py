@@ -17,7 +17,7 @@ from app.core.errors import (
     PayloadTooLarge,
     RouteNotFound,
 )
-from app.schemas.envelope import error
+from app.http.envelope import error
 
 log = logging.getLogger("gateway.errors")
 
