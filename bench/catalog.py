@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from app.core.catalog import COLUMNS_SQL, JSON_CHECKS_SQL, KEYS_SQL, LISTING_SQL  # noqa: E402
+from app.db.catalog import COLUMNS_SQL, JSON_CHECKS_SQL, KEYS_SQL, LISTING_SQL  # noqa: E402
 from bench.crud import connect, database_url, free_port, throwaway_database  # noqa: E402
 
 TABLES = int(os.environ.get("BENCH_TABLES", "3000"))

@@ -263,8 +263,8 @@ def deep_pages(db, base: str) -> None:
     import urllib.parse
     import urllib.request
 
-    from app.core import cursors
-    from app.core.catalog import Column
+    from app.query import cursors
+    from app.db.catalog import Column
 
     cur = db.cursor()
     cur.execute("CREATE TABLE deep (id INT PRIMARY KEY, name VARCHAR(30) NOT NULL, score INT NOT NULL, KEY score (score, id))")

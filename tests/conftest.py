@@ -125,7 +125,7 @@ def settings(test_db):
 async def running(settings: Settings):
     """An in-process gateway with its lifespan run, and an httpx client for it."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with app.running():
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             client.app = app  # type: ignore[attr-defined]

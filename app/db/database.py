@@ -69,7 +69,7 @@ async def _drain(conn: Any) -> None:
         await writer.drain()
 
 
-class Result:
+class StatementResult:
     """Column names and rows of one statement (plus what a write reports)."""
 
     __slots__ = ("names", "rows", "affected", "last_id", "warnings")
@@ -203,7 +203,7 @@ class Session:
                 raise self._driver.translate(exc) from exc
             raise
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> StatementResult:
         cursor = self._cursor
         try:
             async with self._bounded():
@@ -216,9 +216,9 @@ class Session:
         names = [d[0] for d in cursor.description] if cursor.description else []
         result = getattr(cursor, "_result", None)
         warnings = getattr(result, "warning_count", 0) or 0
-        return Result(names, rows or (), affected or 0, cursor.lastrowid, warnings)
+        return StatementResult(names, rows or (), affected or 0, cursor.lastrowid, warnings)
 
-    async def load_data(self, sql: str, params: Sequence[Any], data: bytes) -> Result:
+    async def load_data(self, sql: str, params: Sequence[Any], data: bytes) -> StatementResult:
         """Run a `LOAD DATA LOCAL INFILE %s ...` statement that reads `data` (the first parameter
         names it, with a one-use random name)."""
         name = f"gateway-batch-{uuid.uuid4().hex}"
@@ -473,10 +473,10 @@ class Database:
             return f"SET STATEMENT max_statement_time={seconds:.3f} FOR {sql}"
         return f"SELECT /*+ MAX_EXECUTION_TIME({int(seconds * 1000)}) */{sql[6:]}"
 
-    async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False) -> Result:
+    async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False) -> StatementResult:
         statement = self.bounded(sql, attempt.seconds)
 
-        async def on(pool: Any) -> Result:
+        async def on(pool: Any) -> StatementResult:
             async with self._session(pool) as (_, session):
                 return await session.execute(statement, params)
 
@@ -555,7 +555,7 @@ class Database:
 
     # --- the public surface: every call goes through the wrapper -----------------------------
 
-    async def fetch(self, sql: str, params: Sequence[Any] = (), *, replica: bool = False, slow: bool = False) -> Result:
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *, replica: bool = False, slow: bool = False) -> StatementResult:
         """One statement on a pooled connection (autocommit). `replica`: a read that may be served
         by a healthy replica (DATABASE_REPLICA_URLS), falling back to the primary. `slow`: a read
         allowed seconds (GATEWAY_SLOW_READ_ATTEMPT_TIMEOUTS_MS). A SELECT's attempt timeout is

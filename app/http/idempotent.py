@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Header, Request
 from starlette.responses import Response
 
 from app.core.errors import ImportRolledBack, InvalidBody
 from app.http.envelope import error
+from app.http.route import Call, Param
 from app.services.crud import Hook
 from app.services.idempotency import request_hash
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(description="Send the same key to retry safely: the write applies once, later sends replay its response"),
-]
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255},
+    "send the same key to retry safely: the write applies once, later sends replay its answer", where="header",
+    parsed=False,
+)
 
 
-async def write_once(
-    request: Request,
-    key: str | None,
-    call: Callable[[Hook | None], Awaitable[Any]],
-    respond: Callable[[Any], Response],
-) -> Response:
-    """Run a write route's service `call` and `respond`; with a key, at most once per key."""
+async def write_once(call: Call, run: Callable[[Hook | None], Awaitable[Any]], respond: Callable[[Any], Response]) -> Response:
+    """Run a write route's service call and `respond`; with an Idempotency-Key, at most once per key."""
+    request = call.request
+    key = request.headers.get("idempotency-key")
     if key is None:
-        return respond(await call(None))
+        return respond(await run(None))
     check_key(key)
     fingerprint = request_hash(request.method, request.url.path, request.url.query, await request.body())
 
@@ -35,7 +33,7 @@ async def write_once(
         response = respond(result)
         return response.status_code, bytes(response.body)
 
-    return as_response(await request.app.state.idempotency.once(key, fingerprint, call, render))
+    return as_response(await call.state.idempotency.once(key, fingerprint, run, render))
 
 
 def check_key(key: str) -> None:
@@ -49,7 +47,7 @@ def as_response(stored: Any) -> Response:
 
 
 async def upload_once(
-    request: Request,
+    call: Call,
     key: str,
     filename: str | None,
     chunks: AsyncIterator[bytes],
@@ -67,5 +65,6 @@ async def upload_once(
         response = error(exc)
         return response.status_code, bytes(response.body)
 
+    request = call.request
     parts = [request.method, request.url.path, request.url.query, filename or ""]
-    return as_response(await request.app.state.idempotency.once_upload(key, parts, chunks, run, render, refusal))
+    return as_response(await call.state.idempotency.once_upload(key, parts, chunks, run, render, refusal))

@@ -21,9 +21,10 @@ from typing import Any, Callable
 from app.db.catalog import Column, Table, quote
 from app.core.echo import shown
 from app.core.errors import InvalidAggregate, InvalidFilter
-from app.query.filters import (
-    OPERATORS, RESERVED_PARAMS, Condition, Group, Node, column_of, condition_on, parse_int, parse_tree,
-)
+from app.query.filters import RESERVED_PARAMS, column_of, condition_on, parse_tree
+from app.query.lists import parse_int
+from app.query.nodes import Condition, Group, Node
+from app.query.operators import OPERATORS
 from app.rows.values import json_out, output_fixers, to_compare
 
 FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
@@ -33,7 +34,7 @@ PARAMS = (*RESERVED_PARAMS, *AGGREGATE_PARAMS)
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class ResultColumn:
     """One result column: a group column or an aggregate. `quoted` is its SQL expression, so a
     Condition or an order term over it renders like one over a column (core/sql.py)."""
 
@@ -50,19 +51,19 @@ class Result:
 @dataclass(frozen=True, slots=True)
 class AggregateQuery:
     where: Node | None
-    group_by: tuple[Result, ...]
-    aggregates: tuple[Result, ...]
+    group_by: tuple[ResultColumn, ...]
+    aggregates: tuple[ResultColumn, ...]
     having: Node | None
-    order: tuple[tuple[Result, bool], ...]
+    order: tuple[tuple[ResultColumn, bool], ...]
     limit: int | None
     offset: int
 
     @property
-    def results(self) -> tuple[Result, ...]:
+    def results(self) -> tuple[ResultColumn, ...]:
         return self.group_by + self.aggregates
 
 
-def aggregate_of(function: str, column: Column | None) -> Result:
+def aggregate_of(function: str, column: Column | None) -> ResultColumn:
     if function not in FUNCTIONS:
         raise InvalidAggregate(
             f"unknown function '{shown(function, 40)}': use {', '.join(FUNCTIONS)}", {"function": shown(function, 40)}
@@ -70,7 +71,7 @@ def aggregate_of(function: str, column: Column | None) -> Result:
     if column is None:
         if function != "count":
             raise InvalidAggregate(f"'{function}' takes a column, not '*'")
-        return Result("count", "COUNT(*)", "count")
+        return ResultColumn("count", "COUNT(*)", "count")
     if function in ("sum", "avg") and column.kind not in NUMERIC_KINDS:
         raise InvalidAggregate(
             f"'{function}' needs a numeric column, and '{column.name}' is {column.data_type}",
@@ -79,7 +80,7 @@ def aggregate_of(function: str, column: Column | None) -> Result:
     sql = {"count_distinct": "COUNT(DISTINCT {})"}.get(function, function.upper() + "({})").format(column.quoted)
     if column.kind == "bit" and function in ("min", "max"):
         sql += " + 0"  # MIN of a BIT column comes back as the digits' text: as a number, like GET shows it
-    return Result(f"{function}_{column.name}", sql, function, column)
+    return ResultColumn(f"{function}_{column.name}", sql, function, column)
 
 
 def _names(spec: Any, what: str) -> list[str]:
@@ -91,8 +92,8 @@ def _names(spec: Any, what: str) -> list[str]:
     raise InvalidAggregate(f"{what} takes column names: 'a,b' or [\"a\", \"b\"]")
 
 
-def _aggregates(table: Table, functions: Iterable[tuple[str, Any]]) -> tuple[Result, ...]:
-    found: dict[str, Result] = {}
+def _aggregates(table: Table, functions: Iterable[tuple[str, Any]]) -> tuple[ResultColumn, ...]:
+    found: dict[str, ResultColumn] = {}
     for function, spec in functions:
         for name in _names(spec, function):
             result = aggregate_of(function, None if name == "*" else column_of(table, name))
@@ -100,7 +101,7 @@ def _aggregates(table: Table, functions: Iterable[tuple[str, Any]]) -> tuple[Res
     return tuple(found.values()) or (aggregate_of("count", None),)
 
 
-def _scalar(result: Result, op: str, value: Any, text: bool) -> Any:
+def _scalar(result: ResultColumn, op: str, value: Any, text: bool) -> Any:
     """A value compared with a result column: typed like the column for group columns, min and
     max; a number for counts, sums and averages."""
     if value is None or isinstance(value, (dict, list)):
@@ -119,7 +120,7 @@ def _scalar(result: Result, op: str, value: Any, text: bool) -> Any:
     return number
 
 
-def _condition(result: Result, op: str, value: Any, text: bool) -> Condition:
+def _condition(result: ResultColumn, op: str, value: Any, text: bool) -> Condition:
     return condition_on(result, op, value, text, lambda v: _scalar(result, op, v, text))
 
 
@@ -127,11 +128,11 @@ class Results(dict):
     """The result columns by name; `having` and `order` may also name an aggregate that is not
     selected (`having=count.gt.1` with only `sum=salary`), as SQL allows."""
 
-    def __init__(self, table: Table, results: Iterable[Result]):
+    def __init__(self, table: Table, results: Iterable[ResultColumn]):
         super().__init__((r.name, r) for r in results)
         self.table = table
 
-    def find(self, name: str) -> Result | None:
+    def find(self, name: str) -> ResultColumn | None:
         if name in self:
             return self[name]
         if name == "count":
@@ -143,7 +144,7 @@ class Results(dict):
         return None
 
 
-def _result_named(results: Results, name: Any) -> Result:
+def _result_named(results: Results, name: Any) -> ResultColumn:
     if isinstance(name, str) and (found := results.find(name)) is not None:
         return found
     raise InvalidAggregate(
@@ -178,7 +179,7 @@ def _having_json(results: Results, spec: Any) -> Node | None:
     return parse_tree(spec, lambda name, op, value: _condition(_result_named(results, name), op, value, text=False), "having")
 
 
-def _order(results: Results, group_by: tuple[Result, ...], spec: Any) -> tuple[tuple[Result, bool], ...]:
+def _order(results: Results, group_by: tuple[ResultColumn, ...], spec: Any) -> tuple[tuple[ResultColumn, bool], ...]:
     """`count.desc,department` or a list; by default the group columns, so pages are stable."""
     if spec is None or spec == "" or spec == []:
         return tuple((g, False) for g in group_by)
@@ -214,7 +215,7 @@ def aggregate_query(
     default_limit: int | None,
     max_limit: int | None,
 ) -> AggregateQuery:
-    groups = tuple(Result(c.name, c.quoted, None, c) for c in (column_of(table, n) for n in _names(group_by or [], "group_by")))
+    groups = tuple(ResultColumn(c.name, c.quoted, None, c) for c in (column_of(table, n) for n in _names(group_by or [], "group_by")))
     if len({g.name for g in groups}) != len(groups):
         raise InvalidAggregate("a column is named twice in group_by")
     aggregates = _aggregates(table, functions)

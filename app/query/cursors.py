@@ -22,7 +22,7 @@ import orjson
 
 from app.db.catalog import Column, Table
 from app.core.errors import GatewayError, InvalidCursor
-from app.query.filters import Condition, Group, Node
+from app.query.nodes import Condition, Group, Node
 from app.rows.values import json_default, to_compare
 
 Keyset = tuple[tuple[Column, bool], ...]  # (column, descending)

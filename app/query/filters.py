@@ -11,53 +11,19 @@ its column (does not fit -> 422 invalid_value) before any SQL exists. Pure: no I
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any
 
-from app.db.catalog import Column, Table
-from app.core.errors import InvalidFilter, UnknownColumn
 from app.core.echo import shown
+from app.core.errors import InvalidFilter, UnknownColumn
+from app.db.catalog import Column, Table
+from app.query.nodes import Condition, Group, Node
+from app.query.operators import LIST_OPERATORS, OPERATORS
 from app.rows.values import to_compare
 
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "like", "in", "nin", "between", "is_null")
-LIST_OPERATORS = ("in", "nin", "between")
-RESERVED_PARAMS = ("limit", "offset", "order", "fields", "cursor", "count")
 MAX_DEPTH = 8
 MAX_LIST = 1000  # values in one in/nin list
-MAX_ROWS = 2**63 - 1  # the largest limit or offset (MariaDB takes up to 2^64-1; past it is a syntax error)
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    column: Column
-    op: str
-    value: Any  # converted: a scalar, a tuple for in/nin/between, a bool for is_null
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    op: Literal["and", "or"]
-    items: tuple["Node", ...]
-
-
-Node = Union[Condition, Group]
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    where: Node | None
-    fields: tuple[Column, ...]
-    order: tuple[tuple[Column, bool], ...]  # (column, descending)
-    limit: int | None
-    offset: int
-    keyset: tuple[tuple[Column, bool], ...] | None = None  # the order made total (core/cursors.py)
-    after: Node | None = None  # the rows after the cursor's
-    extra: tuple[Column, ...] = ()  # keyset columns read only to make the next cursor
-    count_exact: bool = False
-
-    @property
-    def selected(self) -> tuple[Column, ...]:
-        return self.fields + self.extra
+# The query string's list options (lists.py), never filters: filter such a column with POST /query.
+RESERVED_PARAMS = ("limit", "offset", "order", "fields", "cursor", "count")
 
 
 def column_of(table: Table, name: Any) -> Column:
@@ -145,7 +111,7 @@ def parse_tree(
 
 
 def parse_query_params(table: Table, params: Iterable[tuple[str, str]]) -> Node | None:
-    """?col=value / ?col=op.value pairs (reserved names skipped) -> Node, ANDed."""
+    """?col=value / ?col=op.value pairs (the list options' names skipped) -> Node, ANDed."""
     items: list[Node] = []
     for name, raw in params:
         if name in RESERVED_PARAMS:
@@ -158,102 +124,6 @@ def parse_query_params(table: Table, params: Iterable[tuple[str, str]]) -> Node 
     if not items:
         return None
     return items[0] if len(items) == 1 else Group("and", tuple(items))
-
-
-def parse_fields(table: Table, fields: str | list[str] | None) -> tuple[Column, ...]:
-    if fields is None or fields == "" or fields == []:
-        return table.columns
-    names = fields.split(",") if isinstance(fields, str) else fields
-    if not isinstance(names, list):
-        raise InvalidFilter("fields is a list of column names")
-    return tuple(column_of(table, n.strip() if isinstance(n, str) else n) for n in names)
-
-
-def parse_order(table: Table, order: str | list[str] | None) -> tuple[tuple[Column, bool], ...]:
-    """`a.asc,b.desc` or ["a.asc", "-b"]; defaults to the primary key so pages are stable."""
-    if order is None or order == "" or order == []:
-        return tuple((c, False) for c in table.primary_key)
-    terms = order.split(",") if isinstance(order, str) else order
-    if not isinstance(terms, list):
-        raise InvalidFilter("order is 'col.asc,col2.desc' or a list of such terms")
-    return tuple(_order_term(table, term) for term in terms)
-
-
-def _order_term(table: Table, term: Any) -> tuple[Column, bool]:
-    """`col`, `-col`, `col.asc` or `col.desc`; a column whose own name has a dot is taken whole."""
-    if not isinstance(term, str):
-        raise InvalidFilter("order terms are strings like 'col.desc'")
-    term = term.strip()
-    name = term.removeprefix("-")
-    if table.column(name) is not None or "." not in name:
-        return column_of(table, name), term.startswith("-")
-    prefix, _, direction = name.rpartition(".")
-    column = column_of(table, prefix)
-    if direction.lower() not in ("asc", "desc") or term.startswith("-"):
-        raise InvalidFilter(
-            f"order direction '{shown(direction, 40)}' for column '{column.name}': use asc or desc",
-            {"column": column.name, "direction": shown(direction, 40)},
-        )
-    return column, direction.lower() == "desc"
-
-
-def parse_int(name: str, value: Any, default: int | None, low: int, high: int | None) -> int | None:
-    if value is None or value == "":
-        return default
-    high = MAX_ROWS if high is None else high
-    try:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidFilter(f"{name} must be an integer", {name: shown(value, 40)}) from None
-    if not low <= number <= high:
-        raise InvalidFilter(f"{name} must be between {low} and {high}", {name: shown(value, 40)})
-    return number
-
-
-def list_query(
-    table: Table,
-    where: Node | None,
-    *,
-    fields: Any = None,
-    order: Any = None,
-    limit: Any = None,
-    offset: Any = None,
-    cursor: Any = None,
-    count: Any = None,
-    default_limit: int | None,
-    max_limit: int | None,
-) -> ListQuery:
-    from app.query import cursors  # (cursors builds on this module's nodes)
-
-    fields_ = parse_fields(table, fields)
-    order_ = parse_order(table, order)
-    offset_ = parse_int("offset", offset, 0, 0, None) or 0
-    keys = cursors.keyset(table, order_)
-    after = None
-    if cursor is not None and cursor != "":
-        if not isinstance(cursor, str):
-            raise InvalidFilter("cursor is the text of a meta.next_cursor")
-        if keys is None:
-            raise InvalidFilter(f"table '{table.name}' has no primary key: its pages go by offset")
-        if offset_:
-            raise InvalidFilter("give a cursor or an offset, not both")
-        after = cursors.after(keys, cursors.decode(keys, cursor))
-    if count not in (None, "", "exact"):
-        raise InvalidFilter("count takes 'exact' (it costs a second query)", {"count": shown(count, 40)})
-    named = set(fields_)
-    return ListQuery(
-        where=where,
-        fields=fields_,
-        order=order_,
-        limit=parse_int("limit", limit, default_limit, 1, max_limit),
-        offset=offset_,
-        keyset=keys,
-        after=after,
-        extra=tuple(c for c, _ in keys or () if c not in named),
-        count_exact=count == "exact",
-    )
 
 
 def key_values(table: Table, key: str) -> tuple[Any, ...]:

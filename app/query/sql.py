@@ -12,7 +12,9 @@ from typing import Any, Literal
 from typing import TYPE_CHECKING
 
 from app.db.catalog import Column, Table
-from app.query.filters import Group, ListQuery, Node
+from app.query.lists import ListQuery
+from app.query.nodes import Group, Node
+from app.query.operators import OPERATORS
 from app.rows.values import TEXT_KINDS
 
 if TYPE_CHECKING:
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
 
 Statement = tuple[str, tuple[Any, ...]]
 
-_COMPARISONS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE"}
 
 
 def where_sql(node: Node) -> Statement:
@@ -28,17 +29,16 @@ def where_sql(node: Node) -> Statement:
         parts = [where_sql(item) for item in node.items]
         joiner = " AND " if node.op == "and" else " OR "
         return "(" + joiner.join(p[0] for p in parts) + ")", tuple(v for p in parts for v in p[1])
-    column, op, value = node.column.quoted, node.op, node.value
-    if op == "is_null":
+    column, operator, value = node.column.quoted, OPERATORS[node.op], node.value
+    if operator.takes == "flag":
         return f"{column} IS {'' if value else 'NOT '}NULL", ()
-    if op in ("in", "nin"):
+    if operator.takes == "list":
         if not value:  # x IN () is not SQL: an empty list matches nothing (in) or everything (nin)
-            return ("1=0" if op == "in" else "1=1"), ()
-        marks = ",".join(["%s"] * len(value))
-        return f"{column} {'IN' if op == 'in' else 'NOT IN'} ({marks})", tuple(value)
-    if op == "between":
-        return f"{column} BETWEEN %s AND %s", tuple(value)
-    return f"{column} {_COMPARISONS[op]} %s", (value,)
+            return ("1=0" if operator.name == "in" else "1=1"), ()
+        return f"{column} {operator.sql} ({','.join(['%s'] * len(value))})", tuple(value)
+    if operator.takes == "pair":
+        return f"{column} {operator.sql} %s AND %s", tuple(value)
+    return f"{column} {operator.sql} %s", (value,)
 
 
 def _where(node: Node | None) -> Statement:

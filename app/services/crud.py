@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from app.query import aggregates, cursors, sql
 from app.query.aggregates import AggregateQuery
 from app.db.catalog import Catalog, Column, Table
-from app.db.database import Database, Result, Session
+from app.db.database import Database, StatementResult, Session
 from app.core.errors import (
     InvalidBody,
     InvalidValue,
@@ -20,18 +20,9 @@ from app.core.errors import (
     UnknownColumn,
     WhereRequired,
 )
-from app.query.filters import (
-    ListQuery,
-    Node,
-    column_of,
-    equals,
-    key_condition,
-    key_values,
-    list_query,
-    parse_fields,
-    parse_filter,
-    parse_query_params,
-)
+from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
+from app.query.lists import ListQuery, list_query, parse_fields
+from app.query.nodes import Node
 from app.rows.rules import Rules, row_maker
 from app.rows.values import output_fixers, rows_to_dicts, to_db
 from app.imports.records import OMITTED
@@ -45,7 +36,7 @@ def _fixers(columns: tuple[Column, ...]):  # type: ignore[no-untyped-def]
     return output_fixers(columns)
 
 
-def to_records(table_columns: tuple[Column, ...], result: Result) -> list[dict]:
+def to_records(table_columns: tuple[Column, ...], result: StatementResult) -> list[dict]:
     return rows_to_dicts(result.names, result.rows, _fixers(table_columns))
 
 
@@ -120,7 +111,7 @@ def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignment
             raise rules.violation(problems, index if len(rows) > 1 else None)
 
 
-def _page(result: Result, limit: int | None) -> bool:
+def _page(result: StatementResult, limit: int | None) -> bool:
     """Cut a page read with one row extra (`extra_row`) to its limit; was there a next page?"""
     more = limit is not None and len(result.rows) > limit
     if more:
@@ -202,7 +193,7 @@ class CrudService:
         return await self._transaction(work, after, bulk=len(rows) > 100)
 
     async def _reread(
-        self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: Result
+        self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: StatementResult
     ) -> list[dict]:
         """Servers without INSERT ... RETURNING (MySQL): read the rows back by key in the same transaction."""
         pk = table.primary_key

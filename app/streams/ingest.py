@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -34,7 +33,10 @@ from app.core.config import Settings
 from app.db.database import Database
 from app.core.errors import GatewayError, ServiceUnavailable
 from app.core.observability import flush_logs
+from app.http.app import Gateway
+from app.http.dispatch import Dispatcher
 from app.http.envelope import error, success
+from app.http.route import Call, Route
 from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.applier import StreamApplier
@@ -56,7 +58,7 @@ def consumer_for(config: SourceConfig, db: Database, catalog: Any, rules: RulesS
     return KINDS[config.kind](config, applier, settings.stream_group_rows, settings.stream_group_ms)
 
 
-def create_ingest_app(settings: Settings | None = None) -> FastAPI:
+def create_ingest_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     sources = parse_sources(settings.ingest_sources)
     if not sources:
@@ -68,7 +70,7 @@ def create_ingest_app(settings: Settings | None = None) -> FastAPI:
     stopping = asyncio.Event()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: Gateway) -> AsyncIterator[None]:
         await db.open()
         try:
             await positions.ensure_tables(db)
@@ -90,16 +92,14 @@ def create_ingest_app(settings: Settings | None = None) -> FastAPI:
         await db.close()
         flush_logs()  # as the gateway's (app/main.py): a SIGTERMed uvicorn runs no atexit
 
-    app = FastAPI(title="MySQL REST gateway: ingest", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = Gateway(lifespan, title="MySQL REST gateway: ingest", version="0.1.0")
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_IngestCollector(consumers))
 
-    @app.get("/health/live")
-    async def live():  # type: ignore[no-untyped-def]
+    async def live(call: Call) -> Response:
         return success({"status": "alive"})
 
-    @app.get("/health/ready")
-    async def ready():  # type: ignore[no-untyped-def]
+    async def ready(call: Call) -> Response:
         described = [c.describe() for c in consumers]
         try:
             await db.ping()
@@ -109,11 +109,15 @@ def create_ingest_app(settings: Settings | None = None) -> FastAPI:
             return error(ServiceUnavailable("not ready: a source is not running", {"sources": described}))
         return success({"status": "ready", "sources": described})
 
-    @app.get("/metrics")
-    async def metrics():  # type: ignore[no-untyped-def]
+    async def metrics(call: Call) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.consumers = consumers
+    app.serve(Dispatcher([
+        Route("GET", "/health/live", live, "The process answers", "open", "live"),
+        Route("GET", "/health/ready", ready, "The database answers and every source runs", "open", "ready"),
+        Route("GET", "/metrics", metrics, "Prometheus metrics", "open", "metrics"),
+    ]))
     return app
 
 

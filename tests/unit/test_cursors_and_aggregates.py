@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from app.query import aggregates, cursors, sql
 from app.core.errors import GatewayError
-from app.query.filters import list_query
+from app.query.lists import list_query
 from app.http.envelope import error
 
 from .tables import PAIRS, USERS

@@ -1,15 +1,9 @@
 import pytest
 
 from app.core.errors import InvalidFilter, InvalidValue, UnknownColumn
-from app.query.filters import (
-    Condition,
-    Group,
-    key_values,
-    list_query,
-    parse_filter,
-    parse_order,
-    parse_query_params,
-)
+from app.query.filters import key_values, parse_filter, parse_query_params
+from app.query.lists import list_query, parse_order
+from app.query.nodes import Condition, Group
 
 from .tables import PAIRS, USERS
 

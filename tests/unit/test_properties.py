@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from app.core import jsontext
 from app.query import sql
 from app.core.errors import GatewayError
-from app.query.filters import key_values, list_query, parse_filter, parse_query_params
+from app.query.filters import key_values, parse_filter, parse_query_params
+from app.query.lists import list_query
 from app.rows.values import text_converter, to_db
 from app.http.envelope import error
 

@@ -1,5 +1,6 @@
 from app.query import sql
-from app.query.filters import list_query, parse_filter, parse_query_params
+from app.query.filters import parse_filter, parse_query_params
+from app.query.lists import list_query
 
 from .tables import PAIRS, USERS
 

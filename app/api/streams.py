@@ -19,31 +19,28 @@ import contextlib
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.core import jsontext
 from app.core.auth import Principal
 from app.core.errors import GatewayError
-from app.http.access import credential
+from app.http.access import credential, take
 from app.streams.committer import Failed, GroupCommitter
 from app.streams.messages import Message, Outcome, message_rows, parse, refused
 from app.streams.positions import ID_CHARS
 
-router = APIRouter()
 POLICY, TOO_BIG = 1008, 1009
 
 
-@router.websocket("/api/{table}/ws")
-async def stream(websocket: WebSocket, table: str, mode: str = "insert") -> None:
-    state = websocket.app.state
+async def stream(websocket: WebSocket, path: dict[str, str]) -> None:
+    state, table = websocket.app.state, path["table"]
     settings = state.settings
+    mode = websocket.query_params.get("mode", "insert")
     await websocket.accept()
     try:
         who = await _authenticate(websocket, settings.ws_auth_timeout_s)
         who.require("import", table)
-        client = who.name if who.name != "anonymous" else (websocket.client.host if websocket.client else "?")
-        state.limiter.take(client, "import")
+        take(websocket, who, "import")
         await state.catalog.table(table)
         if mode not in ("insert", "upsert"):
             raise GatewayError(f"mode must be insert or upsert, not {mode[:40]!r}")

@@ -1,0 +1,75 @@
+"""The rows of a table: list, query, aggregate, create, update and delete (by filter or by key).
+HTTP only: each handler parses, calls the CRUD service, and answers in the envelope."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from app.http.envelope import success
+from app.http.idempotent import write_once
+from app.http.route import Call
+
+
+def listed(rows: list[dict], meta: dict) -> Response:
+    return success(rows, f"{meta['count']} row(s)", meta=meta)
+
+
+def created(given: dict | list, rows: list[dict]) -> Response:
+    """201 with the stored rows: a list for a list, the row for one."""
+    if isinstance(given, list):
+        return success(rows, f"{len(rows)} row(s) created", status=201)
+    return success(rows[0] if rows else None, "row created", status=201)
+
+
+async def list_rows(call: Call) -> Response:
+    return listed(*await call.state.crud.list_from_params(call.table, call.request.query_params.multi_items()))
+
+
+async def query_rows(call: Call) -> Response:
+    body = call.body
+    options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset,
+               "cursor": body.cursor, "count": body.count}
+    return listed(*await call.state.crud.list_from_body(call.table, body.input, options))
+
+
+async def aggregate_rows(call: Call) -> Response:
+    rows, meta = await call.state.crud.aggregate_from_params(call.table, call.request.query_params.multi_items())
+    return success(rows, f"{meta['count']} group(s)", meta=meta)
+
+
+async def aggregate_query(call: Call) -> Response:
+    rows, meta = await call.state.crud.aggregate_from_body(call.table, call.body.model_dump())
+    return success(rows, f"{meta['count']} group(s)", meta=meta)
+
+
+async def create_rows(call: Call) -> Response:
+    given = call.body.input
+    return await write_once(call, lambda after: call.state.crud.create(call.table, given, after),
+                            lambda rows: created(given, rows))
+
+
+async def update_rows(call: Call) -> Response:
+    body = call.body
+    return await write_once(call, lambda after: call.state.crud.update(call.table, body.input, body.where, after),
+                            lambda n: success({"affected": n}, f"{n} row(s) updated"))
+
+
+async def delete_rows(call: Call) -> Response:
+    return await write_once(call, lambda after: call.state.crud.delete(call.table, call.body.input, after),
+                            lambda n: success({"affected": n}, f"{n} row(s) deleted"))
+
+
+async def get_row(call: Call) -> Response:
+    return success(await call.state.crud.get(call.table, call.path["key"], call.request.query_params.get("fields")))
+
+
+async def update_row(call: Call) -> Response:
+    key, values = call.path["key"], call.body.input
+    return await write_once(call, lambda after: call.state.crud.update_by_key(call.table, key, values, after),
+                            lambda row: success(row, "row updated"))
+
+
+async def delete_row(call: Call) -> Response:
+    key = call.path["key"]
+    return await write_once(call, lambda after: call.state.crud.delete_by_key(call.table, key, after),
+                            lambda n: success({"affected": n}, "row deleted"))

@@ -1,0 +1,217 @@
+"""The dispatcher: a request's path to its route (a tree of path segments built from the route
+table), then the route's checks in order (caller and scope, rate, parameters, body) and its handler;
+whatever is raised becomes the error envelope.
+
+A literal segment is preferred to a parameter at the same place, so /api/batch/... is never a table
+called "batch": the names the gateway's own routes take are reserved by the table itself, not by a
+list kept beside it. Every route on a table is also served under /api/tables/{table}/..., where any
+name is a table's (/api/tables/batch/query, /api/tables/jobs/export); a request for a reserved name
+in the short form is told so (404 naming the other form).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from app.core import jsontext
+from app.core.errors import GatewayError, InvalidBody, MethodNotAllowed, RouteNotFound
+from app.http.access import allow, principal
+from app.http.envelope import error
+from app.http.failures import body_problem, failure
+from app.http.route import Call, Param, Route
+
+TABLES_PREFIX = ("api", "tables")  # /api/tables/{table}/...: a table's routes, whatever its name
+ALIASED = (("api", "{table}"), ("api", "batch", "{table}"))  # the shapes whose {table} meets reserved names
+_NO_QUERY: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Mount:
+    """What the access log and metrics name a mounted app's requests by."""
+
+    path_format: str
+
+
+@dataclass
+class Node:
+    literal: dict[str, Node] = field(default_factory=dict)
+    parameter: tuple[str, Node] | None = None
+    routes: dict[str, Route] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """The ASGI app behind the middleware: serves `routes`, and `mounts` (path prefix -> ASGI app)."""
+
+    def __init__(self, routes: Iterable[Route], mounts: dict[str, ASGIApp] | None = None):
+        self.routes = tuple(routes)
+        self.mounts = mounts or {}
+        self.root = Node()
+        for route in self.routes:
+            self._add(route.segments, route)
+            for shape in ALIASED:
+                if route.segments[: len(shape)] == shape:
+                    self._add((*TABLES_PREFIX, "{table}", *route.segments[len(shape):]), route)
+
+    def _add(self, segments: tuple[str, ...], route: Route) -> None:
+        node = self.root
+        for segment in segments:
+            if segment.startswith("{"):
+                name = segment[1:-1]
+                if node.parameter is None:
+                    node.parameter = (name, Node())
+                elif node.parameter[0] != name:
+                    raise ValueError(f"{route.path}: {{{name}}} where another route has {{{node.parameter[0]}}}")
+                node = node.parameter[1]
+            else:
+                node = node.literal.setdefault(segment, Node())
+        method = route.method
+        if method in node.routes and node.routes[method] is not route:
+            raise ValueError(f"{method} {route.path} is declared twice")
+        node.routes[method] = route
+
+    def public_path(self, route: Route, table: str) -> str:
+        """The path a table's route is served at: the short one, unless the table's name is one
+        the gateway's own routes take there (then /api/tables/{table}/...)."""
+        for shape in ALIASED:
+            if route.segments[: len(shape)] == shape:
+                node, _ = self.match("/" + "/".join(shape[:-1]))
+                if node is not None and table in node.literal:
+                    return "/" + "/".join((*TABLES_PREFIX, table, *route.segments[len(shape):]))
+        return route.path.replace("{table}", table)
+
+    def match(self, path: str) -> tuple[Node | None, dict[str, str]]:
+        """The node a path ends on (None: no route has that shape) and its parameters."""
+        node, found = self.root, {}
+        for segment in path[1:].split("/"):
+            child = node.literal.get(segment)
+            if child is not None:
+                node = child
+            elif node.parameter is not None and segment:
+                found[node.parameter[0]] = segment
+                node = node.parameter[1]
+            else:
+                return None, found
+        return node, found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        for prefix, app in self.mounts.items():
+            if path.startswith(prefix + "/"):  # as Starlette's Mount: the app sees the path below the prefix
+                scope["route"] = Mount(prefix)
+                await app({**scope, "root_path": scope.get("root_path", "") + prefix}, receive, send)
+                return
+        node, found = self.match(path)
+        if scope["type"] == "websocket":
+            route = node.routes.get("WS") if node is not None else None
+            if route is None:
+                await WebSocket(scope, receive, send).close(1008, "no such route")
+                return
+            scope["route"], scope["path_params"] = route, found
+            await route.handler(WebSocket(scope, receive, send), found)
+            return
+        request = Request(scope, receive)
+        method = scope["method"]
+        routes = node.routes if node is not None else {}
+        route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
+        if route is None:
+            response = error(self._missing(path, routes))
+        else:
+            scope["route"], scope["path_params"] = route, found
+            try:
+                response = await route.handler(await self._call(route, request, found))
+            except ClientDisconnect:
+                return
+            except Exception as exc:
+                response = failure(request, exc)
+        await response(scope, receive, send)
+
+    def _missing(self, path: str, routes: dict[str, Route]) -> GatewayError:
+        allowed = sorted(m for m in routes if m != "WS")
+        if allowed:
+            return MethodNotAllowed(f"the method is not allowed here: use {', '.join(allowed)}", {"allowed": allowed},
+                                    headers={"Allow": ", ".join(allowed)})
+        segments = path.strip("/").split("/")
+        if len(segments) > 2 and segments[0] == "api" and segments[1] in self.root.literal["api"].literal:
+            aliased = "/" + "/".join((*TABLES_PREFIX, *segments[1:]))
+            node, _ = self.match(aliased)
+            if node is not None and node.routes:
+                return RouteNotFound(
+                    f"'{segments[1]}' is a name the gateway's own routes take: for a table called so, use {aliased}",
+                    {"path": path, "use": aliased},
+                )
+        return RouteNotFound("no such route", {"path": path})
+
+    async def _call(self, route: Route, request: Request, found: dict[str, str]) -> Call:
+        """The route's checks, in order: who calls and may they (401/403/429), its parameters and
+        its body (400 invalid_body)."""
+        who = await principal(request) if route.access != "open" else None
+        if route.access not in ("open", "caller"):
+            allow(request, who, route.access, found["table"])  # type: ignore[arg-type]
+        query = parse_params(route.params, request) if route.params else _NO_QUERY
+        body = await parse_body(route, request) if route.body is not None else None
+        return Call(request, found, query, body, who)  # type: ignore[arg-type]
+
+
+def parse_params(params: tuple[Param, ...], request: Request) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    problems = []
+    for param in params:
+        if not param.parsed:
+            continue
+        raw = (request.query_params if param.where == "query" else request.headers).get(param.name)
+        try:
+            values[param.as_key] = param.default if raw is None else convert(param, raw)
+        except ValueError as exc:
+            problems.append({"where": f"{param.where}.{param.name}", "problem": str(exc)})
+    if problems:
+        raise InvalidBody(f"{problems[0]['where']}: {problems[0]['problem']}", problems)
+    return values
+
+
+def convert(param: Param, raw: str) -> Any:
+    """A parameter's text by its schema: booleans, bounded integers, strings from a list."""
+    schema = param.schema
+    kind = schema.get("type")
+    if kind == "boolean":
+        lowered = raw.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if kind == "integer":
+        if not raw.lstrip("-").isdigit() or len(raw) > 20:
+            raise ValueError("expected an integer")
+        number = int(raw)
+        if number < schema.get("minimum", number) or number > schema.get("maximum", number):
+            raise ValueError(f"expected an integer from {schema.get('minimum')} to {schema.get('maximum')}")
+        return number
+    if "enum" in schema and raw not in schema["enum"]:
+        raise ValueError(f"expected one of {', '.join(schema['enum'])}")
+    if len(raw) > schema.get("maxLength", len(raw)):
+        raise ValueError(f"at most {schema['maxLength']} characters")
+    return raw
+
+
+async def parse_body(route: Route, request: Request) -> Any:
+    """The JSON body, strict and exact (app/core/jsontext.py), validated by the route's model."""
+    content_type = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+    if not (content_type == "application/json" or content_type.endswith("+json")):
+        raise InvalidBody(f"the body is JSON: send it as application/json, not {content_type[:60]}")
+    raw = await request.body()
+    try:
+        value = jsontext.parse(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidBody(f"the body is not valid JSON: {exc}") from None
+    try:
+        return route.body.model_validate(value)  # type: ignore[union-attr]
+    except ValidationError as exc:
+        raise body_problem(exc) from None
