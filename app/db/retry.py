@@ -1,4 +1,5 @@
-"""The one timeout/retry wrapper every database call runs in (tenacity), and error classification.
+"""The one timeout/retry wrapper every database call runs in (tenacity); what each error means is
+errors.py's table.
 
 Schedule (configurable): attempt timeouts 200, 400, 800, 1600 ms; waits of 400, 800, 1600 ms before
 attempts 2-4. Only transient failures are retried. When the schedule ends the caller gets
@@ -17,50 +18,11 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from app.core import context
-from app.core.errors import (
-    CommitOutcomeUnknown,
-    Conflict,
-    DatabaseError,
-    GatewayError,
-    GatewayTimeout,
-    InternalError,
-    InvalidValue,
-    MissingColumn,
-    PoolExhausted,
-    ServiceUnavailable,
-    TableNotFound,
-    UnknownColumn,
-)
+from app.core.errors import DatabaseError, GatewayError, GatewayTimeout, PoolExhausted, ServiceUnavailable
+from app.db.errors import SERVER_TIMEOUT, commit_outcome, is_retryable, kind_of
 
 log = logging.getLogger("gateway.resiliency")
 T = TypeVar("T")
-
-# The server or the path to it is away: lost/refused connections, too many connections, shutdown,
-# and a Galera node that is not ready (joining, or cut off from the primary component: 1047). With
-# several nodes, the attempt moves to another node at once (app/db/nodes.py).
-CONNECTIVITY_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 1047})
-# Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
-# lost mid-way (1180), and a node that stopped being ready as it committed (1047).
-COMMIT_UNKNOWN_CODES = frozenset({1180, 1047})
-# Transient contention: lock wait timeout, deadlock (also Galera's certification failure at COMMIT).
-CONTENTION_CODES = frozenset({1205, 1213})
-# The server stopped a statement at the time the gateway gave it (max_statement_time on MariaDB,
-# MAX_EXECUTION_TIME on MySQL): a timeout like the gateway's own.
-SERVER_TIMEOUT_CODES = frozenset({1969, 3024})
-RETRYABLE_CODES = CONNECTIVITY_CODES | CONTENTION_CODES | SERVER_TIMEOUT_CODES
-
-CONFLICT_CODES = frozenset({1062, 1022, 1586, 1451, 1452, 1216, 1217})
-INVALID_VALUE_CODES = frozenset({1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078})
-# A value the column's character set cannot hold, compared with it (a filter on a latin1 column).
-CHARSET_CODES = frozenset({1267, 1270, 1271})
-# The gateway's own configuration does not fit the server: retrying will not help, and it is not
-# the caller's fault either. What it is goes in the message (never the password).
-SETUP_CODES = {
-    1049: None,  # the server's own words: "Unknown database 'x'"
-    1044: "the database refused the gateway's user access to its database",
-    1045: "the database refused the gateway's credentials",
-    1698: "the database refused the gateway's credentials",
-}
 
 
 @dataclass
@@ -82,41 +44,6 @@ class Attempt:
 
     def end_commit(self) -> None:
         self.committing = False
-
-
-def commit_unknown(exc: DatabaseError) -> bool:
-    """An error answered to (or instead of an answer to) COMMIT after which it may have applied."""
-    return exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (TimeoutError, PoolExhausted)):
-        return True
-    return isinstance(exc, DatabaseError) and exc.code in RETRYABLE_CODES
-
-
-def classify(exc: DatabaseError) -> GatewayError:
-    """A database error that retrying will not fix -> the client's error."""
-    code, message = exc.code, exc.message
-    if code in CONFLICT_CODES:
-        return Conflict(message, {"db_code": code})
-    if code == 1364:
-        return MissingColumn(message, {"db_code": code})
-    if code in INVALID_VALUE_CODES:
-        return InvalidValue(message, {"db_code": code})
-    if code in CHARSET_CODES:
-        return InvalidValue("a value has characters the column's character set cannot hold", {"db_code": code})
-    if code in SETUP_CODES:
-        said = SETUP_CODES[code] or message[:1].lower() + message[1:]
-        return ServiceUnavailable(f"database not usable: {said}", {"db_code": code})
-    if code == 1054:
-        return UnknownColumn(message, {"db_code": code})
-    if code == 1146:
-        return TableNotFound("table does not exist", {"db_code": code})
-    if code in CONNECTIVITY_CODES or code in CONTENTION_CODES:
-        return ServiceUnavailable("database unavailable", {"db_code": code})
-    log.error("database error %s: %s", code, message)
-    return InternalError("internal error")
 
 
 Operation = Callable[[Attempt], Awaitable[T]]
@@ -203,21 +130,23 @@ class Resilience:
         return error
 
     def _classify_outcome(self, exc: Exception, attempt: Attempt) -> Exception:
+        attempts = {"attempts": attempt.number}
         if isinstance(exc, TimeoutError):
             if attempt.committing:
-                return CommitOutcomeUnknown(
-                    "the database did not answer the COMMIT in time; the write may or may not have applied",
-                    {"attempts": attempt.number},
-                )
-            return GatewayTimeout("the database did not answer in time", {"attempts": attempt.number})
+                unknown = commit_outcome(exc)
+                assert unknown is not None
+                unknown.details = attempts
+                return unknown
+            return GatewayTimeout("the database did not answer in time", attempts)
         if isinstance(exc, PoolExhausted):
             return self._unavailable("no database connection free", attempt)
         if isinstance(exc, DatabaseError):
-            if exc.code in SERVER_TIMEOUT_CODES:
-                return GatewayTimeout("the database did not answer in time (it stopped the statement)", {"attempts": attempt.number})
-            if exc.code in RETRYABLE_CODES:
+            kind = kind_of(exc)
+            if kind is SERVER_TIMEOUT:
+                return GatewayTimeout("the database did not answer in time (it stopped the statement)", attempts)
+            if kind.retried:  # the schedule ran out
                 return self._unavailable("database unavailable", attempt, exc.code)
-            return classify(exc)
+            return kind.final(exc)
         return exc  # a GatewayError raised inside the operation, or a bug: unchanged
 
     def _unavailable(self, message: str, attempt: Attempt, code: int | None = None) -> ServiceUnavailable:

@@ -25,7 +25,7 @@ from app.query import sql
 from app.db.catalog import Column, Table
 from app.db.database import Database, Session
 from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, ImportRolledBack, InvalidValue
-from app.db.retry import classify
+from app.db.errors import classify
 from app.rows.rules import Problem, Rules, json_form
 from app.rows.values import TEXT_KINDS
 from app.imports.checkpoint import Counts, Ranges, written

@@ -30,7 +30,7 @@ from app.query import sql
 from app.db.catalog import Catalog, Table
 from app.db.database import Database, Session
 from app.core.errors import Conflict, DatabaseError
-from app.db.retry import classify
+from app.db.errors import classify
 from app.rows.values import json_default
 from app.rows.plan import for_insert, has_omitted
 from app.imports.writer import DUPLICATE_KEY, UseInserts, insert_rows, load_rows, serialize

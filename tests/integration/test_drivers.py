@@ -68,7 +68,7 @@ async def test_a_stream_read_slowly_holds_little_of_its_result(schema, settings,
     import asyncio
     import gc
 
-    from app.db.database import PAUSED_READ, READ_LIMIT, RECEIVE_HIGH_WATER
+    from app.db.driver import PAUSED_READ, READ_LIMIT, RECEIVE_HIGH_WATER
 
     run_sql(schema, "CREATE TABLE wide (id INT PRIMARY KEY, a CHAR(200), b CHAR(200))")
     run_sql(schema, "INSERT INTO wide SELECT seq, REPEAT('a', 200), REPEAT('b', 200) FROM seq_1_to_100000")

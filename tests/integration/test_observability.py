@@ -68,12 +68,12 @@ async def test_requests_waiting_for_a_connection_are_counted(schema, settings):
     async with running(settings(pool_max=1)) as client:
         db = client.app.state.db
         seen = []
-        original = db._acquire
+        original = db.connections.acquire
 
         async def acquire(pool):  # look at the gauge while requests queue for the one connection
             seen.append(db.pool_stats()["waiting"])
             return await original(pool)
 
-        db._acquire = acquire
+        db.connections.acquire = acquire
         await asyncio.gather(*(client.get("/api/users/query") for _ in range(5)))
         assert max(seen) >= 1 and db.pool_stats()["waiting"] == 0

@@ -28,7 +28,7 @@ async def test_the_server_stops_a_read_whose_kill_was_lost(schema, settings, sql
         async def lost(thread_id, address=None):  # the KILL never reaches the server
             return None
 
-        db._kill = lost
+        db.connections.kill = lost
         with pytest.raises(GatewayTimeout):
             await db.fetch("SELECT SLEEP(5) AS runaway")
         await asyncio.sleep(0.6)  # the server's own limit: 300 ms x 1.1 + 50 ms
@@ -44,8 +44,8 @@ def test_statements_are_bounded_for_each_server_kind():
     from app.db.database import Database
 
     db = Database(Settings(database_url="mysql://u@h/d"))
-    db.server_version = "10.11.6-MariaDB"
+    db.connections.server_version = "10.11.6-MariaDB"
     assert db.bounded("SELECT 1", 0.2) == "SET STATEMENT max_statement_time=0.270 FOR SELECT 1"
     assert db.bounded("INSERT INTO t VALUES (1)", 0.2) == "INSERT INTO t VALUES (1)"
-    db.server_version = "8.4.0"
+    db.connections.server_version = "8.4.0"
     assert db.bounded("SELECT a FROM t", 2.0) == "SELECT /*+ MAX_EXECUTION_TIME(2250) */ a FROM t"

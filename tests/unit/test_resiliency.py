@@ -14,7 +14,8 @@ from app.core.errors import (
     InvalidValue,
     ServiceUnavailable,
 )
-from app.db.retry import Resilience, classify, is_retryable
+from app.db.errors import classify, is_retryable
+from app.db.retry import Resilience
 
 FAST = Resilience((20, 20, 20, 20), (1, 1, 1))
 

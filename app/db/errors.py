@@ -1,0 +1,133 @@
+"""Driver errors -> what the gateway does about them, in one table (pure).
+
+Each MySQL/MariaDB error number the gateway knows has a kind: whether the wrapper retries it (and
+an attempt moves to another node at once), what the caller gets when it is final, and whether, when
+it answered a COMMIT, the write may have applied. Every decision about a database error, in the
+wrapper (retry.py), the connection layer (connections.py) and the callers, reads this table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.core.errors import (
+    CommitOutcomeUnknown,
+    Conflict,
+    DatabaseError,
+    GatewayError,
+    GatewayTimeout,
+    InternalError,
+    InvalidValue,
+    MissingColumn,
+    PoolExhausted,
+    ServiceUnavailable,
+    TableNotFound,
+    UnknownColumn,
+)
+
+log = logging.getLogger("gateway.database")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    retried: bool  # transient: the wrapper tries again (on the schedule)
+    connectivity: bool  # the server or the path to it is away: another node, at once (Galera)
+    final: Callable[[DatabaseError], GatewayError]  # what the caller gets when it is not retried (again)
+
+
+def _unavailable(exc: DatabaseError) -> GatewayError:
+    return ServiceUnavailable("database unavailable", {"db_code": exc.code})
+
+
+def _setup(said: str | None) -> Callable[[DatabaseError], GatewayError]:
+    """The gateway's own configuration does not fit the server: retrying will not help, and it is not
+    the caller's fault either. What it is goes in the message (never the password)."""
+    return lambda exc: ServiceUnavailable(
+        f"database not usable: {said or exc.message[:1].lower() + exc.message[1:]}", {"db_code": exc.code}
+    )
+
+
+CONNECTIVITY = Kind("connectivity", True, True, _unavailable)
+CONTENTION = Kind("contention", True, False, _unavailable)  # lock wait timeout, deadlock (Galera: a certification conflict)
+SERVER_TIMEOUT = Kind("server_timeout", True, False, lambda exc: GatewayTimeout(  # stopped at the time the gateway gave
+    "the database did not answer in time (it stopped the statement)", {"db_code": exc.code}))
+CONFLICT = Kind("conflict", False, False, lambda exc: Conflict(exc.message, {"db_code": exc.code}))
+VALUE = Kind("value", False, False, lambda exc: InvalidValue(exc.message, {"db_code": exc.code}))
+CHARSET = Kind("charset", False, False, lambda exc: InvalidValue(
+    "a value has characters the column's character set cannot hold", {"db_code": exc.code}))
+MISSING = Kind("missing_column", False, False, lambda exc: MissingColumn(exc.message, {"db_code": exc.code}))
+NO_COLUMN = Kind("unknown_column", False, False, lambda exc: UnknownColumn(exc.message, {"db_code": exc.code}))
+NO_TABLE = Kind("unknown_table", False, False, lambda exc: TableNotFound("table does not exist", {"db_code": exc.code}))
+
+
+def _unexpected(exc: DatabaseError) -> GatewayError:
+    log.error("database error %s: %s", exc.code, exc.message)
+    return InternalError("internal error")
+
+
+UNKNOWN = Kind("unknown", False, False, _unexpected)
+
+CODES: dict[int, Kind] = {
+    # Lost/refused connections, too many connections, shutdown, connection killed, and a Galera node
+    # that is not ready (joining, or cut off from the primary component: 1047).
+    **dict.fromkeys((2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 1047), CONNECTIVITY),
+    **dict.fromkeys((1205, 1213), CONTENTION),
+    **dict.fromkeys((1969, 3024), SERVER_TIMEOUT),  # max_statement_time (MariaDB), MAX_EXECUTION_TIME (MySQL)
+    **dict.fromkeys((1062, 1022, 1586, 1451, 1452, 1216, 1217), CONFLICT),  # duplicate key, foreign key
+    **dict.fromkeys((1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078), VALUE),
+    **dict.fromkeys((1267, 1270, 1271), CHARSET),  # a value the column's character set cannot hold, compared
+    1364: MISSING,
+    1054: NO_COLUMN,
+    1146: NO_TABLE,
+    1049: Kind("setup", False, False, _setup(None)),  # the server's own words: "Unknown database 'x'"
+    1044: Kind("setup", False, False, _setup("the database refused the gateway's user access to its database")),
+    1045: Kind("setup", False, False, _setup("the database refused the gateway's credentials")),
+    1698: Kind("setup", False, False, _setup("the database refused the gateway's credentials")),
+}
+# Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
+# lost mid-way (1180), and a node that stopped being ready as it committed (1047); and any
+# client-side error (2xxx: no answer came).
+COMMIT_UNKNOWN_CODES = frozenset({1180, 1047})
+
+CONNECTIVITY_CODES = frozenset(code for code, kind in CODES.items() if kind.connectivity)
+SERVER_TIMEOUT_CODES = frozenset(code for code, kind in CODES.items() if kind is SERVER_TIMEOUT)
+RETRYABLE_CODES = frozenset(code for code, kind in CODES.items() if kind.retried)
+
+
+def kind_of(exc: DatabaseError) -> Kind:
+    return CODES.get(exc.code, UNKNOWN)
+
+
+def classify(exc: DatabaseError) -> GatewayError:
+    """A database error that retrying will not fix (or that is not retried again) -> the caller's error."""
+    return kind_of(exc).final(exc)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Worth another attempt: a timeout, no free connection, or a transient database error."""
+    if isinstance(exc, (TimeoutError, PoolExhausted)):
+        return True
+    return isinstance(exc, DatabaseError) and kind_of(exc).retried
+
+
+def is_connectivity(exc: BaseException) -> bool:
+    return isinstance(exc, DatabaseError) and exc.code in CONNECTIVITY_CODES
+
+
+def commit_unknown(exc: DatabaseError) -> bool:
+    """An error answered to (or instead of an answer to) COMMIT after which it may have applied."""
+    return exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES
+
+
+def commit_outcome(exc: BaseException, what: str = "write") -> CommitOutcomeUnknown | None:
+    """What a failure while a COMMIT was under way means: CommitOutcomeUnknown when the write may
+    have applied (no answer: a timeout, a lost connection; or an answer that does not say), None when
+    the answer says it was rolled back (a deadlock, a certification conflict: retried as a whole)."""
+    if isinstance(exc, TimeoutError):
+        return CommitOutcomeUnknown(f"the database did not answer the COMMIT in time; the {what} may or may not have applied")
+    if isinstance(exc, DatabaseError) and commit_unknown(exc):
+        return CommitOutcomeUnknown(f"the COMMIT got no clear answer; the {what} may or may not have applied", {"db_code": exc.code})
+    return None
