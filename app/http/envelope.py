@@ -1,4 +1,4 @@
-"""The response envelope (DESIGN.md), rendered with orjson.
+"""The response envelope (docs/contract.md), rendered with orjson.
 
 Success: {"timestamp", "message", "data", "retry_count"} (+ "meta" on lists).
 Error:   {"timestamp", "status", "error", "message", "details", "retry_count", "request_id"}.

@@ -104,7 +104,7 @@ class RecordReader:
             try:
                 records.append((base + i, next(reader)))
             except csv.Error as exc:
-                records.append(RecordError(base + i, f"malformed CSV: {exc}"))
+                records.append(RecordError(base + i, f"malformed CSV: {exc}", InvalidCsv.code))
                 clean = False
             i = source.next
         self._next_line = base + count
@@ -141,7 +141,7 @@ def _csv_records(text: str, base: int, delimiter: str) -> tuple[list[Record | Re
         except StopIteration:
             break
         except csv.Error as exc:
-            records.append(RecordError(start, f"malformed CSV: {exc}"))
+            records.append(RecordError(start, f"malformed CSV: {exc}", InvalidCsv.code))
             clean = False
             continue
         if fields:

@@ -23,7 +23,8 @@ from app.core.errors import GatewayError, ImportRolledBack, InvalidHeader
 from app.rows.rules import row_maker
 from app.imports.checkpoint import Checkpoint, SkipCommitted
 from app.rows.plan import BARE_NULL, ImportPlan, plan_import
-from app.imports.records import OMITTED, Record, RecordError, Source
+from app.imports.records import Record, RecordError, Source
+from app.rows.values import OMITTED
 from app.imports.report import ImportReport, span
 from app.imports.writer import Batch, BatchWriter, ImportRun, Mode, report_duplicates
 from app.services.duplicates import DuplicateProbe
@@ -92,7 +93,7 @@ class ImportEngine:
             table = await self.catalog.table(table.name)
             plan = self._plan(table, source, null, loads)
         if source.widen is not None:  # JSON: each object by its own keys, not only the first's
-            source.header = source.widen([c.name for c in table.columns])
+            source.header = source.widen(table)
             plan = self._plan(table, source, null, loads)
         report = ImportReport(table.name, mode, atomic, self.max_errors, source.unit, dry_run, source.extra)
         rules = await self.rules.for_table(table, fresh=True)
@@ -160,7 +161,7 @@ class ImportEngine:
                 for record in block.records:
                     report.rows_read += 1
                     if isinstance(record, RecordError):
-                        report.fail(record.line, record.reason)
+                        report.fail(record.line, record.problem)
                     elif skip is None or record[0] not in skip:
                         records.append(record)
                 texts.append(block.text)

@@ -22,8 +22,11 @@ import orjson
 
 from app.core import jsontext
 from app.core.echo import shown
-from app.core.errors import InvalidJson, UnsupportedMediaType
-from app.imports.records import OMITTED, Block, Record, RecordError, Source
+from app.core.errors import InvalidJson, UnknownColumn, UnsupportedMediaType
+from app.db.catalog import Table
+from app.imports.records import Block, Record, RecordError, Source
+from app.rows.problems import RowProblem
+from app.rows.values import OMITTED
 
 
 
@@ -34,20 +37,25 @@ class _Rows:
     def __init__(self, first: dict):
         self.header = list(first)
         self.known = set(first)
+        self.table: Table | None = None
 
-    def widen(self, columns: list[str]) -> list[str]:
-        """Read every object by its own keys: any of `columns` (the table's), not only the first's."""
-        self.header = self.header + [name for name in columns if name not in self.known]
+    def widen(self, table: Table) -> list[str]:
+        """Read every object by its own keys: any of the table's columns, not only the first's."""
+        self.table = table
+        self.header = self.header + [c.name for c in table.columns if c.name not in self.known]
         self.known = set(self.header)
         return self.header
 
     def record(self, position: int, value: Any) -> Record | RecordError:
         if not isinstance(value, dict):
-            return RecordError(position, f"expected a JSON object, got {type(value).__name__ if value is not None else 'null'}")
+            return RecordError(position, f"expected a JSON object, got {type(value).__name__ if value is not None else 'null'}", InvalidJson.code)
         if len(value) <= len(self.known) and self.known.issuperset(value):
             return (position, list(map(value.get, self.header, repeat(OMITTED))))
-        extra = [key for key in value if key not in self.known]
-        return RecordError(position, f"key(s) {', '.join(map(repr, map(shown, extra)))}: not a column of the table")
+        key = next(key for key in value if key not in self.known)
+        if self.table is None:  # not widened: the first object's keys are all there is
+            return RecordError(position, f"key '{shown(key)}' is not among the first object's", UnknownColumn.code, shown(key))
+        unknown = RowProblem.unknown(self.table, key)
+        return RecordError(position, unknown.reason, unknown.code, unknown.column)
 
 
 async def _lines(chunks: AsyncIterator[bytes], max_record_bytes: int) -> AsyncIterator[list[tuple[int, bytes]]]:
@@ -77,7 +85,7 @@ def _parse_line(number: int, line: bytes) -> Any:
     try:
         return jsontext.parse(line)
     except json.JSONDecodeError as exc:
-        return RecordError(number, f"not valid JSON: {exc}")
+        return RecordError(number, f"not valid JSON: {exc}", InvalidJson.code)
 
 
 def _parse_lines(group: list[tuple[int, bytes]]) -> list[Any]:

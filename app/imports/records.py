@@ -12,29 +12,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Record = tuple[int, list[Any]]  # (position, cells)
-Cells = Literal["text", "sheet", "json"]
+from app.db.catalog import Table
+from app.rows.plan import Cells, Record
+from app.rows.problems import RowProblem
+
+__all__ = ["Block", "Cells", "Record", "RecordError", "Source", "Unit"]
 Unit = Literal["line", "row", "index"]
 
 
-class Omitted:
-    """A JSON object's key left out: the column's DEFAULT, as in a POST body (never NULL)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "OMITTED"
-
-
-OMITTED = Omitted()
-
-
 class RecordError(Exception):
-    """One record could not be read; the rest of the stream can go on."""
+    """One record could not be read (the format's code: invalid_csv, invalid_json, ...), or names a
+    column the table lacks; the rest of the stream can go on."""
 
-    def __init__(self, line: int, reason: str):
+    def __init__(self, line: int, reason: str, code: str, column: str | None = None):
         super().__init__(reason)
-        self.line, self.reason = line, reason
+        self.line, self.problem = line, RowProblem(code, reason, column)
+
+    @property
+    def reason(self) -> str:
+        return self.problem.reason
 
 
 class Block:
@@ -66,4 +62,4 @@ class Source:
     delimiter: str = ","  # CSV text's field separator (a tab for TSV)
     # JSON: after the header (the first object's keys) is checked, read every record by its own keys
     # among these (the table's columns); returns the header records then follow.
-    widen: Callable[[list[str]], list[str]] | None = None
+    widen: Callable[[Table], list[str]] | None = None

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.rows.problems import RowProblem
+
 PLURAL = {"line": "lines", "row": "rows", "index": "indexes"}
 
 
@@ -41,18 +43,12 @@ class ImportReport:
     outcome_unknown: list[list[int]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
-    def fail(
-        self, position: int, reason: str, column: str | None = None, key: dict | None = None, rule: str | None = None
-    ) -> None:
+    def fail(self, position: int, problem: RowProblem) -> None:
+        """A record that is not written, and why (said as a POST of the row would say it)."""
         self.rows_failed += 1
         self.errors_total += 1
         if len(self.errors) < self.max_errors:
-            error: dict[str, Any] = {self.unit: position, "column": column, "reason": reason}
-            if key is not None:
-                error["key"] = key
-            if rule is not None:
-                error["rule"] = rule
-            self.errors.append(error)
+            self.errors.append(problem.at(self.unit, position))
 
     @property
     def listing(self) -> bool:

@@ -194,7 +194,7 @@ async def open_spreadsheet(
             beyond = [i for i in range(width, len(cells)) if cells[i] != ""]
             if beyond:
                 where = f"{_column_name(beyond[0])}{position}"
-                records.append(RecordError(position, f"cell {where} holds a value but its column has no header"))
+                records.append(RecordError(position, f"cell {where} holds a value but its column has no header", InvalidSpreadsheet.code))
             elif any(v is not None for v in values):  # empty rows are not records
                 records.append((position, values + [None] * (width - len(values))))
             if len(records) >= BLOCK_ROWS:

@@ -24,13 +24,14 @@ from typing import Any, Literal
 from app.query import sql
 from app.db.catalog import Column, Table
 from app.db.database import Database, Session
-from app.core.errors import CommitOutcomeUnknown, DatabaseError, GatewayError, ImportRolledBack, InvalidValue
+from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, GatewayError, ImportRolledBack
 from app.db.errors import classify
 from app.rows.rules import Problem, Rules, json_form
 from app.rows.values import TEXT_KINDS
 from app.imports.checkpoint import Counts, Ranges, written
 from app.rows.plan import (
     BARE_NULL,
+    ROW_ERRORS,
     ImportPlan,
     Row,
     convert_batch,
@@ -39,7 +40,9 @@ from app.rows.plan import (
     given_columns,
     has_omitted,
 )
-from app.imports.records import OMITTED, Record
+from app.imports.records import Record
+from app.rows.problems import RowProblem, joined
+from app.rows.values import OMITTED
 from app.imports.report import ImportReport, span
 from app.services.duplicates import Duplicate, DuplicateProbe
 
@@ -111,8 +114,8 @@ class BatchWriter:
             for position, fields in records:
                 try:
                     rows.append((position, convert_record(run.plan, fields)))
-                except InvalidValue as exc:
-                    run.report.fail(position, exc.message, (exc.details or {}).get("column"))
+                except ROW_ERRORS as exc:
+                    run.report.fail(position, RowProblem.of(exc))
         if rules and run.rules is not None and rows:
             rows = keep_valid(run, rows)
         return rows
@@ -134,7 +137,7 @@ class BatchWriter:
             if not failed:
                 return batch
             for index, problems in sorted(failed.items()):
-                _report_rules(run.report, batch.records[index][0], problems)
+                _report_rules(run, batch.records[index][0], problems)
             return Batch([r for i, r in enumerate(batch.records) if i not in failed], None)
         rows = self.convert(run, batch.records)
         if len(rows) == len(batch.records):
@@ -168,7 +171,7 @@ class BatchWriter:
                 continue
             try:
                 converted = list(map(convert, cells[position]))
-            except InvalidValue:
+            except ROW_ERRORS:
                 return None
             fix = json_form(column)
             values[column.name] = [
@@ -455,15 +458,15 @@ def keep_valid(run: ImportRun, rows: list[Row]) -> list[Row]:
     for row, instance in zip(rows, made):
         problems = rules.problems(instance)
         if problems:
-            _report_rules(run.report, row[0], problems)
+            _report_rules(run, row[0], problems)
         else:
             good.append(row)
     return good
 
 
-def _report_rules(report: ImportReport, position: int, problems: list[Problem]) -> None:
-    first = problems[0]
-    report.fail(position, "; ".join(f"{p.reason} (rule {p.rule})" for p in problems), first.column, rule=first.rule)
+def _report_rules(run: ImportRun, position: int, problems: list[Problem]) -> None:
+    version = run.rules.version if run.rules is not None else None
+    run.report.fail(position, joined([RowProblem.breaking(p.column, p.rule, p.reason, version) for p in problems]))
 
 
 def presence(column: Column, cells: Sequence[Any], plan: ImportPlan) -> Sequence[Any]:
@@ -498,7 +501,7 @@ def canonical_json(column: Column, cells: Sequence[str], null: str) -> Sequence[
 def report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
     for duplicate in duplicates.values():
         if report.listing:
-            report.fail(duplicate.line, duplicate.reason, key=duplicate.key)
+            report.fail(duplicate.line, RowProblem(Conflict.code, duplicate.reason, key=duplicate.key))
         else:
             report.counted_failure()
 
@@ -514,7 +517,7 @@ async def _split(
     rows: list[Row], exc: GatewayError, report: ImportReport, write: Callable[[list[Row]], Awaitable[None]]
 ) -> None:
     if len(rows) == 1:
-        report.fail(rows[0][0], exc.message, (exc.details or {}).get("column"))
+        report.fail(rows[0][0], RowProblem.of(exc))
         return
     middle = len(rows) // 2
     await write(rows[:middle])

@@ -11,14 +11,18 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 
+from app.core.errors import InvalidHeader, InvalidValue, MissingColumn
 from app.db.catalog import Column, Table
-from app.core.errors import InvalidHeader, InvalidValue
-from app.rows.values import TEXT_KINDS, canonical_check, text_converter, to_db, value_converter
-from app.imports.records import OMITTED, Cells, Record
+from app.rows.problems import RowProblem
+from app.rows.values import OMITTED, TEXT_KINDS, canonical_check, text_converter, to_db, value_converter
 
+Record = tuple[int, list[Any]]  # (position, cells)
+Cells = Literal["text", "sheet", "json"]  # what a record's cells are: CSV text, spreadsheet cells, JSON values
 Row = tuple[int, Any]  # (position, converted values)
+# What converting one row may raise: a value that does not fit, a required column left out.
+ROW_ERRORS = (InvalidValue, MissingColumn)
 
 
 class BareNull(int):
@@ -68,14 +72,16 @@ class ImportPlan:
 
 
 def plan_import(
-    table: Table, header: list[str], null: str = "\\N", *, load_data: bool = False, cells: Cells = "text", delimiter: str = ","
+    table: Table, header: list[str], null: str = "\\N", *, load_data: bool = False, cells: Cells = "text", delimiter: str = ",",
+    required: bool = True,
 ) -> ImportPlan:
-    """Check a header against the table. Generated columns are skipped: the server computes them."""
+    """Check a header against the table (`required`: and that it names every required column).
+    Generated columns are skipped: the server computes them."""
     names = [name.strip() for name in header]
     unknown = [n for n in names if table.column(n) is None]
     duplicate = sorted({n for n in names if names.count(n) > 1})
     present = set(names)
-    missing = [c.name for c in table.columns if c.required and c.name not in present]
+    missing = [c.name for c in table.columns if c.required and c.name not in present] if required else []
     if unknown or duplicate or missing:
         problems = [
             f"{label}: {', '.join(items)}"
@@ -124,9 +130,7 @@ def _defaults_kept(column: Column, convert: Callable[[Any], Any]) -> Callable[[A
     def keep(value: Any) -> Any:
         if value is OMITTED:
             if column.required:
-                raise InvalidValue(
-                    f"column '{column.name}': missing (it has no default)", {"column": column.name, "reason": "missing"}
-                )
+                raise MissingColumn(RowProblem.missing(column).reason, {"column": column.name})
             return value
         return convert(value)
 
@@ -179,7 +183,7 @@ def convert_batch(plan: ImportPlan, records: list[Record]) -> list[Row] | None:
             else list(map(convert, cells[position]))
             for column, position, convert in zip(plan.columns, plan.positions, plan.converters)
         ]
-    except InvalidValue:
+    except ROW_ERRORS:
         return None
     return list(zip([line for line, _ in records], zip(*columns)))
 

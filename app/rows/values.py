@@ -25,6 +25,18 @@ from app.db.catalog import Column
 from app.core.echo import shown
 from app.core.errors import InvalidValue
 
+
+class Omitted:
+    """A JSON object's key left out: the column's DEFAULT, as in a POST body (never NULL)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OMITTED"
+
+
+OMITTED = Omitted()
+
 # Integers as text; 40 digits is past every column's range and far below int()'s 4300-digit limit.
 _INT_TEXT = re.compile(r"[+-]?\d{1,40}")
 _LONG_INT_TEXT = re.compile(r"[+-]?\d{41,}")

@@ -13,8 +13,6 @@ from app.db.catalog import Catalog, Column, Table
 from app.db.database import Database, StatementResult, Session
 from app.core.errors import (
     InvalidBody,
-    InvalidValue,
-    MissingColumn,
     PayloadTooLarge,
     RowNotFound,
     UnknownColumn,
@@ -23,9 +21,9 @@ from app.core.errors import (
 from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
 from app.query.lists import ListQuery, list_query, parse_fields
 from app.query.nodes import Node
+from app.rows.objects import ObjectRows, Problems, Rows, refusal
 from app.rows.rules import Rules, row_maker
-from app.rows.values import output_fixers, rows_to_dicts, to_db
-from app.imports.records import OMITTED
+from app.rows.values import OMITTED, output_fixers, rows_to_dicts, to_db
 from app.services.rules_store import RulesStore
 
 T = TypeVar("T")
@@ -40,43 +38,8 @@ def to_records(table_columns: tuple[Column, ...], result: StatementResult) -> li
     return rows_to_dicts(result.names, result.rows, _fixers(table_columns))
 
 
-def prepare_rows(
-    table: Table, rows: list[dict[str, Any]]
-) -> tuple[list[Column], list[list[Any]], list[list[bool]] | None]:
-    """Validate and convert rows for a multi-row INSERT.
-
-    Returns the column list (the union of the rows' keys, in first-seen order), the converted values,
-    and, when rows name different columns, which cells should be written as DEFAULT.
-    """
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    columns = [column_of(table, name) for name in names]
-    values: list[list[Any]] = []
-    defaults: list[list[bool]] = []
-    uneven = False
-    for index, row in enumerate(rows):
-        missing = [c.name for c in table.columns if c.required and c.name not in row]
-        if missing:
-            raise MissingColumn(
-                f"missing required column(s): {', '.join(missing)}", {"row": index, "columns": missing}
-            )
-        converted, omitted = [], []
-        for column in columns:
-            if column.name in row:
-                try:
-                    converted.append(to_db(column, row[column.name]))
-                except InvalidValue as exc:
-                    exc.details = {"row": index, **(exc.details or {})}
-                    raise
-                omitted.append(False)
-            else:
-                converted.append(None)
-                omitted.append(True)
-                uneven = True
-        values.append(converted)
-        defaults.append(omitted)
-    return columns, values, defaults if uneven else None
+def has_omitted_cells(values: list[list[Any]]) -> bool:
+    return any(OMITTED in row for row in values)
 
 
 def prepare_values(table: Table, values: Mapping[str, Any]) -> dict[Column, Any]:
@@ -86,17 +49,6 @@ def prepare_values(table: Table, values: Mapping[str, Any]) -> dict[Column, Any]
 
 
 Hook = Callable[[Session, Any], Awaitable[None]]  # runs inside a write's transaction, after the write
-
-
-def check_new_rows(
-    rules: Rules, columns: list[Column], values: list[list[Any]], defaults: list[list[bool]] | None
-) -> None:
-    """Rows to insert, against the table's rules: the columns each row gives (422 on the first that fails)."""
-    make = row_maker(columns, rules.names, omitted=OMITTED)
-    for index, row in enumerate(values):
-        cells = row if defaults is None else [OMITTED if omitted else v for v, omitted in zip(row, defaults[index])]
-        if problems := rules.problems(make(cells)):
-            raise rules.violation(problems, index)
 
 
 def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignments: dict[Column, Any]) -> None:
@@ -129,6 +81,7 @@ class CrudService:
     ):
         self.db, self.catalog, self.rules = db, catalog, rules
         self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
+        self._objects: dict[str, ObjectRows] = {}  # per table: its rows' plans, for its catalog copy and rules
 
     async def resolve(self, name: str, build: Callable[[Table], T]) -> tuple[Table, T]:
         """Look the table up and parse the request against it; an unknown column may be one added
@@ -168,6 +121,15 @@ class CrudService:
 
     # --- create -------------------------------------------------------------------------------
 
+    async def _rows(self, table: Table, rows: list[Any]) -> Rows | Problems:
+        """The rows as app/rows takes any JSON rows (a stream's too): each by its own keys, converted,
+        checked against the table's current rules."""
+        rules = await self.rules.for_table(table)
+        objects = self._objects.get(table.name)
+        if objects is None or objects.table is not table or objects.rules is not rules:
+            objects = self._objects[table.name] = ObjectRows(table, rules)
+        return objects.check(rows)
+
     async def create(self, name: str, payload: dict | list, after: Hook | None = None) -> list[dict]:
         rows = payload if isinstance(payload, list) else [payload]
         if not rows:
@@ -177,9 +139,18 @@ class CrudService:
                 f"at most {self.max_bulk_rows} rows per request; use /api/batch/import for more",
                 {"rows": len(rows), "max": self.max_bulk_rows},
             )
-        table, (columns, values, defaults) = await self.resolve(name, lambda t: prepare_rows(t, rows))
-        if (rules := await self.rules.for_table(table)) is not None:
-            check_new_rows(rules, columns, values, defaults)
+        table = await self.catalog.table(name)
+        checked = await self._rows(table, rows)
+        if isinstance(checked, dict) and any(p.code == UnknownColumn.code for found in checked.values() for p in found):
+            await self.catalog.look(table.name)  # a column added since the catalog read the table?
+            table = await self.catalog.table(name)
+            checked = await self._rows(table, rows)
+        if isinstance(checked, dict):
+            raise refusal(checked)
+        columns, values = list(checked.plan.columns), checked.values
+        defaults = [[v is OMITTED for v in row] for row in values] if has_omitted_cells(values) else None
+        if defaults is not None:
+            values = [[None if v is OMITTED else v for v in row] for row in values]
 
         async def work(session: Session) -> list[dict]:
             returning = self.db.supports_returning

@@ -25,7 +25,7 @@ class Failed(Outcome):
     written, or (commit_outcome_unknown) it may have been; a message with an id is safe to resend."""
 
     def __init__(self, error: GatewayError):
-        super().__init__("failed", 0, [{"index": None, "column": None, "reason": error.message}])
+        super().__init__("failed", 0, [{"index": None, "column": None, "code": error.code, "reason": error.message}])
         self.code = error.code
 
 

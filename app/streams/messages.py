@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.core import jsontext
+from app.core.errors import InvalidBody, InvalidJson
 from app.db.catalog import Table
-from app.core.errors import InvalidHeader, InvalidValue
-from app.rows.rules import Rules, row_maker
-from app.rows.plan import BARE_NULL, ImportPlan, plan_import
-from app.imports.records import OMITTED
+from app.rows.objects import ObjectRows, Planned, Problems, kind
+from app.rows.plan import BARE_NULL, ImportPlan
+from app.rows.rules import Rules
 from app.streams.canonical import Check, column_check
 from app.streams.positions import ID_CHARS
 
@@ -67,8 +67,9 @@ class Outcome:
         )
 
 
-def refused(reason: str, index: int | None = None, column: str | None = None) -> Outcome:
-    return Outcome("rejected", 0, [{"index": index, "column": column, "reason": reason}])
+def refused(reason: str, index: int | None = None, column: str | None = None, code: str = "invalid_body") -> Outcome:
+    """A message refused whole: not JSON, not rows, no id where one is needed."""
+    return Outcome("rejected", 0, [{"index": index, "column": column, "code": code, "reason": reason}])
 
 
 @dataclass(slots=True)
@@ -94,7 +95,7 @@ def message_rows(value: Any) -> tuple[list[Any], str | None]:
         return [value], None
     if isinstance(value, list):
         return value, None
-    raise ValueError(f"expected a row object, an array of rows or {{\"id\", \"rows\"}}, got {_kind(value)}")
+    raise ValueError(f"expected a row object, an array of rows or {{\"id\", \"rows\"}}, got {kind(value)}")
 
 
 def parse(payload: bytes) -> Any:
@@ -111,19 +112,18 @@ class _Read:
 
     message: Message
     rows: list[dict[str, Any]]
-    header: list[str]
-    plan: ImportPlan
-    make: Callable[[Any], dict] | None
+    planned: Planned
     fast: list[Check] | None  # per plan column, when every column has a canonical check
 
 
 class Checker:
-    """Checks messages for one table, with plans cached per set of keys (a stream's rows usually
-    all have the same keys: one plan, built once)."""
+    """Checks messages for one table: each message's rows as app/rows/objects.py checks any JSON
+    rows (a POST's too), with the plans it keeps per set of keys."""
 
     def __init__(self, table: Table, rules: Rules | None, *, load_data: bool = True):
         self.table, self.rules, self.load_data = table, rules, load_data
-        self._plans: dict[tuple[str, ...], _Planned | InvalidHeader] = {}
+        self.objects = ObjectRows(table, rules, load_data=load_data, generated="skip")
+        self._fast: dict[tuple[str, ...], list[Check] | None] = {}
 
     def check(self, message: Message) -> Checked | Outcome:
         """The message's rows converted and ready to write, or why it is refused."""
@@ -142,9 +142,9 @@ class Checker:
             if isinstance(read, Outcome):
                 out[i] = read
             elif canonical and read.fast is not None and self.rules is None and (
-                len(read.rows) == 1 or all(len(r) == len(read.header) for r in read.rows)  # one row: its keys are the header
+                len(read.rows) == 1 or all(len(r) == len(read.planned.keys) for r in read.rows)  # one row: its keys are the keys
             ):
-                together.setdefault(id(read.plan), []).append((i, read))
+                together.setdefault(id(read.planned), []).append((i, read))
             else:
                 out[i] = self._convert(read)
         for group in together.values():
@@ -155,7 +155,7 @@ class Checker:
                 continue
             at = 0
             for i, read in group:
-                out[i] = Checked(read.message, read.plan, rows[at:at + len(read.rows)], canonical=True)
+                out[i] = Checked(read.message, read.planned.plan, rows[at:at + len(read.rows)], canonical=True)
                 at += len(read.rows)
         return out  # type: ignore[return-value]
 
@@ -164,7 +164,7 @@ class Checker:
             value = message.payload if message.parsed else parse(message.payload)
             rows, ident = message_rows(value)
         except ValueError as exc:
-            return refused(str(exc))
+            return refused(str(exc), code=InvalidJson.code if str(exc).startswith("not valid JSON") else InvalidBody.code)
         if message.key is None and ident is not None and message.envelope_ids:
             if len(ident) > ID_CHARS:
                 return refused(f"the id is longer than {ID_CHARS} characters")
@@ -173,80 +173,43 @@ class Checker:
             return refused(message.needs_key)
         if not rows:
             return refused("the message holds no rows")
-        if len(rows) == 1 and isinstance(rows[0], dict):  # the usual message: one row
-            header = list(rows[0])
-        else:
-            errors: list[dict[str, Any]] = []
-            keys: dict[str, None] = {}
-            for index, row in enumerate(rows):
-                if isinstance(row, dict):
-                    keys.update(dict.fromkeys(row))
-                else:
-                    errors.append({"index": index, "column": None, "reason": f"expected a row object, got {_kind(row)}"})
-            if errors:
-                return Outcome("rejected", 0, errors)
-            header = list(keys)
-        planned = self._plan(tuple(header))
-        if isinstance(planned, InvalidHeader):
-            return refused(planned.message)
-        return _Read(message, rows, header, planned.plan, planned.make, planned.fast)
+        keys = self.objects.keys(rows)
+        if isinstance(keys, dict):
+            return rejected(keys)
+        planned = self.objects.plan(keys)
+        return _Read(message, rows, planned, self._canonical_checks(planned))
+
+    def _canonical_checks(self, planned: Planned) -> list[Check] | None:
+        """The plan's canonical checks (canonical.py), when LOAD DATA takes the rows and the keys are
+        all the table's, every required one given."""
+        if planned.keys not in self._fast:
+            checks = [column_check(c) for c in planned.plan.columns]
+            usable = self.load_data and not planned.unknown and not planned.missing and None not in checks
+            if len(self._fast) < 1000:
+                self._fast[planned.keys] = checks if usable else None  # type: ignore[assignment]
+            return checks if usable else None  # type: ignore[return-value]
+        return self._fast[planned.keys]
 
     def _convert(self, read: _Read) -> Checked | Outcome:
-        plan, make, header = read.plan, read.make, read.header
-        errors: list[dict[str, Any]] = []
-        values: list[list[Any]] = []
-        for index, row in enumerate(read.rows):
-            cells = [row.get(name, OMITTED) for name in header]
-            try:
-                converted = [convert(cells[p]) for p, convert in zip(plan.positions, plan.converters)]
-            except InvalidValue as exc:
-                errors.append({"index": index, "column": (exc.details or {}).get("column"), "reason": exc.message})
-                continue
-            if make is not None and self.rules is not None:
-                problems = self.rules.problems(make(converted))
-                if problems:
-                    errors.extend(
-                        {"index": index, "column": p.column, "reason": f"{p.reason} (rule {p.rule})"} for p in problems
-                    )
-                    continue
-            values.append(converted)
-        if errors:
-            return Outcome("rejected", 0, errors)
-        return Checked(read.message, plan, values)
-
-    def _plan(self, keys: tuple[str, ...]) -> _Planned | InvalidHeader:
-        found = self._plans.get(keys)
-        if found is None:
-            try:
-                plan = plan_import(self.table, list(keys), load_data=self.load_data, cells="json")
-            except InvalidHeader as exc:
-                found = exc
-            else:
-                make = None
-                if self.rules is not None:
-                    make = row_maker(plan.columns, self.rules.names, BARE_NULL if self.load_data else None, OMITTED)
-                checks = [column_check(c) for c in plan.columns]
-                fast = None if not self.load_data or any(c is None for c in checks) else checks
-                found = _Planned(plan, make, fast)  # type: ignore[arg-type]
-            if len(self._plans) < 1000:  # key sets are few; a stream of random keys must not grow this
-                self._plans[keys] = found
-        return found
+        checked = self.objects.convert(read.rows, read.planned)
+        if isinstance(checked, dict):
+            return rejected(checked)
+        return Checked(read.message, checked.plan, checked.values)
 
 
-@dataclass(frozen=True)
-class _Planned:
-    plan: ImportPlan
-    make: Callable[[Any], dict] | None
-    fast: list[Check] | None
+def rejected(problems: Problems) -> Outcome:
+    """A message refused for its rows: every problem of every bad row, by the row's index."""
+    return Outcome("rejected", 0, [p.at("index", index) for index, found in sorted(problems.items()) for p in found])
 
 
 def _canonical_rows(reads: list[_Read]) -> list[list[Any]] | None:
     """The rows of messages sharing a plan, values as they are (NULL as BARE_NULL), if every
     column passes its canonical check; else None."""
-    plan = reads[0].plan
+    plan = reads[0].planned.plan
     rows = [row for read in reads for row in read.rows]
-    width = len(reads[0].header)
-    pick = itemgetter(*reads[0].header)
+    header = reads[0].planned.keys
+    width = len(header)
+    pick = itemgetter(*header)
     cells = list(map(pick, rows)) if width > 1 else [(pick(row),) for row in rows]
     columns = list(zip(*cells))
     kept = []
@@ -256,9 +219,3 @@ def _canonical_rows(reads: list[_Read]) -> list[list[Any]] | None:
             return None
         kept.append([BARE_NULL if v is None else v for v in column] if None in column else column)
     return list(zip(*kept))  # type: ignore[arg-type]
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
-        type(value), "number"
-    )

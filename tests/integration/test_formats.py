@@ -67,7 +67,8 @@ async def test_json_lines_and_arrays(client, schema):
     ]
     report = await imported(client, "users.jsonl", files.jsonl(objects))
     assert report["rows_inserted"] == 2
-    assert [(e["line"], e["column"]) for e in report["errors"]] == [(3, "age"), (4, None), (5, None)]
+    assert [(e["line"], e["column"], e["code"]) for e in report["errors"]] == [
+        (3, "age", "invalid_value"), (4, "nope", "unknown_column"), (5, None, "invalid_json")]
     assert "nope" in report["errors"][1]["reason"]
     assert run_sql(schema, "SELECT name, email, age, JSON_EXTRACT(meta, '$.tags[0]'), balance FROM users ORDER BY id") == [
         ("Ann", "ann@x", 31, '"a"', Decimal("10.50")),

@@ -6,10 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from app.core.errors import InvalidHeader, InvalidSchema, InvalidValue
+from app.core.errors import InvalidHeader, InvalidSchema, InvalidValue, MissingColumn
 from app.rows.rules import compile_rules, row_maker
 from app.rows.plan import BARE_NULL, convert_batch, convert_record, plan_import
-from app.imports.records import OMITTED
+from app.rows.problems import RowProblem
+from app.rows.values import OMITTED
 from app.imports.report import ImportReport
 from app.imports.uploads import split_name
 
@@ -34,7 +35,7 @@ def test_plans_per_kind_of_cell():
     assert convert_record(sheet, ["Ann", "\\N", 2, dt.date(2024, 1, 2), None])[1] is BARE_NULL  # the null marker
     json = plan_import(USERS, header, cells="json")
     assert convert_record(json, ["Ann", OMITTED, "1.5", "2024-01-02", None])[1] is OMITTED  # left to its DEFAULT
-    with pytest.raises(InvalidValue, match="name"):
+    with pytest.raises(MissingColumn, match="column 'name': missing"):
         convert_record(json, [OMITTED, 1, 1, None, None])  # required: no default
     assert convert_batch(json, [(0, ["Ann", 1, 1, None, None]), (1, ["x" * 9, 1, 1, None, None])]) is None  # row by row then
     with pytest.raises(InvalidHeader, match="unknown: nope"):
@@ -59,11 +60,11 @@ def test_rules_see_rows_as_the_api_shows_them():
 def test_report_names_positions_for_the_source():
     report = ImportReport("users", "insert", False, 10, unit="row")
     report.rows_read = 3
-    report.fail(4, "bad", "age", rule="properties/age/minimum")
+    report.fail(4, RowProblem("invalid_value", "bad", "age", "properties/age/minimum"))
     report.committed += [[2, 3], [5, 5]]
     report.rows_inserted = 2
     shown = report.as_dict()
-    assert shown["errors"] == [{"row": 4, "column": "age", "reason": "bad", "rule": "properties/age/minimum"}]
+    assert shown["errors"] == [{"row": 4, "column": "age", "code": "invalid_value", "reason": "bad", "rule": "properties/age/minimum"}]
     assert shown["committed_rows"] == [[2, 3], [5, 5]] and "committed_lines" not in shown
     dry = ImportReport("users", "insert", False, 10, unit="index", dry_run=True).as_dict()
     assert dry["validated_only"] is True and dry["rows_valid"] == 0 and dry["committed_indexes"] == []

@@ -78,8 +78,8 @@ def test_rows_are_checked_whole_and_every_problem_named():
     bad = check([{"name": "ann", "age": -1}, {"name": "toolongname"}, {"name": "ok"}])
     assert [(e["index"], e["column"]) for e in bad.errors] == [(0, "age"), (1, "name")]
     assert "row 0: " in bad.reason and "row 1: " in bad.reason
-    assert "unknown: nope" in check({"name": "a", "nope": 1}).reason
-    assert "missing required: name" in check({"age": 1}).reason
+    assert "table 'users' has no column 'nope'" in check({"name": "a", "nope": 1}).reason
+    assert "column 'name': missing" in check({"age": 1}).reason
     assert "not valid JSON" in check(b"{").reason
     assert check({"id": 1, "rows": []}).reason == "the message holds no rows"
     assert "not valid JSON" in check(b"{\"name\": NaN}").reason  # strict JSON: NaN cannot be stored
