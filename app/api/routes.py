@@ -72,13 +72,13 @@ ROUTES: tuple[Route, ...] = (
           "an id applied once", "import", "stream", params=(Param("mode", {"type": "string", "enum": ["insert", "upsert"]}, parsed=False),)),
     # --- the catalog and the rules ---
     Route("GET", "/api/tables", catalog.list_tables, "List exposed tables (those the caller may read)", "caller", "list_tables",
-          tag="catalog", answer=lambda table: {"type": "array", "items": {"type": "object"}}),
+          tag="catalog", answer=shape.inline("Tables", {"type": "array", "items": {"type": "object"}})),
     Route("GET", "/api/tables/{table}", catalog.describe_table, "Describe one table: columns, types, keys", "read", "describe",
           answer=shape.named("Table")),
     Route("GET", "/api/schemas/{table}", rules.get_rules, "The table's current rules (a JSON Schema) and its versions",
           "read", "get_rules", answer=shape.named("Rules")),
     Route("PUT", "/api/schemas/{table}", rules.put_rules, "Store a JSON Schema (Draft 2020-12) for the table's rows, as a new version",
-          "write", "put_rules", request=lambda table: {"type": "object", "description": "a JSON Schema (Draft 2020-12) for the table's rows"},
+          "write", "put_rules", request=shape.inline("JsonSchema", {"type": "object", "description": "a JSON Schema (Draft 2020-12) for the table's rows"}),
           answer=shape.named("Rules"), errors=(409,)),
     Route("DELETE", "/api/schemas/{table}", rules.remove_rules, "Remove the current version: the one before is current again "
           "(none left: no rules)", "write", "remove_rules", answer=shape.maybe("Rules")),
@@ -107,7 +107,7 @@ ROUTES: tuple[Route, ...] = (
                     "only jobs in this state"),
               Param("table", {"type": "string"}, "only jobs on this table"),
               Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, default=100),
-          ), answer=lambda table: {"type": "array", "items": shape.ref("Job")}),
+          ), answer=shape.inline("Jobs", {"type": "array", "items": shape.ref("Job")})),
     Route("GET", "/api/batch/jobs/{job_id}", jobs.get_job, "A job's state, progress, errors so far, and its report when it "
           "ends", "caller", "get_job", tag="jobs", checks="import", answer=shape.named("Job")),
     Route("DELETE", "/api/batch/jobs/{job_id}", jobs.cancel_job, "Cancel a job: committed batches stay and are reported",
@@ -116,9 +116,9 @@ ROUTES: tuple[Route, ...] = (
           "then `end`)", "caller", "job_events", tag="jobs", checks="import", media=("text/event-stream",)),
     # --- the service ---
     Route("GET", "/health/live", health.live, "The process answers", "open", "live", tag="health",
-          answer=lambda table: {"type": "object"}),
+          answer=shape.inline("Live", {"type": "object"})),
     Route("GET", "/health/ready", health.ready, "The database answers and the catalog is loaded", "open", "ready",
-          tag="health", answer=lambda table: {"type": "object"}, errors=(503,)),
+          tag="health", answer=shape.inline("Ready", {"type": "object"}), errors=(503,)),
     Route("GET", "/metrics", health.metrics, "Prometheus metrics (text format)", "open", "metrics", tag="health",
           media=("text/plain",)),
     Route("GET", "/openapi.json", docs.openapi, "This document, for the caller", "caller", "openapi", documented=False),

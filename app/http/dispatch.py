@@ -77,6 +77,15 @@ class Dispatcher:
             raise ValueError(f"{method} {route.path} is declared twice")
         node.routes[method] = route
 
+    def reserved_names(self) -> frozenset[str]:
+        """The names a table's route cannot take in its short form (the gateway's own segments there)."""
+        names: set[str] = set()
+        for shape in ALIASED:
+            node, _ = self.match("/" + "/".join(shape[:-1]))
+            if node is not None:
+                names |= set(node.literal)
+        return frozenset(names)
+
     def public_path(self, route: Route, table: str) -> str:
         """The path a table's route is served at: the short one, unless the table's name is one
         the gateway's own routes take there (then /api/tables/{table}/...)."""

@@ -12,6 +12,7 @@ and kept while the catalog keeps that table: a document of 3,000 tables is mostl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,8 @@ COMMON_ERRORS = (400, 401, 403, 404, 429, 503, 504)  # what any route that reads
 
 
 def ref(name: str, kind: str = "schemas") -> dict:
-    return {"$ref": f"#/components/{kind}/{name}"}
+    """A reference to a component (its name escaped as a JSON pointer: `~` and `/`)."""
+    return {"$ref": f"#/components/{kind}/{name.replace('~', '~0').replace('/', '~1')}"}
 
 
 # --- column schemas -------------------------------------------------------------------------------
@@ -99,58 +101,59 @@ def table_schemas(table: Table) -> dict[str, dict]:
 # --- shapes: how a route's body and answer read for a table (app/api/routes.py names them) ---------
 
 
-def row(table: Table | None) -> dict:
+@dataclass(frozen=True)
+class Shape:
+    """A body's or an answer's schema: `make(table)` for a route on a table (per_table: it names the
+    table's own schemas), or the same for every table (shared)."""
+
+    key: str  # its name among the document's components
+    make: Callable[[Table | None], dict]
+    per_table: bool = True
+
+    def __call__(self, table: Table | None) -> dict:
+        return self.make(table)
+
+    def name(self, table: Table | None) -> str:
+        return f"{table.name}.{self.key}" if self.per_table and table is not None else self.key
+
+
+def _row(table: Table | None) -> dict:
     return ref(f"{table.name}.row") if table else {"type": "object"}
 
 
-def rows(table: Table | None) -> dict:
-    return {"type": "array", "items": row(table)}
+def _input(table: Table | None, kind: str = "input") -> dict:
+    return ref(f"{table.name}.{kind}") if table else {"type": "object"}
 
 
-def row_or_rows(table: Table | None) -> dict:
-    return {"anyOf": [row(table), rows(table)]}
+row = Shape("row", _row)
+rows = Shape("rows", lambda table: {"type": "array", "items": _row(table)})
+row_or_rows = Shape("created", lambda table: {"anyOf": [_row(table), {"type": "array", "items": _row(table)}]})
+new_rows = Shape("new", lambda table: {
+    "type": "object", "required": ["input"], "additionalProperties": False,
+    "properties": {"input": {"anyOf": [_input(table), {"type": "array", "items": _input(table), "minItems": 1}]}}})
+changes = Shape("changes", lambda table: {
+    "type": "object", "properties": {"input": _input(table, "patch"), "where": ref("Filter")}, "required": ["input", "where"],
+    "additionalProperties": False})
+changes_by_key = Shape("change", lambda table: {
+    "type": "object", "properties": {"input": _input(table, "patch")}, "required": ["input"], "additionalProperties": False})
+upload = Shape("Upload", lambda table: {
+    "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}, per_table=False)
 
 
-def affected(table: Table | None) -> dict:
-    return ref("Affected")
+def named(component: str) -> Shape:
+    """A shape that is a schema component, the same for every table."""
+    return Shape(component, lambda table: ref(component), per_table=False)
 
 
-def new_rows(table: Table | None) -> dict:
-    item = ref(f"{table.name}.input") if table else {"type": "object"}
-    return {"type": "object", "properties": {"input": {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}},
-            "required": ["input"], "additionalProperties": False}
+def maybe(component: str) -> Shape:
+    return Shape(f"{component}.maybe", lambda table: {"anyOf": [ref(component), {"type": "null"}]}, per_table=False)
 
 
-def changes(table: Table | None) -> dict:
-    patch = ref(f"{table.name}.patch") if table else {"type": "object"}
-    return {"type": "object", "properties": {"input": patch, "where": ref("Filter")}, "required": ["input", "where"],
-            "additionalProperties": False}
+def inline(key: str, schema: dict) -> Shape:
+    return Shape(key, lambda table: schema, per_table=False)
 
 
-def changes_by_key(table: Table | None) -> dict:
-    patch = ref(f"{table.name}.patch") if table else {"type": "object"}
-    return {"type": "object", "properties": {"input": patch}, "required": ["input"], "additionalProperties": False}
-
-
-def named(component: str) -> Callable[[Table | None], dict]:
-    """A shape that is a component, the same for every table."""
-    return lambda table: ref(component)
-
-
-def maybe(component: str) -> Callable[[Table | None], dict]:
-    return lambda table: {"anyOf": [ref(component), {"type": "null"}]}
-
-
-def anything(table: Table | None) -> dict:
-    return {"type": "object"}
-
-
-def text(table: Table | None) -> dict:
-    return {"type": "string"}
-
-
-def upload(table: Table | None) -> dict:
-    return {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}
+affected = named("Affected")
 
 
 # --- components: what every table's paths share ----------------------------------------------------
@@ -247,14 +250,16 @@ def list_options(max_limit: int) -> dict[str, dict]:
 
 
 def error_responses() -> dict[str, dict]:
-    """One response per error status, naming every code it may carry (the errors' registry)."""
-    return {
-        str(status): {
-            "description": "; ".join(f"`{e.code}`: {meaning(e)}" for e in errors),
-            "content": {"application/json": {"schema": ref("Error")}},
-        }
+    """One response per error status, naming every code it may carry (the errors' registry), and
+    `Error`: any of them."""
+    responses = {
+        str(status): {"description": "; ".join(f"`{e.code}`: {meaning(e)}" for e in errors),
+                      "content": {"application/json": {"schema": ref("Error")}}}
         for status, errors in by_status().items()
     }
+    responses["Error"] = {"description": "an error: the error envelope, with one of the codes listed by status (docs/contract.md)",
+                          "content": {"application/json": {"schema": ref("Error")}}}
+    return responses
 
 
 def envelope(data: dict, *, listing: bool = False) -> dict:
@@ -268,64 +273,140 @@ def envelope(data: dict, *, listing: bool = False) -> dict:
 # --- the document ------------------------------------------------------------------------------------
 
 
+STAND_IN = "@@gateway-table@@"  # a name no table's part holds anywhere else
+STAND_IN_BYTES = STAND_IN.encode()
+
+
+@dataclass
+class Part:
+    """What a table adds to the document, serialized, each piece without its braces."""
+
+    table: Table
+    paths: bytes
+    schemas: bytes
+    responses: bytes
+    parameters: bytes
+    stream: bytes
+
+
 class OpenAPI:
     """The document for a caller, from `routes` (served by `dispatcher`) and the catalog's tables."""
 
     def __init__(self, routes: Sequence[Route], dispatcher: Dispatcher, *, title: str, version: str, max_limit: int):
         self.dispatcher = dispatcher
-        self.max_limit = max_limit
         documented = [r for r in routes if r.documented]
         self.table_routes = [r for r in documented if r.per_table and r.method != "WS"]
         self.other_routes = [r for r in documented if not r.per_table]
         self.streams = [r for r in documented if r.method == "WS"]
         self.info = {"title": title, "version": version, "description": "Generated from the database's tables, for this caller."
                      " WebSocket streams (/api/{table}/ws) are described under x-websockets."}
-        self.components = {"parameters": list_options(max_limit), "responses": error_responses(),
-                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
-        self._parts: dict[tuple[int, tuple[bool, ...]], tuple[Table, bytes, bytes]] = {}
-        # Bodies described by their model (the routes that are not a table's).
+        # A table route's own parameters are components (named once, referred to from every table's paths).
+        self.parameters = list_options(max_limit)
+        self._param_names: dict[int, str] = {}
+        for route in self.table_routes + self.streams:
+            for param in route.params:
+                described = _param(param)
+                name = param.name if self.parameters.get(param.name, described) == described else f"{route.name}.{param.name}"
+                self.parameters[name] = described
+                self._param_names[id(param)] = name
+        # Bodies described by their model (the routes that are not a table's), and shared answers.
         self.schemas = SCHEMAS | {r.body.__name__: r.body.model_json_schema() for r in documented if r.body and not r.request}
+        self.responses = error_responses()
+        for route in documented:
+            if route.answer is not None and not route.answer.per_table:
+                self.responses[_answer_name(route, None)] = _answer(route, None)
+        self.protocol = {"summary": "; ".join(r.summary for r in self.streams),
+                         "parameters": [_param(p) for r in self.streams for p in r.params],
+                         "answer": ref("StreamAnswer"),
+                         "close_codes": {"1008": "credentials, scope, rate, table or mode refused",
+                                         "1009": "a message over the size limit"}}
+        self._parts: dict[tuple[int, tuple[bool, ...]], Part] = {}
+        self._templates: dict[tuple[tuple[bool, ...], bool], Part] = {}
+        self.reserved = dispatcher.reserved_names()
 
     def document(self, tables: list[Table], who: Principal) -> bytes:
-        paths: list[bytes] = []
-        schemas: list[bytes] = [_inner(orjson.dumps(self.schemas))]
+        parts: list[Part] = []
         seen = set()
         for table in tables:
             allowed = tuple(who.may(action, table.name) for action in ACTIONS)
-            if not any(allowed):
-                continue
-            seen.add(id(table))
-            table_paths, table_schemas_ = self._part(table, allowed)
-            paths.append(table_paths)
-            schemas.append(table_schemas_)
+            if any(allowed):
+                seen.add(id(table))
+                parts.append(self._part(table, allowed))
         if len(self._parts) > 2 * max(len(tables), 100):  # tables altered or dropped since: forget them
             self._parts = {k: v for k, v in self._parts.items() if k[0] in seen}
         importable = [t.name for t in tables if who.may("import", t.name)]
-        paths.append(_inner(orjson.dumps(self._other_paths(who, importable))))
-        streams = {path: item for t in tables if who.may("import", t.name) for path, item in self._stream(t).items()}
+
+        def joined(static: dict, pieces: list[bytes]) -> bytes:
+            return b"{" + b",".join(p for p in (_inner(orjson.dumps(static)), *pieces) if p) + b"}"
+
         return b"".join([
             b'{"openapi":"3.1.0","info":', orjson.dumps(self.info),
-            b',"paths":{', b",".join(p for p in paths if p), b'},"x-websockets":', orjson.dumps(streams),
-            b',"components":{"schemas":{', b",".join(s for s in schemas if s), b"},",
-            _inner(orjson.dumps(self.components)), b"}}",
+            b',"paths":', joined(self._other_paths(importable), [p.paths for p in parts]),
+            b',"x-websockets":', joined({"protocol": self.protocol}, [p.stream for p in parts if p.stream]),
+            b',"components":{"schemas":', joined(self.schemas, [p.schemas for p in parts]),
+            b',"responses":', joined(self.responses, [p.responses for p in parts]),
+            b',"parameters":', joined(self.parameters, [p.parameters for p in parts]),
+            b',"securitySchemes":{"bearer":{"type":"http","scheme":"bearer"}}}}',
         ])
 
-    def _part(self, table: Table, allowed: tuple[bool, ...]) -> tuple[bytes, bytes]:
-        """A table's paths and schemas, serialized, for a caller who may do `allowed` with it."""
+    def _part(self, table: Table, allowed: tuple[bool, ...]) -> Part:
+        """A table's paths and components, serialized, for a caller who may do `allowed` with it.
+        Its paths are the same for every table but for the name: made once per (what the caller may
+        do, has a key) with a stand-in name, then the table's own name is put in (a name that needs
+        escaping in a JSON pointer, or that the gateway's routes take, is made the long way)."""
         key = (id(table), allowed)
         kept = self._parts.get(key)
-        if kept is not None and kept[0] is table:
-            return kept[1], kept[2]
+        if kept is not None and kept.table is table:
+            return kept
+        name = table.name
+        if name.isprintable() and not set(name) & {"~", "/", '"', "\\"} and name not in self.reserved:
+            shape = (allowed, bool(table.primary_key))
+            template = self._templates.get(shape)
+            if template is None:
+                stand_in = Table(STAND_IN, (Column("c", "int", "int(11)", False, False),),
+                                 primary_key=(Column("c", "int", "int(11)", False, False),) if table.primary_key else ())
+                template = self._templates[shape] = self._built(stand_in, allowed)
+            text = name.encode()
+            part = Part(table, *(piece.replace(STAND_IN_BYTES, text) for piece in (
+                template.paths, b"", template.responses, b"", template.stream)))
+            part.schemas, part.parameters = self._components(table, allowed)
+        else:
+            part = self._built(table, allowed)
+        self._parts[key] = part
+        return part
+
+    def _components(self, table: Table, allowed: tuple[bool, ...]) -> tuple[bytes, bytes]:
+        """A table's own schemas (from its columns) and its filter parameter, serialized."""
+        schemas = table_schemas(table)
+        if allowed[ACTIONS.index("import")]:
+            item = ref(f"{table.name}.input")
+            schemas[f"{table.name}.message"] = {"oneOf": [item, {"type": "array", "items": item}, {
+                "type": "object", "properties": {"id": {"type": ["string", "integer"]}, "rows": {"type": "array", "items": item}},
+                "required": ["rows"]}]}
+        filters = {"name": "filters", "in": "query", "style": "form", "explode": True,
+                   "description": f"a filter per column: value or op.value ({operators()})",
+                   "schema": {"type": "object", "properties": {c.name: {"type": "string"} for c in table.columns
+                                                               if c.name not in RESERVED_PARAMS}}}
+        return _inner(orjson.dumps(schemas)), _inner(orjson.dumps({f"{table.name}.filters": filters}))
+
+    def _built(self, table: Table, allowed: tuple[bool, ...]) -> Part:
         may = dict(zip(ACTIONS, allowed))
         paths: dict[str, dict] = {}
+        responses: dict[str, dict] = {}
         for route in self.table_routes:
             if not may.get(route.access, False) or ("{key}" in route.segments and not table.primary_key):
                 continue
             path = self.dispatcher.public_path(route, table.name)
             paths.setdefault(path, {})[route.method.lower()] = self._operation(route, table)
-        part = (table, _inner(orjson.dumps(paths)), _inner(orjson.dumps(table_schemas(table))))
-        self._parts[key] = part
-        return part[1], part[2]
+            if route.answer is not None and route.answer.per_table:
+                responses[_answer_name(route, table)] = _answer(route, table)
+        stream = {}
+        if may["import"]:
+            stream = {self.dispatcher.public_path(route, table.name): {"message": ref(f"{table.name}.message")}
+                      for route in self.streams}
+        schemas, parameters = self._components(table, allowed)
+        return Part(table, _inner(orjson.dumps(paths)), schemas, _inner(orjson.dumps(responses)), parameters,
+                    _inner(orjson.dumps(stream)))
 
     def _operation(self, route: Route, table: Table | None, importable: list[str] | None = None) -> dict:
         name = table.name if table is not None else ""
@@ -333,44 +414,35 @@ class OpenAPI:
             "operationId": f"{route.name}_{name}" if table is not None else route.name,
             "tags": [name or route.tag], "summary": route.summary,
         }
-        parameters = [self._param(p, importable) for p in route.params]
+        if table is not None:
+            parameters = [ref(self._param_names[id(p)], "parameters") for p in route.params]
+        else:
+            parameters = [_param(p, importable) for p in route.params]
         for segment in route.segments:
             if segment == "{key}":
                 parameters.append(ref("key", "parameters"))
             elif segment.startswith("{") and segment != "{table}":
                 parameters.append({"name": segment[1:-1], "in": "path", "required": True, "schema": {"type": "string"}})
-        parameters += [ref(name, "parameters") for name in route.options]
+        parameters += [ref(option, "parameters") for option in route.options]
         if route.filters and table is not None:
-            parameters += _filters(table, skip={p.name for p in route.params} | set(route.options))
+            parameters.append(ref(f"{table.name}.filters", "parameters"))
         if parameters:
             operation["parameters"] = parameters
         body = route.request(table) if route.request else ({"$ref": f"#/components/schemas/{route.body.__name__}"} if route.body else None)
         if body is not None:
             media = "multipart/form-data" if route.request is upload else "application/json"
             operation["requestBody"] = {"required": True, "content": {media: {"schema": body}}}
-        answer = route.answer(table) if route.answer else None
-        ok: dict[str, Any] = {"description": "OK"}
         if route.media != ("application/json",):
-            ok["content"] = {media: {"schema": {"type": "string"}} for media in route.media}
-        elif answer is not None:
-            ok["content"] = {"application/json": {"schema": envelope(answer, listing=route.listing)}}
-        responses: dict[str, Any] = {str(route.status): ok}
-        errors = route.errors if route.access == "open" else (*COMMON_ERRORS, *route.errors)
-        for status in sorted(set(errors)):
-            responses[str(status)] = ref(str(status), "responses")
-        operation["responses"] = responses
+            ok: dict[str, Any] = {"description": "OK", "content": {media: {"schema": {"type": "string"}} for media in route.media}}
+        elif route.answer is not None:
+            ok = ref(_answer_name(route, table), "responses")
+        else:
+            ok = {"description": "OK"}
+        operation["responses"] = {str(route.status): ok, **{str(s): ref(str(s), "responses") for s in sorted(route.errors)},
+                                  "default": ref("Error", "responses")}
         return operation
 
-    def _param(self, param: Param, importable: list[str] | None) -> dict:
-        schema = param.schema
-        if param.tables is not None and importable is not None:
-            schema = schema | {"enum": importable}
-        described: dict[str, Any] = {"name": param.name, "in": param.where, "schema": schema}
-        if param.description:
-            described["description"] = param.description
-        return described
-
-    def _other_paths(self, who: Principal, importable: list[str]) -> dict[str, dict]:
+    def _other_paths(self, importable: list[str]) -> dict[str, dict]:
         """The routes that are not a table's: imports, jobs, the catalog, health, metrics."""
         paths: dict[str, dict] = {}
         for route in self.other_routes:
@@ -379,33 +451,26 @@ class OpenAPI:
             paths.setdefault(route.path, {})[route.method.lower()] = self._operation(route, None, importable)
         return paths
 
-    def _stream(self, table: Table) -> dict[str, dict]:
-        """The WebSocket streams (OpenAPI has no WebSocket operations: an `x-websockets` extension,
-        which tools that do not know it pass by)."""
-        item = ref(f"{table.name}.input")
-        return {
-            self.dispatcher.public_path(route, table.name): {
-                "summary": route.summary,
-                "parameters": [self._param(p, None) for p in route.params],
-                "message": {"oneOf": [item, {"type": "array", "items": item},
-                                      {"type": "object", "properties": {"id": {"type": ["string", "integer"]},
-                                                                        "rows": {"type": "array", "items": item}},
-                                       "required": ["rows"]}]},
-                "answer": ref("StreamAnswer"),
-                "close_codes": {"1008": "credentials, scope, rate, table or mode refused", "1009": "a message over the size limit"},
-            }
-            for route in self.streams
-        }
+
+def _param(param: Param, importable: list[str] | None = None) -> dict:
+    schema = param.schema
+    if param.tables is not None and importable is not None:
+        schema = schema | {"enum": importable}
+    described: dict[str, Any] = {"name": param.name, "in": param.where, "schema": schema}
+    if param.description:
+        described["description"] = param.description
+    return described
 
 
-def _filters(table: Table, skip: set[str]) -> list[dict]:
-    """A filter per column of the table (a column named like one of the route's own parameters, or a
-    list option, is filtered with the JSON filter of POST /query instead)."""
-    described = f"value or op.value ({operators()})"
-    return [
-        {"name": c.name, "in": "query", "schema": {"type": "string"}, "description": described}
-        for c in table.columns if c.name not in RESERVED_PARAMS and c.name not in skip
-    ]
+def _answer_name(route: Route, table: Table | None) -> str:
+    assert route.answer is not None
+    return route.answer.name(table) + (".page" if route.listing else "")
+
+
+def _answer(route: Route, table: Table | None) -> dict:
+    """The answer's envelope, as a response component."""
+    assert route.answer is not None
+    return {"description": "OK", "content": {"application/json": {"schema": envelope(route.answer(table), listing=route.listing)}}}
 
 
 def _inner(serialized: bytes) -> bytes:

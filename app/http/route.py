@@ -18,16 +18,13 @@ from starlette.responses import Response
 
 if TYPE_CHECKING:
     from app.core.auth import Principal
-    from app.db.catalog import Table
+    from app.http.openapi import Shape
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "WS"]
 # Who may call: the scope `action:{table}` for the route's table ("read", "write", "import",
 # "export"); "caller": any authenticated caller (the handler checks scopes itself, e.g. when the
 # table comes from a file's name); "open": anyone (health, metrics, the docs' assets).
 Access = Literal["read", "write", "import", "export", "caller", "open"]
-# An OpenAPI schema for a route's table (None for routes without one): how a request body or an
-# answer's `data` is described.
-Shape = Callable[["Table | None"], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -61,8 +58,8 @@ class Route:
     body: type[BaseModel] | None = None  # a JSON body, parsed strictly and validated (400 invalid_body)
     params: tuple[Param, ...] = ()
     status: int = 200
-    request: Shape | None = None  # how OpenAPI shows the body, per table (default: the body model's schema)
-    answer: Shape | None = None  # how OpenAPI shows the answer's `data`
+    request: "Shape | None" = None  # how OpenAPI shows the body, per table (default: the body model's schema)
+    answer: "Shape | None" = None  # how OpenAPI shows the answer's `data`
     listing: bool = False  # the answer is a list with `meta` (count, limit, offset, next, next_cursor)
     options: tuple[str, ...] = ()  # the list options it takes (limit, offset, order, fields, cursor, count)
     filters: bool = False  # takes a filter per column in the query string

@@ -48,7 +48,9 @@ async def test_the_spec_describes_every_route(client):
     assert validate == {"table", "mode", "null", "sheet", "format"}
     assert set(paths["/api/schemas/users"]) == {"get", "put", "delete"}
     assert "users" in parameters["table"]["schema"]["enum"] and "secret_stuff" not in parameters["table"]["schema"]["enum"]
-    assert upload["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"] == {"$ref": "#/components/schemas/ImportReport"}
+    assert upload["responses"]["200"] == {"$ref": "#/components/responses/ImportReport"}
+    report = spec["components"]["responses"]["ImportReport"]["content"]["application/json"]["schema"]
+    assert report["properties"]["data"] == {"$ref": "#/components/schemas/ImportReport"}
     assert {"$ref": "#/components/parameters/limit"} in paths["/api/users/query"]["get"]["parameters"]
     assert spec["components"]["parameters"]["limit"]["schema"]["maximum"] == 1000
     age = spec["components"]["schemas"]["users.input"]["properties"]["age"]
@@ -57,8 +59,9 @@ async def test_the_spec_describes_every_route(client):
     # The WebSocket streams, which OpenAPI cannot say as paths, in an extension: the tables one may import into.
     streams = spec["x-websockets"]
     assert "/api/users/ws" in streams and "/api/secret_stuff/ws" not in streams
-    assert streams["/api/users/ws"]["message"]["oneOf"][0] == {"$ref": "#/components/schemas/users.input"}
-    assert streams["/api/users/ws"]["answer"] == {"$ref": "#/components/schemas/StreamAnswer"}
+    assert streams["/api/users/ws"]["message"] == {"$ref": "#/components/schemas/users.message"}
+    assert spec["components"]["schemas"]["users.message"]["oneOf"][0] == {"$ref": "#/components/schemas/users.input"}
+    assert streams["protocol"]["answer"] == {"$ref": "#/components/schemas/StreamAnswer"}
     assert "rows_written" in spec["components"]["schemas"]["StreamAnswer"]["required"]
 
 

@@ -1,0 +1,37 @@
+"""The OpenAPI document's per-table parts: made from a template with the table's name put in, they
+are byte for byte what building each table's part in full makes."""
+
+import orjson
+
+from app.api.routes import ROUTES
+from app.core.auth import EVERYONE, Principal
+from app.db.catalog import Table
+from app.http.dispatch import Dispatcher
+from app.http.openapi import OpenAPI
+
+from .tables import PAIRS, USERS
+
+READER = Principal("reader", frozenset({("read", "*")}))
+
+
+def openapi() -> OpenAPI:
+    return OpenAPI(ROUTES, Dispatcher(ROUTES), title="t", version="1", max_limit=100)
+
+
+def test_a_part_from_the_template_is_the_part_built_in_full():
+    nokey = Table("loose", USERS.columns[:3])
+    for table in (USERS, PAIRS, nokey, Table("odd name é", PAIRS.columns, PAIRS.primary_key)):
+        for who in (EVERYONE, READER):
+            allowed = tuple(who.may(a, table.name) for a in ("read", "write", "import", "export"))
+            made = openapi()
+            assert made._part(table, allowed) == made._built(table, allowed), table.name
+
+
+def test_reserved_and_escaped_names_are_built_in_full():
+    made = openapi()
+    for name in ("batch", "jobs", "a/b", 'quo"te'):
+        table = Table(name, PAIRS.columns, PAIRS.primary_key)
+        part = made._part(table, (True, True, True, True))
+        assert part == made._built(table, (True, True, True, True))
+    document = orjson.loads(made.document([Table("batch", PAIRS.columns, PAIRS.primary_key)], EVERYONE))
+    assert "/api/tables/batch/query" in document["paths"] and "/api/batch/query" not in document["paths"]
