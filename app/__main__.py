@@ -2,7 +2,6 @@
 `python -m app ingest`: run the broker streams of GATEWAY_INGEST_SOURCES (app/streams/ingest.py),
 with its /health and /metrics on GATEWAY_INGEST_PORT."""
 
-import os
 import sys
 
 import uvicorn
@@ -35,8 +34,8 @@ if __name__ == "__main__":
         uvicorn.run(
             "app.main:app",
             port=settings.port,
-            workers=int(os.environ.get("GATEWAY_WORKERS", "1")),
+            workers=settings.workers,
             # On SIGTERM: stop taking requests, give those in flight the retry budget to finish.
-            timeout_graceful_shutdown=int(os.environ.get("GATEWAY_GRACEFUL_SHUTDOWN_S", "10")),
+            timeout_graceful_shutdown=settings.graceful_shutdown_s,
             **common,
         )

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
@@ -21,135 +21,134 @@ def _split(value: object) -> tuple[str, ...]:
     return tuple(value)  # type: ignore[arg-type]
 
 
+def _(default: Any, description: str, **constraints: Any) -> Any:
+    """A setting: its default, what it means (docs/configuration.md is made from these), its bounds."""
+    return Field(default, description=" ".join(description.split()), **constraints)
+
+
 class Settings(BaseSettings):
+    """Every setting, from the environment: `DATABASE_URL`, `DATABASE_REPLICA_URLS`, `HOST` and `PORT`
+    keep their conventional names; everything else is `GATEWAY_` and the name in capitals."""
+
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True, populate_by_name=True)
 
+    # --- the database ---
     database_url: str = Field(
         "mysql://root@127.0.0.1:3306/test",
         validation_alias=AliasChoices("DATABASE_URL", "GATEWAY_DATABASE_URL"),
+        description="`mysql://user:password@host:port/database`, or `...@localhost/db?unix_socket=/path`; the nodes of a"
+        " Galera cluster: `...@h1:3306,h2:3306,h3:3306/database` (docs/operations.md)",
     )
-    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "GATEWAY_HOST"))
-    port: int = Field(8000, validation_alias=AliasChoices("PORT", "GATEWAY_PORT"))
+    replica_urls: CsvStrs = Field((), validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "GATEWAY_REPLICA_URLS"),
+                                  description="comma-separated read replicas: list pages, by-key GETs and exports go to a healthy one")
+    replica_pause_s: float = _(5.0, "a replica that fails is left out this long; its reads go to the primary meanwhile", gt=0)
+    node_probe_s: float = _(1.0, "with several nodes: how often each node's state is read (a node is used only when"
+                                 " Synced and Primary)", gt=0)
+    galera_sync_wait: int = _(1, "with several nodes: the sessions' `wsrep_sync_wait` (1: a read sees every write committed"
+                                 " before it on any node; 0: off)", ge=0, le=15)
+    db_driver: Literal["aiomysql", "asyncmy"] = _("asyncmy", "`asyncmy` (Cython: rows decode about twice as fast), or"
+                                                             " `aiomysql` (pure Python, the same API)")
+    pool_max: int = _(20, "connections per pool (each node has a read pool and a write pool); pools start empty and fill"
+                          " on demand", ge=1)
 
-    # Read replicas: plain reads go to a healthy one; a failing one is left out for replica_pause_s.
-    replica_urls: CsvStrs = Field((), validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "GATEWAY_REPLICA_URLS"))
-    replica_pause_s: float = Field(5.0, gt=0)
-    # Galera (DATABASE_URL naming several nodes): each node's state is read every node_probe_s, and
-    # only Synced nodes of the primary component are used. Sessions run with wsrep_sync_wait =
-    # galera_sync_wait (1: a read sees every write committed anywhere before it; 0: off).
-    node_probe_s: float = Field(1.0, gt=0)
-    galera_sync_wait: int = Field(1, ge=0, le=15)
+    # --- the retry schedule ---
+    attempt_timeouts_ms: CsvInts = _((200, 400, 800, 1600), "one timeout per attempt")
+    retry_waits_ms: CsvInts = _((400, 800, 1600), "the wait before each attempt after the first")
+    commit_timeout_ms: int = _(5000, "how long a COMMIT may take to answer (it is never retried, so it gets its own"
+                                     " deadline instead of what is left of its attempt's)", ge=1)
+    bulk_attempt_timeouts_ms: CsvInts = _((2000, 4000, 8000, 16000), "the attempt timeouts of import batches and bulk"
+                                                                     " POSTs over 100 rows (the same waits and rules)")
+    slow_read_attempt_timeouts_ms: CsvInts = _((2000, 4000, 8000, 16000), "the attempt timeouts of reads that may take"
+                                                                          " seconds: aggregates, `count=exact`, exports")
+    kill_timeout_ms: int = _(500, "how long killing a timed-out statement on the server may take", ge=1)
+    stream_timeout_s: float = _(30.0, "an export's batch, after its first bytes are sent (outside the wrapper)", gt=0)
+    statement_timeout_s: float = _(60.0, "a statement of an atomic import (outside the wrapper)", gt=0)
 
-    # Driver: asyncmy (Cython) decodes rows about twice as fast as aiomysql (pure Python), which
-    # stays available (same API; bench/crud.py measures both).
-    db_driver: Literal["aiomysql", "asyncmy"] = "asyncmy"
-    pool_max: int = Field(20, ge=1)
+    # --- requests ---
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "GATEWAY_HOST"),
+                      description="where `make run` and `python -m app` listen")
+    port: int = Field(8000, validation_alias=AliasChoices("PORT", "GATEWAY_PORT"), description="the port they listen on")
+    workers: int = _(1, "uvicorn worker processes for `python -m app` (the cores the gateway may use)", ge=1)
+    graceful_shutdown_s: int = _(10, "on SIGTERM, how long requests in flight may take to finish", ge=0)
+    default_limit: int = _(100, "a list page's size when none is given", ge=1)
+    max_limit: int = _(1000, "the largest `limit` of a list page", ge=1)
+    max_bulk_rows: int = _(1000, "rows in one `POST /api/{table}` (and rows a filtered update of a table with rules may"
+                                 " change)", ge=1)
+    max_body_bytes: int = _(10 * 1024 * 1024, "a JSON body's limit (uploads have their own)", ge=1)
+    cors_origins: CsvStrs = _((), "comma-separated browser origins allowed to call cross-origin (none by default)")
 
-    # The retry schedule: one timeout per attempt, one wait before each attempt after the first.
-    attempt_timeouts_ms: CsvInts = (200, 400, 800, 1600)
-    retry_waits_ms: CsvInts = (400, 800, 1600)
-    # A COMMIT cannot be retried, so it gets its own deadline instead of the attempt's remainder.
-    commit_timeout_ms: int = Field(5000, ge=1)
-    # Import batches (thousands of rows per statement): the same rules with longer attempts.
-    bulk_attempt_timeouts_ms: CsvInts = (2000, 4000, 8000, 16000)
-    # Reads that may legitimately take seconds (aggregates, exports, exact counts), chosen by the
-    # route: the same rules with longer attempts.
-    slow_read_attempt_timeouts_ms: CsvInts = (2000, 4000, 8000, 16000)
-    # How long killing a timed-out statement on the server may take before we give up on it.
-    kill_timeout_ms: int = Field(500, ge=1)
-    # Outside the wrapper (after an export's first byte; statements of an atomic import), each
-    # batch or statement is bounded by these instead.
-    stream_timeout_s: float = Field(30.0, gt=0)
-    statement_timeout_s: float = Field(60.0, gt=0)
+    # --- files in and out ---
+    max_upload_bytes: int = _(10 * 1024**3, "an upload's limit (10 GiB)", ge=1)
+    csv_max_record_bytes: int = _(16 * 1024**2, "the longest CSV record (a quote that never ends stops here)", ge=1024)
+    import_batch_rows: int = _(5000, "rows per batch (one LOAD DATA or INSERT, one transaction), at most", ge=1)
+    import_batch_bytes: int = _(4 * 1024**2, "bytes of text per batch, at most", ge=1024)
+    import_writers: int = _(3, "batches written at once, on separate connections (3 keeps the server busy while"
+                               " Python reads; 2 left it idle)", ge=1)
+    import_load_data: bool = _(True, "plain and `ignore` imports go in by `LOAD DATA LOCAL` from memory (never a file)"
+                                     " when the server allows it; off, by multi-row INSERTs like upserts")
+    import_max_errors: int = _(100, "bad rows listed in a report (all are counted)", ge=1)
+    export_batch_rows: int = _(2000, "rows read from the server-side cursor at a time", ge=1)
+    spool_dir: str | None = _(None, "where spreadsheet uploads and XLSX exports are spooled, and removed after (the"
+                                    " system's temporary directory by default)")
+    spreadsheet_max_uncompressed_bytes: int = _(256 * 1024**2, "a spreadsheet's parts may expand to this much, at most"
+                                                              " (413 beyond, decided from the zip directory)", ge=1024)
+    spreadsheet_max_cells: int = _(750_000, "cells below the header in the sheet read, at most (413 beyond; calamine holds"
+                                            " a sheet while it is read, about 90 MB a million cells)", ge=1)
+    rules_ttl_s: float = _(1.0, "a write is checked against a table's rules as read at most this long ago (read again,"
+                                " one query by key, when older); 0: before every write. Imports read them when they"
+                                " start", ge=0)
 
-    default_limit: int = Field(100, ge=1)
-    max_limit: int = Field(1000, ge=1)
-    max_bulk_rows: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    # --- import jobs ---
+    job_workers: int = _(1, "import jobs each instance runs at once (0: it runs none, but still takes uploads)", ge=0)
+    job_lease_s: float = _(15.0, "another instance takes a job over when its lease is this old", gt=0)
+    job_heartbeat_s: float = _(1.0, "a running job's lease is renewed this often (progress saved, a cancel noticed)", gt=0)
+    job_poll_s: float = _(1.0, "how often an idle worker looks for queued jobs (an upload to the same instance wakes it"
+                               " at once)", gt=0)
+    job_retry_s: float = _(5.0, "a job stopped by a database outage is resumed after this long", ge=0)
+    job_max_attempts: int = _(5, "... for at most this many attempts", ge=1)
+    job_retention_s: int = _(7 * 86400, "ended jobs are listed this long, then forgotten", ge=1)
+    job_chunk_bytes: int = _(1024**2, "an async upload is stored in chunks of this size, compressed (4 MiB chunks cost"
+                                      " 30 MB more at the peak)", ge=4096)
+    s3_buckets: CsvStrs = _((), "comma-separated buckets jobs may read (`s3://bucket/key`); the endpoint and credentials"
+                                " are the AWS environment's (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...)")
 
-    # CSV import / export
-    max_upload_bytes: int = Field(10 * 1024**3, ge=1)
-    csv_max_record_bytes: int = Field(16 * 1024**2, ge=1024)
-    import_batch_rows: int = Field(5000, ge=1)
-    import_batch_bytes: int = Field(4 * 1024**2, ge=1024)
-    import_writers: int = Field(3, ge=1)  # 3 keeps the server busy while Python reads (measured: 2 left it idle)
-    # Plain and ignore imports go in by LOAD DATA LOCAL (from memory, never a file) when the server
-    # allows it; off, they use multi-row INSERTs like upserts and atomic imports.
-    import_load_data: bool = True
-    import_max_errors: int = Field(100, ge=1)
-    export_batch_rows: int = Field(2000, ge=1)
-    # Spreadsheets are spooled to a temporary file (in this directory; the system's by default) and
-    # refused with 413, before they are expanded, past these sizes (zip bombs).
-    spool_dir: str | None = None
-    spreadsheet_max_uncompressed_bytes: int = Field(256 * 1024**2, ge=1024)
-    spreadsheet_max_cells: int = Field(750_000, ge=1)  # calamine holds the sheet: ~90 MB a million cells
-    # A write is checked against a table's rules (JSON Schema) as read at most this long ago (a
-    # small query by key when older): a rule stored on one instance binds every instance within
-    # it; 0 reads them before every write. Imports read them when they start.
-    rules_ttl_s: float = Field(1.0, ge=0)
+    # --- streams ---
+    stream_group_rows: int = _(10000, "stream messages are committed in groups of up to this many rows ...", ge=1)
+    stream_group_ms: float = _(5.0, "... waiting at most this long for more", ge=0)
+    stream_id_retention_s: int = _(7 * 86400, "how long a stream message's id is remembered (a resent or redelivered one"
+                                              " is recognised)", ge=60)
+    ws_max_message_bytes: int = _(4 * 1024 * 1024, "a WebSocket message over this closes the connection (1009)", ge=1024)
+    ws_max_in_flight: int = _(64, "unanswered messages per WebSocket before the gateway stops reading it", ge=1)
+    ws_auth_timeout_s: float = _(10.0, "how long a browser has to send `{\"token\": ...}` first", gt=0)
+    ingest_sources: str = _("", "the ingest process's broker sources (docs/data.md, streams)")
+    ingest_port: int = _(8001, "the ingest process's `/health` and `/metrics`")
 
-    # Import jobs (app/jobs): per instance, `job_workers` jobs at a time; a running job's lease is
-    # renewed every `job_heartbeat_s` (progress saved, cancellation noticed) and another instance may
-    # take the job over once it has not been renewed for `job_lease_s`. A job that met an outage is
-    # tried again after `job_retry_s`, up to `job_max_attempts` attempts. Ended jobs are kept for
-    # `job_retention_s`. Uploads are stored in the database, compressed, `job_chunk_bytes` a row.
-    job_workers: int = Field(1, ge=0)
-    job_lease_s: float = Field(15.0, gt=0)
-    job_heartbeat_s: float = Field(1.0, gt=0)
-    job_poll_s: float = Field(1.0, gt=0)
-    job_retry_s: float = Field(5.0, ge=0)
-    job_max_attempts: int = Field(5, ge=1)
-    job_retention_s: int = Field(7 * 86400, ge=1)
-    job_chunk_bytes: int = Field(1024**2, ge=4096)  # 4 MiB chunks cost 30 MB more at the peak (measured)
-    # Buckets a job may read from (s3://bucket/key); none by default. Endpoint and credentials come
-    # from the standard AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
-    s3_buckets: CsvStrs = ()
+    # --- who may call ---
+    auth_mode: Literal["none", "api-key", "jwt"] = _("none", "`none`, `api-key` or `jwt` (docs/api.md, who may call)")
+    api_keys: str | None = _(None, "JSON: `[{\"name\": ..., \"sha256\": <hex of the key>, \"scopes\": [...]}]`")
+    api_keys_file: str | None = _(None, "a file holding that JSON")
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = _("HS256", "`HS256`, `RS256` or `ES256`")
+    jwt_secret: str | None = _(None, "the HS256 secret")
+    jwt_public_key_file: str | None = _(None, "the RS256 or ES256 public key (PEM)")
+    jwt_audience: str | None = _(None, "checked when set")
+    jwt_issuer: str | None = _(None, "checked when set")
+    rate_limits: str = _("", "per caller and action, per instance: `read=200/s,write=50/s,import=2/min,export=10/min`"
+                             " (empty: no limits)")
+    idempotency_ttl_s: int = _(86400, "how long an `Idempotency-Key` is remembered", ge=1)
 
-    # Logs: `json` (one object a line) or `text`; one access line a request unless turned off.
-    log_format: Literal["json", "text"] = "json"
-    log_level: str = "info"
-    access_log: bool = True
-    log_flush_ms: int = Field(100, ge=0)  # lines are written in bunches at most this far apart (0: each at once)
+    # --- the catalog ---
+    tables_allow: CsvStrs = _((), "comma-separated glob patterns of the tables to expose (all by default)")
+    tables_deny: CsvStrs = _((), "comma-separated glob patterns of tables to hide")
+    catalog_ttl_s: float = _(60.0, "after this long the catalog is refreshed in the background: the tables' change stamps"
+                                   " are listed and only new or altered tables read again", gt=0)
 
-    # How long an Idempotency-Key is remembered.
-    idempotency_ttl_s: int = Field(86400, ge=1)
-
-    # Who may call (see app/core/auth.py).
-    auth_mode: Literal["none", "api-key", "jwt"] = "none"
-    api_keys: str | None = None  # JSON: [{"name": ..., "sha256": <hex of the key>, "scopes": [...]}]
-    api_keys_file: str | None = None
-    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
-    jwt_secret: str | None = None
-    jwt_public_key_file: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-
-    # Per client and action, per instance: e.g. "read=200/s,write=50/s,import=2/min". Empty: no limits.
-    rate_limits: str = ""
-
-    # Browser origins allowed to call the gateway cross-origin (none by default).
-    cors_origins: CsvStrs = ()
-
-    # Streams (app/streams): rows from a WebSocket or a broker are committed in groups of up to
-    # `stream_group_rows` rows, waiting at most `stream_group_ms` for more; a message's id is
-    # remembered `stream_id_retention_s` (a resent or redelivered message is recognised that long).
-    stream_group_rows: int = Field(10000, ge=1)
-    stream_group_ms: float = Field(5.0, ge=0)
-    stream_id_retention_s: int = Field(7 * 86400, ge=60)
-    # A WebSocket message over this closes the connection (1009); a connection has at most
-    # `ws_max_in_flight` messages unanswered (past it the server stops reading); a browser that
-    # cannot set a header sends {"token": ...} first, within `ws_auth_timeout_s`.
-    ws_max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    ws_max_in_flight: int = Field(64, ge=1)
-    ws_auth_timeout_s: float = Field(10.0, gt=0)
-    # The ingest process (`python -m app ingest`): its broker sources (docs/ARCHITECTURE.md, README)
-    # and the port of its /health and /metrics.
-    ingest_sources: str = ""
-    ingest_port: int = 8001
-
-    tables_allow: CsvStrs = ()
-    tables_deny: CsvStrs = ()
-    catalog_ttl_s: float = Field(60.0, gt=0)
+    # --- logs ---
+    log_format: Literal["json", "text"] = _("json", "`json` (one object a line) or `text`")
+    log_level: str = _("info", "the log level")
+    access_log: bool = _(True, "one line a request (`gateway.access`)")
+    log_flush_ms: int = _(100, "log lines are written in bunches at most this long after the first one waiting (at once"
+                               " for warnings, and at exit); 0: each line at once. A `kill -9` loses at most this much",
+                          ge=0)
 
     @field_validator("attempt_timeouts_ms", "retry_waits_ms", "bulk_attempt_timeouts_ms", "slow_read_attempt_timeouts_ms", mode="before")
     @classmethod

@@ -65,7 +65,7 @@ class DeleteBody(Body):
 
 
 class AggregateBody(Body):
-    """POST /api/{table}/aggregate (core/aggregates.py)."""
+    """POST /api/{table}/aggregate (app/query/aggregates.py)."""
 
     input: Filter | None = None
     group_by: str | list[str] | None = None

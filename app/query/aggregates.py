@@ -36,7 +36,7 @@ PARAMS = (*RESERVED_PARAMS, *AGGREGATE_PARAMS)
 @dataclass(frozen=True, slots=True)
 class ResultColumn:
     """One result column: a group column or an aggregate. `quoted` is its SQL expression, so a
-    Condition or an order term over it renders like one over a column (core/sql.py)."""
+    Condition or an order term over it renders like one over a column (sql.py)."""
 
     name: str
     quoted: str  # the expression: `dept` or SUM(`salary`)
