@@ -9,15 +9,17 @@ GATEWAY_DB_DRIVER.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from app.core.errors import DatabaseError
 
+T = TypeVar("T")
 LOST_CONNECTION = 2013
 
 
@@ -64,6 +66,23 @@ async def _drain(conn: Any) -> None:
         await writer.drain()
 
 
+class KeepingCancellation:
+    """asyncio as asyncmy's connect sees it, with a wait_for that never swallows a cancellation.
+
+    asyncmy bounds its connect by asyncio.wait_for (it insists on a timeout). On Python 3.11 a
+    wait_for whose awaitable finishes as the attempt's timeout cancels it returns the result and
+    drops the cancellation: the attempt then ran on past its deadline, through the whole handshake,
+    and answered 200 a second late (seen under CPU load with a slow network). This is 3.12's wait_for."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    async def wait_for(awaitable: Awaitable[T], timeout: float | None) -> T:
+        async with asyncio.timeout(timeout):
+            return await awaitable
+
+
 class Driver:
     """The few places aiomysql and asyncmy differ."""
 
@@ -75,8 +94,8 @@ class Driver:
         self.interface_error = errors.InterfaceError
         self.db_kw = "db" if name == "aiomysql" else "database"
         # The attempt timeout bounds the connect. A driver connect timeout goes through
-        # asyncio.wait_for, which on Python 3.11 can swallow the attempt's cancellation (the attempt
-        # then overruns its timeout): aiomysql can do without one; asyncmy insists on one.
+        # asyncio.wait_for, which on Python 3.11 can swallow the attempt's cancellation: aiomysql
+        # can do without one; asyncmy insists on one, and gets a wait_for that keeps it (below).
         self.connect_timeout = None if name == "aiomysql" else 60
         cursors = importlib.import_module("aiomysql.cursors" if name == "aiomysql" else "asyncmy.cursors")
 
@@ -97,6 +116,7 @@ class Driver:
         connection.LoadLocalFile = InMemoryLocalFile
         if name == "asyncmy":
             bound_receive_buffer(connection._MySQLProtocol)
+            connection.asyncio = KeepingCancellation()
 
     def translate(self, exc: BaseException) -> DatabaseError:
         if isinstance(exc, self.interface_error) or isinstance(exc, OSError):

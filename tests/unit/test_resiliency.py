@@ -137,3 +137,27 @@ async def test_a_commit_gets_its_own_deadline():
     with pytest.raises(CommitOutcomeUnknown):
         await strict.run(stuck_commit)
     assert calls == [1]
+
+
+async def test_the_drivers_connect_keeps_a_cancellation_that_meets_its_result():
+    """asyncmy bounds its connect by wait_for; on Python 3.11 a wait_for whose awaitable finishes
+    in the loop iteration that cancels it returned the result, and the attempt ran on past its
+    timeout. The driver's wait_for lets the cancellation through."""
+    from app.db.driver import Driver, KeepingCancellation
+
+    loop = asyncio.get_running_loop()
+    connected = loop.create_future()
+    connect = asyncio.create_task(KeepingCancellation().wait_for(connected, 60))
+    await asyncio.sleep(0)  # the connect is waiting
+    connected.set_result("a connection")
+    connect.cancel()  # the attempt's timeout, in the same iteration
+    with pytest.raises(asyncio.CancelledError):
+        await connect
+    assert await KeepingCancellation().wait_for(asyncio.sleep(0, "in time"), 60) == "in time"
+    with pytest.raises(TimeoutError):
+        await KeepingCancellation().wait_for(asyncio.sleep(1), 0.01)
+
+    Driver("asyncmy")
+    import asyncmy.connection
+
+    assert isinstance(asyncmy.connection.asyncio, KeepingCancellation)
