@@ -9,7 +9,7 @@ names, so a table can never be taken for one of them (a table called like one is
 from __future__ import annotations
 
 from app.api import catalog, docs, files, health, jobs, rows, rules, streams
-from app.http import openapi as shape
+from app.http import schemas as shape
 from app.http.bodies import AggregateBody, CreateBody, DeleteBody, JobBody, QueryBody, UpdateBody, UpdateByKeyBody
 from app.http.idempotent import IDEMPOTENCY_KEY
 from app.http.route import Param, Route
@@ -24,7 +24,8 @@ UPLOAD = (
     Param("mode", {"type": "string", "enum": ["insert", "ignore", "upsert"]}, "what a duplicate key does", "insert"),
     Param("null", {"type": "string", "maxLength": 64}, "the cell text that means NULL (CSV, TSV, spreadsheets)", "\\N"),
     Param("sheet", {"type": "string"}, "spreadsheets: the sheet to read (the first by default)"),
-    Param("format", {"type": "string", "enum": FORMATS}, "the file's format, when its extension does not say", key="file_format"),
+    Param("format", {"type": "string", "enum": FORMATS}, "the file's format, when its extension does not say",
+          key="file_format"),
 )
 AGGREGATE = tuple(
     Param(name, {"type": "string"}, description, parsed=False) for name, description in (
@@ -38,89 +39,124 @@ AGGREGATE = tuple(
     Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}, parsed=False),
 )
 EXPORT = (
-    Param("format", {"type": "string", "enum": ["csv", "jsonl", "xlsx"]}, "csv (the default), jsonl or xlsx", "csv", key="export_format"),
+    Param("format", {"type": "string", "enum": ["csv", "jsonl", "xlsx"]}, "csv (the default), jsonl or xlsx", "csv",
+          key="export_format"),
     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ROWS}, parsed=False),
     Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}, parsed=False),
     Param("order", {"type": "string"}, "col.asc,other.desc", parsed=False),
     Param("fields", {"type": "string"}, "a,b", parsed=False),
 )
 FILE_MEDIA = ("text/csv", "application/x-ndjson", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+JOB_STATES = ["uploading", "queued", "running", "succeeded", "failed", "cancelled"]
+KEYED = (IDEMPOTENCY_KEY,)
 
+# Each entry: method, path, handler, summary, access, operation name; then what it takes and answers.
 ROUTES: tuple[Route, ...] = (
     # --- a table's rows ---
-    Route("GET", "/api/{table}/query", rows.list_rows, "List rows (query-string filters)", "read", "list",
+    Route("GET", "/api/{table}/query", rows.list_rows,
+          "List rows (query-string filters)", "read", "list",
           options=LIST, filters=True, answer=shape.rows, listing=True),
-    Route("POST", "/api/{table}/query", rows.query_rows, "List rows (JSON filter)", "read", "query",
+    Route("POST", "/api/{table}/query", rows.query_rows,
+          "List rows (JSON filter)", "read", "query",
           body=QueryBody, request=shape.named("Query"), answer=shape.rows, listing=True),
-    Route("GET", "/api/{table}/aggregate", rows.aggregate_rows, "Aggregates by group (query-string filters)", "read",
-          "aggregate", params=AGGREGATE, filters=True, answer=shape.named("Groups"), listing=True),
-    Route("POST", "/api/{table}/aggregate", rows.aggregate_query, "Aggregates by group (JSON filter)", "read",
-          "aggregate_query", body=AggregateBody, request=shape.named("Aggregate"), answer=shape.named("Groups"), listing=True),
-    Route("POST", "/api/{table}", rows.create_rows, "Create one row or many", "write", "create", body=CreateBody,
-          params=(IDEMPOTENCY_KEY,), status=201, request=shape.new_rows, answer=shape.row_or_rows, errors=(409, 413, 422)),
-    Route("PUT", "/api/{table}", rows.update_rows, "Update the rows matching a filter", "write", "update",
-          body=UpdateBody, params=(IDEMPOTENCY_KEY,), request=shape.changes, answer=shape.affected, errors=(409, 413, 422)),
-    Route("DELETE", "/api/{table}", rows.delete_rows, "Delete the rows matching a filter", "write", "delete",
-          body=DeleteBody, params=(IDEMPOTENCY_KEY,), request=shape.named("Delete"), answer=shape.affected, errors=(409, 422)),
-    Route("GET", "/api/{table}/{key}", rows.get_row, "Get one row by primary key (a,b for composite keys)", "read", "get",
+    Route("GET", "/api/{table}/aggregate", rows.aggregate_rows,
+          "Aggregates by group (query-string filters)", "read", "aggregate",
+          params=AGGREGATE, filters=True, answer=shape.named("Groups"), listing=True),
+    Route("POST", "/api/{table}/aggregate", rows.aggregate_query,
+          "Aggregates by group (JSON filter)", "read", "aggregate_query",
+          body=AggregateBody, request=shape.named("Aggregate"), answer=shape.named("Groups"), listing=True),
+    Route("POST", "/api/{table}", rows.create_rows,
+          "Create one row or many", "write", "create",
+          body=CreateBody, params=KEYED, status=201, request=shape.new_rows, answer=shape.row_or_rows,
+          errors=(409, 413, 422)),
+    Route("PUT", "/api/{table}", rows.update_rows,
+          "Update the rows matching a filter", "write", "update",
+          body=UpdateBody, params=KEYED, request=shape.changes, answer=shape.affected, errors=(409, 413, 422)),
+    Route("DELETE", "/api/{table}", rows.delete_rows,
+          "Delete the rows matching a filter", "write", "delete",
+          body=DeleteBody, params=KEYED, request=shape.named("Delete"), answer=shape.affected, errors=(409, 422)),
+    Route("GET", "/api/{table}/{key}", rows.get_row,
+          "Get one row by primary key (a,b for composite keys)", "read", "get",
           params=(Param("fields", {"type": "string"}, "a,b", parsed=False),), answer=shape.row, errors=(422,)),
-    Route("PUT", "/api/{table}/{key}", rows.update_row, "Update one row by primary key", "write", "update_by_key",
-          body=UpdateByKeyBody, params=(IDEMPOTENCY_KEY,), request=shape.changes_by_key, answer=shape.row, errors=(409, 422)),
-    Route("DELETE", "/api/{table}/{key}", rows.delete_row, "Delete one row by primary key", "write", "delete_by_key",
-          params=(IDEMPOTENCY_KEY,), answer=shape.affected, errors=(409, 422)),
-    Route("WS", "/api/{table}/ws", streams.stream, "Rows into the table as messages, each answered once committed, "
-          "an id applied once", "import", "stream", params=(Param("mode", {"type": "string", "enum": ["insert", "upsert"]}, parsed=False),)),
+    Route("PUT", "/api/{table}/{key}", rows.update_row,
+          "Update one row by primary key", "write", "update_by_key",
+          body=UpdateByKeyBody, params=KEYED, request=shape.changes_by_key, answer=shape.row, errors=(409, 422)),
+    Route("DELETE", "/api/{table}/{key}", rows.delete_row,
+          "Delete one row by primary key", "write", "delete_by_key",
+          params=KEYED, answer=shape.affected, errors=(409, 422)),
+    Route("WS", "/api/{table}/ws", streams.stream,
+          "Rows into the table as messages, each answered once committed, an id applied once", "import", "stream",
+          params=(Param("mode", {"type": "string", "enum": ["insert", "upsert"]}, parsed=False),)),
     # --- the catalog and the rules ---
-    Route("GET", "/api/tables", catalog.list_tables, "List exposed tables (those the caller may read)", "caller", "list_tables",
+    Route("GET", "/api/tables", catalog.list_tables,
+          "List exposed tables (those the caller may read)", "caller", "list_tables",
           tag="catalog", answer=shape.inline("Tables", {"type": "array", "items": {"type": "object"}})),
-    Route("GET", "/api/tables/{table}", catalog.describe_table, "Describe one table: columns, types, keys", "read", "describe",
+    Route("GET", "/api/tables/{table}", catalog.describe_table,
+          "Describe one table: columns, types, keys", "read", "describe",
           answer=shape.named("Table")),
-    Route("GET", "/api/schemas/{table}", rules.get_rules, "The table's current rules (a JSON Schema) and its versions",
-          "read", "get_rules", answer=shape.named("Rules")),
-    Route("PUT", "/api/schemas/{table}", rules.put_rules, "Store a JSON Schema (Draft 2020-12) for the table's rows, as a new version",
-          "write", "put_rules", request=shape.inline("JsonSchema", {"type": "object", "description": "a JSON Schema (Draft 2020-12) for the table's rows"}),
+    Route("GET", "/api/schemas/{table}", rules.get_rules,
+          "The table's current rules (a JSON Schema) and its versions", "read", "get_rules",
+          answer=shape.named("Rules")),
+    Route("PUT", "/api/schemas/{table}", rules.put_rules,
+          "Store a JSON Schema (Draft 2020-12) for the table's rows, as a new version", "write", "put_rules",
+          request=shape.inline("JsonSchema", {"type": "object", "description": "a JSON Schema for the table's rows"}),
           answer=shape.named("Rules"), errors=(409,)),
-    Route("DELETE", "/api/schemas/{table}", rules.remove_rules, "Remove the current version: the one before is current again "
-          "(none left: no rules)", "write", "remove_rules", answer=shape.maybe("Rules")),
+    Route("DELETE", "/api/schemas/{table}", rules.remove_rules,
+          "Remove the current version: the one before is current again (none left: no rules)", "write", "remove_rules",
+          answer=shape.maybe("Rules")),
     # --- files ---
-    Route("POST", "/api/batch/import", files.import_file, "Import a file (CSV, TSV, XLSX, XLS, ODS, JSON Lines, JSON) into "
-          "the table named after it (or ?table=)", "caller", "import_file", tag="batch", checks="import", params=(
+    Route("POST", "/api/batch/import", files.import_file,
+          "Import a file (CSV, TSV, XLSX, XLS, ODS, JSON Lines, JSON) into the table named after it (or ?table=)",
+          "caller", "import_file",
+          tag="batch", checks="import", params=(
               *UPLOAD,
               Param("atomic", {"type": "boolean"}, "all rows or none", False),
-              Param("async", {"type": "boolean"}, "store the file and answer 202 with a job to follow (also: Prefer: "
-                    "respond-async)", False, key="asynchronous"),
-              Param("Idempotency-Key", IDEMPOTENCY_KEY.schema, "with atomic=true: the import applies once; a resend replays "
-                    "its report", where="header", parsed=False),
+              Param("async", {"type": "boolean"},
+                    "store the file and answer 202 with a job to follow (also: Prefer: respond-async)", False,
+                    key="asynchronous"),
+              Param("Idempotency-Key", IDEMPOTENCY_KEY.schema,
+                    "with atomic=true: the import applies once; a resend replays its report",
+                    where="header", parsed=False),
               Param("Prefer", {"type": "string"}, "respond-async: as ?async=true", where="header", parsed=False),
           ), request=shape.upload, answer=shape.named("ImportReport"), errors=(409, 413, 415, 422)),
-    Route("POST", "/api/batch/validate", files.validate_file, "Check a file as an import would, writing nothing", "caller",
-          "validate_file", tag="batch", checks="import", params=UPLOAD, request=shape.upload, answer=shape.named("ImportReport"), errors=(413, 415)),
-    Route("GET", "/api/batch/{table}/export", files.export_table, "Stream a table out as CSV, JSON Lines or XLSX (same "
-          "filters as /query)", "export", "export", params=EXPORT, filters=True, media=FILE_MEDIA, errors=(413, 422)),
+    Route("POST", "/api/batch/validate", files.validate_file,
+          "Check a file as an import would, writing nothing", "caller", "validate_file",
+          tag="batch", checks="import", params=UPLOAD, request=shape.upload, answer=shape.named("ImportReport"),
+          errors=(413, 415)),
+    Route("GET", "/api/batch/{table}/export", files.export_table,
+          "Stream a table out as CSV, JSON Lines or XLSX (same filters as /query)", "export", "export",
+          params=EXPORT, filters=True, media=FILE_MEDIA, errors=(413, 422)),
     # --- import jobs ---
-    Route("POST", "/api/batch/jobs", jobs.create_job, "Start an import job that reads its file from S3-compatible storage "
-          "(allowed buckets only)", "caller", "create_job", tag="jobs", checks="import", body=JobBody, status=202, answer=shape.named("Job"),
-          errors=(502,)),
-    Route("GET", "/api/batch/jobs", jobs.list_jobs, "Jobs on the tables the caller may import into, newest first", "caller",
-          "list_jobs", tag="jobs", checks="import", params=(
-              Param("state", {"type": "string", "enum": ["uploading", "queued", "running", "succeeded", "failed", "cancelled"]},
-                    "only jobs in this state"),
+    Route("POST", "/api/batch/jobs", jobs.create_job,
+          "Start an import job that reads its file from S3-compatible storage (allowed buckets only)",
+          "caller", "create_job",
+          tag="jobs", checks="import", body=JobBody, status=202, answer=shape.named("Job"), errors=(502,)),
+    Route("GET", "/api/batch/jobs", jobs.list_jobs,
+          "Jobs on the tables the caller may import into, newest first", "caller", "list_jobs",
+          tag="jobs", checks="import", params=(
+              Param("state", {"type": "string", "enum": JOB_STATES}, "only jobs in this state"),
               Param("table", {"type": "string"}, "only jobs on this table"),
               Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, default=100),
           ), answer=shape.inline("Jobs", {"type": "array", "items": shape.ref("Job")})),
-    Route("GET", "/api/batch/jobs/{job_id}", jobs.get_job, "A job's state, progress, errors so far, and its report when it "
-          "ends", "caller", "get_job", tag="jobs", checks="import", answer=shape.named("Job")),
-    Route("DELETE", "/api/batch/jobs/{job_id}", jobs.cancel_job, "Cancel a job: committed batches stay and are reported",
-          "caller", "cancel_job", tag="jobs", checks="import", answer=shape.named("Job"), errors=(409,)),
-    Route("GET", "/api/batch/jobs/{job_id}/events", jobs.job_events, "A job's progress as Server-Sent Events (`progress`, "
-          "then `end`)", "caller", "job_events", tag="jobs", checks="import", media=("text/event-stream",)),
+    Route("GET", "/api/batch/jobs/{job_id}", jobs.get_job,
+          "A job's state, progress, errors so far, and its report when it ends", "caller", "get_job",
+          tag="jobs", checks="import", answer=shape.named("Job")),
+    Route("DELETE", "/api/batch/jobs/{job_id}", jobs.cancel_job,
+          "Cancel a job: committed batches stay and are reported", "caller", "cancel_job",
+          tag="jobs", checks="import", answer=shape.named("Job"), errors=(409,)),
+    Route("GET", "/api/batch/jobs/{job_id}/events", jobs.job_events,
+          "A job's progress as Server-Sent Events (`progress`, then `end`)", "caller", "job_events",
+          tag="jobs", checks="import", media=("text/event-stream",)),
     # --- the service ---
-    Route("GET", "/health/live", health.live, "The process answers", "open", "live", tag="health",
-          answer=shape.inline("Live", {"type": "object"})),
-    Route("GET", "/health/ready", health.ready, "The database answers and the catalog is loaded", "open", "ready",
+    Route("GET", "/health/live", health.live,
+          "The process answers", "open", "live",
+          tag="health", answer=shape.inline("Live", {"type": "object"})),
+    Route("GET", "/health/ready", health.ready,
+          "The database answers and the catalog is loaded", "open", "ready",
           tag="health", answer=shape.inline("Ready", {"type": "object"}), errors=(503,)),
-    Route("GET", "/metrics", health.metrics, "Prometheus metrics (text format)", "open", "metrics", tag="health",
-          media=("text/plain",)),
+    Route("GET", "/metrics", health.metrics,
+          "Prometheus metrics (text format)", "open", "metrics",
+          tag="health", media=("text/plain",)),
     Route("GET", "/openapi.json", docs.openapi, "This document, for the caller", "caller", "openapi", documented=False),
     Route("GET", "/docs", docs.page, "Swagger UI", "open", "docs", documented=False),
 )

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 if TYPE_CHECKING:
     from app.core.auth import Principal
-    from app.http.openapi import Shape
+    from app.http.schemas import Shape
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "WS"]
 # Who may call: the scope `action:{table}` for the route's table ("read", "write", "import",
@@ -75,11 +75,6 @@ class Route:
     @property
     def per_table(self) -> bool:
         return "{table}" in self.segments
-
-    # What the access log and the metrics name the route by (app/http/middleware.py).
-    @property
-    def path_format(self) -> str:
-        return self.path
 
 
 @dataclass(slots=True)
