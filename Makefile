@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit bench bench-csv bench-exports bench-catalog bench-client bench-ingest bench-galera soak cluster cluster-stop galera galera-stop db-stop clean
+.PHONY: run test unit lint bench bench-csv bench-exports bench-catalog bench-client bench-ingest bench-galera soak cluster cluster-stop galera galera-stop db-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/crud.py

@@ -3,6 +3,7 @@
 with its /health and /metrics on GATEWAY_INGEST_PORT."""
 
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -11,14 +12,14 @@ from app.core.observability import logging_config
 
 if __name__ == "__main__":
     settings = Settings()
-    common = dict(
-        host=settings.host,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_format, settings.log_level, settings.log_flush_ms),
-        access_log=False,  # the gateway writes its own access line (app/http/middleware.py)
-    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": settings.log_level,
+        "log_config": logging_config(settings.log_format, settings.log_level, settings.log_flush_ms),
+        "access_log": False,  # the gateway writes its own access line (app/http/middleware.py)
+    }
     if sys.argv[1:] == ["ingest"]:
         from app.streams.sources import parse_sources
 

@@ -83,13 +83,18 @@ def create_app(settings: Settings | None = None) -> Gateway:
         batch_rows=settings.import_batch_rows, batch_bytes=settings.import_batch_bytes, writers=settings.import_writers,
         max_errors=settings.import_max_errors, load_data=settings.import_load_data,
     )
-    state.exports = ExportService(db, state.crud, state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir)
+    state.exports = ExportService(
+        db, state.crud, state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
+    )
     state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
     state.job_store = JobStore(db)
     state.objects = ObjectStore()
     # The job workers' idle sweep also drops WebSocket message ids past their retention.
     state.job_runner = JobRunner(
-        state.job_store, state.imports, state.objects, settings,
+        state.job_store,
+        state.imports,
+        state.objects,
+        settings,
         sweeps=[lambda: positions.forget_ids(db, settings.stream_id_retention_s)],
     )
     state.jobs = JobService(state.job_store, state.job_runner, state.objects, catalog, settings)
@@ -99,17 +104,29 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.metrics = Metrics(state)
     dispatcher = Dispatcher(ROUTES, mounts={docs.ASSETS_PATH: docs.assets})
     state.openapi = OpenAPI(ROUTES, dispatcher, title=TITLE, version=VERSION, max_limit=settings.max_limit)
-    middleware: list[tuple[type, dict[str, Any]]] = [(RequestMiddleware, {
-        "max_body_bytes": settings.max_body_bytes, "metrics": state.metrics, "access_log": settings.access_log,
-        "unlimited_prefixes": ("/api/batch/",),
-    })]
+    middleware: list[tuple[type, dict[str, Any]]] = [
+        (
+            RequestMiddleware,
+            {
+                "max_body_bytes": settings.max_body_bytes,
+                "metrics": state.metrics,
+                "access_log": settings.access_log,
+                "unlimited_prefixes": ("/api/batch/",),
+            },
+        )
+    ]
     if settings.cors_origins:
-        middleware.append((CORSMiddleware, {
-            "allow_origins": list(settings.cors_origins),
-            "allow_methods": ["GET", "POST", "PUT", "DELETE"],
-            "allow_headers": ["content-type", "idempotency-key", "x-request-id", "authorization"],
-            "expose_headers": ["x-request-id", "idempotent-replayed", "retry-after"],
-        }))
+        middleware.append(
+            (
+                CORSMiddleware,
+                {
+                    "allow_origins": list(settings.cors_origins),
+                    "allow_methods": ["GET", "POST", "PUT", "DELETE"],
+                    "allow_headers": ["content-type", "idempotency-key", "x-request-id", "authorization"],
+                    "expose_headers": ["x-request-id", "idempotent-replayed", "retry-after"],
+                },
+            )
+        )
     app.serve(dispatcher, middleware)
     return app
 

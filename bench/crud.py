@@ -263,8 +263,8 @@ def deep_pages(db, base: str) -> None:
     import urllib.parse
     import urllib.request
 
-    from app.query import cursors
     from app.db.catalog import Column
+    from app.query import cursors
 
     cur = db.cursor()
     cur.execute("CREATE TABLE deep (id INT PRIMARY KEY, name VARCHAR(30) NOT NULL, score INT NOT NULL, KEY score (score, id))")

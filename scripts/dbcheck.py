@@ -1,6 +1,7 @@
-"""Does DATABASE_URL (argv[1]) answer (one of its nodes, when it names several)? Exit 0 if it does, else 1 with one line on stderr naming the
-host, port, database and the reason (refused, unknown host, access denied, unknown database, no
-answer), never the password. Used by scripts/ensure-db.sh only.
+"""Does DATABASE_URL (argv[1]) answer (one of its nodes, when it names several)? Exit 0 if it does,
+else 1 with one line on stderr naming the host, port, database and the reason (refused, unknown
+host, access denied, unknown database, no answer), never the password. Used by scripts/ensure-db.sh
+only.
 
 --create: connect without the database and create it (the private server's own database).
 """

@@ -74,7 +74,8 @@ def operators() -> str:
 
 
 def errors() -> str:
-    return table(["status", "`error`", "when"], [[str(e.status), f"`{e.code}`", meaning(e)] for e in sorted(ERRORS, key=lambda e: e.status)])
+    errors = sorted(ERRORS, key=lambda e: e.status)
+    return table(["status", "`error`", "when"], [[str(e.status), f"`{e.code}`", meaning(e)] for e in errors])
 
 
 PARTS: dict[str, dict[str, Callable[[], str]]] = {

@@ -34,7 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 # Failure detection in 2-3 s instead of Galera's default ~6 s: a dead node stalls every write that
 # long. gcache large enough that a node killed for a test rejoins by IST, not by a full copy.
-PROVIDER_OPTIONS = "evs.keepalive_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT3S;evs.install_timeout=PT3S;gcache.size=256M"
+PROVIDER_OPTIONS = ";".join((
+    "evs.keepalive_period=PT0.5S", "evs.suspect_timeout=PT2S", "evs.inactive_timeout=PT3S", "evs.install_timeout=PT3S",
+    "gcache.size=256M",
+))
 
 
 # As root the servers run as `mysql`: the rsync daemon that receives a state transfer (SST) would
@@ -218,7 +221,8 @@ class Node:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"node{self.number} exited: {self.log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.1)
-        raise RuntimeError(f"node{self.number} not Synced after {seconds} s: {self.log.read_text(errors='replace')[-3000:]}")
+        log = self.log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"node{self.number} not Synced after {seconds} s: {log}")
 
 
 class Cluster:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 from typing import Any
-
-import datetime as dt
 
 import openpyxl
 import orjson

@@ -24,7 +24,8 @@ PAGE = """<!DOCTYPE html>
 <script src="{assets}/swagger-ui-bundle.js"></script>
 <script>
 const ui = SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui", layout: "BaseLayout", deepLinking: true,
-  showExtensions: true, showCommonExtensions: true, presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]}})
+  showExtensions: true, showCommonExtensions: true,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]}})
 </script>
 </body>
 </html>

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app.api.jobs import accepted
 from app.core.errors import InvalidBody
 from app.http.access import allow
 from app.http.envelope import success
@@ -17,7 +18,6 @@ from app.http.idempotent import upload_once
 from app.http.route import Call
 from app.http.uploads import stream_file
 from app.imports.uploads import Format, opener, split_name, upload_options
-from app.api.jobs import accepted
 
 
 class ClosingStream(StreamingResponse):
@@ -42,7 +42,13 @@ async def _upload(call: Call) -> tuple[str | None, str, AsyncIterator[bytes], Fo
     filename, chunks = await stream_file(call.request, "file", settings.max_upload_bytes)
     name, extension = split_name(filename) if table is None else (table, split_name(filename)[1] if filename else None)
     allow(call.request, call.who, "import", name)
-    return filename, name, chunks, call.query["file_format"] or extension or "csv", upload_options(settings, call.query["sheet"])
+    return (
+        filename,
+        name,
+        chunks,
+        call.query["file_format"] or extension or "csv",
+        upload_options(settings, call.query["sheet"]),
+    )
 
 
 def _respond(report: dict) -> Response:
@@ -58,7 +64,14 @@ async def import_file(call: Call) -> Response:
         if key is not None:
             raise InvalidBody("an Idempotency-Key is not taken on an async import: the job's id is what to keep")
         filename, name, chunks, kind, _ = await _upload(call)
-        job = {"mode": mode, "atomic": atomic, "null": null, "sheet": query["sheet"], "format": kind, "filename": filename}
+        job = {
+            "mode": mode,
+            "atomic": atomic,
+            "null": null,
+            "sheet": query["sheet"],
+            "format": kind,
+            "filename": filename,
+        }
         view = await call.state.jobs.submit_upload(call.who, name, filename, chunks, job)
         return accepted(view, f"job {view['id']} {view['state']}: follow it at {view['links']['self']}")
     if key is not None and not atomic:
@@ -70,15 +83,22 @@ async def import_file(call: Call) -> Response:
     if key is None:
         return _respond(await engine.run(name, opener(chunks, kind, **options), mode=mode, atomic=atomic, null=null))
     return await upload_once(
-        call, key, filename, chunks, _respond,
-        lambda hashed, after: engine.run(name, opener(hashed, kind, **options), mode=mode, atomic=True, null=null, after=after),
+        call,
+        key,
+        filename,
+        chunks,
+        _respond,
+        lambda hashed, after: engine.run(
+            name, opener(hashed, kind, **options), mode=mode, atomic=True, null=null, after=after
+        ),
     )
 
 
 async def validate_file(call: Call) -> Response:
     _, name, chunks, kind, options = await _upload(call)
-    report = await call.state.imports.run(name, opener(chunks, kind, **options), mode=call.query["mode"],
-                                          null=call.query["null"], dry_run=True)
+    report = await call.state.imports.run(
+        name, opener(chunks, kind, **options), mode=call.query["mode"], null=call.query["null"], dry_run=True
+    )
     return success(report, f"{report['rows_valid']} row(s) valid, {report['rows_failed']} invalid")
 
 
@@ -89,4 +109,6 @@ async def export_table(call: Call) -> Response:
     disposition = f"attachment; filename=\"{name}.{extension}\"; filename*=UTF-8''{quote(name)}.{extension}"
     if not name.isascii() or '"' in name or "\\" in name:
         disposition = f"attachment; filename*=UTF-8''{quote(name)}.{extension}"
-    return ClosingStream(export.body, export.stack, media_type=export.media_type, headers={"Content-Disposition": disposition})
+    return ClosingStream(
+        export.body, export.stack, media_type=export.media_type, headers={"Content-Disposition": disposition}
+    )

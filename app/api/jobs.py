@@ -27,7 +27,7 @@ async def create_job(call: Call) -> Response:
 
 
 async def list_jobs(call: Call) -> Response:
-    jobs = await call.state.jobs.list(call.who, call.query["state"], call.query["table"], call.query["limit"])
+    jobs = await call.state.jobs.newest(call.who, call.query["state"], call.query["table"], call.query["limit"])
     return success(jobs, f"{len(jobs)} job(s)")
 
 
@@ -46,4 +46,6 @@ async def job_events(call: Call) -> Response:
 async def cancel_job(call: Call) -> Response:
     view = await call.state.jobs.cancel(call.who, call.path["job_id"])
     done = view["state"] == "cancelled"
-    return success(view, f"job {view['id']} {'cancelled' if done else 'stopping: cancelled after its in-flight batches'}")
+    return success(
+        view, f"job {view['id']} {'cancelled' if done else 'stopping: cancelled after its in-flight batches'}"
+    )

@@ -45,6 +45,7 @@ class Principal:
 
 
 EVERYONE = Principal("anonymous", frozenset((action, "*") for action in ACTIONS))
+NOBODY = Principal("unauthenticated", frozenset())  # the caller of an open route: credentials are not read
 
 
 def parse_scopes(scopes: Any) -> frozenset[tuple[str, str]]:
@@ -84,7 +85,10 @@ class Authenticator:
                 self._key = Path(settings.jwt_public_key_file).read_text()
             self._audience, self._issuer = settings.jwt_audience, settings.jwt_issuer
         elif self.mode == "none":
-            log.warning("AUTHENTICATION IS OFF (GATEWAY_AUTH_MODE=none): anyone who reaches the gateway may read and write every exposed table")
+            log.warning(
+                "AUTHENTICATION IS OFF (GATEWAY_AUTH_MODE=none): anyone who reaches the gateway may read and write "
+                "every exposed table"
+            )
 
     def authenticate(self, credential: str | None) -> Principal:
         if self.mode == "none":

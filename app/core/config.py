@@ -5,20 +5,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CsvInts = Annotated[tuple[int, ...], NoDecode]
 CsvStrs = Annotated[tuple[str, ...], NoDecode]
 
 
-def _split(value: object) -> tuple[str, ...]:
+def _split(value: str | Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
-    return tuple(value)  # type: ignore[arg-type]
+    return tuple(value)
 
 
 def _(default: Any, description: str, **constraints: Any) -> Any:
@@ -36,44 +37,75 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "mysql://root@127.0.0.1:3306/test",
         validation_alias=AliasChoices("DATABASE_URL", "GATEWAY_DATABASE_URL"),
-        description="`mysql://user:password@host:port/database`, or `...@localhost/db?unix_socket=/path`; the nodes of a"
-        " Galera cluster: `...@h1:3306,h2:3306,h3:3306/database` (docs/operations.md)",
+        description="`mysql://user:password@host:port/database`, or `...@localhost/db?unix_socket=/path`; the nodes"
+        " of a Galera cluster: `...@h1:3306,h2:3306,h3:3306/database` (docs/operations.md)",
     )
-    replica_urls: CsvStrs = Field((), validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "GATEWAY_REPLICA_URLS"),
-                                  description="comma-separated read replicas: list pages, by-key GETs and exports go to a healthy one")
-    replica_pause_s: float = _(5.0, "a replica that fails is left out this long; its reads go to the primary meanwhile", gt=0)
-    node_probe_s: float = _(1.0, "with several nodes: how often each node's state is read (a node is used only when"
-                                 " Synced and Primary)", gt=0)
-    galera_sync_wait: int = _(1, "with several nodes: the sessions' `wsrep_sync_wait` (1: a read sees every write committed"
-                                 " before it on any node; 0: off)", ge=0, le=15)
-    db_driver: Literal["aiomysql", "asyncmy"] = _("asyncmy", "`asyncmy` (Cython: rows decode about twice as fast), or"
-                                                             " `aiomysql` (pure Python, the same API)")
-    pool_max: int = _(20, "connections per pool (each node has a read pool and a write pool); pools start empty and fill"
-                          " on demand", ge=1)
+    replica_urls: CsvStrs = Field(
+        (),
+        validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "GATEWAY_REPLICA_URLS"),
+        description="comma-separated read replicas: list pages, by-key GETs and exports go to a healthy one",
+    )
+    replica_pause_s: float = _(
+        5.0, "a replica that fails is left out this long; its reads go to the primary meanwhile", gt=0
+    )
+    node_probe_s: float = _(
+        1.0,
+        "with several nodes: how often each node's state is read (a node is used only when Synced and Primary)",
+        gt=0,
+    )
+    galera_sync_wait: int = _(
+        1,
+        "with several nodes: the sessions' `wsrep_sync_wait` (1: a read sees every write committed"
+        " before it on any node; 0: off)",
+        ge=0,
+        le=15,
+    )
+    db_driver: Literal["aiomysql", "asyncmy"] = _(
+        "asyncmy", "`asyncmy` (Cython: rows decode about twice as fast), or `aiomysql` (pure Python, the same API)"
+    )
+    pool_max: int = _(
+        20,
+        "connections per pool (each node has a read pool and a write pool); pools start empty and fill on demand",
+        ge=1,
+    )
 
     # --- the retry schedule ---
     attempt_timeouts_ms: CsvInts = _((200, 400, 800, 1600), "one timeout per attempt")
     retry_waits_ms: CsvInts = _((400, 800, 1600), "the wait before each attempt after the first")
-    commit_timeout_ms: int = _(5000, "how long a COMMIT may take to answer (it is never retried, so it gets its own"
-                                     " deadline instead of what is left of its attempt's)", ge=1)
-    bulk_attempt_timeouts_ms: CsvInts = _((2000, 4000, 8000, 16000), "the attempt timeouts of import batches and bulk"
-                                                                     " POSTs over 100 rows (the same waits and rules)")
-    slow_read_attempt_timeouts_ms: CsvInts = _((2000, 4000, 8000, 16000), "the attempt timeouts of reads that may take"
-                                                                          " seconds: aggregates, `count=exact`, exports")
+    commit_timeout_ms: int = _(
+        5000,
+        "how long a COMMIT may take to answer (it is never retried, so it gets its own"
+        " deadline instead of what is left of its attempt's)",
+        ge=1,
+    )
+    bulk_attempt_timeouts_ms: CsvInts = _(
+        (2000, 4000, 8000, 16000),
+        "the attempt timeouts of import batches and bulk POSTs over 100 rows (the same waits and rules)",
+    )
+    slow_read_attempt_timeouts_ms: CsvInts = _(
+        (2000, 4000, 8000, 16000),
+        "the attempt timeouts of reads that may take seconds: aggregates, `count=exact`, exports",
+    )
     kill_timeout_ms: int = _(500, "how long killing a timed-out statement on the server may take", ge=1)
     stream_timeout_s: float = _(30.0, "an export's batch, after its first bytes are sent (outside the wrapper)", gt=0)
     statement_timeout_s: float = _(60.0, "a statement of an atomic import (outside the wrapper)", gt=0)
 
     # --- requests ---
-    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "GATEWAY_HOST"),
-                      description="where `make run` and `python -m app` listen")
-    port: int = Field(8000, validation_alias=AliasChoices("PORT", "GATEWAY_PORT"), description="the port they listen on")
+    host: str = Field(
+        "127.0.0.1",
+        validation_alias=AliasChoices("HOST", "GATEWAY_HOST"),
+        description="where `make run` and `python -m app` listen",
+    )
+    port: int = Field(
+        8000, validation_alias=AliasChoices("PORT", "GATEWAY_PORT"), description="the port they listen on"
+    )
     workers: int = _(1, "uvicorn worker processes for `python -m app` (the cores the gateway may use)", ge=1)
     graceful_shutdown_s: int = _(10, "on SIGTERM, how long requests in flight may take to finish", ge=0)
     default_limit: int = _(100, "a list page's size when none is given", ge=1)
     max_limit: int = _(1000, "the largest `limit` of a list page", ge=1)
-    max_bulk_rows: int = _(1000, "rows in one `POST /api/{table}` (and rows a filtered update of a table with rules may"
-                                 " change)", ge=1)
+    max_bulk_rows: int = _(
+        1000, "rows in one `POST /api/{table}` (and rows a filtered update of a table with rules may change)", ge=1
+    )
     max_body_bytes: int = _(10 * 1024 * 1024, "a JSON body's limit (uploads have their own)", ge=1)
     cors_origins: CsvStrs = _((), "comma-separated browser origins allowed to call cross-origin (none by default)")
 
@@ -82,87 +114,133 @@ class Settings(BaseSettings):
     csv_max_record_bytes: int = _(16 * 1024**2, "the longest CSV record (a quote that never ends stops here)", ge=1024)
     import_batch_rows: int = _(5000, "rows per batch (one LOAD DATA or INSERT, one transaction), at most", ge=1)
     import_batch_bytes: int = _(4 * 1024**2, "bytes of text per batch, at most", ge=1024)
-    import_writers: int = _(3, "batches written at once, on separate connections (3 keeps the server busy while"
-                               " Python reads; 2 left it idle)", ge=1)
-    import_load_data: bool = _(True, "plain and `ignore` imports go in by `LOAD DATA LOCAL` from memory (never a file)"
-                                     " when the server allows it; off, by multi-row INSERTs like upserts")
+    import_writers: int = _(
+        3,
+        "batches written at once, on separate connections (3 keeps the server busy while Python reads; 2 left it idle)",
+        ge=1,
+    )
+    import_load_data: bool = _(
+        True,
+        "plain and `ignore` imports go in by `LOAD DATA LOCAL` from memory (never a file)"
+        " when the server allows it; off, by multi-row INSERTs like upserts",
+    )
     import_max_errors: int = _(100, "bad rows listed in a report (all are counted)", ge=1)
     export_batch_rows: int = _(2000, "rows read from the server-side cursor at a time", ge=1)
-    spool_dir: str | None = _(None, "where spreadsheet uploads and XLSX exports are spooled, and removed after (the"
-                                    " system's temporary directory by default)")
-    spreadsheet_max_uncompressed_bytes: int = _(256 * 1024**2, "a spreadsheet's parts may expand to this much, at most"
-                                                              " (413 beyond, decided from the zip directory)", ge=1024)
-    spreadsheet_max_cells: int = _(750_000, "cells below the header in the sheet read, at most (413 beyond; calamine holds"
-                                            " a sheet while it is read, about 90 MB a million cells)", ge=1)
-    rules_ttl_s: float = _(1.0, "a write is checked against a table's rules as read at most this long ago (read again,"
-                                " one query by key, when older); 0: before every write. Imports read them when they"
-                                " start", ge=0)
+    spool_dir: str | None = _(
+        None,
+        "where spreadsheet uploads and XLSX exports are spooled, and removed after (the"
+        " system's temporary directory by default)",
+    )
+    spreadsheet_max_uncompressed_bytes: int = _(
+        256 * 1024**2,
+        "a spreadsheet's parts may expand to this much, at most (413 beyond, decided from the zip directory)",
+        ge=1024,
+    )
+    spreadsheet_max_cells: int = _(
+        750_000,
+        "cells below the header in the sheet read, at most (413 beyond; calamine holds"
+        " a sheet while it is read, about 90 MB a million cells)",
+        ge=1,
+    )
+    rules_ttl_s: float = _(
+        1.0,
+        "a write is checked against a table's rules as read at most this long ago (read again,"
+        " one query by key, when older); 0: before every write. Imports read them when they"
+        " start",
+        ge=0,
+    )
 
     # --- import jobs ---
     job_workers: int = _(1, "import jobs each instance runs at once (0: it runs none, but still takes uploads)", ge=0)
     job_lease_s: float = _(15.0, "another instance takes a job over when its lease is this old", gt=0)
-    job_heartbeat_s: float = _(1.0, "a running job's lease is renewed this often (progress saved, a cancel noticed)", gt=0)
-    job_poll_s: float = _(1.0, "how often an idle worker looks for queued jobs (an upload to the same instance wakes it"
-                               " at once)", gt=0)
+    job_heartbeat_s: float = _(
+        1.0, "a running job's lease is renewed this often (progress saved, a cancel noticed)", gt=0
+    )
+    job_poll_s: float = _(
+        1.0, "how often an idle worker looks for queued jobs (an upload to the same instance wakes it at once)", gt=0
+    )
     job_retry_s: float = _(5.0, "a job stopped by a database outage is resumed after this long", ge=0)
     job_max_attempts: int = _(5, "... for at most this many attempts", ge=1)
     job_retention_s: int = _(7 * 86400, "ended jobs are listed this long, then forgotten", ge=1)
-    job_chunk_bytes: int = _(1024**2, "an async upload is stored in chunks of this size, compressed (4 MiB chunks cost"
-                                      " 30 MB more at the peak)", ge=4096)
-    s3_buckets: CsvStrs = _((), "comma-separated buckets jobs may read (`s3://bucket/key`); the endpoint and credentials"
-                                " are the AWS environment's (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...)")
+    job_chunk_bytes: int = _(
+        1024**2,
+        "an async upload is stored in chunks of this size, compressed (4 MiB chunks cost 30 MB more at the peak)",
+        ge=4096,
+    )
+    s3_buckets: CsvStrs = _(
+        (),
+        "comma-separated buckets jobs may read (`s3://bucket/key`); the endpoint and credentials"
+        " are the AWS environment's (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...)",
+    )
 
     # --- streams ---
     stream_group_rows: int = _(10000, "stream messages are committed in groups of up to this many rows ...", ge=1)
     stream_group_ms: float = _(5.0, "... waiting at most this long for more", ge=0)
-    stream_id_retention_s: int = _(7 * 86400, "how long a stream message's id is remembered (a resent or redelivered one"
-                                              " is recognised)", ge=60)
-    ws_max_message_bytes: int = _(4 * 1024 * 1024, "a WebSocket message over this closes the connection (1009)", ge=1024)
+    stream_id_retention_s: int = _(
+        7 * 86400, "how long a stream message's id is remembered (a resent or redelivered one is recognised)", ge=60
+    )
+    ws_max_message_bytes: int = _(
+        4 * 1024 * 1024, "a WebSocket message over this closes the connection (1009)", ge=1024
+    )
     ws_max_in_flight: int = _(64, "unanswered messages per WebSocket before the gateway stops reading it", ge=1)
-    ws_auth_timeout_s: float = _(10.0, "how long a browser has to send `{\"token\": ...}` first", gt=0)
+    ws_auth_timeout_s: float = _(10.0, 'how long a browser has to send `{"token": ...}` first', gt=0)
     ingest_sources: str = _("", "the ingest process's broker sources (docs/data.md, streams)")
     ingest_port: int = _(8001, "the ingest process's `/health` and `/metrics`")
 
     # --- who may call ---
     auth_mode: Literal["none", "api-key", "jwt"] = _("none", "`none`, `api-key` or `jwt` (docs/api.md, who may call)")
-    api_keys: str | None = _(None, "JSON: `[{\"name\": ..., \"sha256\": <hex of the key>, \"scopes\": [...]}]`")
+    api_keys: str | None = _(None, 'JSON: `[{"name": ..., "sha256": <hex of the key>, "scopes": [...]}]`')
     api_keys_file: str | None = _(None, "a file holding that JSON")
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = _("HS256", "`HS256`, `RS256` or `ES256`")
     jwt_secret: str | None = _(None, "the HS256 secret")
     jwt_public_key_file: str | None = _(None, "the RS256 or ES256 public key (PEM)")
     jwt_audience: str | None = _(None, "checked when set")
     jwt_issuer: str | None = _(None, "checked when set")
-    rate_limits: str = _("", "per caller and action, per instance: `read=200/s,write=50/s,import=2/min,export=10/min`"
-                             " (empty: no limits)")
+    rate_limits: str = _(
+        "", "per caller and action, per instance: `read=200/s,write=50/s,import=2/min,export=10/min` (empty: no limits)"
+    )
     idempotency_ttl_s: int = _(86400, "how long an `Idempotency-Key` is remembered", ge=1)
 
     # --- the catalog ---
     tables_allow: CsvStrs = _((), "comma-separated glob patterns of the tables to expose (all by default)")
     tables_deny: CsvStrs = _((), "comma-separated glob patterns of tables to hide")
-    catalog_ttl_s: float = _(60.0, "after this long the catalog is refreshed in the background: the tables' change stamps"
-                                   " are listed and only new or altered tables read again", gt=0)
+    catalog_ttl_s: float = _(
+        60.0,
+        "after this long the catalog is refreshed in the background: the tables' change stamps"
+        " are listed and only new or altered tables read again",
+        gt=0,
+    )
 
     # --- logs ---
     log_format: Literal["json", "text"] = _("json", "`json` (one object a line) or `text`")
     log_level: str = _("info", "the log level")
     access_log: bool = _(True, "one line a request (`gateway.access`)")
-    log_flush_ms: int = _(100, "log lines are written in bunches at most this long after the first one waiting (at once"
-                               " for warnings, and at exit); 0: each line at once. A `kill -9` loses at most this much",
-                          ge=0)
+    log_flush_ms: int = _(
+        100,
+        "log lines are written in bunches at most this long after the first one waiting (at once"
+        " for warnings, and at exit); 0: each line at once. A `kill -9` loses at most this much",
+        ge=0,
+    )
 
-    @field_validator("attempt_timeouts_ms", "retry_waits_ms", "bulk_attempt_timeouts_ms", "slow_read_attempt_timeouts_ms", mode="before")
+    @field_validator(
+        "attempt_timeouts_ms",
+        "retry_waits_ms",
+        "bulk_attempt_timeouts_ms",
+        "slow_read_attempt_timeouts_ms",
+        mode="before",
+    )
     @classmethod
-    def _ints(cls, value: object) -> tuple[int, ...]:
+    def _ints(cls, value: Any) -> tuple[int, ...]:
         return tuple(int(v) for v in _split(value))
 
     @field_validator("tables_allow", "tables_deny", "cors_origins", "replica_urls", "s3_buckets", mode="before")
     @classmethod
-    def _strs(cls, value: object) -> tuple[str, ...]:
+    def _strs(cls, value: Any) -> tuple[str, ...]:
         return _split(value)
 
     @field_validator("retry_waits_ms")
     @classmethod
-    def _waits_fit(cls, waits: tuple[int, ...], info) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+    def _waits_fit(cls, waits: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
         timeouts = info.data.get("attempt_timeouts_ms", ())
         if timeouts and len(waits) < len(timeouts) - 1:
             raise ValueError("retry_waits_ms needs one wait per retry (len(attempt_timeouts_ms) - 1)")
@@ -222,8 +300,14 @@ class DatabaseAddress:
         if len(nodes) > 1 and socket:
             raise ValueError("DATABASE_URL: several nodes are reached over TCP, not through unix_socket")
         return [
-            cls(host=host, port=port, user=unquote(user or "root"), password=unquote(password),
-                database=database, unix_socket=socket)
+            cls(
+                host=host,
+                port=port,
+                user=unquote(user or "root"),
+                password=unquote(password),
+                database=database,
+                unix_socket=socket,
+            )
             for host, port in nodes
         ]
 

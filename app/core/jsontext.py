@@ -57,4 +57,6 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
             raise TypeError(f"Type is not JSON serializable: {type(item).__name__}")
         return default(item)
 
-    return json.dumps(value, default=what_orjson_writes, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(
+        value, default=what_orjson_writes, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode()

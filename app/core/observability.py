@@ -59,18 +59,26 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         db, catalog, imports = self.state.db, self.state.catalog, self.state.imports
-        retries = CounterMetricFamily("gateway_db_retries", "Database attempts retried, by what failed", labels=["cause"])
+        retries = CounterMetricFamily(
+            "gateway_db_retries", "Database attempts retried, by what failed", labels=["cause"]
+        )
         for cause, count in sorted(db.retries.items()):
             retries.add_metric([cause], count)
         yield retries
-        gave_up = CounterMetricFamily("gateway_db_gave_up", "Database calls that ended in an error, by code", labels=["code"])
+        gave_up = CounterMetricFamily(
+            "gateway_db_gave_up", "Database calls that ended in an error, by code", labels=["code"]
+        )
         for code, count in sorted(db.gave_up.items()):
             gave_up.add_metric([code], count)
         yield gave_up
         yield CounterMetricFamily("gateway_db_kills", "Timed-out statements killed on the server", value=db.kills)
         if db.nodes.clustered:
-            usable = GaugeMetricFamily("gateway_db_node_usable", "Galera nodes in use (1) or left out (0)", labels=["node"])
-            attempts = CounterMetricFamily("gateway_db_node_attempts", "Database attempts sent to each node", labels=["node"])
+            usable = GaugeMetricFamily(
+                "gateway_db_node_usable", "Galera nodes in use (1) or left out (0)", labels=["node"]
+            )
+            attempts = CounterMetricFamily(
+                "gateway_db_node_attempts", "Database attempts sent to each node", labels=["node"]
+            )
             left_out = CounterMetricFamily("gateway_db_node_left_out", "Times a node was left out", labels=["node"])
             for node in db.nodes.all:
                 usable.add_metric([node.name], int(node.usable))
@@ -82,9 +90,13 @@ class _StateCollector(Collector):
             for state in ("size", "free", "used", "waiting", "max"):
                 pool.add_metric([name, state], stats[state])
         yield pool
-        yield CounterMetricFamily("gateway_catalog_loads", "Catalog loads from INFORMATION_SCHEMA", value=catalog.refreshes)
+        yield CounterMetricFamily(
+            "gateway_catalog_loads", "Catalog loads from INFORMATION_SCHEMA", value=catalog.refreshes
+        )
         yield GaugeMetricFamily("gateway_catalog_tables", "Tables exposed", value=len(catalog.tables()))
-        batches = CounterMetricFamily("gateway_import_batches", "CSV import batches, by how they were written", labels=["path"])
+        batches = CounterMetricFamily(
+            "gateway_import_batches", "CSV import batches, by how they were written", labels=["path"]
+        )
         for path, count in sorted(imports.batches_by_path.items()):
             batches.add_metric([path], count)
         yield batches
@@ -93,21 +105,33 @@ class _StateCollector(Collector):
             rows.add_metric([direction, table], count)
         yield rows
         runner = self.state.job_runner
-        jobs = GaugeMetricFamily("gateway_jobs", "Import jobs in the database by state (as this instance last counted)", labels=["state"])
+        jobs = GaugeMetricFamily(
+            "gateway_jobs", "Import jobs in the database by state (as this instance last counted)", labels=["state"]
+        )
         for state in ("uploading", "queued", "running", "succeeded", "failed", "cancelled"):
             jobs.add_metric([state], runner.states.get(state, 0))
         yield jobs
-        yield GaugeMetricFamily("gateway_jobs_running_here", "Import jobs this instance is running", value=len(runner.running))
-        ended = CounterMetricFamily("gateway_jobs_ended", "Import jobs this instance ended, by final state", labels=["state"])
+        yield GaugeMetricFamily(
+            "gateway_jobs_running_here", "Import jobs this instance is running", value=len(runner.running)
+        )
+        ended = CounterMetricFamily(
+            "gateway_jobs_ended", "Import jobs this instance ended, by final state", labels=["state"]
+        )
         for state in ("succeeded", "failed", "cancelled"):
             ended.add_metric([state], runner.ended.get(state, 0))
         yield ended
-        job_rows = CounterMetricFamily("gateway_job_rows", "Rows of the jobs this instance ended, written or failed", labels=["outcome"])
+        job_rows = CounterMetricFamily(
+            "gateway_job_rows", "Rows of the jobs this instance ended, written or failed", labels=["outcome"]
+        )
         for outcome, count in sorted(runner.rows.items()):
             job_rows.add_metric([outcome], count)
         yield job_rows
-        messages = CounterMetricFamily("gateway_stream_messages", "WebSocket stream messages by outcome", labels=["table", "mode", "outcome"])
-        rows = CounterMetricFamily("gateway_stream_rows", "Rows written from WebSocket streams", labels=["table", "mode"])
+        messages = CounterMetricFamily(
+            "gateway_stream_messages", "WebSocket stream messages by outcome", labels=["table", "mode", "outcome"]
+        )
+        rows = CounterMetricFamily(
+            "gateway_stream_rows", "Rows written from WebSocket streams", labels=["table", "mode"]
+        )
         for (table, mode), counters in sorted(self.state.streams.counters().items()):
             for outcome, count in counters.messages.items():
                 messages.add_metric([table, mode, outcome], count)
@@ -178,7 +202,7 @@ class BunchedStreamHandler(logging.StreamHandler):
             self._timer.start()
 
     def flush(self) -> None:
-        with self.lock:
+        with self.lock:  # type: ignore[union-attr]  # Handler.__init__ made it
             self._write()
             super().flush()
 
@@ -211,7 +235,11 @@ class RepeatedWarning:
         now = self.clock()
         self.failures += 1
         if reason != self.reason or now - self.said_at >= self.every_s:
-            again = f" (and {self.unsaid} time(s) more since the last line)" if self.unsaid and reason == self.reason else ""
+            again = (
+                f" (and {self.unsaid} time(s) more since the last line)"
+                if self.unsaid and reason == self.reason
+                else ""
+            )
             self.logger.warning("%s: %s%s", self.what, reason, again)
             self.reason, self.said_at, self.unsaid = reason, now, 0
         else:
@@ -233,14 +261,22 @@ def logging_config(fmt: str, level: str, flush_ms: int = 100) -> dict:
     """A dictConfig for uvicorn's `log_config`, so every worker process applies it: `json` (the
     default) or `text` on the root logger, which uvicorn's own loggers feed; lines written in
     bunches at most `flush_ms` apart (BunchedStreamHandler)."""
-    formatter = {"()": "app.core.observability.JsonFormatter"} if fmt == "json" else {
-        "format": "%(asctime)s %(levelname)s %(name)s %(message)s"
-    }
+    formatter = (
+        {"()": "app.core.observability.JsonFormatter"}
+        if fmt == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
-        "handlers": {"main": {"()": "app.core.observability.BunchedStreamHandler", "formatter": "main", "flush_s": flush_ms / 1000}},
+        "handlers": {
+            "main": {
+                "()": "app.core.observability.BunchedStreamHandler",
+                "formatter": "main",
+                "flush_s": flush_ms / 1000,
+            }
+        },
         "root": {"handlers": ["main"], "level": level.upper()},
         "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")},
     }

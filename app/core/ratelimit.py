@@ -54,7 +54,9 @@ class RateLimiter:
         tokens = min(rate.tokens, tokens + (now - at) * rate.per_second)
         if tokens < 1:
             wait = math.ceil((1 - tokens) / rate.per_second)
-            raise RateLimited(f"too many {action} requests; retry in {wait} s", {"action": action}, {"Retry-After": str(wait)})
+            raise RateLimited(
+                f"too many {action} requests; retry in {wait} s", {"action": action}, {"Retry-After": str(wait)}
+            )
         self._buckets[key] = (tokens - 1, now)
         if len(self._buckets) > MAX_CLIENTS:
             for stale in sorted(self._buckets, key=lambda k: self._buckets[k][1])[: MAX_CLIENTS // 10]:

@@ -260,11 +260,14 @@ class InformationSchema:
         base = [(name, stamp, recent) for name, kind, stamp, recent in rows if kind in TABLE_TYPES]
         return Listing({name: stamp for name, stamp, _ in base}, frozenset(name for name, _, recent in base if recent))
 
-    async def tables(self, names: Sequence[str] | None = None, *, base: Iterable[str] | None = None) -> dict[str, Table]:
+    async def tables(
+        self, names: Sequence[str] | None = None, *, base: Iterable[str] | None = None
+    ) -> dict[str, Table]:
         """The named base tables (all of them for None) that exist. `base`: the base tables, when a
         listing has just said which they are."""
         fetch = self.fetch_slow if names is None or len(names) > 50 else self.fetch
-        where, params = "", (self.schema,)
+        where = ""
+        params: tuple[str, ...] = (self.schema,)
         if names is not None:
             if not names:
                 return {}
@@ -327,7 +330,7 @@ class Catalog:
             table = self._tables.get(name)
             if table is None:
                 raise TableNotFound(f"table '{shown(name)}' does not exist or is not exposed", {"table": shown(name)})
-        elif time.monotonic() - self._loaded_at > self._ttl:  # type: ignore[operator]
+        elif self._loaded_at is not None and time.monotonic() - self._loaded_at > self._ttl:
             self._refresh_due = True
             self._wake()
         return table
@@ -418,7 +421,9 @@ class Catalog:
         for gone in set(self._tables) - set(stamps):
             self._tables.pop(gone, None)
             self._stamps.pop(gone, None)
-        changed = [n for n, s in stamps.items() if n not in self._tables or s != self._stamps.get(n) or n in self._recent]
+        changed = [
+            n for n, s in stamps.items() if n not in self._tables or s != self._stamps.get(n) or n in self._recent
+        ]
         if changed:
             await self._read(changed)
             for name in changed:

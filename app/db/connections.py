@@ -145,14 +145,21 @@ class Connections:
         """Per pool: size, free, used (checked out) and max."""
         stats = {}
         if self.nodes.clustered:
-            named = [(f"{kind}@{n.name}", p) for n in self.nodes.all for kind, p in (("read", n.pool), ("write", n.write_pool))]
+            pools = (("read", "pool"), ("write", "write_pool"))
+            named = [(f"{kind}@{n.name}", getattr(n, attr)) for n in self.nodes.all for kind, attr in pools]
         else:
             named = [("read", self.nodes.all[0].pool), ("write", self.nodes.all[0].write_pool)]
         named += [(f"replica{i + 1}", r.pool) for i, r in enumerate(self.replicas)]
         for name, pool in named:
             size, free = (pool.size, pool.freesize) if pool is not None else (0, 0)
             waiting = self._waiting.get(id(pool), 0) if pool is not None else 0
-            stats[name] = {"size": size, "free": free, "used": size - free, "waiting": waiting, "max": self.settings.pool_max}
+            stats[name] = {
+                "size": size,
+                "free": free,
+                "used": size - free,
+                "waiting": waiting,
+                "max": self.settings.pool_max,
+            }
         return stats
 
     def pool_stats(self) -> dict[str, int]:

@@ -30,9 +30,13 @@ class Database:
         self.resilience = Resilience(settings.attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms)
         # Multi-thousand-row writes (import batches) cannot be held to an OLTP deadline: same rules,
         # longer attempts.
-        self.bulk_resilience = Resilience(settings.bulk_attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms)
+        self.bulk_resilience = Resilience(
+            settings.bulk_attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms
+        )
         # Reads that may take seconds (aggregates, exports, exact counts): the route chooses it.
-        self.slow_resilience = Resilience(settings.slow_read_attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms)
+        self.slow_resilience = Resilience(
+            settings.slow_read_attempt_timeouts_ms, settings.retry_waits_ms, settings.commit_timeout_ms
+        )
         self.stream_timeout = settings.stream_timeout_s
         self.statement_timeout = settings.statement_timeout_s
         self.retries: dict[str, int] = {}  # retried attempts, by what failed
@@ -101,7 +105,9 @@ class Database:
             return f"SET STATEMENT max_statement_time={seconds:.3f} FOR {sql}"
         return f"SELECT /*+ MAX_EXECUTION_TIME({int(seconds * 1000)}) */{sql[6:]}"
 
-    async def _fetch_once(self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False) -> StatementResult:
+    async def _fetch_once(
+        self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False
+    ) -> StatementResult:
         statement = self.bounded(sql, attempt.seconds)
 
         async def on(pool: Any) -> StatementResult:
@@ -141,7 +147,9 @@ class Database:
 
     # --- the public surface: every call goes through the wrapper -----------------------------
 
-    async def fetch(self, sql: str, params: Sequence[Any] = (), *, replica: bool = False, slow: bool = False) -> StatementResult:
+    async def fetch(
+        self, sql: str, params: Sequence[Any] = (), *, replica: bool = False, slow: bool = False
+    ) -> StatementResult:
         """One statement on a pooled connection (autocommit). `replica`: a read that may be served
         by a healthy replica (DATABASE_REPLICA_URLS), falling back to the primary. `slow`: a read
         allowed seconds (GATEWAY_SLOW_READ_ATTEMPT_TIMEOUTS_MS). A SELECT's attempt timeout is
@@ -220,7 +228,9 @@ class Database:
             return node.write_pool, await connections.acquire(node.write_pool)
 
         pool, conn = await self.resilience.run(lambda attempt: connections.on_node(acquire))
-        session = Session(conn, await conn.cursor(connections.driver.cursor), connections.driver, self.statement_timeout)
+        session = Session(
+            conn, await conn.cursor(connections.driver.cursor), connections.driver, self.statement_timeout
+        )
         try:
             yield session
         except BaseException as exc:

@@ -97,9 +97,9 @@ class Driver:
         # asyncio.wait_for, which on Python 3.11 can swallow the attempt's cancellation: aiomysql
         # can do without one; asyncmy insists on one, and gets a wait_for that keeps it (below).
         self.connect_timeout = None if name == "aiomysql" else 60
-        cursors = importlib.import_module("aiomysql.cursors" if name == "aiomysql" else "asyncmy.cursors")
+        cursors: Any = importlib.import_module("aiomysql.cursors" if name == "aiomysql" else "asyncmy.cursors")
 
-        class QuietCursor(cursors.Cursor):  # type: ignore[misc, valid-type]
+        class QuietCursor(cursors.Cursor):
             """Leaves warnings to us: no automatic SHOW WARNINGS round trip, no Python warnings."""
 
             async def _show_warnings(self, conn: Any) -> None:
@@ -112,7 +112,7 @@ class Driver:
             # reads and reports warnings itself.
             logging.getLogger("asyncmy").setLevel(logging.ERROR)
         self.stream_cursor = cursors.SSCursor
-        connection = importlib.import_module(f"{name}.connection")
+        connection: Any = importlib.import_module(f"{name}.connection")
         connection.LoadLocalFile = InMemoryLocalFile
         if name == "asyncmy":
             bound_receive_buffer(connection._MySQLProtocol)
@@ -145,7 +145,7 @@ RECEIVE_HIGH_WATER = 4 * 1024 * 1024
 READ_LIMIT, PAUSED_READ = 1024 * 1024, 64 * 1024
 
 
-def bound_receive_buffer(protocol: type) -> None:
+def bound_receive_buffer(protocol: Any) -> None:
     """Give asyncmy's receive side the back pressure asyncio's streams (aiomysql's) have.
 
     asyncmy's protocol reads its socket whenever data arrives and grows its buffer to hold it, so a

@@ -51,13 +51,25 @@ def _setup(said: str | None) -> Callable[[DatabaseError], GatewayError]:
 
 
 CONNECTIVITY = Kind("connectivity", True, True, _unavailable)
-CONTENTION = Kind("contention", True, False, _unavailable)  # lock wait timeout, deadlock (Galera: a certification conflict)
-SERVER_TIMEOUT = Kind("server_timeout", True, False, lambda exc: GatewayTimeout(  # stopped at the time the gateway gave
-    "the database did not answer in time (it stopped the statement)", {"db_code": exc.code}))
+CONTENTION = Kind(
+    "contention", True, False, _unavailable
+)  # lock wait timeout, deadlock (Galera: a certification conflict)
+SERVER_TIMEOUT = Kind(
+    "server_timeout",
+    True,
+    False,
+    lambda exc: GatewayTimeout(  # stopped at the time the gateway gave
+        "the database did not answer in time (it stopped the statement)", {"db_code": exc.code}
+    ),
+)
 CONFLICT = Kind("conflict", False, False, lambda exc: Conflict(exc.message, {"db_code": exc.code}))
 VALUE = Kind("value", False, False, lambda exc: InvalidValue(exc.message, {"db_code": exc.code}))
-CHARSET = Kind("charset", False, False, lambda exc: InvalidValue(
-    "a value has characters the column's character set cannot hold", {"db_code": exc.code}))
+CHARSET = Kind(
+    "charset",
+    False,
+    False,
+    lambda exc: InvalidValue("a value has characters the column's character set cannot hold", {"db_code": exc.code}),
+)
 MISSING = Kind("missing_column", False, False, lambda exc: MissingColumn(exc.message, {"db_code": exc.code}))
 NO_COLUMN = Kind("unknown_column", False, False, lambda exc: UnknownColumn(exc.message, {"db_code": exc.code}))
 NO_TABLE = Kind("unknown_table", False, False, lambda exc: TableNotFound("table does not exist", {"db_code": exc.code}))
@@ -127,7 +139,11 @@ def commit_outcome(exc: BaseException, what: str = "write") -> CommitOutcomeUnkn
     have applied (no answer: a timeout, a lost connection; or an answer that does not say), None when
     the answer says it was rolled back (a deadlock, a certification conflict: retried as a whole)."""
     if isinstance(exc, TimeoutError):
-        return CommitOutcomeUnknown(f"the database did not answer the COMMIT in time; the {what} may or may not have applied")
+        return CommitOutcomeUnknown(
+            f"the database did not answer the COMMIT in time; the {what} may or may not have applied"
+        )
     if isinstance(exc, DatabaseError) and commit_unknown(exc):
-        return CommitOutcomeUnknown(f"the COMMIT got no clear answer; the {what} may or may not have applied", {"db_code": exc.code})
+        return CommitOutcomeUnknown(
+            f"the COMMIT got no clear answer; the {what} may or may not have applied", {"db_code": exc.code}
+        )
     return None

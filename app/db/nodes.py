@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from app.core.config import DatabaseAddress
@@ -78,13 +79,15 @@ class Nodes:
     def clustered(self) -> bool:
         return len(self.all) > 1
 
-    def pick(self, excluding: set[Node] = frozenset()) -> Node:  # type: ignore[assignment]
+    def pick(self, excluding: AbstractSet[Node] = frozenset()) -> Node:
         """The next usable node not yet tried in this attempt; when none is, the next of all (its
         own error is then the answer)."""
         nodes = self.all
         if len(nodes) == 1:
             return nodes[0]
-        candidates = [n for n in nodes if n.usable and n not in excluding] or [n for n in nodes if n not in excluding] or nodes
+        candidates = (
+            [n for n in nodes if n.usable and n not in excluding] or [n for n in nodes if n not in excluding] or nodes
+        )
         self._next = (self._next + 1) % len(candidates)
         node = candidates[self._next]
         node.attempts += 1

@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from app.core import jsontext
+from app.core.auth import NOBODY
 from app.core.errors import GatewayError, InvalidBody, MethodNotAllowed, RouteNotFound
 from app.http.access import allow, principal
 from app.http.envelope import error
@@ -35,9 +36,9 @@ _NO_QUERY: dict[str, Any] = {}
 
 @dataclass(frozen=True)
 class Mount:
-    """What the access log and metrics name a mounted app's requests by."""
+    """What the access log and metrics name a mounted app's requests by (a Route: its path)."""
 
-    path_format: str
+    path: str
 
 
 @dataclass
@@ -161,12 +162,12 @@ class Dispatcher:
     async def _call(self, route: Route, request: Request, found: dict[str, str]) -> Call:
         """The route's checks, in order: who calls and may they (401/403/429), its parameters and
         its body (400 invalid_body)."""
-        who = await principal(request) if route.access != "open" else None
+        who = await principal(request) if route.access != "open" else NOBODY
         if route.access not in ("open", "caller"):
-            allow(request, who, route.access, found["table"])  # type: ignore[arg-type]
+            allow(request, who, route.access, found["table"])
         query = parse_params(route.params, request) if route.params else _NO_QUERY
-        body = await parse_body(route, request) if route.body is not None else None
-        return Call(request, found, query, body, who)  # type: ignore[arg-type]
+        body = await parse_body(route.body, request) if route.body is not None else None
+        return Call(request, found, query, body, who)
 
 
 def parse_params(params: tuple[Param, ...], request: Request) -> dict[str, Any]:
@@ -210,7 +211,7 @@ def convert(param: Param, raw: str) -> Any:
     return raw
 
 
-async def parse_body(route: Route, request: Request) -> Any:
+async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
     """The JSON body, strict and exact (app/core/jsontext.py), validated by the route's model."""
     content_type = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
     if not (content_type == "application/json" or content_type.endswith("+json")):
@@ -221,6 +222,6 @@ async def parse_body(route: Route, request: Request) -> Any:
     except json.JSONDecodeError as exc:
         raise InvalidBody(f"the body is not valid JSON: {exc}") from None
     try:
-        return route.body.model_validate(value)  # type: ignore[union-attr]
+        return model.model_validate(value)
     except ValidationError as exc:
         raise body_problem(exc) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,12 +17,15 @@ log = logging.getLogger("gateway.errors")
 
 def body_problem(exc: ValidationError) -> InvalidBody:
     """A body that does not have the route's shape: each problem with where it is (at most 20)."""
-    problems = [{"where": ".".join(str(p) for p in ("body", *e.get("loc", ()))), "problem": _problem(e)} for e in exc.errors()[:20]]
+    problems = [
+        {"where": ".".join(str(p) for p in ("body", *e.get("loc", ()))), "problem": _problem(e)}
+        for e in exc.errors()[:20]
+    ]
     first = problems[0] if problems else {"where": "body", "problem": "not valid"}
     return InvalidBody(f"the request body is not valid: {first['where']}: {first['problem']}", problems)
 
 
-def _problem(error: dict) -> str:
+def _problem(error: ErrorDetails) -> str:
     cause = (error.get("ctx") or {}).get("error")
     return f"{error.get('msg', '')}: {cause}" if isinstance(cause, str) else str(error.get("msg", ""))
 

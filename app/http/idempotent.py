@@ -20,7 +20,9 @@ IDEMPOTENCY_KEY = Param(
 )
 
 
-async def write_once(call: Call, run: Callable[[Hook | None], Awaitable[Any]], respond: Callable[[Any], Response]) -> Response:
+async def write_once(
+    call: Call, run: Callable[[Hook | None], Awaitable[Any]], respond: Callable[[Any], Response]
+) -> Response:
     """Run a write route's service call and `respond`; with an Idempotency-Key, at most once per key."""
     request = call.request
     key = request.headers.get("idempotency-key")

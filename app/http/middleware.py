@@ -68,7 +68,7 @@ class RequestMiddleware:
 
     def _record(self, scope: Scope, status: int, seconds: float, state: context.RequestState) -> None:
         matched = scope.get("route")
-        route = getattr(matched, "path_format", None) or getattr(matched, "path", "unmatched")  # /api/{table}/query
+        route: str = getattr(matched, "path", "unmatched")  # /api/{table}/query: a Route, or a Mount
         self.metrics.observe(scope["method"], route, status, seconds)
         if self.access_log:
             fields = {
@@ -81,7 +81,9 @@ class RequestMiddleware:
                 "request_id": state.request_id,
             }
             if access_log.isEnabledFor(logging.INFO):  # handle(makeRecord): info() without its caller lookup
-                record = access_log.makeRecord(access_log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields})
+                record = access_log.makeRecord(
+                    access_log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields}
+                )
                 access_log.handle(record)
 
     async def _limited(self, scope: Scope, receive: Receive, send_with_id: Send) -> None:

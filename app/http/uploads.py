@@ -8,11 +8,15 @@ stays flat whatever the file size.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from app.core.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 
 class _FilePart:
@@ -29,7 +33,7 @@ class _FilePart:
         self._name = b""
         self._value = b""
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda d, s, e: self._add("_name", d[s:e]),

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from app.core.errors import InvalidCsv, UnsupportedMediaType
 from app.imports.records import Block, Record, RecordError, Source
 
+
 class RecordReader:
     def __init__(self, max_record_bytes: int, delimiter: str = ","):
         self._delimiter = delimiter
@@ -76,9 +77,9 @@ class RecordReader:
         reading, so text holding one is read by csv.reader throughout."""
         base = self._next_line
         if text.count("\r") != text.count("\r\n"):
-            records, clean, lines = _csv_records(text, base, self._delimiter)
-            self._next_line = base + lines
-            return Block(text, records, clean)
+            read, all_clean, line_count = _csv_records(text, base, self._delimiter)
+            self._next_line = base + line_count
+            return Block(text, read, all_clean)
         records: list[Record | RecordError] = []
         clean = True
         lines = text.split("\n")
@@ -192,7 +193,8 @@ async def open_csv(chunks: AsyncIterator[bytes], max_record_bytes: int, delimite
     # server as it is (a batch with a block that cannot, the first of every upload until this,
     # took the converters: a quarter of a 20,000-row upload's rows).
     rest = first.text[_first_record_end(first.text):]
-    return Source(header[1], _chain(Block(rest, first.records[1:], first.clean), blocks), "text", "line", delimiter=delimiter)
+    records = _chain(Block(rest, first.records[1:], first.clean), blocks)
+    return Source(header[1], records, "text", "line", delimiter=delimiter)
 
 
 async def _blocks(chunks: AsyncIterator[bytes], reader: RecordReader) -> AsyncIterator[Block]:

@@ -17,19 +17,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from app.core.errors import GatewayError, ImportRolledBack, InvalidHeader
 from app.db.catalog import Catalog, Table
 from app.db.database import Database, Session
-from app.core.errors import GatewayError, ImportRolledBack, InvalidHeader
-from app.rows.rules import row_maker
 from app.imports.checkpoint import Checkpoint, SkipCommitted
-from app.rows.plan import BARE_NULL, ImportPlan, plan_import
 from app.imports.records import Record, RecordError, Source
-from app.rows.values import OMITTED
 from app.imports.report import ImportReport, span
 from app.imports.writer import Batch, BatchWriter, ImportRun, Mode, report_duplicates
+from app.rows.plan import BARE_NULL, ImportPlan, plan_import
+from app.rows.rules import row_maker
+from app.rows.values import OMITTED
 from app.services.duplicates import DuplicateProbe
 from app.services.rules_store import RulesStore
-
 
 DRY_RUN_KEYS = 1_000_000  # keys a validation remembers across batches (about 100 MB at most)
 
@@ -113,7 +112,10 @@ class ImportEngine:
                 if rules.names is None or column.name in rules.names
             ]
             run.make_row = row_maker(
-                plan.columns, rules.names, BARE_NULL if plan.load_data else None, OMITTED if plan.cells == "json" else None
+                plan.columns,
+                rules.names,
+                BARE_NULL if plan.load_data else None,
+                OMITTED if plan.cells == "json" else None,
             )
         if mode == "insert" and not atomic:  # each duplicate reported by position and key
             run.probe = DuplicateProbe.for_import(table, plan.header_columns, plan.key_converter)
@@ -145,7 +147,10 @@ class ImportEngine:
         return plan_import(table, source.header, null, load_data=loads, cells=source.cells, delimiter=source.delimiter)
 
     async def _batches(
-        self, blocks: AsyncIterator, report: ImportReport, skip: SkipCommitted | None = None,
+        self,
+        blocks: AsyncIterator,
+        report: ImportReport,
+        skip: SkipCommitted | None = None,
         check: Callable[[], None] | None = None,
     ) -> AsyncIterator[Batch]:
         """Whole blocks, gathered into batches of about `batch_rows` rows or `batch_bytes` of text.

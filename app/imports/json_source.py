@@ -29,7 +29,6 @@ from app.rows.problems import RowProblem
 from app.rows.values import OMITTED
 
 
-
 class _Rows:
     """Objects -> records: cells in header order, OMITTED for a key an object leaves out. The
     header is the first object's keys until `widen` adds every other column of the table."""
@@ -48,12 +47,18 @@ class _Rows:
 
     def record(self, position: int, value: Any) -> Record | RecordError:
         if not isinstance(value, dict):
-            return RecordError(position, f"expected a JSON object, got {type(value).__name__ if value is not None else 'null'}", InvalidJson.code)
+            return RecordError(
+                position,
+                f"expected a JSON object, got {type(value).__name__ if value is not None else 'null'}",
+                InvalidJson.code,
+            )
         if len(value) <= len(self.known) and self.known.issuperset(value):
             return (position, list(map(value.get, self.header, repeat(OMITTED))))
         key = next(key for key in value if key not in self.known)
         if self.table is None:  # not widened: the first object's keys are all there is
-            return RecordError(position, f"key '{shown(key)}' is not among the first object's", UnknownColumn.code, shown(key))
+            return RecordError(
+                position, f"key '{shown(key)}' is not among the first object's", UnknownColumn.code, shown(key)
+            )
         unknown = RowProblem.unknown(self.table, key)
         return RecordError(position, unknown.reason, unknown.code, unknown.column)
 
@@ -69,7 +74,10 @@ async def _lines(chunks: AsyncIterator[bytes], max_record_bytes: int) -> AsyncIt
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         if len(pending) > max_record_bytes:
-            raise InvalidJson(f"line {number + len(lines) + 1} is longer than {max_record_bytes} bytes", {"line": number + len(lines) + 1})
+            raise InvalidJson(
+                f"line {number + len(lines) + 1} is longer than {max_record_bytes} bytes",
+                {"line": number + len(lines) + 1},
+            )
         out = []
         for line in lines:
             number += 1

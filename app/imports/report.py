@@ -10,6 +10,7 @@ writes nothing: its good rows are `rows_valid`, and also `rows_not_applied`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,6 @@ def merge(ranges: list[list[int]]) -> list[list[int]]:
     return merged
 
 
-def span(rows: list) -> list[int]:
+def span(rows: Sequence[Any]) -> list[int]:
     """The first and last positions of a batch's rows (or records)."""
     return [rows[0][0], rows[-1][0]]

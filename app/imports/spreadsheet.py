@@ -72,7 +72,8 @@ def check_size(path: str, kind: str, limits: Limits) -> None:
                 expanded = sum(entry.file_size for entry in entries)
                 if expanded > limits.max_uncompressed_bytes:
                     raise PayloadTooLarge(
-                        f"the spreadsheet expands to {expanded} bytes, over the limit of {limits.max_uncompressed_bytes}",
+                        f"the spreadsheet expands to {expanded} bytes, over the limit of "
+                        f"{limits.max_uncompressed_bytes}",
                         {"expanded_bytes": expanded, "max_uncompressed_bytes": limits.max_uncompressed_bytes},
                     )
                 for entry in entries:  # XLSX sheets declare their size up front
@@ -98,7 +99,8 @@ def _check_dimension(head: bytes, limits: Limits) -> None:
     cells = (rows - 1) * columns  # the header row is not counted
     if cells > limits.max_cells:
         raise PayloadTooLarge(
-            f"a sheet declares {rows} rows x {columns} columns, over the limit of {limits.max_cells} cells below the header",
+            f"a sheet declares {rows} rows x {columns} columns, over the limit of {limits.max_cells} cells below "
+            "the header",
             {"cells": cells, "max_cells": limits.max_cells},
         )
 
@@ -151,7 +153,8 @@ def _read(path: str, sheet: str | None, limits: Limits) -> tuple[str, int, Itera
     if cells > limits.max_cells:
         workbook.close()
         raise PayloadTooLarge(
-            f"sheet {name!r} has {data.height} rows x {data.width} columns, over the limit of {limits.max_cells} cells below the header",
+            f"sheet {name!r} has {data.height} rows x {data.width} columns, over the limit of {limits.max_cells} "
+            "cells below the header",
             {"cells": cells, "max_cells": limits.max_cells},
         )
     first_row = (data.start or (0, 0))[0] + 1  # the sheet row of the range's first row
@@ -175,7 +178,8 @@ async def open_spreadsheet(
         blank = [_column_name(i) for i, cell in enumerate(header) if cell == ""]
         if blank:
             raise InvalidSpreadsheet(
-                f"sheet {name!r}: header cell(s) {', '.join(f'{c}{first_row}' for c in blank)} are blank: every column needs a name",
+                f"sheet {name!r}: header cell(s) {', '.join(f'{c}{first_row}' for c in blank)} are blank: every "
+                "column needs a name",
                 {"sheet": name, "row": first_row, "blank_columns": blank},
             )
     except BaseException:
@@ -194,7 +198,11 @@ async def open_spreadsheet(
             beyond = [i for i in range(width, len(cells)) if cells[i] != ""]
             if beyond:
                 where = f"{_column_name(beyond[0])}{position}"
-                records.append(RecordError(position, f"cell {where} holds a value but its column has no header", InvalidSpreadsheet.code))
+                records.append(
+                    RecordError(
+                        position, f"cell {where} holds a value but its column has no header", InvalidSpreadsheet.code
+                    )
+                )
             elif any(v is not None for v in values):  # empty rows are not records
                 records.append((position, values + [None] * (width - len(values))))
             if len(records) >= BLOCK_ROWS:

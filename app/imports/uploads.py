@@ -14,7 +14,14 @@ from app.imports.spreadsheet import OLE_MAGIC, ZIP_MAGIC, Limits, open_spreadshe
 
 Format = Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"]
 EXTENSIONS: dict[str, Format] = {
-    "csv": "csv", "tsv": "tsv", "xlsx": "xlsx", "xls": "xls", "ods": "ods", "jsonl": "jsonl", "ndjson": "jsonl", "json": "json",
+    "csv": "csv",
+    "tsv": "tsv",
+    "xlsx": "xlsx",
+    "xls": "xls",
+    "ods": "ods",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "json": "json",
 }
 SPREADSHEETS = ("xlsx", "xls", "ods")
 
@@ -57,7 +64,8 @@ async def open_upload(
             break
     if first.startswith(ZIP_MAGIC) or first.startswith(OLE_MAGIC):
         raise UnsupportedMediaType(
-            f"the file is a spreadsheet or another archive, not {fmt.upper()}: name it .xlsx, .xls or .ods, or send ?format="
+            f"the file is a spreadsheet or another archive, not {fmt.upper()}: name it .xlsx, .xls or .ods, or send "
+            "?format="
         )
     stream = _peeked(first, chunks)
     if fmt == "jsonl":
@@ -77,5 +85,5 @@ def upload_options(settings: Any, sheet: str | None) -> dict[str, Any]:
     }
 
 
-def opener(chunks: AsyncIterator[bytes], fmt: Format, **options) -> Callable[[], Awaitable[Source]]:  # type: ignore[no-untyped-def]
+def opener(chunks: AsyncIterator[bytes], fmt: Format, **options: Any) -> Callable[[], Awaitable[Source]]:
     return lambda: open_upload(chunks, fmt, **options)

@@ -19,16 +19,16 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from app.query import sql
+from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, GatewayError, ImportRolledBack
 from app.db.catalog import Column, Table
 from app.db.database import Database, Session
-from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, GatewayError, ImportRolledBack
 from app.db.errors import classify
-from app.rows.rules import Problem, Rules, json_form
-from app.rows.values import TEXT_KINDS
 from app.imports.checkpoint import Counts, Ranges, written
+from app.imports.records import Record
+from app.imports.report import ImportReport, span
+from app.query import sql
 from app.rows.plan import (
     BARE_NULL,
     ROW_ERRORS,
@@ -40,13 +40,13 @@ from app.rows.plan import (
     given_columns,
     has_omitted,
 )
-from app.imports.records import Record
 from app.rows.problems import RowProblem, joined
-from app.rows.values import OMITTED
-from app.imports.report import ImportReport, span
+from app.rows.rules import ByColumn, Problem, Rules, json_form
+from app.rows.values import OMITTED, TEXT_KINDS
 from app.services.duplicates import Duplicate, DuplicateProbe
 
 Mode = Literal["insert", "ignore", "upsert"]
+T = TypeVar("T")
 DUPLICATE_KEY = 1062
 # The server refuses LOAD DATA LOCAL: not allowed / disabled / the client side refused.
 LOAD_DATA_REFUSED = frozenset({1148, 3948, 2068, 4166})
@@ -90,7 +90,9 @@ class ImportRun:
     probe: DuplicateProbe | None = None
     rules: Rules | None = None
     make_row: Callable[[Any], dict] | None = None  # converted values -> the row the rules check
-    rule_columns: list[tuple[Column, int, Callable[[Any], Any]]] = field(default_factory=list)  # (column, cell position, converter)
+    rule_columns: list[tuple[Column, int, Callable[[Any], Any]]] = field(
+        default_factory=list
+    )  # (column, cell position, converter)
     after: Callable[[Session, dict], Awaitable[None]] | None = None  # atomic: inside the transaction
     # A job's record of each transaction's committed positions, inside that transaction (checkpoint.py).
     record: Callable[[Session, Ranges, Counts], Awaitable[None]] | None = None
@@ -128,7 +130,7 @@ class BatchWriter:
             return batch
         by_column = run.rules.by_column
         failed = None
-        if by_column is not None and (values := self._rule_values(run, batch)) is not None:
+        if by_column is not None and (values := self._rule_values(run, batch, by_column)) is not None:
             try:
                 failed = by_column.check(values, len(batch.records))
             except (ValueError, TypeError, OverflowError):
@@ -151,7 +153,7 @@ class BatchWriter:
         return batch.rows if batch.rows is not None else self.convert(run, batch.records, rules=False)
 
     @staticmethod
-    def _rule_values(run: ImportRun, batch: Batch) -> dict[str, list[Any]] | None:
+    def _rule_values(run: ImportRun, batch: Batch, by_column: ByColumn) -> dict[str, Sequence[Any]] | None:
         """The rule columns' values as the rules see them (None for NULL); None if a cell does not
         convert (the row path then names it). Canonical CSV text needs no converters: its cells
         are in the forms builtins read."""
@@ -160,10 +162,10 @@ class BatchWriter:
         if cells is None:
             return None
         canonical = _canonical_text(plan, batch) is not None
-        values: dict[str, list[Any]] = {}
+        values: dict[str, Sequence[Any]] = {}
         null = BARE_NULL if plan.load_data else None
         for column, position, convert in run.rule_columns:
-            if column.name not in run.rules.by_column.batch:  # only `required`: whether there is a value
+            if column.name not in by_column.batch:  # only `required`: whether there is a value
                 values[column.name] = presence(column, cells[position], plan)
                 continue
             if canonical:
@@ -216,8 +218,13 @@ class BatchWriter:
                 crlf = text.endswith("\r\n")
                 skips = len(duplicates)
                 statement = sql.load_data_text(
-                    table, plan.header_columns, null=plan.null, crlf=crlf, ignore=mode == "ignore" or skips > 0,
-                    delimiter=plan.delimiter, direct=_direct(plan, batch),
+                    table,
+                    plan.header_columns,
+                    null=plan.null,
+                    crlf=crlf,
+                    ignore=mode == "ignore" or skips > 0,
+                    delimiter=plan.delimiter,
+                    direct=_direct(plan, batch),
                 )
                 load = lambda s: load_rows(s, statement, text.encode(), len(batch.records), mode, skips)  # noqa: E731
                 outcome = await self._try_load(run, batch.records, load, skip=duplicates)
@@ -238,7 +245,9 @@ class BatchWriter:
         columns, given = given_columns(plan.columns, rows) if plan.cells == "json" else (plan.columns, rows)
         if plan.load_data and self.load_data and columns and (plan.cells != "json" or not has_omitted(given)):
             statement = sql.load_data(table, columns, ignore=mode == "ignore")
-            outcome = await self._try_load(run, given, lambda s: load_rows(s, statement, serialize(given), len(given), mode))
+            outcome = await self._try_load(
+                run, given, lambda s: load_rows(s, statement, serialize(given), len(given), mode)
+            )
             if outcome == "ok":
                 self.batches_by_path["rows"] += 1
                 return None
@@ -374,7 +383,9 @@ class BatchWriter:
                     )
                 # What COMMIT makes durable; an idempotency key's record stores this report with it.
                 report.rows_inserted, report.rows_updated, report.rows_skipped = (
-                    applied["inserted"], applied["updated"], applied["skipped"]
+                    applied["inserted"],
+                    applied["updated"],
+                    applied["skipped"],
                 )
                 report.committed = spans
                 if run.record is not None:
@@ -407,26 +418,37 @@ class BatchWriter:
                 continue
             if loads and (text := _canonical_text(plan, batch)) is not None:
                 statement = sql.load_data_text(
-                    table, plan.header_columns, null=plan.null, crlf=text.endswith("\r\n"), ignore=mode == "ignore",
-                    delimiter=plan.delimiter, direct=_direct(plan, batch),
+                    table,
+                    plan.header_columns,
+                    null=plan.null,
+                    crlf=text.endswith("\r\n"),
+                    ignore=mode == "ignore",
+                    delimiter=plan.delimiter,
+                    direct=_direct(plan, batch),
                 )
                 yield Prepared(batch, (statement, text.encode(), batch.records, "text"))
                 continue
             rows = batch.rows if batch.rows is not None else self.convert(run, batch.records, rules=False)
             batch = Batch(batch.records, None, rows)
             columns, given = given_columns(plan.columns, rows) if plan.cells == "json" else (plan.columns, rows)
-            if loads and given and columns and not report.rows_failed and (plan.cells != "json" or not has_omitted(given)):
+            if (
+                loads
+                and given
+                and columns
+                and not report.rows_failed
+                and (plan.cells != "json" or not has_omitted(given))
+            ):
                 statement = sql.load_data(table, columns, ignore=mode == "ignore")
                 yield Prepared(batch, (statement, serialize(given), given, "rows"))
             else:  # INSERTs: upserts, and DEFAULTs only INSERT can say
                 yield Prepared(batch)
 
 
-async def read_ahead(batches: AsyncIterator[Batch], depth: int = 2) -> AsyncIterator[Batch]:
+async def read_ahead(batches: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
     """The next batches read (and parsed) by a task of their own while this one is written: the
     file is read while the server loads, not only between loads. What stops the reading (a bad
     file) comes out in order, after the batches before it."""
-    queue: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(depth)
+    queue: asyncio.Queue[T | BaseException | None] = asyncio.Queue(depth)
 
     async def pump() -> None:
         try:
@@ -556,8 +578,11 @@ def _canonical_text(plan: ImportPlan, batch: Batch) -> str | None:
     """The batch's uploaded text, if the server can read it as it is with exactly our meaning
     (decided once per batch: the rules' check and the writer both ask)."""
     if batch.canonical is None:
-        columns = None if batch.text is None or plan.checks is None else _columns(plan, batch)
-        batch.canonical = columns is not None and all(check(cells) for check, cells in zip(plan.checks, columns))
+        checks = plan.checks
+        columns = None if batch.text is None or checks is None else _columns(plan, batch)
+        batch.canonical = (
+            checks is not None and columns is not None and all(check(cells) for check, cells in zip(checks, columns))
+        )
     return batch.text if batch.canonical else None
 
 

@@ -121,7 +121,9 @@ async def store_upload(
     return size, seq
 
 
-async def read_upload(store: JobStore, job_id: str, chunks: int | None, arrival: Arrival | None = None) -> AsyncIterator[bytes]:
+async def read_upload(
+    store: JobStore, job_id: str, chunks: int | None, arrival: Arrival | None = None
+) -> AsyncIterator[bytes]:
     """The stored upload's bytes, the next chunk fetched while this one is parsed. With `arrival`
     (the upload is still being stored here), each chunk is read as soon as it is stored."""
     if arrival is None and chunks is None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.errors import GatewayError
+from app.core.observability import RepeatedWarning
 from app.imports.checkpoint import Checkpoint
 from app.imports.engine import ImportEngine
 from app.imports.records import Source
@@ -34,7 +35,6 @@ from app.imports.uploads import open_upload, upload_options
 from app.jobs.files import Arrival, read_upload
 from app.jobs.s3 import ObjectRef, ObjectStore
 from app.jobs.store import Hold, Job, JobStore, LeaseLost
-from app.core.observability import RepeatedWarning
 
 log = logging.getLogger("gateway.jobs")
 RETRIED = frozenset({"service_unavailable", "gateway_timeout", "commit_outcome_unknown"})
@@ -120,7 +120,9 @@ class JobRunner:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._worker(), name=f"job-worker-{i}") for i in range(self.settings.job_workers)]
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"job-worker-{i}") for i in range(self.settings.job_workers)
+        ]
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Running jobs stop after their in-flight batches and are queued again for other instances."""
@@ -227,7 +229,11 @@ class JobRunner:
             await self._end(running, "cancelled", job.report, None)
             return
         if job.attempt > self.settings.job_max_attempts:
-            error = {"code": "job_gave_up", "message": f"the job did not finish in {job.attempt - 1} attempts", "last_error": job.error}
+            error = {
+                "code": "job_gave_up",
+                "message": f"the job did not finish in {job.attempt - 1} attempts",
+                "last_error": job.error,
+            }
             await self._end(running, "failed", job.report, error)
             return
         options = job.options
@@ -237,15 +243,21 @@ class JobRunner:
         )
         try:
             report = await self.engine.run(
-                job.table, lambda: self._open(running), mode=options.get("mode", "insert"),
-                atomic=bool(options.get("atomic")), null=options.get("null", "\\N"), checkpoint=running.checkpoint,
+                job.table,
+                lambda: self._open(running),
+                mode=options.get("mode", "insert"),
+                atomic=bool(options.get("atomic")),
+                null=options.get("null", "\\N"),
+                checkpoint=running.checkpoint,
             )
         except (JobStopped, LeaseLost) as exc:
             reason = exc.reason if isinstance(exc, JobStopped) else "lost"
             if reason == "cancel":
                 await self._end(running, "cancelled", _report(exc), None)
             elif reason == "shutdown":
-                await self.store.retry_later(hold, 0, {"code": "instance_stopped", "message": "the instance running it stopped"}, _report(exc))
+                await self.store.retry_later(
+                    hold, 0, {"code": "instance_stopped", "message": "the instance running it stopped"}, _report(exc)
+                )
             return  # lost: the instance that holds it now reports
         except GatewayError as exc:
             if exc.code in RETRIED and job.attempt < self.settings.job_max_attempts:
@@ -260,7 +272,11 @@ class JobRunner:
         progress = running.progress()
         if report is not None:
             written = report.get("rows_inserted", 0) + report.get("rows_updated", 0)
-            progress |= {"rows_read": report["rows_read"], "rows_written": written, "rows_failed": report["rows_failed"]}
+            progress |= {
+                "rows_read": report["rows_read"],
+                "rows_written": written,
+                "rows_failed": report["rows_failed"],
+            }
         if (arrival := self.arrivals.get(running.job.id)) is not None:
             arrival.abandoned = True  # the upload still arriving need not be stored
         if await self.store.finish(running.hold, state, report, error, progress):
@@ -291,7 +307,9 @@ class JobRunner:
         else:
             chunks = read_upload(self.store, job.id, job.chunks, self.arrivals.get(job.id))
         return await open_upload(
-            self._counted(chunks, running), options.get("format", "csv"), **upload_options(settings, options.get("sheet"))
+            self._counted(chunks, running),
+            options.get("format", "csv"),
+            **upload_options(settings, options.get("sheet")),
         )
 
     @staticmethod
@@ -301,6 +319,6 @@ class JobRunner:
         async for chunk in chunks:
             for start in range(0, len(chunk), PIECE_BYTES):
                 running.check()
-                piece = chunk[start:start + PIECE_BYTES]
+                piece = chunk[start : start + PIECE_BYTES]
                 running.bytes_done += len(piece)
                 yield piece

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
+
 from app.core.echo import shown
 from app.core.errors import InvalidSource, SourceNotAllowed, SourceNotFound, SourceUnavailable
 
@@ -55,7 +56,8 @@ def parse_source(source: str, allowed: tuple[str, ...]) -> ObjectRef:
         raise InvalidSource("`source` must be s3://bucket/path/file.csv", {"source": shown(source)})
     if bucket not in allowed:
         raise SourceNotAllowed(
-            f"bucket '{shown(bucket)}' is not one the gateway reads from (GATEWAY_S3_BUCKETS)", {"bucket": shown(bucket)}
+            f"bucket '{shown(bucket)}' is not one the gateway reads from (GATEWAY_S3_BUCKETS)",
+            {"bucket": shown(bucket)},
         )
     return ObjectRef(bucket, key)
 
@@ -70,9 +72,13 @@ def _problem(exc: Exception, ref: ObjectRef) -> Exception:
             return SourceNotFound(f"no object {ref.url}", {"source": ref.url})
         if code in CHANGED:
             return SourceUnavailable(f"{ref.url} changed since the job started: start a new job", {"source": ref.url})
-        return SourceUnavailable(f"the object store refused to read {ref.url}: {code}", {"source": ref.url, "s3_code": code})
+        return SourceUnavailable(
+            f"the object store refused to read {ref.url}: {code}", {"source": ref.url, "s3_code": code}
+        )
     if isinstance(exc, (BotoCoreError, OSError)):
-        return SourceUnavailable(f"the object store did not answer for {ref.url}: {type(exc).__name__}", {"source": ref.url})
+        return SourceUnavailable(
+            f"the object store did not answer for {ref.url}: {type(exc).__name__}", {"source": ref.url}
+        )
     return exc
 
 
@@ -89,9 +95,11 @@ class ObjectStore:
             from aiobotocore.session import get_session
 
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            self._client = await self._stack.enter_async_context(get_session().create_client(
-                "s3", region_name=region, config=AioConfig(connect_timeout=5, read_timeout=60)
-            ))
+            self._client = await self._stack.enter_async_context(
+                get_session().create_client(
+                    "s3", region_name=region, config=AioConfig(connect_timeout=5, read_timeout=60)
+                )
+            )
         return self._client
 
     async def warm(self) -> None:

@@ -8,11 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-
 from app.core import jsontext
 from app.core.auth import Principal
-from app.db.catalog import Catalog
 from app.core.errors import GatewayError, InvalidCsv, JobNotFound
+from app.db.catalog import Catalog
 from app.imports.uploads import SPREADSHEETS, Format, split_name
 from app.jobs.files import Arrival, store_upload
 from app.jobs.runner import JobRunner
@@ -36,19 +35,28 @@ class JobService:
         source = f"upload:{filename or table}"
         arrival = Arrival() if settings.job_workers > 0 else None
         if arrival is not None:
-            job_id = await self.store.create(table, source, options, who.name, state="running", lease_s=settings.job_lease_s, owner=runner.owner)
+            job_id = await self.store.create(
+                table, source, options, who.name, state="running", lease_s=settings.job_lease_s, owner=runner.owner
+            )
             runner.adopt(await self.store.get(job_id), arrival)
         else:
-            job_id = await self.store.create(table, source, options, who.name, state="uploading", lease_s=settings.job_lease_s)
+            job_id = await self.store.create(
+                table, source, options, who.name, state="uploading", lease_s=settings.job_lease_s
+            )
         # The uploader's lease is kept while the file arrives, however slowly (the running job's
         # own heartbeat keeps it when there is one).
         keeper = asyncio.create_task(self._keep_uploading(job_id)) if arrival is None else None
         try:
-            size, count = await store_upload(self.store, job_id, chunks, settings.job_chunk_bytes, settings.job_lease_s, arrival)
+            size, count = await store_upload(
+                self.store, job_id, chunks, settings.job_chunk_bytes, settings.job_lease_s, arrival
+            )
         except BaseException as exc:
             if arrival is None:  # (with one, the running import fails the job: upload_interrupted)
-                error = {"code": exc.code, "message": exc.message} if isinstance(exc, GatewayError) else {
-                    "code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"}
+                error = (
+                    {"code": exc.code, "message": exc.message}
+                    if isinstance(exc, GatewayError)
+                    else {"code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"}
+                )
                 await asyncio.shield(self.store.fail_upload(job_id, error))
             raise
         finally:
@@ -86,10 +94,18 @@ class JobService:
         await self.catalog.table(table)
         info = await self.objects.head(ref)
         options = {
-            "mode": body.get("mode", "insert"), "atomic": bool(body.get("atomic", False)), "null": body.get("null", "\\N"),
-            "sheet": body.get("sheet"), "format": fmt, "bucket": ref.bucket, "key": ref.key, "etag": info.etag,
+            "mode": body.get("mode", "insert"),
+            "atomic": bool(body.get("atomic", False)),
+            "null": body.get("null", "\\N"),
+            "sheet": body.get("sheet"),
+            "format": fmt,
+            "bucket": ref.bucket,
+            "key": ref.key,
+            "etag": info.etag,
         }
-        job_id = await self.store.create(table, ref.url, options, who.name, state="queued", lease_s=0, bytes_total=info.size)
+        job_id = await self.store.create(
+            table, ref.url, options, who.name, state="queued", lease_s=0, bytes_total=info.size
+        )
         self.runner.wake.set()
         return describe(await self.store.get(job_id))
 
@@ -101,9 +117,9 @@ class JobService:
             raise JobNotFound(f"no job '{job_id}'")
         return job
 
-    async def list(self, who: Principal, state: str | None, table: str | None, limit: int) -> list[dict]:
+    async def newest(self, who: Principal, state: str | None, table: str | None, limit: int) -> list[dict]:
         tables = [t for t in await self.store.tables_with_jobs() if who.may("import", t)]
-        return [describe(job) for job in await self.store.list(tables, state, table, limit)]
+        return [describe(job) for job in await self.store.newest(tables, state, table, limit)]
 
     async def cancel(self, who: Principal, job_id: str) -> dict:
         await self.get(who, job_id)

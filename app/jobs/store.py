@@ -21,12 +21,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-
 from app.core import jsontext
-from app.db.database import Database, Session
 from app.core.errors import GatewayError, JobEnded, JobNotFound
-from app.rows.values import json_default
+from app.db.database import Database, Session
 from app.imports.checkpoint import Committed, Counts, Ranges
+from app.rows.values import json_default
 
 JOBS, FILES, COMMITS = "`_gateway_jobs`", "`_gateway_job_files`", "`_gateway_job_commits`"
 ENDED = ("succeeded", "failed", "cancelled")
@@ -175,12 +174,21 @@ class JobStore:
         lease = f"{NOW} + INTERVAL %s MICROSECOND" if leased else "NULL"
         started = NOW if state == "running" else "NULL"
         statement = (
-            f"INSERT INTO {JOBS} (`id`, `table_name`, `state`, `source`, `options`, `created_by`, `bytes_total`, `owner`,"
+            f"INSERT INTO {JOBS} (`id`, `table_name`, `state`, `source`, `options`, `created_by`, `bytes_total`, "
+            "`owner`,"
             " `attempt`, `lease_until`, `created_at`, `updated_at`, `started_at`, `run_started_at`)"
             f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, {lease}, {NOW}, {NOW}, {started}, {started})"
         )
         params: list[Any] = [
-            job_id, table, state, source, _json(options), created_by, bytes_total, owner, 1 if state == "running" else 0,
+            job_id,
+            table,
+            state,
+            source,
+            _json(options),
+            created_by,
+            bytes_total,
+            owner,
+            1 if state == "running" else 0,
         ]
         if leased:
             params.append(int(lease_s * 1e6))
@@ -194,7 +202,7 @@ class JobStore:
             raise JobNotFound(f"no job '{job_id}' (jobs are kept for a while after they end, then forgotten)")
         return Job.from_row(rows[0])
 
-    async def list(self, tables: list[str] | None, state: str | None, table: str | None, limit: int) -> list[Job]:
+    async def newest(self, tables: list[str] | None, state: str | None, table: str | None, limit: int) -> list[Job]:
         """Newest first. `tables`: only these (the caller's); None: any."""
         await self.ensure_tables()
         where, params = ["1"], []
@@ -227,7 +235,8 @@ class JobStore:
 
         async def work(session: Session) -> None:
             await session.execute(
-                f"INSERT INTO {FILES} (`job_id`, `seq`, `compressed`, `data`) VALUES (%s, %s, %s, FROM_BASE64('{literal}'))"
+                f"INSERT INTO {FILES} (`job_id`, `seq`, `compressed`, `data`) VALUES (%s, %s, %s, "
+                f"FROM_BASE64('{literal}'))"
                 " ON DUPLICATE KEY UPDATE `compressed` = VALUES(`compressed`), `data` = VALUES(`data`)",
                 (job_id, seq, int(compressed)),
             )
@@ -241,28 +250,34 @@ class JobStore:
 
     async def renew_upload(self, job_id: str, lease_s: float) -> None:
         """The uploader is still there (however slowly its chunks arrive)."""
-        await self.db.transaction(lambda s: s.execute(
-            f"UPDATE {JOBS} SET `lease_until` = {NOW} + INTERVAL %s MICROSECOND, `updated_at` = {NOW}"
-            " WHERE `id` = %s AND `state` = 'uploading'",
-            (int(lease_s * 1e6), job_id),
-        ))
+        await self.db.transaction(
+            lambda s: s.execute(
+                f"UPDATE {JOBS} SET `lease_until` = {NOW} + INTERVAL %s MICROSECOND, `updated_at` = {NOW}"
+                " WHERE `id` = %s AND `state` = 'uploading'",
+                (int(lease_s * 1e6), job_id),
+            )
+        )
 
     async def uploaded(self, job_id: str, size: int, chunks: int) -> None:
         """The upload is whole: an `uploading` job is queued for any instance; a running one (its
         import started with the upload) learns its size. (MySQL assigns left to right: the lease
         is decided before the state changes.)"""
-        await self.db.transaction(lambda s: s.execute(
-            f"UPDATE {JOBS} SET `bytes_total` = %s, `chunks` = %s,"
-            " `lease_until` = IF(`state` = 'uploading', NULL, `lease_until`),"
-            " `state` = IF(`state` = 'uploading', 'queued', `state`),"
-            f" `updated_at` = {NOW} WHERE `id` = %s AND `state` IN ('uploading', 'running')",
-            (size, chunks, job_id),
-        ))
+        await self.db.transaction(
+            lambda s: s.execute(
+                f"UPDATE {JOBS} SET `bytes_total` = %s, `chunks` = %s,"
+                " `lease_until` = IF(`state` = 'uploading', NULL, `lease_until`),"
+                " `state` = IF(`state` = 'uploading', 'queued', `state`),"
+                f" `updated_at` = {NOW} WHERE `id` = %s AND `state` IN ('uploading', 'running')",
+                (size, chunks, job_id),
+            )
+        )
 
     async def chunk(self, job_id: str, seq: int) -> tuple[bool, bytes] | None:
-        rows = (await self.db.fetch(
-            f"SELECT `compressed`, `data` FROM {FILES} WHERE `job_id` = %s AND `seq` = %s", (job_id, seq)
-        )).rows
+        rows = (
+            await self.db.fetch(
+                f"SELECT `compressed`, `data` FROM {FILES} WHERE `job_id` = %s AND `seq` = %s", (job_id, seq)
+            )
+        ).rows
         return (bool(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     # --- claiming and holding ----------------------------------------------------------------
@@ -272,10 +287,13 @@ class JobStore:
         await self.ensure_tables()
 
         async def work(session: Session) -> str | None:
-            found = (await session.execute(
-                f"SELECT `id` FROM {JOBS} WHERE `state` IN ('queued', 'running')"
-                f" AND (`lease_until` IS NULL OR `lease_until` < {NOW}) ORDER BY `created_at` LIMIT 1 FOR UPDATE SKIP LOCKED"
-            )).rows
+            found = (
+                await session.execute(
+                    f"SELECT `id` FROM {JOBS} WHERE `state` IN ('queued', 'running')"
+                    f" AND (`lease_until` IS NULL OR `lease_until` < {NOW}) ORDER BY `created_at` LIMIT 1 FOR "
+                    "UPDATE SKIP LOCKED"
+                )
+            ).rows
             if not found:
                 return None
             await session.execute(
@@ -298,14 +316,22 @@ class JobStore:
                 " `bytes_done` = %s, `rows_read` = %s, `rows_written` = %s, `rows_failed` = %s, `report` = %s"
                 " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'",
                 (
-                    int(lease_s * 1e6), progress["bytes_done"], progress["rows_read"], progress["rows_written"],
-                    progress["rows_failed"], _json(progress["report"] or None),
-                    hold.job_id, hold.owner, hold.attempt,
+                    int(lease_s * 1e6),
+                    progress["bytes_done"],
+                    progress["rows_read"],
+                    progress["rows_written"],
+                    progress["rows_failed"],
+                    _json(progress["report"] or None),
+                    hold.job_id,
+                    hold.owner,
+                    hold.attempt,
                 ),
             )
             if result.affected == 0:
                 return "lost"
-            cancel = (await session.execute(f"SELECT `cancel_requested` FROM {JOBS} WHERE `id` = %s", (hold.job_id,))).rows
+            cancel = (
+                await session.execute(f"SELECT `cancel_requested` FROM {JOBS} WHERE `id` = %s", (hold.job_id,))
+            ).rows
             return "cancel" if cancel and cancel[0][0] else "held"
 
         return await self.db.transaction(work)
@@ -327,27 +353,39 @@ class JobStore:
 
     async def committed(self, job_id: str) -> Committed:
         done = Committed()
-        rows = (await self.db.fetch(
-            f"SELECT `spans`, `inserted`, `updated`, `skipped` FROM {COMMITS} WHERE `job_id` = %s", (job_id,)
-        )).rows
+        rows = (
+            await self.db.fetch(
+                f"SELECT `spans`, `inserted`, `updated`, `skipped` FROM {COMMITS} WHERE `job_id` = %s", (job_id,)
+            )
+        ).rows
         for spans, inserted, updated, skipped in rows:
             done.add(json.loads(spans), (int(inserted), int(updated), int(skipped)))
         return done
 
     # --- ending --------------------------------------------------------------------------------
 
-    async def finish(self, hold: Hold, state: str, report: dict | None, error: dict | None, progress: dict[str, Any]) -> bool:
+    async def finish(
+        self, hold: Hold, state: str, report: dict | None, error: dict | None, progress: dict[str, Any]
+    ) -> bool:
         """End a held job; its file and commit records go (the report keeps what they said)."""
 
         async def work(session: Session) -> int:
             result = await session.execute(
-                f"UPDATE {JOBS} SET `state` = %s, `report` = %s, `error` = %s, `ended_at` = {NOW}, `updated_at` = {NOW},"
+                f"UPDATE {JOBS} SET `state` = %s, `report` = %s, `error` = %s, `ended_at` = {NOW}, `updated_at` = "
+                f"{NOW},"
                 " `lease_until` = NULL, `bytes_done` = %s, `rows_read` = %s, `rows_written` = %s, `rows_failed` = %s"
                 " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'",
                 (
-                    state, _json(report), _json(error or None),
-                    progress["bytes_done"], progress["rows_read"], progress["rows_written"], progress["rows_failed"],
-                    hold.job_id, hold.owner, hold.attempt,
+                    state,
+                    _json(report),
+                    _json(error or None),
+                    progress["bytes_done"],
+                    progress["rows_read"],
+                    progress["rows_written"],
+                    progress["rows_failed"],
+                    hold.job_id,
+                    hold.owner,
+                    hold.attempt,
                 ),
             )
             return result.affected
@@ -359,19 +397,24 @@ class JobStore:
 
     async def retry_later(self, hold: Hold, after_s: float, error: dict, report: dict | None) -> None:
         """An outage stopped the attempt: queued again, for any instance, after `after_s`."""
-        await self.db.transaction(lambda s: s.execute(
-            f"UPDATE {JOBS} SET `state` = 'queued', `owner` = NULL, `lease_until` = {NOW} + INTERVAL %s MICROSECOND,"
-            f" `error` = %s, `report` = %s, `updated_at` = {NOW}"
-            " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'",
-            (int(after_s * 1e6), _json(error), _json(report or None), hold.job_id, hold.owner, hold.attempt),
-        ))
+        await self.db.transaction(
+            lambda s: s.execute(
+                f"UPDATE {JOBS} SET `state` = 'queued', `owner` = NULL, `lease_until` = {NOW} + INTERVAL %s "
+                "MICROSECOND,"
+                f" `error` = %s, `report` = %s, `updated_at` = {NOW}"
+                " WHERE `id` = %s AND `owner` = %s AND `attempt` = %s AND `state` = 'running'",
+                (int(after_s * 1e6), _json(error), _json(report or None), hold.job_id, hold.owner, hold.attempt),
+            )
+        )
 
     async def fail_upload(self, job_id: str, error: dict) -> None:
-        await self.db.transaction(lambda s: s.execute(
-            f"UPDATE {JOBS} SET `state` = 'failed', `error` = %s, `ended_at` = {NOW}, `updated_at` = {NOW},"
-            " `lease_until` = NULL WHERE `id` = %s AND `state` = 'uploading'",
-            (_json(error), job_id),
-        ))
+        await self.db.transaction(
+            lambda s: s.execute(
+                f"UPDATE {JOBS} SET `state` = 'failed', `error` = %s, `ended_at` = {NOW}, `updated_at` = {NOW},"
+                " `lease_until` = NULL WHERE `id` = %s AND `state` = 'uploading'",
+                (_json(error), job_id),
+            )
+        )
         await self.forget_data(job_id)
 
     async def cancel(self, job_id: str) -> Job:
@@ -390,7 +433,9 @@ class JobStore:
                     (job_id,),
                 )
             elif state == "running":
-                await session.execute(f"UPDATE {JOBS} SET `cancel_requested` = 1, `updated_at` = {NOW} WHERE `id` = %s", (job_id,))
+                await session.execute(
+                    f"UPDATE {JOBS} SET `cancel_requested` = 1, `updated_at` = {NOW} WHERE `id` = %s", (job_id,)
+                )
             return state
 
         state = await self.db.transaction(work)
@@ -404,23 +449,31 @@ class JobStore:
 
     async def forget_data(self, job_id: str) -> None:
         for table in (FILES, COMMITS):
-            await self.db.transaction(lambda s, t=table: s.execute(f"DELETE FROM {t} WHERE `job_id` = %s", (job_id,)), bulk=True)
+            delete = f"DELETE FROM {table} WHERE `job_id` = %s"  # the transaction is awaited before the next
+            await self.db.transaction(lambda s: s.execute(delete, (job_id,)), bulk=True)
 
     async def sweep(self, lease_s: float, retention_s: int) -> None:
         """Uploads whose uploader is gone fail; ended jobs past their retention are forgotten."""
         await self.ensure_tables()
-        stale = (await self.db.fetch(
-            f"SELECT `id` FROM {JOBS} WHERE `state` = 'uploading' AND `lease_until` < {NOW} - INTERVAL %s MICROSECOND LIMIT 100",
-            (int(lease_s * 1e6),),
-        )).rows
+        stale = (
+            await self.db.fetch(
+                f"SELECT `id` FROM {JOBS} WHERE `state` = 'uploading' AND `lease_until` < {NOW} - INTERVAL %s "
+                "MICROSECOND LIMIT 100",
+                (int(lease_s * 1e6),),
+            )
+        ).rows
         for (job_id,) in stale:
-            await self.fail_upload(job_id, {"code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"})
-        old = (await self.db.fetch(
-            f"SELECT `id` FROM {JOBS} WHERE `ended_at` < {NOW} - INTERVAL %s SECOND LIMIT 100", (retention_s,)
-        )).rows
+            await self.fail_upload(
+                job_id, {"code": "upload_interrupted", "message": "the upload stopped before the whole file arrived"}
+            )
+        old = (
+            await self.db.fetch(
+                f"SELECT `id` FROM {JOBS} WHERE `ended_at` < {NOW} - INTERVAL %s SECOND LIMIT 100", (retention_s,)
+            )
+        ).rows
         for (job_id,) in old:
             await self.forget_data(job_id)
-            await self.db.transaction(lambda s, j=job_id: s.execute(f"DELETE FROM {JOBS} WHERE `id` = %s", (j,)))
+            await self.db.transaction(lambda s: s.execute(f"DELETE FROM {JOBS} WHERE `id` = %s", (job_id,)))
 
     async def count_by_state(self) -> dict[str, int]:
         await self.ensure_tables()

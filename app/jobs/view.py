@@ -47,7 +47,11 @@ def describe(job: Any) -> dict[str, Any]:
         "eta_s": eta_s,
         "errors": report.get("errors", []),
     }
-    view |= {key: value for key, value in report.items() if key.startswith(("committed_", "not_committed_", "outcome_unknown_"))}
+    view |= {
+        key: value
+        for key, value in report.items()
+        if key.startswith(("committed_", "not_committed_", "outcome_unknown_"))
+    }
     view |= {
         "attempt": job.attempt,
         "owner": job.owner,  # the instance running it (host:pid:tag), or that ran it last

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from app.db.catalog import Column, Table, quote
 from app.core.echo import shown
 from app.core.errors import InvalidAggregate, InvalidFilter
+from app.db.catalog import Column, Table, quote
 from app.query.filters import RESERVED_PARAMS, column_of, condition_on, parse_tree
 from app.query.lists import parse_int
 from app.query.nodes import Condition, Group, Node
@@ -176,7 +176,10 @@ def _having_params(results: Results, terms: list[str]) -> Node | None:
 
 
 def _having_json(results: Results, spec: Any) -> Node | None:
-    return parse_tree(spec, lambda name, op, value: _condition(_result_named(results, name), op, value, text=False), "having")
+    def leaf(name: str, op: str, value: Any) -> Condition:
+        return _condition(_result_named(results, name), op, value, text=False)
+
+    return parse_tree(spec, leaf, "having")
 
 
 def _order(results: Results, group_by: tuple[ResultColumn, ...], spec: Any) -> tuple[tuple[ResultColumn, bool], ...]:
@@ -215,7 +218,10 @@ def aggregate_query(
     default_limit: int | None,
     max_limit: int | None,
 ) -> AggregateQuery:
-    groups = tuple(ResultColumn(c.name, c.quoted, None, c) for c in (column_of(table, n) for n in _names(group_by or [], "group_by")))
+    groups = tuple(
+        ResultColumn(c.name, c.quoted, None, c)
+        for c in (column_of(table, n) for n in _names(group_by or [], "group_by"))
+    )
     if len({g.name for g in groups}) != len(groups):
         raise InvalidAggregate("a column is named twice in group_by")
     aggregates = _aggregates(table, functions)
@@ -240,11 +246,15 @@ def from_params(table: Table, params: list[tuple[str, str]], where: Node | None,
         values.setdefault(name, []).append(value)
     single = {name: vs[-1] for name, vs in values.items() if name in ("group_by", "order", "limit", "offset")}
     return aggregate_query(
-        table, where,
+        table,
+        where,
         group_by=",".join(values.get("group_by", [])) or None,
         functions=[(name, value) for name, value in params if name in FUNCTIONS],
         having=lambda results: _having_params(results, values.get("having", [])),
-        order=single.get("order"), limit=single.get("limit"), offset=single.get("offset"), **limits,
+        order=single.get("order"),
+        limit=single.get("limit"),
+        offset=single.get("offset"),
+        **limits,
     )
 
 
@@ -254,11 +264,15 @@ def from_body(table: Table, where: Node | None, body: Mapping[str, Any], **limit
     if spec is not None and not isinstance(spec, dict):
         raise InvalidAggregate('aggregates is an object: {"count": ["*"], "sum": ["salary"]}')
     return aggregate_query(
-        table, where,
+        table,
+        where,
         group_by=body.get("group_by"),
         functions=list((spec or {}).items()),
         having=lambda results: _having_json(results, body.get("having")),
-        order=body.get("order_by"), limit=body.get("limit"), offset=body.get("offset"), **limits,
+        order=body.get("order_by"),
+        limit=body.get("limit"),
+        offset=body.get("offset"),
+        **limits,
     )
 
 

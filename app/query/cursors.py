@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from app.db.catalog import Column, Table
 from app.core.errors import GatewayError, InvalidCursor
+from app.db.catalog import Column, Table
 from app.query.nodes import Condition, Group, Node
 from app.rows.values import json_default, to_compare
 

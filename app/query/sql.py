@@ -7,9 +7,8 @@ parameter. The only literal SQL words besides those are the fixed keywords writt
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
-
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from app.db.catalog import Column, Table
 from app.query.lists import ListQuery
@@ -52,8 +51,25 @@ def column_list(columns: Sequence[Column]) -> str:
     return ", ".join(c.quoted for c in columns)
 
 
-def _order_and_page(query: ListQuery, *, extra_row: bool = False) -> Statement:
-    sql, params = "", ()
+class _Named(Protocol):
+    @property
+    def quoted(self) -> str: ...
+
+
+class _Paged(Protocol):
+    """What a page's ORDER BY, LIMIT and OFFSET are made from (a list's query, an aggregate's)."""
+
+    @property
+    def order(self) -> Sequence[tuple[_Named, bool]]: ...
+    @property
+    def limit(self) -> int | None: ...
+    @property
+    def offset(self) -> int: ...
+
+
+def _order_and_page(query: _Paged, *, extra_row: bool = False) -> Statement:
+    sql = ""
+    params: tuple[Any, ...] = ()
     if query.order:
         sql += " ORDER BY " + ", ".join(f"{c.quoted} {'DESC' if d else 'ASC'}" for c, d in query.order)
     if query.limit is not None:
@@ -75,16 +91,18 @@ def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statem
         query.after if query.where is None else Group("and", (query.where, query.after))
     )
     where, params = _where(where_node)
-    order = query if query.keyset is None else _Keyed(query)
-    tail, tail_params = _order_and_page(order, extra_row=extra_row)  # type: ignore[arg-type]
+    page = query if query.keyset is None else _Page(query.keyset, query.limit, query.offset)
+    tail, tail_params = _order_and_page(page, extra_row=extra_row)
     return f"SELECT {column_list(query.selected)} FROM {table.quoted}{where}{tail}", params + tail_params
 
 
-class _Keyed:
-    """A list query ordered by its keyset (its order plus the primary key's columns)."""
+@dataclass(frozen=True)
+class _Page:
+    """A list query's page in the order of its keyset (its order plus the primary key's columns)."""
 
-    def __init__(self, query: ListQuery):
-        self.order, self.limit, self.offset = query.keyset, query.limit, query.offset
+    order: tuple[tuple[Column, bool], ...]
+    limit: int | None
+    offset: int
 
 
 def aggregate(table: Table, query: "AggregateQuery", *, extra_row: bool = False) -> Statement:
@@ -98,7 +116,7 @@ def aggregate(table: Table, query: "AggregateQuery", *, extra_row: bool = False)
         having, having_params = where_sql(query.having)
         sql += " HAVING " + having
         params += having_params
-    tail, tail_params = _order_and_page(query, extra_row=extra_row)  # type: ignore[arg-type]
+    tail, tail_params = _order_and_page(query, extra_row=extra_row)
     return sql + tail, params + tail_params
 
 
@@ -282,7 +300,9 @@ def _load_data(table: Table, targets: list[str], assignments: list[str], ignore:
 # --- duplicate keys of an import batch -------------------------------------------------------
 
 
-def existing_keys(table: Table, key: Sequence[Column], keys: Sequence[Sequence[Any]], *, count: bool = False) -> Statement:
+def existing_keys(
+    table: Table, key: Sequence[Column], keys: Sequence[Sequence[Any]], *, count: bool = False
+) -> Statement:
     """Which of `keys` (values of the `key` columns) the table holds already (or, with `count`, how many)."""
     columns = column_list(key)
     selected = "COUNT(*)" if count else columns

@@ -34,7 +34,9 @@ class Planned:
     unknown: tuple[str, ...] = ()  # keys the table does not have
     missing: tuple[Column, ...] = ()  # required columns none of the keys name
     generated: tuple[str, ...] = ()  # generated columns named, where that is refused
-    extras: dict[str, Any] = field(default_factory=dict)  # what a caller keeps with the plan (streams: canonical checks)
+    extras: dict[str, Any] = field(
+        default_factory=dict
+    )  # what a caller keeps with the plan (streams: canonical checks)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,9 @@ class ObjectRows:
         if found is None:
             table = self.table
             unknown = tuple(k for k in keys if not isinstance(k, str) or table.column(k) is None)
-            generated = () if self.skip_generated else tuple(k for k in keys if k not in unknown and table.by_name[k].generated)
+            generated = (
+                () if self.skip_generated else tuple(k for k in keys if k not in unknown and table.by_name[k].generated)
+            )
             known = [k for k in keys if k not in unknown and k not in generated]
             given = set(known)
             missing = tuple(c for c in table.columns if c.required and c.name not in given)
@@ -132,7 +136,9 @@ def refusal(problems: Problems) -> GatewayError:
     first = problems[index][0]
     details: dict[str, Any] = {}
     if len(problems[index]) > 1 or first.rule is not None:
-        details["problems"] = [{"column": p.column, "code": p.code, "rule": p.rule, "reason": p.reason} for p in problems[index]]
+        details["problems"] = [
+            {"column": p.column, "code": p.code, "rule": p.rule, "reason": p.reason} for p in problems[index]
+        ]
     return first.as_error(index, **details)
 
 
@@ -146,6 +152,8 @@ def _written(column: Column, value: Any) -> RowProblem:
 
 
 def kind(value: Any) -> str:
-    return "null" if value is None else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
-        type(value), "number"
+    return (
+        "null"
+        if value is None
+        else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
     )

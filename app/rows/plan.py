@@ -24,6 +24,8 @@ Row = tuple[int, Any]  # (position, converted values)
 # What converting one row may raise: a value that does not fit, a required column left out.
 ROW_ERRORS = (InvalidValue, MissingColumn)
 
+TextCheck = Callable[[Sequence[str]], bool]  # does the server read a column of cells as we would?
+
 
 class BareNull(int):
     """NULL in the canonical CSV for LOAD DATA: csv.writer leaves numbers unquoted (QUOTE_NONNUMERIC)
@@ -49,7 +51,7 @@ class ImportPlan:
     null: str = "\\N"
     header_columns: tuple[Column | None, ...] = ()  # per cell: its column, None if generated
     # Per cell, a check that a batch's CSV text can go to LOAD DATA as uploaded (None: never).
-    checks: tuple[Callable[[Sequence[str]], bool], ...] | None = None
+    checks: tuple[TextCheck, ...] | None = None
     cells: Cells = "text"
     delimiter: str = ","
     defaulted: frozenset[Column] = frozenset()  # JSON: columns a record may leave to their DEFAULT
@@ -67,12 +69,20 @@ class ImportPlan:
                 return to_db(column, cell, text=True)
 
             return text
-        convert = value_converter(column, self.null if self.cells == "sheet" else None, text_cells=self.cells == "sheet")
+        convert = value_converter(
+            column, self.null if self.cells == "sheet" else None, text_cells=self.cells == "sheet"
+        )
         return lambda cell: None if cell is OMITTED else convert(cell)
 
 
 def plan_import(
-    table: Table, header: list[str], null: str = "\\N", *, load_data: bool = False, cells: Cells = "text", delimiter: str = ",",
+    table: Table,
+    header: list[str],
+    null: str = "\\N",
+    *,
+    load_data: bool = False,
+    cells: Cells = "text",
+    delimiter: str = ",",
     required: bool = True,
 ) -> ImportPlan:
     """Check a header against the table (`required`: and that it names every required column).
@@ -117,11 +127,17 @@ def plan_import(
         load_data,
         null,
         tuple(None if table.by_name[n].generated else table.by_name[n] for n in names),
-        None if any(check is None for check in checks) else tuple(checks),  # type: ignore[arg-type]
+        _all_or_none(checks),
         cells,
         delimiter,
         defaulted,
     )
+
+
+def _all_or_none(checks: Sequence[TextCheck | None]) -> tuple[TextCheck, ...] | None:
+    """Every column's canonical check, or None when a column has none (the text is then converted)."""
+    found = tuple(check for check in checks if check is not None)
+    return found if len(found) == len(checks) else None
 
 
 def _defaults_kept(column: Column, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -179,7 +195,8 @@ def convert_batch(plan: ImportPlan, records: list[Record]) -> list[Row] | None:
     try:
         columns = [
             # A JSON column no object of the batch gives stays OMITTED (its DEFAULT) without a call a cell.
-            cells[position] if column in plan.defaulted and cells[position].count(OMITTED) == len(fields)
+            cells[position]
+            if column in plan.defaulted and cells[position].count(OMITTED) == len(fields)
             else list(map(convert, cells[position]))
             for column, position, convert in zip(plan.columns, plan.positions, plan.converters)
         ]
@@ -193,7 +210,7 @@ def for_insert(plan: ImportPlan, rows: list[Row]) -> list[Row]:
     binary = [i for i, c in enumerate(plan.columns) if c.kind == "binary"]
 
     def fix(values: Any) -> list[Any]:
-        out = [None if v is BARE_NULL else v for v in values]
+        out: list[Any] = [None if v is BARE_NULL else v for v in values]
         for i in binary:
             if out[i] is not None:
                 out[i] = base64.b64decode(out[i])

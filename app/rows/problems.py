@@ -34,7 +34,9 @@ class RowProblem:
 
     @classmethod
     def missing(cls, column: Column) -> RowProblem:
-        return cls(MissingColumn.code, f"column '{column.name}': missing, and it has no default (NOT NULL)", column.name)
+        return cls(
+            MissingColumn.code, f"column '{column.name}': missing, and it has no default (NOT NULL)", column.name
+        )
 
     @classmethod
     def unknown(cls, table: Table, name: Any) -> RowProblem:
@@ -71,4 +73,6 @@ def joined(problems: list[RowProblem]) -> RowProblem:
     first = problems[0]
     if len(problems) == 1:
         return first
-    return RowProblem(first.code, "; ".join(p.reason for p in problems), first.column, first.rule, first.key, first.rules_version)
+    return RowProblem(
+        first.code, "; ".join(p.reason for p in problems), first.column, first.rule, first.key, first.rules_version
+    )

@@ -21,9 +21,9 @@ from typing import Any
 import jsonschema_rs
 
 from app.core import jsontext
-from app.db.catalog import Column, Table
 from app.core.echo import shown
 from app.core.errors import InvalidSchema, InvalidValue
+from app.db.catalog import Column, Table
 from app.rows.values import bit_out, format_time, json_out
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -70,7 +70,9 @@ class ByColumn:
 
         for name, validator in self.batch.items():
             column = values.get(name)
-            if column is None or validator.is_valid(column if None not in column else [v for v in column if v is not None]):
+            if column is None or validator.is_valid(
+                column if None not in column else [v for v in column if v is not None]
+            ):
                 continue
             single = self.single[name]
             for index, value in enumerate(column):
@@ -120,20 +122,26 @@ class Rules:
                 return []
         except (ValueError, TypeError, OverflowError) as exc:  # a value JSON cannot carry
             return [Problem(None, "(unreadable)", f"the row cannot be checked against the rules: {str(exc)[:200]}")]
-        return sorted([
-            Problem(
-                str(error.instance_path[0]) if error.instance_path else None,
-                "/".join(str(p) for p in error.schema_path),
-                error.message,
-            )
-            for error in self.validator.iter_errors(row)
-        ], key=lambda p: p.column is None)
+        return sorted(
+            [
+                Problem(
+                    str(error.instance_path[0]) if error.instance_path else None,
+                    "/".join(str(p) for p in error.schema_path),
+                    error.message,
+                )
+                for error in self.validator.iter_errors(row)
+            ],
+            key=lambda p: p.column is None,
+        )
 
     def violation(self, problems: list[Problem], row: int | None = None) -> InvalidValue:
         first = problems[0]
         where = f"column '{first.column}': " if first.column else ""
         details: dict[str, Any] = {
-            "column": first.column, "rule": first.rule, "reason": first.reason, "rules_version": self.version,
+            "column": first.column,
+            "rule": first.rule,
+            "reason": first.reason,
+            "rules_version": self.version,
             "problems": [{"column": p.column, "rule": p.rule, "reason": p.reason} for p in problems],
         }
         if row is not None:
@@ -155,7 +163,11 @@ def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
     except jsonschema_rs.ValidationError as exc:
         path = "/".join(str(p) for p in exc.instance_path) or "(the root)"
         raise InvalidSchema(f"not a valid JSON Schema at {path}: {exc.message}", {"at": path}) from None
-    except (ValueError, UnicodeError, OverflowError) as exc:  # what JSON cannot carry (a lone surrogate, a huge integer)
+    except (
+        ValueError,
+        UnicodeError,
+        OverflowError,
+    ) as exc:  # what JSON cannot carry (a lone surrogate, a huge integer)
         raise InvalidSchema(f"the schema cannot be read: {str(exc)[:200]}") from None
     named = _named_columns(schema)
     unknown = sorted(n for n in named if table.column(n) is None)
@@ -166,7 +178,12 @@ def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
         )
     try:
         validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
-    except (jsonschema_rs.ValidationError, ValueError, UnicodeError, OverflowError) as exc:  # a pattern that is no regex, a $ref nowhere
+    except (
+        jsonschema_rs.ValidationError,
+        ValueError,
+        UnicodeError,
+        OverflowError,
+    ) as exc:  # a pattern that is no regex, a $ref nowhere
         reason = str(exc).split("\n", 1)[0]
         raise InvalidSchema(f"the schema cannot be compiled: {reason}") from None
     whole = any(keyword in schema for keyword in WHOLE_OBJECT)
@@ -218,8 +235,16 @@ def _set(value: Any) -> Any:
 
 _FIXERS: dict[str, Callable[[Any], Any]] = {
     "string": _binary,  # types the catalog passes through as text (INET6, geometry) may read back as bytes
-    "decimal": _number, "float": _number, "date": _moment, "datetime": _moment, "timestamp": _moment,
-    "time": _time, "json": json_out, "binary": _binary, "bit": bit_out, "set": _set,
+    "decimal": _number,
+    "float": _number,
+    "date": _moment,
+    "datetime": _moment,
+    "timestamp": _moment,
+    "time": _time,
+    "json": json_out,
+    "binary": _binary,
+    "bit": bit_out,
+    "set": _set,
 }
 
 
@@ -241,7 +266,9 @@ def row_maker(
             value = row[name]
             if value is not None and value is not null and value is not omitted:
                 row[name] = fix(value)
-        if None in row.values() or any(a in row.values() for a in absent):  # `in` may match 0 == NULL marker: then by identity
+        if None in row.values() or any(
+            a in row.values() for a in absent
+        ):  # `in` may match 0 == NULL marker: then by identity
             row = {k: v for k, v in row.items() if v is not None and v is not null and v is not omitted}
         return row
 

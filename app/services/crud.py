@@ -7,10 +7,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from app.query import aggregates, cursors, sql
-from app.query.aggregates import AggregateQuery
-from app.db.catalog import Catalog, Column, Table
-from app.db.database import Database, StatementResult, Session
 from app.core.errors import (
     InvalidBody,
     PayloadTooLarge,
@@ -18,6 +14,10 @@ from app.core.errors import (
     UnknownColumn,
     WhereRequired,
 )
+from app.db.catalog import Catalog, Column, Table
+from app.db.database import Database, Session, StatementResult
+from app.query import aggregates, cursors, sql
+from app.query.aggregates import AggregateQuery
 from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
 from app.query.lists import ListQuery, list_query, parse_fields
 from app.query.nodes import Node
@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 @lru_cache(maxsize=2048)
-def _fixers(columns: tuple[Column, ...]):  # type: ignore[no-untyped-def]
+def _fixers(columns: tuple[Column, ...]) -> list[tuple[str, Callable[[Any], Any]]]:
     return output_fixers(columns)
 
 
@@ -77,7 +77,14 @@ def _meta(records: list[dict], limit: int | None, offset: int, more: bool) -> di
 
 class CrudService:
     def __init__(
-        self, db: Database, catalog: Catalog, rules: RulesStore, *, default_limit: int, max_limit: int, max_bulk_rows: int
+        self,
+        db: Database,
+        catalog: Catalog,
+        rules: RulesStore,
+        *,
+        default_limit: int,
+        max_limit: int,
+        max_bulk_rows: int,
     ):
         self.db, self.catalog, self.rules = db, catalog, rules
         self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
@@ -94,7 +101,9 @@ class CrudService:
             table = await self.catalog.table(name)
             return table, build(table)
 
-    async def _transaction(self, work: Callable[[Session], Awaitable[T]], after: Hook | None, *, bulk: bool = False) -> T:
+    async def _transaction(
+        self, work: Callable[[Session], Awaitable[T]], after: Hook | None, *, bulk: bool = False
+    ) -> T:
         """A write's transaction; `after` (an idempotency key's record, say) commits or vanishes with it."""
         if after is None:
             return await self.db.transaction(work, bulk=bulk)
@@ -171,14 +180,13 @@ class CrudService:
         if len(pk) == 1 and pk[0].auto_increment and pk[0] not in columns and result.last_id:
             # One multi-row INSERT gets consecutive ids (innodb_autoinc_lock_mode 0/1, or 2 for simple inserts).
             keys: list[Any] = list(range(result.last_id, result.last_id + len(values)))
-            where: Node = parse_filter(table, {pk[0].name: {"in": keys}})  # type: ignore[assignment]
+            where = parse_filter(table, {pk[0].name: {"in": keys}})
         elif pk and all(c in columns for c in pk):
             positions = [columns.index(c) for c in pk]
-            where = parse_filter(
-                table, {"or": [{c.name: row[p] for c, p in zip(pk, positions)} for row in values]}
-            )  # type: ignore[assignment]
+            where = parse_filter(table, {"or": [{c.name: row[p] for c, p in zip(pk, positions)} for row in values]})
         else:
             return [{c.name: v for c, v in zip(columns, row)} for row in values]
+        assert where is not None  # a filter naming every new row's key
         return to_records(table.columns, await session.execute(*sql.select_where(table, where)))
 
     # --- read ---------------------------------------------------------------------------------
@@ -203,9 +211,7 @@ class CrudService:
     async def list_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
         params = list(params)
         options = dict(p for p in params if p[0] in ("fields", "order", "limit", "offset", "cursor", "count"))
-        return await self._list(
-            name, lambda t: self.list_request(t, parse_query_params(t, params), options)
-        )
+        return await self._list(name, lambda t: self.list_request(t, parse_query_params(t, params), options))
 
     async def list_from_body(self, name: str, spec: Any, options: Mapping[str, Any]) -> tuple[list[dict], dict]:
         return await self._list(name, lambda t: self.list_request(t, parse_filter(t, spec), options))
@@ -214,7 +220,9 @@ class CrudService:
         table, query = await self.resolve(name, build)
         page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
         if query.count_exact:  # the total runs beside the page, on the slow-read schedule
-            result, counted = await asyncio.gather(page, self.db.fetch(*sql.count(table, query.where), replica=True, slow=True))
+            result, counted = await asyncio.gather(
+                page, self.db.fetch(*sql.count(table, query.where), replica=True, slow=True)
+            )
         else:
             result = await page
         more = _page(result, query.limit)
@@ -238,14 +246,20 @@ class CrudService:
     async def aggregate_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
         params = list(params)
         filters = [p for p in params if p[0] not in aggregates.PARAMS]
-        return await self._aggregate(name, lambda t: aggregates.from_params(
-            t, params, parse_query_params(t, filters), default_limit=self.default_limit, max_limit=self.max_limit
-        ))
+        return await self._aggregate(
+            name,
+            lambda t: aggregates.from_params(
+                t, params, parse_query_params(t, filters), default_limit=self.default_limit, max_limit=self.max_limit
+            ),
+        )
 
     async def aggregate_from_body(self, name: str, body: Mapping[str, Any]) -> tuple[list[dict], dict]:
-        return await self._aggregate(name, lambda t: aggregates.from_body(
-            t, parse_filter(t, body.get("input")), body, default_limit=self.default_limit, max_limit=self.max_limit
-        ))
+        return await self._aggregate(
+            name,
+            lambda t: aggregates.from_body(
+                t, parse_filter(t, body.get("input")), body, default_limit=self.default_limit, max_limit=self.max_limit
+            ),
+        )
 
     async def _aggregate(self, name: str, build: Callable[[Table], AggregateQuery]) -> tuple[list[dict], dict]:
         """A question over the table: the slow-read schedule (a GROUP BY may take seconds)."""
@@ -344,4 +358,3 @@ class CrudService:
             return affected
 
         return await self._transaction(work, after)
-

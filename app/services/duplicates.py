@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.query import sql
+from app.core.errors import GatewayError
 from app.db.catalog import Column, Table
 from app.db.database import Database
-from app.core.errors import GatewayError
+from app.query import sql
 
 QUIET_BATCHES = 2
 
@@ -119,9 +119,9 @@ class DuplicateProbe:
                     continue
             result = await db.fetch(*sql.existing_keys(self.table, key, list(first)))
             for row in result.rows:
-                line = first.get(tuple(row))
-                if line is not None and line not in duplicates:
-                    duplicates[line] = Duplicate(line, dict(zip(names, row)), None)
+                taken = first.get(tuple(row))
+                if taken is not None and taken not in duplicates:
+                    duplicates[taken] = Duplicate(taken, dict(zip(names, row)), None)
             for values, line in first.items():
                 if len(self.seen) >= self.remember:
                     break

@@ -27,10 +27,10 @@ from typing import Any, Literal
 import orjson
 import xlsxwriter
 
-from app.query import sql
+from app.core.errors import PayloadTooLarge
 from app.db.catalog import Column
 from app.db.database import Database
-from app.core.errors import PayloadTooLarge
+from app.query import sql
 from app.query.filters import parse_query_params
 from app.rows.values import format_time, json_default, output_fixers, rows_to_dicts
 from app.services.crud import CrudService
@@ -61,7 +61,13 @@ class Export:
 
 class ExportService:
     def __init__(
-        self, db: Database, crud: CrudService, rows_moved: dict[tuple[str, str], int], *, batch_rows: int, spool_dir: str | None = None
+        self,
+        db: Database,
+        crud: CrudService,
+        rows_moved: dict[tuple[str, str], int],
+        *,
+        batch_rows: int,
+        spool_dir: str | None = None,
     ):
         self.db, self.crud, self.rows_moved = db, crud, rows_moved
         self.batch_rows, self.spool_dir = batch_rows, spool_dir
@@ -81,7 +87,9 @@ class ExportService:
         stack = AsyncExitStack()
         try:
             statement = sql.csv_select(table, query) if fmt == "csv" else sql.select(table, query)
-            _, batches = await stack.enter_async_context(self.db.stream(*statement, self.batch_rows, replica=True, slow=True))
+            _, batches = await stack.enter_async_context(
+                self.db.stream(*statement, self.batch_rows, replica=True, slow=True)
+            )
             columns = tuple(query.fields)
             if fmt == "csv":
                 body = self._csv(table.name, columns, batches)
@@ -96,7 +104,9 @@ class ExportService:
             raise
         return Export(table.name, fmt, body, stack)
 
-    async def _csv(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> AsyncIterator[bytes]:
+    async def _csv(
+        self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]
+    ) -> AsyncIterator[bytes]:
         header = io.StringIO()
         csv.writer(header, lineterminator="\r\n").writerow([c.name for c in columns])
         yield header.getvalue().encode()
@@ -104,12 +114,16 @@ class ExportService:
             self._moved(table, len(batch))
             yield ("\r\n".join([row[0] for row in batch]) + "\r\n").encode()
 
-    async def _jsonl(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> AsyncIterator[bytes]:
+    async def _jsonl(
+        self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]
+    ) -> AsyncIterator[bytes]:
         names, fixers = [c.name for c in columns], output_fixers(tuple(columns))
         dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         async for batch in batches:
             self._moved(table, len(batch))
-            yield b"".join([dumps(row, default=json_default, option=option) for row in rows_to_dicts(names, batch, fixers)])
+            yield b"".join(
+                [dumps(row, default=json_default, option=option) for row in rows_to_dicts(names, batch, fixers)]
+            )
 
     async def _xlsx(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> str:
         handle, path = tempfile.mkstemp(prefix="gateway-export-", suffix=".xlsx", dir=self.spool_dir)
@@ -132,10 +146,19 @@ class _Sheet:
     """One worksheet written row by row (constant memory: each row is flushed as the next begins)."""
 
     def __init__(self, path: str, table: str, columns: Sequence[Column]):
-        self.book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False,
-                                               "strings_to_formulas": False, "strings_to_urls": False})
+        self.book = xlsxwriter.Workbook(
+            path,
+            {
+                "constant_memory": True,
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+            },
+        )
         # A sheet name: at most 31 characters, none of []:*?/\, not starting or ending with an apostrophe.
-        self.sheet = self.book.add_worksheet(table[:31].translate(str.maketrans("[]:*?/\\", "_______")).strip("'") or "export")
+        self.sheet = self.book.add_worksheet(
+            table[:31].translate(str.maketrans("[]:*?/\\", "_______")).strip("'") or "export"
+        )
         bold = self.book.add_format({"bold": True})
         self.sheet.write_row(0, 0, [c.name for c in columns], bold)
         self.sheet.freeze_panes(1, 0)
@@ -166,8 +189,10 @@ class _Sheet:
             if isinstance(value, float) and not math.isfinite(value):
                 return text(row, col, repr(value))
             exact = float(value)
-            if (isinstance(value, int) and abs(value) < EXACT_FLOAT) or isinstance(value, float) or (
-                isinstance(value, Decimal) and Decimal(repr(exact)) == value
+            if (
+                (isinstance(value, int) and abs(value) < EXACT_FLOAT)
+                or isinstance(value, float)
+                or (isinstance(value, Decimal) and Decimal(repr(exact)) == value)
             ):
                 sheet.write_number(row, col, exact)
             else:  # a spreadsheet's numbers are doubles: digits past 2**53 stay exact as text
@@ -178,7 +203,9 @@ class _Sheet:
         if kind in ("int", "float", "decimal", "year", "bit"):
             return number
         if kind == "date":
-            return lambda row, col, value: sheet.write_datetime(row, col, dt.datetime.combine(value, dt.time()), formats["date"])
+            return lambda row, col, value: sheet.write_datetime(
+                row, col, dt.datetime.combine(value, dt.time()), formats["date"]
+            )
         if kind in ("datetime", "timestamp"):
             style = formats["fraction"] if column.fsp else formats["datetime"]
 
@@ -189,12 +216,18 @@ class _Sheet:
 
             return moment
         if kind == "time":
-            return lambda row, col, value: text(row, col, format_time(value) if isinstance(value, dt.timedelta) else str(value))
+            return lambda row, col, value: text(
+                row, col, format_time(value) if isinstance(value, dt.timedelta) else str(value)
+            )
         if kind == "binary":
             return lambda row, col, value: text(row, col, json_default(bytes(value)))
         if kind == "set":
-            return lambda row, col, value: text(row, col, json_default(value) if isinstance(value, (set, frozenset)) else value)
-        return lambda row, col, value: text(row, col, value.decode() if isinstance(value, (bytes, bytearray)) else value)
+            return lambda row, col, value: text(
+                row, col, json_default(value) if isinstance(value, (set, frozenset)) else value
+            )
+        return lambda row, col, value: text(
+            row, col, value.decode() if isinstance(value, (bytes, bytearray)) else value
+        )
 
     def write(self, batch: Sequence[tuple]) -> None:
         if self.row + len(batch) > XLSX_MAX_ROWS:

@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from app.db.database import Database, Session
 from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, IdempotencyKeyReused, ImportRolledBack
+from app.db.database import Database, Session
 from app.services.crud import Hook
 
 T = TypeVar("T")
@@ -38,7 +38,9 @@ CREATE = (
     " KEY `expires_at` (`expires_at`)"
     ") ENGINE=InnoDB"
 )
-LOOKUP = f"SELECT `request_hash`, `status`, `response`, `expires_at` < UTC_TIMESTAMP() FROM {TABLE} WHERE `key_hash` = %s"
+LOOKUP = (
+    f"SELECT `request_hash`, `status`, `response`, `expires_at` < UTC_TIMESTAMP() FROM {TABLE} WHERE `key_hash` = %s"
+)
 FORGET = f"DELETE FROM {TABLE} WHERE `key_hash` = %s AND `expires_at` < UTC_TIMESTAMP()"
 REMEMBER = (
     f"INSERT INTO {TABLE} (`key_hash`, `request_hash`, `status`, `response`, `expires_at`)"
@@ -52,7 +54,6 @@ class Response:
     status: int
     body: bytes
     replayed: bool = False
-
 
 
 def request_hash(method: str, path: str, query: str, body: bytes) -> bytes:

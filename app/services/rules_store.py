@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core import jsontext
+from app.core.errors import Conflict, DatabaseError, SchemaNotFound
 from app.db.catalog import Table
 from app.db.database import Database, Session
-from app.core.errors import Conflict, DatabaseError, SchemaNotFound
 from app.rows.rules import Rules, compile_rules
 
 log = logging.getLogger("gateway.rules")
@@ -63,7 +63,9 @@ ADD = (
     f"INSERT INTO {TABLE} (`table_name`, `version`, `schema_json`, `created_at`, `created_by`)"
     " VALUES (%s, %s, %s, UTC_TIMESTAMP(3), %s)"
 )
-REMOVE = f"UPDATE {TABLE} SET `removed_at` = UTC_TIMESTAMP(3), `removed_by` = %s WHERE `table_name` = %s AND `version` = %s"
+REMOVE = (
+    f"UPDATE {TABLE} SET `removed_at` = UTC_TIMESTAMP(3), `removed_by` = %s WHERE `table_name` = %s AND `version` = %s"
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,12 @@ class RulesStore:
         if current.version is None or current.text is None:
             return None
         compiled = self._compiled.get(table.name)
-        if compiled is not None and compiled.table is table and compiled.version == current.version and compiled.text == current.text:
+        if (
+            compiled is not None
+            and compiled.table is table
+            and compiled.version == current.version
+            and compiled.text == current.text
+        ):
             return compiled.rules
         # Checked when stored; a column dropped since makes the schema name one the table lacks,
         # and that is the operator's to fix: the write is refused with the reason (400).
@@ -206,7 +213,10 @@ class RulesStore:
 
 def _version(version: Any, created_at: Any, created_by: str, removed_at: Any, removed_by: str | None) -> dict:
     shown: dict[str, Any] = {
-        "version": int(version), "created_at": _moment(created_at), "created_by": created_by, "removed": removed_at is not None,
+        "version": int(version),
+        "created_at": _moment(created_at),
+        "created_by": created_by,
+        "removed": removed_at is not None,
     }
     if removed_at is not None:
         shown |= {"removed_at": _moment(removed_at), "removed_by": removed_by}

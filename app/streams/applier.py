@@ -24,16 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-
 from app.core import jsontext
-from app.query import sql
+from app.core.errors import Conflict, DatabaseError
 from app.db.catalog import Catalog, Table
 from app.db.database import Database, Session
-from app.core.errors import Conflict, DatabaseError
 from app.db.errors import classify
-from app.rows.values import json_default
-from app.rows.plan import for_insert, has_omitted
 from app.imports.writer import DUPLICATE_KEY, UseInserts, insert_rows, load_rows, serialize
+from app.query import sql
+from app.rows.plan import for_insert, has_omitted
+from app.rows.values import json_default
 from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.jsonlines import json_lines
@@ -159,13 +158,16 @@ class StreamApplier:
         for key, group in prepared.groups.items():
             fresh = [(i, c) for i, c in group if outcomes[i] is None]
             if fresh:  # the serialized rows hold only what is written: rebuilt if duplicates were left out
-                await self._write(session, checker, fresh, outcomes, prepared.data.get(key) if len(fresh) == len(group) else None)
+                data = prepared.data.get(key) if len(fresh) == len(group) else None
+                await self._write(session, checker, fresh, outcomes, data)
         done: list[Outcome] = [o for o in outcomes if o is not None]
         assert len(done) == len(messages)
         await self._record(session, checker.table, messages, done)
         return done
 
-    async def _skip_applied(self, session: Session, messages: Sequence[Message], outcomes: list[Outcome | None]) -> None:
+    async def _skip_applied(
+        self, session: Session, messages: Sequence[Message], outcomes: list[Outcome | None]
+    ) -> None:
         """(a): duplicates of earlier transactions, and of earlier messages of this group."""
         first: dict[str, int] = {}
         for i, m in enumerate(messages):
@@ -185,7 +187,11 @@ class StreamApplier:
                     outcomes[i] = Outcome("duplicate")
 
     async def _write(
-        self, session: Session, checker: Checker, group: list[tuple[int, Checked]], outcomes: list[Outcome | None],
+        self,
+        session: Session,
+        checker: Checker,
+        group: list[tuple[int, Checked]],
+        outcomes: list[Outcome | None],
         data: tuple[bytes, bool] | None = None,
     ) -> None:
         """(b): messages that share a plan; LOAD DATA first where it can say them (`data`: their
@@ -222,7 +228,9 @@ class StreamApplier:
         if converted:
             await self._insert(session, table, converted, outcomes)
 
-    async def _insert(self, session: Session, table: Table, group: list[tuple[int, Checked]], outcomes: list[Outcome | None]) -> None:
+    async def _insert(
+        self, session: Session, table: Table, group: list[tuple[int, Checked]], outcomes: list[Outcome | None]
+    ) -> None:
         """Multi-row INSERT of the group; refused as a whole, it is split by message."""
         plan = group[0][1].plan
         rows = [(0, values) for _, c in group for values in c.rows]
@@ -268,11 +276,14 @@ class StreamApplier:
             await session.execute("ROLLBACK TO SAVEPOINT gateway_row")
         return refused(reason)  # together they break a rule none breaks alone (a key within the message)
 
-    async def _record(self, session: Session, table: Table, messages: Sequence[Message], outcomes: list[Outcome]) -> None:
+    async def _record(
+        self, session: Session, table: Table, messages: Sequence[Message], outcomes: list[Outcome]
+    ) -> None:
         """(c): ids, offsets and dead letters, in the rows' transaction."""
         fresh = [(m, o) for m, o in zip(messages, outcomes) if o.status != "duplicate"]
         keyed = [
-            (m.key, o.rows_written) for m, o in fresh
+            (m.key, o.rows_written)
+            for m, o in fresh
             if m.key is not None and (o.status == "applied" or self.dead_letters)
         ]
         if keyed:

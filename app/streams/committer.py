@@ -29,10 +29,14 @@ class Failed(Outcome):
         self.code = error.code
 
 
+Item = tuple[Message, int, "asyncio.Future[Outcome]"]  # a message, about how many rows, its answer
+
+
 class GroupCommitter:
     def __init__(self, applier: StreamApplier, max_rows: int, max_wait_s: float):
         self.applier, self.max_rows, self.max_wait_s = applier, max_rows, max_wait_s
-        self._queue: asyncio.Queue[tuple[Message, int, asyncio.Future[Outcome]]] = asyncio.Queue()
+        # None is queued by stop(): the groups before it are committed, then the loop ends.
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue()
         self._task: asyncio.Task | None = None
 
     def submit(self, message: Message, rows: int) -> asyncio.Future[Outcome]:
@@ -48,13 +52,13 @@ class GroupCommitter:
         """Groups already taken commit and are answered; what is still queued is answered `failed`
         (the gateway is shutting down: nothing of it written, safe to resend)."""
         if self._task is not None:
-            self._queue.put_nowait(_STOP)  # type: ignore[arg-type]
+            self._queue.put_nowait(None)
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         stopped = Failed(ServiceUnavailable("the gateway is shutting down"))
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if item is not _STOP and not item[2].done():
+            if item is not None and not item[2].done():
                 item[2].set_result(stopped)
 
     async def _run(self) -> None:
@@ -63,12 +67,11 @@ class GroupCommitter:
         stopping = False
         while not stopping:
             first = await self._queue.get()
-            if first is _STOP:
+            if first is None:
                 break
-            group = await collect(self._queue, first, self.max_rows, self.max_wait_s, size=_rows)
-            if _STOP in group:
-                stopping = True
-                group = [item for item in group if item is not _STOP]
+            taken = await collect(self._queue, first, self.max_rows, self.max_wait_s, size=_rows)
+            group = [item for item in taken if item is not None]
+            stopping = len(group) < len(taken)
             try:
                 prepared: Prepared | GatewayError = await self.applier.prepare([m for m, _, _ in group])
             except GatewayError as exc:  # the catalog or rules could not be read
@@ -82,7 +85,9 @@ class GroupCommitter:
         if committing is not None:
             await committing
 
-    async def _commit(self, group: list[tuple[Message, int, asyncio.Future[Outcome]]], prepared: Prepared | GatewayError) -> None:
+    async def _commit(
+        self, group: list[Item], prepared: Prepared | GatewayError
+    ) -> None:
         try:
             if isinstance(prepared, GatewayError):
                 raise prepared
@@ -98,8 +103,5 @@ class GroupCommitter:
                 future.set_result(outcome)
 
 
-_STOP = object()  # queued by stop(): the groups before it are committed, then the loop ends
-
-
-def _rows(item: tuple[Message, int, asyncio.Future[Outcome]]) -> int:
-    return 0 if item is _STOP else item[1]
+def _rows(item: Item | None) -> int:
+    return 0 if item is None else item[1]

@@ -58,7 +58,9 @@ class Consumer:
     async def session(self, stopping: asyncio.Event) -> None:
         raise NotImplementedError
 
-    async def deliver(self, messages: Sequence[Message], stopping: asyncio.Event, prepared: Prepared | None = None) -> list[Outcome]:
+    async def deliver(
+        self, messages: Sequence[Message], stopping: asyncio.Event, prepared: Prepared | None = None
+    ) -> list[Outcome]:
         """Apply the group (`prepared` already, or not); on a database failure pause and try
         again, until it commits."""
         attempt = 0
@@ -82,9 +84,16 @@ class Consumer:
     def describe(self) -> dict[str, Any]:
         counters = self.applier.counters
         return {
-            "name": self.config.name, "kind": self.config.kind, "address": self.config.shown,
-            "table": self.config.table, "mode": self.config.mode, "state": self.state, "error": self.error,
-            "messages": dict(counters.messages), "rows": counters.rows, "lag": dict(self.lag),
+            "name": self.config.name,
+            "kind": self.config.kind,
+            "address": self.config.shown,
+            "table": self.config.table,
+            "mode": self.config.mode,
+            "state": self.state,
+            "error": self.error,
+            "messages": dict(counters.messages),
+            "rows": counters.rows,
+            "lag": dict(self.lag),
         }
 
 
@@ -106,7 +115,9 @@ class InOrder:
         await self.wait()
         self._committing = asyncio.create_task(self._deliver(messages, prepared, then))
 
-    async def _deliver(self, messages: Sequence[Message], prepared: Prepared | None, then: Callable[[], Awaitable[None]]) -> None:
+    async def _deliver(
+        self, messages: Sequence[Message], prepared: Prepared | None, then: Callable[[], Awaitable[None]]
+    ) -> None:
         await self.consumer.deliver(messages, self.stopping, prepared)
         await then()
 

@@ -9,7 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def collect(inbox: asyncio.Queue[T], first: T, limit: int, wait_s: float, size: Callable[[T], int] = lambda _: 1) -> list[T]:
+async def collect(
+    inbox: asyncio.Queue[T], first: T, limit: int, wait_s: float, size: Callable[[T], int] = lambda _: 1
+) -> list[T]:
     """`first` and what else arrives within `wait_s` of it, until the items' `size`s reach `limit`.
     What is already queued is taken without waiting: under load a group fills at once."""
     items = [first]

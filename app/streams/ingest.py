@@ -27,12 +27,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.responses import Response
 
-from app.db.catalog import catalog_of
 from app.core.collector import tune_for_bulk
 from app.core.config import Settings
-from app.db.database import Database
 from app.core.errors import GatewayError, ServiceUnavailable
 from app.core.observability import flush_logs
+from app.db.catalog import catalog_of
+from app.db.database import Database
 from app.http.app import Gateway
 from app.http.dispatch import Dispatcher
 from app.http.envelope import error, success
@@ -53,7 +53,14 @@ SWEEP_S = 3600  # how often ids past their retention are dropped
 
 def consumer_for(config: SourceConfig, db: Database, catalog: Any, rules: RulesStore, settings: Settings) -> Consumer:
     applier = StreamApplier(
-        db, catalog, rules, config.table, config.name, mode=config.mode, dead_letters=True, load_data=settings.import_load_data
+        db,
+        catalog,
+        rules,
+        config.table,
+        config.name,
+        mode=config.mode,
+        dead_letters=True,
+        load_data=settings.import_load_data,
     )
     return KINDS[config.kind](config, applier, settings.stream_group_rows, settings.stream_group_ms)
 
@@ -113,11 +120,15 @@ def create_ingest_app(settings: Settings | None = None) -> Gateway:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.consumers = consumers
-    app.serve(Dispatcher([
-        Route("GET", "/health/live", live, "The process answers", "open", "live"),
-        Route("GET", "/health/ready", ready, "The database answers and every source runs", "open", "ready"),
-        Route("GET", "/metrics", metrics, "Prometheus metrics", "open", "metrics"),
-    ]))
+    app.serve(
+        Dispatcher(
+            [
+                Route("GET", "/health/live", live, "The process answers", "open", "live"),
+                Route("GET", "/health/ready", ready, "The database answers and every source runs", "open", "ready"),
+                Route("GET", "/metrics", metrics, "Prometheus metrics", "open", "metrics"),
+            ]
+        )
+    )
     return app
 
 
@@ -135,10 +146,16 @@ class _IngestCollector(Collector):
         self.consumers = consumers
 
     def collect(self) -> Iterator[Any]:
-        messages = CounterMetricFamily("gateway_ingest_messages", "Stream messages by outcome", labels=["source", "outcome"])
+        messages = CounterMetricFamily(
+            "gateway_ingest_messages", "Stream messages by outcome", labels=["source", "outcome"]
+        )
         rows = CounterMetricFamily("gateway_ingest_rows", "Rows written from streams", labels=["source", "table"])
-        dead = CounterMetricFamily("gateway_ingest_dead_letters", "Messages sent to the dead letters", labels=["source"])
-        lag = GaugeMetricFamily("gateway_ingest_lag", "Messages not yet consumed, as the broker tells", labels=["source", "part"])
+        dead = CounterMetricFamily(
+            "gateway_ingest_dead_letters", "Messages sent to the dead letters", labels=["source"]
+        )
+        lag = GaugeMetricFamily(
+            "gateway_ingest_lag", "Messages not yet consumed, as the broker tells", labels=["source", "part"]
+        )
         up = GaugeMetricFamily("gateway_ingest_running", "1 when the source is consuming", labels=["source", "state"])
         for c in self.consumers:
             name, counters = c.config.name, c.applier.counters

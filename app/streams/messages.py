@@ -15,10 +15,10 @@ database can say (a duplicate key, a foreign key) is found by the applier (appli
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from operator import itemgetter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from operator import itemgetter
+from typing import Any, Literal, cast
 
 from app.core import jsontext
 from app.core.errors import InvalidBody, InvalidJson
@@ -78,7 +78,7 @@ class Checked:
 
     message: Message
     plan: ImportPlan
-    rows: list[list[Any]]  # values in plan.columns order, LOAD DATA-ready (NULL as BARE_NULL)
+    rows: Sequence[Sequence[Any]]  # values in plan.columns order, LOAD DATA-ready (NULL as BARE_NULL)
     canonical: bool = False  # the values as sent, unconverted (canonical.py): for LOAD DATA only
 
 
@@ -141,8 +141,14 @@ class Checker:
             read = self._read(message)
             if isinstance(read, Outcome):
                 out[i] = read
-            elif canonical and read.fast is not None and self.rules is None and (
-                len(read.rows) == 1 or all(len(r) == len(read.planned.keys) for r in read.rows)  # one row: its keys are the keys
+            elif (
+                canonical
+                and read.fast is not None
+                and self.rules is None
+                and (
+                    len(read.rows) == 1
+                    or all(len(r) == len(read.planned.keys) for r in read.rows)  # one row: its keys are the keys
+                )
             ):
                 together.setdefault(id(read.planned), []).append((i, read))
             else:
@@ -155,16 +161,18 @@ class Checker:
                 continue
             at = 0
             for i, read in group:
-                out[i] = Checked(read.message, read.planned.plan, rows[at:at + len(read.rows)], canonical=True)
+                out[i] = Checked(read.message, read.planned.plan, rows[at : at + len(read.rows)], canonical=True)
                 at += len(read.rows)
-        return out  # type: ignore[return-value]
+        return cast(list[Checked | Outcome], out)  # every position is filled by now
 
     def _read(self, message: Message) -> _Read | Outcome:
         try:
             value = message.payload if message.parsed else parse(message.payload)
             rows, ident = message_rows(value)
         except ValueError as exc:
-            return refused(str(exc), code=InvalidJson.code if str(exc).startswith("not valid JSON") else InvalidBody.code)
+            return refused(
+                str(exc), code=InvalidJson.code if str(exc).startswith("not valid JSON") else InvalidBody.code
+            )
         if message.key is None and ident is not None and message.envelope_ids:
             if len(ident) > ID_CHARS:
                 return refused(f"the id is longer than {ID_CHARS} characters")
@@ -184,10 +192,12 @@ class Checker:
         all the table's, every required one given."""
         if planned.keys not in self._fast:
             checks = [column_check(c) for c in planned.plan.columns]
-            usable = self.load_data and not planned.unknown and not planned.missing and None not in checks
+            found = [check for check in checks if check is not None]
+            usable = self.load_data and not planned.unknown and not planned.missing and len(found) == len(checks)
+            fast = found if usable else None
             if len(self._fast) < 1000:
-                self._fast[planned.keys] = checks if usable else None  # type: ignore[assignment]
-            return checks if usable else None  # type: ignore[return-value]
+                self._fast[planned.keys] = fast
+            return fast
         return self._fast[planned.keys]
 
     def _convert(self, read: _Read) -> Checked | Outcome:
@@ -202,7 +212,7 @@ def rejected(problems: Problems) -> Outcome:
     return Outcome("rejected", 0, [p.at("index", index) for index, found in sorted(problems.items()) for p in found])
 
 
-def _canonical_rows(reads: list[_Read]) -> list[list[Any]] | None:
+def _canonical_rows(reads: list[_Read]) -> list[tuple[Any, ...]] | None:
     """The rows of messages sharing a plan, values as they are (NULL as BARE_NULL), if every
     column passes its canonical check; else None."""
     plan = reads[0].planned.plan
@@ -218,4 +228,4 @@ def _canonical_rows(reads: list[_Read]) -> list[list[Any]] | None:
         if not check(column):
             return None
         kept.append([BARE_NULL if v is None else v for v in column] if None in column else column)
-    return list(zip(*kept))  # type: ignore[arg-type]
+    return list(zip(*kept))

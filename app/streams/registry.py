@@ -3,11 +3,11 @@ shared by every connection to that table."""
 
 from __future__ import annotations
 
-from app.db.catalog import Catalog
 from app.core.config import Settings
+from app.db.catalog import Catalog
 from app.db.database import Database
 from app.services.rules_store import RulesStore
-from app.streams.applier import StreamApplier, StreamMode
+from app.streams.applier import Counters, StreamApplier, StreamMode
 from app.streams.committer import GroupCommitter
 
 
@@ -32,7 +32,7 @@ class Streams:
             self._committers[(table, mode)] = found
         return found
 
-    def counters(self) -> dict[tuple[str, str], dict]:
+    def counters(self) -> dict[tuple[str, StreamMode], Counters]:
         """(table, mode) -> the applier's counters, for metrics."""
         return {key: c.applier.counters for key, c in self._committers.items()}
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from typing import Literal, cast
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
 Kind = Literal["kafka", "amqp", "nats"]
+Mode = Literal["insert", "upsert"]
 _SPLIT = re.compile(r"[,\s]+(?=(?:kafka|amqps?|nats)://)")
 _KNOWN = {
     "kafka": {"table", "mode", "batch", "name", "group", "reset"},
@@ -34,7 +35,7 @@ class SourceConfig:
     kind: Kind
     name: str
     table: str
-    mode: Literal["insert", "upsert"]
+    mode: Mode
     batch: int | None
     address: str  # what the client library connects to (credentials included: never logged)
     shown: str  # the address without credentials, for logs and /health/ready
@@ -54,7 +55,7 @@ def parse_sources(text: str) -> list[SourceConfig]:
 def parse_source(url: str) -> SourceConfig:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    kind: Kind = "amqp" if scheme in ("amqp", "amqps") else scheme  # type: ignore[assignment]
+    kind = cast(Kind, "amqp" if scheme in ("amqp", "amqps") else scheme)  # checked next
     if kind not in _KNOWN:
         raise ValueError(f"source {_shown(parts)!r}: the scheme must be kafka, amqp, amqps or nats")
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -64,7 +65,7 @@ def parse_source(url: str) -> SourceConfig:
     table = query.get("table", "")
     if not table:
         raise ValueError(f"source {_shown(parts)!r}: `table` is required")
-    mode = query.get("mode", "insert")
+    mode = cast(Mode, query.get("mode", "insert"))  # checked next
     if mode not in ("insert", "upsert"):
         raise ValueError(f"source {_shown(parts)!r}: mode must be insert or upsert")
     batch = _positive(query.get("batch"), "batch", parts)
@@ -93,10 +94,10 @@ def parse_source(url: str) -> SourceConfig:
     name = query.get("name") or default
     if len(name) > 191:
         raise ValueError(f"source {_shown(parts)!r}: the name is longer than 191 characters")
-    return SourceConfig(kind, name, table, mode, batch, address, _shown(parts), options)  # type: ignore[arg-type]
+    return SourceConfig(kind, name, table, mode, batch, address, _shown(parts), options)
 
 
-def _positive(value: str | None, what: str, parts) -> int | None:  # type: ignore[no-untyped-def]
+def _positive(value: str | None, what: str, parts: SplitResult) -> int | None:
     if value is None:
         return None
     if not value.isdigit() or int(value) < 1:
@@ -104,7 +105,7 @@ def _positive(value: str | None, what: str, parts) -> int | None:  # type: ignor
     return int(value)
 
 
-def _shown(parts) -> str:  # type: ignore[no-untyped-def]
+def _shown(parts: SplitResult) -> str:
     """The URL without its password or query."""
     host = parts.netloc.rsplit("@", 1)[-1]
     user = f"{parts.username}@" if parts.username else ""

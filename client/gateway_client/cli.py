@@ -75,10 +75,16 @@ def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, TSV, JSON Lines, XLSX/XLS/ODS")],
     url: Url = "http://localhost:8000",
     table: Annotated[Optional[str], typer.Option(help="the table (the file's name by default)")] = None,
-    batch_rows: Annotated[Optional[int], typer.Option(min=1, max=100_000, help="rows per batch (http 20,000, ws and kafka 1,000)")] = None,
+    batch_rows: Annotated[
+        Optional[int], typer.Option(min=1, max=100_000, help="rows per batch (http 20,000, ws and kafka 1,000)")
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="batches in flight")] = 4,
-    mode: Annotated[str, typer.Option(help="http (uploads), ws (the gateway's WebSocket) or kafka (a topic its ingest reads)")] = "http",
-    kafka_bootstrap: Annotated[str, typer.Option(envvar="GATEWAY_KAFKA_BOOTSTRAP", help="kafka: host:port[,host:port]")] = "",
+    mode: Annotated[
+        str, typer.Option(help="http (uploads), ws (the gateway's WebSocket) or kafka (a topic its ingest reads)")
+    ] = "http",
+    kafka_bootstrap: Annotated[
+        str, typer.Option(envvar="GATEWAY_KAFKA_BOOTSTRAP", help="kafka: host:port[,host:port]")
+    ] = "",
     topic: Annotated[Optional[str], typer.Option(help="kafka: the topic (the table's name by default)")] = None,
     on_duplicate: Annotated[str, typer.Option(help="insert (a duplicate is refused), ignore or upsert")] = "insert",
     sheet: Annotated[Optional[str], typer.Option(help="spreadsheets: the sheet (the first by default)")] = None,
@@ -104,17 +110,32 @@ def import_file(
     except readers.FileProblem as exc:
         _fail(str(exc), 2)
     options = Options(
-        path=file, url=url, table=table or file.name.split(".")[0], mode=on_duplicate,
-        batch_rows=batch_rows or (20000 if mode == "http" else 1000), concurrency=concurrency, retries=retries,
-        resume=resume, sheet=sheet, headers=_headers(api_key, token), transport=mode, kafka_bootstrap=kafka_bootstrap,
+        path=file,
+        url=url,
+        table=table or file.name.split(".")[0],
+        mode=on_duplicate,
+        batch_rows=batch_rows or (20000 if mode == "http" else 1000),
+        concurrency=concurrency,
+        retries=retries,
+        resume=resume,
+        sheet=sheet,
+        headers=_headers(api_key, token),
+        transport=mode,
+        kafka_bootstrap=kafka_bootstrap,
         topic=topic or "",
     )
     size = file.stat().st_size
     interactive = sys.stdout.isatty() and not as_json
     try:
         if interactive:
-            columns = (TextColumn("{task.fields[rows]:,} rows"), TextColumn("{task.fields[rate]:,.0f} rows/s"), BarColumn(),
-                       DownloadColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+            columns = (
+                TextColumn("{task.fields[rows]:,} rows"),
+                TextColumn("{task.fields[rate]:,.0f} rows/s"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
             with Progress(*columns) as bar:
                 task = bar.add_task("import", total=size, rows=0, rate=0.0)
                 started = time.monotonic()
@@ -139,12 +160,17 @@ def import_file(
     else:
         written = report.rows_inserted + report.rows_updated
         if mode == "kafka":
-            print(f"{report.rows_read:,} rows read, {report.rows_published:,} published to {options.topic or options.table},"
-                  f" {report.rows_failed:,} refused in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s);"
-                  " the gateway's ingest applies them (refused rows go to its dead letters)")
+            print(
+                f"{report.rows_read:,} rows read, {report.rows_published:,} published to "
+                f"{options.topic or options.table},"
+                f" {report.rows_failed:,} refused in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s);"
+                " the gateway's ingest applies them (refused rows go to its dead letters)"
+            )
         else:
-            print(f"{report.rows_read:,} rows read, {written:,} written, {report.rows_skipped:,} skipped,"
-                  f" {report.rows_failed:,} refused in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s)")
+            print(
+                f"{report.rows_read:,} rows read, {written:,} written, {report.rows_skipped:,} skipped,"
+                f" {report.rows_failed:,} refused in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s)"
+            )
         if report.failed_file:
             print(f"refused rows, with their line and reason: {report.failed_file}")
 
@@ -165,7 +191,9 @@ def export(
     params = httpx.QueryParams(where).merge({"format": fmt})
     partial = output.with_name(output.name + ".part")
     try:
-        with httpx.stream("GET", f"{url}/api/batch/{table}/export", params=params, headers=_headers(api_key, token), timeout=None) as response:
+        with httpx.stream(
+            "GET", f"{url}/api/batch/{table}/export", params=params, headers=_headers(api_key, token), timeout=None
+        ) as response:
             if response.status_code != 200:
                 response.read()
                 _fail(_said(response))
@@ -191,8 +219,13 @@ def validate(
     params = {"table": table or file.name.split(".")[0]}
     with file.open("rb") as f:
         try:
-            response = httpx.post(f"{url}/api/batch/validate", params=params, files={"file": (file.name, f)},
-                                  headers=_headers(api_key, token), timeout=None)
+            response = httpx.post(
+                f"{url}/api/batch/validate",
+                params=params,
+                files={"file": (file.name, f)},
+                headers=_headers(api_key, token),
+                timeout=None,
+            )
         except httpx.HTTPError as exc:
             _fail(f"no answer from {url} ({type(exc).__name__})")
     if response.status_code != 200:

@@ -25,25 +25,27 @@ class FailedFile:
         self._file: TextIO | None = None
         self._csv: Any = None
 
-    def _open(self) -> None:
+    def _open(self) -> TextIO:
         exists = self.append and self.path.exists() and self.path.stat().st_size > 0
-        self._file = self.path.open("a" if self.append else "w", newline="", encoding="utf-8", errors="surrogateescape")
+        file = self._file = self.path.open(
+            "a" if self.append else "w", newline="", encoding="utf-8", errors="surrogateescape"
+        )
         if self.kind != "jsonl":
-            self._csv = csv.writer(self._file, delimiter="\t" if self.kind == "tsv" else ",", lineterminator="\n")
+            self._csv = csv.writer(file, delimiter="\t" if self.kind == "tsv" else ",", lineterminator="\n")
             if not exists:
                 self._csv.writerow([*self.header, "_line", "_reason"])
+        return file
 
     def write(self, line: int, row: Any, reason: str) -> None:
-        if self._file is None:
-            self._open()
+        file = self._file or self._open()
         if self.kind == "jsonl":
             record = dict(row) if isinstance(row, dict) else {"_text": getattr(row, "reason", str(row))}
-            self._file.write(json.dumps(record | {"_line": line, "_reason": reason}, ensure_ascii=False) + "\n")  # type: ignore[union-attr]
+            file.write(json.dumps(record | {"_line": line, "_reason": reason}, ensure_ascii=False) + "\n")
         elif isinstance(row, dict):  # a sheet's row
             self._csv.writerow([*("" if row.get(h) is None else row.get(h) for h in self.header), line, reason])
         elif isinstance(row, bytes):  # a CSV or TSV record as it was in the file, two cells added
             text = row.decode("utf-8", "surrogateescape").rstrip("\r\n")
-            self._file.write(text + ("\t" if self.kind == "tsv" else ","))  # type: ignore[union-attr]
+            file.write(text + ("\t" if self.kind == "tsv" else ","))
             self._csv.writerow([line, reason])
         else:
             self._csv.writerow([*row, line, reason])

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 Kind = Literal["csv", "tsv", "jsonl", "xlsx"]
-KINDS: dict[str, Kind] = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".xlsx": "xlsx", ".xls": "xlsx", ".ods": "xlsx"}
+KINDS: dict[str, Kind] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".xlsx": "xlsx",
+    ".xls": "xlsx",
+    ".ods": "xlsx",
+}
 
 
 class FileProblem(Exception):
@@ -249,7 +257,9 @@ def encode_batch(rows: Rows, batch: list[Row]) -> tuple[str, bytes]:
     file, under the header; sheets and JSON Lines as JSON Lines (values keep their types)."""
     if rows.kind in ("csv", "tsv"):
         return rows.kind, rows.header_text + b"\n".join(map(itemgetter(1), batch)) + b"\n"
-    lines = [b"not json" if isinstance(row, Unreadable) else json.dumps(row, ensure_ascii=False).encode() for _, row in batch]
+    lines = [
+        b"not json" if isinstance(row, Unreadable) else json.dumps(row, ensure_ascii=False).encode() for _, row in batch
+    ]
     return "jsonl", b"\n".join(lines) + b"\n"
 
 

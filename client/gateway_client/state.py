@@ -22,7 +22,12 @@ class State:
     done_below: int = 0  # every batch numbered below it is confirmed (the file stays small, however many batches)
 
     def matches(self, other: "State") -> bool:
-        return (self.file_hash, self.table, self.mode, self.batch_rows) == (other.file_hash, other.table, other.mode, other.batch_rows)
+        return (self.file_hash, self.table, self.mode, self.batch_rows) == (
+            other.file_hash,
+            other.table,
+            other.mode,
+            other.batch_rows,
+        )
 
     def confirmed(self, number: int) -> bool:
         return number < self.done_below or number in self.done

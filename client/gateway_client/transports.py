@@ -261,14 +261,13 @@ def json_rows(rows: readers.Rows, batch: Pending) -> tuple[list[Any], dict[int, 
         texts = list(map(bytes.decode, records))
     except UnicodeDecodeError:
         texts = [record.decode("utf-8", "replace") for record in records]
-    cells: list[list[str] | str] | None
+    parsed: list[list[str]] | None
     try:  # a record never reads as two rows (a newline outside quotes is an error), two may read as one
-        cells = list(csv.reader(texts, delimiter=delimiter))
+        parsed = list(csv.reader(texts, delimiter=delimiter))
     except csv.Error:
-        cells = None
-    one_each = cells is not None and len(cells) == len(texts)
-    if not one_each:
-        cells = [_cells(text, delimiter) for text in texts]
+        parsed = None
+    one_each = parsed is not None and len(parsed) == len(texts)
+    cells: list[list[str] | str] = list(parsed) if one_each and parsed else [_cells(text, delimiter) for text in texts]
     width = len(rows.header)
     if not one_each or set(map(len, cells)) != {width}:  # a record that is not CSV, or has the wrong width
         unsendable = {
@@ -277,7 +276,7 @@ def json_rows(rows: readers.Rows, batch: Pending) -> tuple[list[Any], dict[int, 
         }
         if unsendable:
             return [], unsendable
-    objects = list(map(dict, map(zip, repeat(rows.header), cells)))
+    objects: list[dict[str, str | None]] = list(map(dict, map(zip, repeat(rows.header), cells)))
     if b"\\N" in b"".join(records):
         for index in [i for i, row in enumerate(cells) if "\\N" in row]:
             objects[index] = {name: (None if value == "\\N" else value) for name, value in objects[index].items()}

@@ -22,7 +22,8 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from gateway_client import readers, state as saved, transports
+from gateway_client import readers, transports
+from gateway_client import state as saved
 from gateway_client.batches import Batch, batch_key, batches
 from gateway_client.failed import FailedFile, failed_path
 from gateway_client.transports import Stop
@@ -122,7 +123,10 @@ class Importer:
         if options.resume:
             found = saved.load(state_file)
             if found is None or not found.matches(fresh):
-                raise Stop(f"no state to resume in {state_file.name} for this file, table, mode and batch size: run without --resume")
+                raise Stop(
+                    f"no state to resume in {state_file.name} for this file, table, mode and batch size: run "
+                    "without --resume"
+                )
             state = found
         failed = FailedFile(failed_path(options.path, rows.kind), rows.kind, rows.header, append=options.resume)
         if options.resume:
@@ -133,6 +137,7 @@ class Importer:
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=options.concurrency)
         transport = self._transport()
         try:
+
             async def worker() -> None:
                 while (batch := await queue.get()) is not None:
                     if self._stop is not None:
@@ -153,9 +158,13 @@ class Importer:
                     report.rows_published += outcome.published
                     report.batches += 1
                     state.confirm(batch.number)
-                    state.rows = {"inserted": report.rows_inserted, "updated": report.rows_updated,
-                                  "skipped": report.rows_skipped, "failed": report.rows_failed,
-                                  "published": report.rows_published}
+                    state.rows = {
+                        "inserted": report.rows_inserted,
+                        "updated": report.rows_updated,
+                        "skipped": report.rows_skipped,
+                        "failed": report.rows_failed,
+                        "published": report.rows_published,
+                    }
                     state.failed_bytes = failed.flush()
                     saved.save(state, state_file)
 
@@ -178,10 +187,14 @@ class Importer:
             await transport.close()
             failed.close()
             self.report.elapsed_s = time.monotonic() - started
-            self.report.failed_file = str(failed.path) if failed.count or (options.resume and failed.path.exists()) else None
+            self.report.failed_file = (
+                str(failed.path) if failed.count or (options.resume and failed.path.exists()) else None
+            )
         if self._stop is not None:
             self.report.stopped = self._stop
-            raise Stop(f"{self._stop}; {state.batches_done} batch(es) confirmed: run again with --resume to send the rest")
+            raise Stop(
+                f"{self._stop}; {state.batches_done} batch(es) confirmed: run again with --resume to send the rest"
+            )
         self.report.complete = True
         return self.report
 
@@ -191,7 +204,9 @@ class Importer:
             return transports.WebSocket(options.url, options.table, options.mode, options.headers)
         if options.transport == "kafka":
             return transports.Kafka(options.kafka_bootstrap, options.topic or options.table)
-        return transports.Http(options.url, options.table, options.mode, options.headers, options.concurrency, options.timeout_s)
+        return transports.Http(
+            options.url, options.table, options.mode, options.headers, options.concurrency, options.timeout_s
+        )
 
     async def _send(self, transport: Transport, rows: readers.Rows, digest: str, batch: Batch) -> Outcome:
         """One batch until it is in: sent again without the rows the gateway refuses."""
@@ -229,8 +244,10 @@ class Importer:
     async def _with_retries(self, send: Callable[[], Awaitable[transports.Answer]]) -> transports.Answer:
         options = self.options
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(options.retries + 1), wait=_wait(options),
-            retry=retry_if_exception(lambda exc: isinstance(exc, transports.Transient)), reraise=True,
+            stop=stop_after_attempt(options.retries + 1),
+            wait=_wait(options),
+            retry=retry_if_exception(lambda exc: isinstance(exc, transports.Transient)),
+            reraise=True,
             before_sleep=lambda state: setattr(self.report, "retries", self.report.retries + 1),
         )
         try:

@@ -4,7 +4,8 @@ import csv
 import io
 import json
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway_client import readers, state, transports
 from gateway_client.batches import batch_key, batches
@@ -50,8 +51,15 @@ def test_csv_batches_say_where_each_row_starts(tmp_path):
     assert [line for line, _ in read] == [2, 4, 6]  # the blank line 5 is skipped, as the gateway does
     extension, body = readers.encode_batch(rows, read)
     assert extension == "csv" and readers.positions(rows, read) == [2, 4, 5]
-    assert body == b'id,note\r\n1,"two\r\nlines ""quoted"""\r\n2,plain\r\n3,x\n'  # the file's own bytes, under its header
-    assert list(csv.reader(io.StringIO(body.decode(), newline=""))) == [["id", "note"], ["1", 'two\r\nlines "quoted"'], ["2", "plain"], ["3", "x"]]
+    assert (
+        body == b'id,note\r\n1,"two\r\nlines ""quoted"""\r\n2,plain\r\n3,x\n'
+    )  # the file's own bytes, under its header
+    assert list(csv.reader(io.StringIO(body.decode(), newline=""))) == [
+        ["id", "note"],
+        ["1", 'two\r\nlines "quoted"'],
+        ["2", "plain"],
+        ["3", "x"],
+    ]
 
 
 def test_jsonl_and_bad_lines(tmp_path):
@@ -79,7 +87,11 @@ def test_the_failed_file_keeps_the_input_format_and_is_only_made_when_needed(tmp
     again.write(9, b"y\tBob\r\n", "id: expected an integer")
     again.close()
     lines = list(csv.reader(failed_path(path, "tsv").open(), delimiter="\t"))
-    assert lines == [["id", "name", "_line", "_reason"], ["x", "Ann", "7", "id: expected an integer"], ["y", "Bob", "9", "id: expected an integer"]]
+    assert lines == [
+        ["id", "name", "_line", "_reason"],
+        ["x", "Ann", "7", "id: expected an integer"],
+        ["y", "Bob", "9", "id: expected an integer"],
+    ]
     jsonl = FailedFile(tmp_path / "f.jsonl", "jsonl", ["id"], append=False)
     jsonl.write(3, {"id": "x"}, "bad")
     jsonl.close()
@@ -138,7 +150,13 @@ def test_csv_rows_become_json_objects_a_batch_at_a_time_and_rows_that_cannot_are
     rows = readers.read(path)
     read = list(rows.rows)
     objects, unsendable = transports.json_rows(rows, read)
-    assert objects == [] and set(unsendable) == {2, 3}  # indexes in the batch: sent without them, they go to the failed file
+    assert objects == [] and set(unsendable) == {
+        2,
+        3,
+    }  # indexes in the batch: sent without them, they go to the failed file
     assert unsendable[3] == "expected 2 fields, got 3" and unsendable[2].startswith("not a CSV record")
     good = [read[i] for i in (0, 1, 4)]
-    assert transports.json_rows(rows, good) == ([{"id": "1", "note": "two\nlines"}, {"id": "2", "note": None}, {"id": "6", "note": "ok"}], {})
+    assert transports.json_rows(rows, good) == (
+        [{"id": "1", "note": "two\nlines"}, {"id": "2", "note": None}, {"id": "6", "note": "ok"}],
+        {},
+    )

@@ -10,6 +10,7 @@ from app.core.config import DatabaseAddress
 from scripts.galera import free_base_port
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy
+from tests.s3server import s3, s3_server  # noqa: F401  (fixtures: an S3 API, started when a test asks)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,10 +7,8 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import eventually, proxied_url, run_sql, serving

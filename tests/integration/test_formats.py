@@ -14,7 +14,6 @@ from tests.integration.test_crud import assert_error
 from tests.integration.test_csv import imported
 from tests.integration.test_csv import upload as send
 
-
 USERS = [
     ["name", "email", "age", "balance", "created"],
     ["Ann", "ann@x", 31, 10.5, dt.datetime(2024, 1, 2, 3, 4, 5)],

@@ -6,7 +6,6 @@ from tests.integration.test_auth import KEYS, api_keys
 from tests.integration.test_crud import assert_error
 from tests.integration.test_csv import csv_bytes
 from tests.integration.test_jobs import FAST, finished
-from tests.s3server import s3, s3_server  # noqa: F401  (fixtures)
 
 BUCKET = "gateway-jobs-test"
 ROWS = [["id", "name", "age"], *([i, f"user {i}", i % 80] for i in range(1, 201))]

@@ -39,7 +39,7 @@ async def test_retries_and_give_ups_are_counted(schema, settings, proxy, test_db
         assert (await client.get("/api/users/query")).status_code == 503
         text = (await client.get("/metrics")).text
     assert metric(text, 'gateway_db_gave_up_total{code="service_unavailable"}') == 1
-    retried = sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("gateway_db_retries_total{"))
+    retried = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("gateway_db_retries_total{"))
     assert retried == 3
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from tests import files
-from tests.conftest import eventually, run_sql, running
+from tests.conftest import run_sql, running
 from tests.integration.test_crud import assert_error
 from tests.integration.test_csv import csv_bytes
 from tests.integration.test_formats import imported, send

@@ -10,8 +10,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import run_sql
-from tests.conftest import serving
+from tests.conftest import run_sql, serving
 
 
 async def exchange(ws, *messages) -> list[dict]:

@@ -1,8 +1,7 @@
 import pytest
 
 from app.core.auth import EVERYONE, Principal, parse_scopes
-from app.core.errors import Forbidden
-from app.core.errors import GatewayError
+from app.core.errors import Forbidden, GatewayError
 from app.core.ratelimit import RateLimiter, parse_rates
 
 

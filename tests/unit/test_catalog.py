@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from app.db.catalog import Catalog, Listing, exposed
 from app.core.errors import TableNotFound
+from app.db.catalog import Catalog, Listing, exposed
 
 from .tables import PAIRS, TABLES, USERS
 

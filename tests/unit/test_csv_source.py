@@ -3,8 +3,8 @@ import io
 
 import pytest
 
-from app.imports.csv_source import RecordError, RecordReader, _last_record_end
 from app.core.errors import InvalidCsv, UnsupportedMediaType
+from app.imports.csv_source import RecordError, RecordReader, _last_record_end
 
 ROWS = [
     ["id", "name", "note"],

@@ -6,10 +6,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.query import aggregates, cursors, sql
 from app.core.errors import GatewayError
-from app.query.lists import list_query
 from app.http.envelope import error
+from app.query import aggregates, cursors, sql
+from app.query.lists import list_query
 
 from .tables import PAIRS, USERS
 

@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from app.core.errors import InvalidHeader, InvalidSchema, InvalidValue, MissingColumn
-from app.rows.rules import compile_rules, row_maker
-from app.rows.plan import BARE_NULL, convert_batch, convert_record, plan_import
-from app.rows.problems import RowProblem
-from app.rows.values import OMITTED
+from app.core.errors import InvalidHeader, InvalidSchema, MissingColumn
 from app.imports.report import ImportReport
 from app.imports.uploads import split_name
+from app.rows.plan import BARE_NULL, convert_batch, convert_record, plan_import
+from app.rows.problems import RowProblem
+from app.rows.rules import compile_rules, row_maker
+from app.rows.values import OMITTED
 
 from .tables import USERS
 

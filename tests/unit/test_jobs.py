@@ -7,11 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core.errors import GatewayError, InvalidSource, SourceNotAllowed
+from app.http.envelope import error
 from app.imports.checkpoint import Committed, SkipCommitted, ranges, written
 from app.jobs.s3 import ObjectRef, parse_source
 from app.jobs.store import FIELDS, Job
 from app.jobs.view import describe
-from app.http.envelope import error
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 

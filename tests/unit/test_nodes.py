@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from app.core.config import DatabaseAddress, Settings
 from app.core.errors import DatabaseError
-from app.db.nodes import Nodes, state_of
 from app.db.errors import COMMIT_UNKNOWN_CODES, CONNECTIVITY_CODES, classify, commit_unknown, is_retryable
+from app.db.nodes import Nodes, state_of
 
 
 def test_a_url_may_name_several_nodes():

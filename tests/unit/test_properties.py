@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core import jsontext
-from app.query import sql
 from app.core.errors import GatewayError
+from app.http.envelope import error
+from app.query import sql
 from app.query.filters import key_values, parse_filter, parse_query_params
 from app.query.lists import list_query
 from app.rows.values import text_converter, to_db
-from app.http.envelope import error
 
 from .tables import PAIRS, USERS
 
@@ -122,14 +122,13 @@ def test_json_integers_past_64_bits_stay_exact():
 # --- the import engine's sources and rules ----------------------------------------------------
 
 import asyncio  # noqa: E402
-import datetime as dt  # noqa: E402
 
-from app.rows.rules import compile_rules, row_maker  # noqa: E402
-from app.rows.values import value_converter  # noqa: E402
 from app.imports.json_source import open_json_array, open_jsonl  # noqa: E402
 from app.imports.records import RecordError  # noqa: E402
 from app.imports.spreadsheet import Limits, open_spreadsheet  # noqa: E402
 from app.imports.uploads import split_name  # noqa: E402
+from app.rows.rules import compile_rules, row_maker  # noqa: E402
+from app.rows.values import value_converter  # noqa: E402
 
 sheet_cells = st.one_of(scalars, st.datetimes(), st.dates(), st.times(), st.sampled_from([7.0, 2.0**60, -0.0, ""]))
 

@@ -1,7 +1,6 @@
-import re
 import base64
-import re
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest

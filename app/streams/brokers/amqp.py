@@ -10,14 +10,15 @@ again, so it is not applied: it goes to the dead letters with the reason.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from app.streams.consumer import Consumer, InOrder
 from app.streams.grouping import collect
-from app.streams.positions import ID_CHARS, key_of
 from app.streams.messages import Message
+from app.streams.positions import ID_CHARS, key_of
 
 NO_ID = "the message has no message_id property (nor an envelope id): exactly-once needs the publisher to set one"
 
@@ -25,7 +26,9 @@ NO_ID = "the message has no message_id property (nor an envelope id): exactly-on
 class AmqpSource(Consumer):
     async def session(self, stopping: asyncio.Event) -> None:
         options = self.config.options
-        connection = await aio_pika.connect(self.config.address, client_properties={"connection_name": f"gateway-ingest {self.config.name}"})
+        connection = await aio_pika.connect(
+            self.config.address, client_properties={"connection_name": f"gateway-ingest {self.config.name}"}
+        )
         try:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=int(options.get("prefetch") or 2 * self.batch))
@@ -47,7 +50,7 @@ class AmqpSource(Consumer):
                     if first is not None:
                         group = await collect(inbox, first, self.batch, self.wait_s)
                         # One cumulative ack: every earlier delivery on the channel is committed too.
-                        await groups.push([_message(m) for m in group], lambda last=group[-1]: last.ack(multiple=True))  # type: ignore[misc]
+                        await groups.push([_message(m) for m in group], partial(group[-1].ack, multiple=True))
                     if loop.time() - lag_at > 5:
                         lag_at = loop.time()
                         declared = await channel.declare_queue(options["queue"], passive=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -46,14 +47,22 @@ class KafkaSource(Consumer):
                 fetched = await consumer.getmany(timeout_ms=500, max_records=self.batch)
                 messages = [
                     Message(
-                        record.value or b"", f"{tp.partition}:{record.offset}", partition=tp.partition, offset=record.offset,
+                        record.value or b"",
+                        f"{tp.partition}:{record.offset}",
+                        partition=tp.partition,
+                        offset=record.offset,
                         envelope_ids=True,
                     )
-                    for tp, records in fetched.items() for record in records
+                    for tp, records in fetched.items()
+                    for record in records
                 ]
                 if messages:
-                    ends = {TopicPartition(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in fetched.items() if records}
-                    await groups.push(messages, lambda ends=ends: self._after(consumer, ends))  # type: ignore[misc]
+                    ends = {
+                        TopicPartition(tp.topic, tp.partition): records[-1].offset + 1
+                        for tp, records in fetched.items()
+                        if records
+                    }
+                    await groups.push(messages, partial(self._after, consumer, ends))
             await groups.wait()
         finally:
             await groups.close()
@@ -93,7 +102,9 @@ class _SeekToStored(ConsumerRebalanceListener):
         attempt = 0
         while True:
             try:
-                stored = await positions.stored_offsets(self.source.applier.db, self.source.config.name, [tp.partition for tp in assigned])
+                stored = await positions.stored_offsets(
+                    self.source.applier.db, self.source.config.name, [tp.partition for tp in assigned]
+                )
                 break
             except Exception as exc:
                 self.source.state, self.source.error = "paused", f"offsets not readable: {exc}"
@@ -105,4 +116,9 @@ class _SeekToStored(ConsumerRebalanceListener):
             offset = stored.get(tp.partition, positions.UNKNOWN)
             if offset != positions.UNKNOWN:
                 self.consumer.seek(tp, offset)
-        log.info("source %s: assigned partitions %s, from %s", self.source.config.name, sorted(tp.partition for tp in assigned), stored)
+        log.info(
+            "source %s: assigned partitions %s, from %s",
+            self.source.config.name,
+            sorted(tp.partition for tp in assigned),
+            stored,
+        )

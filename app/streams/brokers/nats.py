@@ -8,6 +8,8 @@ acknowledged. The stream is the operator's; the durable consumer is created when
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from typing import Any
 
 import nats
 from nats.errors import TimeoutError as NatsTimeout
@@ -20,12 +22,17 @@ from app.streams.messages import Message
 class NatsSource(Consumer):
     async def session(self, stopping: asyncio.Event) -> None:
         options = self.config.options
-        client = await nats.connect(self.config.address, allow_reconnect=False, name=f"gateway-ingest {self.config.name}")
+        client = await nats.connect(
+            self.config.address, allow_reconnect=False, name=f"gateway-ingest {self.config.name}"
+        )
         try:
             jetstream = client.jetstream()
             config = ConsumerConfig(
-                durable_name=options["durable"], ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                ack_wait=float(options.get("ack_wait") or 30), max_ack_pending=max(1000, 4 * self.batch),
+                durable_name=options["durable"],
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=float(options.get("ack_wait") or 30),
+                max_ack_pending=max(1000, 4 * self.batch),
                 filter_subject=options["subject"],
             )
             subscription = await jetstream.pull_subscribe(
@@ -48,7 +55,7 @@ class NatsSource(Consumer):
                         for m in fetched:
                             sequence = str(m.metadata.sequence.stream)
                             messages.append(Message(m.data, sequence, key=sequence))
-                        await groups.push(messages, lambda fetched=fetched: _ack(fetched))  # type: ignore[misc]
+                        await groups.push(messages, partial(_ack, fetched))
                     if loop.time() - lag_at > 5 or not fetched:
                         lag_at = loop.time()
                         try:
@@ -62,6 +69,6 @@ class NatsSource(Consumer):
             await client.close()
 
 
-async def _ack(messages: list) -> None:  # type: ignore[type-arg]
+async def _ack(messages: list[Any]) -> None:
     for m in messages:
         await m.ack()
