@@ -11,12 +11,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily as CounterFamily
+from prometheus_client.core import GaugeMetricFamily as GaugeFamily
 from prometheus_client.registry import Collector
 
 access_log = logging.getLogger("gateway.access")
@@ -58,86 +59,62 @@ class _StateCollector(Collector):
         self.state = state
 
     def collect(self) -> Iterator[Any]:
-        db, catalog, imports = self.state.db, self.state.catalog, self.state.imports
-        retries = CounterMetricFamily(
-            "gateway_db_retries", "Database attempts retried, by what failed", labels=["cause"]
-        )
-        for cause, count in sorted(db.retries.items()):
-            retries.add_metric([cause], count)
-        yield retries
-        gave_up = CounterMetricFamily(
-            "gateway_db_gave_up", "Database calls that ended in an error, by code", labels=["code"]
-        )
-        for code, count in sorted(db.gave_up.items()):
-            gave_up.add_metric([code], count)
-        yield gave_up
-        yield CounterMetricFamily("gateway_db_kills", "Timed-out statements killed on the server", value=db.kills)
+        db, catalog, imports, runner = self.state.db, self.state.catalog, self.state.imports, self.state.job_runner
+        yield _family(CounterFamily, "gateway_db_retries", "Database attempts retried, by what failed", ["cause"],
+                      sorted(db.retries.items()))
+        yield _family(CounterFamily, "gateway_db_gave_up", "Database calls that ended in an error, by code", ["code"],
+                      sorted(db.gave_up.items()))
+        yield CounterFamily("gateway_db_kills", "Timed-out statements killed on the server", value=db.kills)
         if db.nodes.clustered:
-            usable = GaugeMetricFamily(
-                "gateway_db_node_usable", "Galera nodes in use (1) or left out (0)", labels=["node"]
-            )
-            attempts = CounterMetricFamily(
-                "gateway_db_node_attempts", "Database attempts sent to each node", labels=["node"]
-            )
-            left_out = CounterMetricFamily("gateway_db_node_left_out", "Times a node was left out", labels=["node"])
-            for node in db.nodes.all:
-                usable.add_metric([node.name], int(node.usable))
-                attempts.add_metric([node.name], node.attempts)
-                left_out.add_metric([node.name], node.left_out)
-            yield from (usable, attempts, left_out)
-        pool = GaugeMetricFamily("gateway_db_pool_connections", "Pooled connections", labels=["pool", "state"])
-        for name, stats in db.pool_stats_by_pool().items():
-            for state in ("size", "free", "used", "waiting", "max"):
-                pool.add_metric([name, state], stats[state])
-        yield pool
-        yield CounterMetricFamily(
-            "gateway_catalog_loads", "Catalog loads from INFORMATION_SCHEMA", value=catalog.refreshes
-        )
-        yield GaugeMetricFamily("gateway_catalog_tables", "Tables exposed", value=len(catalog.tables()))
-        batches = CounterMetricFamily(
-            "gateway_import_batches", "CSV import batches, by how they were written", labels=["path"]
-        )
-        for path, count in sorted(imports.batches_by_path.items()):
-            batches.add_metric([path], count)
-        yield batches
-        rows = CounterMetricFamily("gateway_csv_rows", "CSV rows imported and exported", labels=["direction", "table"])
-        for (direction, table), count in sorted(self.state.rows_moved.items()):
-            rows.add_metric([direction, table], count)
-        yield rows
-        runner = self.state.job_runner
-        jobs = GaugeMetricFamily(
-            "gateway_jobs", "Import jobs in the database by state (as this instance last counted)", labels=["state"]
-        )
-        for state in ("uploading", "queued", "running", "succeeded", "failed", "cancelled"):
-            jobs.add_metric([state], runner.states.get(state, 0))
-        yield jobs
-        yield GaugeMetricFamily(
-            "gateway_jobs_running_here", "Import jobs this instance is running", value=len(runner.running)
-        )
-        ended = CounterMetricFamily(
-            "gateway_jobs_ended", "Import jobs this instance ended, by final state", labels=["state"]
-        )
-        for state in ("succeeded", "failed", "cancelled"):
-            ended.add_metric([state], runner.ended.get(state, 0))
-        yield ended
-        job_rows = CounterMetricFamily(
-            "gateway_job_rows", "Rows of the jobs this instance ended, written or failed", labels=["outcome"]
-        )
-        for outcome, count in sorted(runner.rows.items()):
-            job_rows.add_metric([outcome], count)
-        yield job_rows
-        messages = CounterMetricFamily(
-            "gateway_stream_messages", "WebSocket stream messages by outcome", labels=["table", "mode", "outcome"]
-        )
-        rows = CounterMetricFamily(
-            "gateway_stream_rows", "Rows written from WebSocket streams", labels=["table", "mode"]
-        )
-        for (table, mode), counters in sorted(self.state.streams.counters().items()):
-            for outcome, count in counters.messages.items():
-                messages.add_metric([table, mode, outcome], count)
-            rows.add_metric([table, mode], counters.rows)
-        yield messages
-        yield rows
+            nodes = db.nodes.all
+            yield _family(GaugeFamily, "gateway_db_node_usable", "Galera nodes in use (1) or left out (0)", ["node"],
+                          [(n.name, int(n.usable)) for n in nodes])
+            yield _family(CounterFamily, "gateway_db_node_attempts", "Database attempts sent to each node", ["node"],
+                          [(n.name, n.attempts) for n in nodes])
+            yield _family(CounterFamily, "gateway_db_node_left_out", "Times a node was left out", ["node"],
+                          [(n.name, n.left_out) for n in nodes])
+        yield _family(GaugeFamily, "gateway_db_pool_connections", "Pooled connections", ["pool", "state"], [
+            ((name, state), stats[state])
+            for name, stats in db.pool_stats_by_pool().items()
+            for state in ("size", "free", "used", "waiting", "max")
+        ])
+        yield CounterFamily("gateway_catalog_loads", "Catalog loads from INFORMATION_SCHEMA", value=catalog.refreshes)
+        yield GaugeFamily("gateway_catalog_tables", "Tables exposed", value=len(catalog.tables()))
+        yield _family(CounterFamily, "gateway_import_batches", "CSV import batches, by how they were written", ["path"],
+                      sorted(imports.batches_by_path.items()))
+        yield _family(CounterFamily, "gateway_csv_rows", "CSV rows imported and exported", ["direction", "table"],
+                      sorted(self.state.rows_moved.items()))
+        yield _family(GaugeFamily, "gateway_jobs", "Import jobs in the database by state (as this instance last"
+                      " counted)", ["state"], [(s, runner.states.get(s, 0)) for s in JOB_STATES])
+        yield GaugeFamily("gateway_jobs_running_here", "Import jobs this instance is running",
+                          value=len(runner.running))
+        yield _family(CounterFamily, "gateway_jobs_ended", "Import jobs this instance ended, by final state", ["state"],
+                      [(s, runner.ended.get(s, 0)) for s in JOB_STATES[-3:]])
+        yield _family(CounterFamily, "gateway_job_rows", "Rows of the jobs this instance ended, written or failed",
+                      ["outcome"], sorted(runner.rows.items()))
+        streams = sorted(self.state.streams.counters().items())
+        yield _family(CounterFamily, "gateway_stream_messages", "WebSocket stream messages by outcome",
+                      ["table", "mode", "outcome"], [
+                          ((table, mode, outcome), count)
+                          for (table, mode), counters in streams
+                          for outcome, count in counters.messages.items()
+                      ])
+        yield _family(CounterFamily, "gateway_stream_rows", "Rows written from WebSocket streams", ["table", "mode"],
+                      [(key, counters.rows) for key, counters in streams])
+
+
+JOB_STATES = ("uploading", "queued", "running", "succeeded", "failed", "cancelled")  # the last three: ended
+
+
+def _family(
+    kind: type[CounterFamily] | type[GaugeFamily], name: str, documentation: str, labels: list[str],
+    samples: Iterable[tuple[str | tuple[str, ...], float]],
+) -> CounterFamily | GaugeFamily:
+    """A metric family from (label value or values, value) pairs."""
+    family = kind(name, documentation, labels=labels)
+    for values, value in samples:
+        family.add_metric([values] if isinstance(values, str) else list(values), value)
+    return family
 
 
 class JsonFormatter(logging.Formatter):
