@@ -51,25 +51,17 @@ def _setup(said: str | None) -> Callable[[DatabaseError], GatewayError]:
 
 
 CONNECTIVITY = Kind("connectivity", True, True, _unavailable)
-CONTENTION = Kind(
-    "contention", True, False, _unavailable
-)  # lock wait timeout, deadlock (Galera: a certification conflict)
-SERVER_TIMEOUT = Kind(
-    "server_timeout",
-    True,
-    False,
-    lambda exc: GatewayTimeout(  # stopped at the time the gateway gave
-        "the database did not answer in time (it stopped the statement)", {"db_code": exc.code}
-    ),
-)
+# A lock wait timeout, a deadlock (on Galera: a certification conflict).
+CONTENTION = Kind("contention", True, False, _unavailable)
+# The server stopped the statement at the time the gateway gave it.
+SERVER_TIMEOUT = Kind("server_timeout", True, False, lambda exc: GatewayTimeout(
+    "the database did not answer in time (it stopped the statement)", {"db_code": exc.code}
+))
 CONFLICT = Kind("conflict", False, False, lambda exc: Conflict(exc.message, {"db_code": exc.code}))
 VALUE = Kind("value", False, False, lambda exc: InvalidValue(exc.message, {"db_code": exc.code}))
-CHARSET = Kind(
-    "charset",
-    False,
-    False,
-    lambda exc: InvalidValue("a value has characters the column's character set cannot hold", {"db_code": exc.code}),
-)
+CHARSET = Kind("charset", False, False, lambda exc: InvalidValue(
+    "a value has characters the column's character set cannot hold", {"db_code": exc.code}
+))
 MISSING = Kind("missing_column", False, False, lambda exc: MissingColumn(exc.message, {"db_code": exc.code}))
 NO_COLUMN = Kind("unknown_column", False, False, lambda exc: UnknownColumn(exc.message, {"db_code": exc.code}))
 NO_TABLE = Kind("unknown_table", False, False, lambda exc: TableNotFound("table does not exist", {"db_code": exc.code}))

@@ -90,9 +90,7 @@ class ImportRun:
     probe: DuplicateProbe | None = None
     rules: Rules | None = None
     make_row: Callable[[Any], dict] | None = None  # converted values -> the row the rules check
-    rule_columns: list[tuple[Column, int, Callable[[Any], Any]]] = field(
-        default_factory=list
-    )  # (column, cell position, converter)
+    rule_columns: list[tuple[Column, int, Callable[[Any], Any]]] = field(default_factory=list)  # column, cell, convert
     after: Callable[[Session, dict], Awaitable[None]] | None = None  # atomic: inside the transaction
     # A job's record of each transaction's committed positions, inside that transaction (checkpoint.py).
     record: Callable[[Session, Ranges, Counts], Awaitable[None]] | None = None

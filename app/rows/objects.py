@@ -34,9 +34,8 @@ class Planned:
     unknown: tuple[str, ...] = ()  # keys the table does not have
     missing: tuple[Column, ...] = ()  # required columns none of the keys name
     generated: tuple[str, ...] = ()  # generated columns named, where that is refused
-    extras: dict[str, Any] = field(
-        default_factory=dict
-    )  # what a caller keeps with the plan (streams: canonical checks)
+    # What a caller keeps with the plan (streams: canonical checks).
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

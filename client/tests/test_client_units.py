@@ -51,9 +51,8 @@ def test_csv_batches_say_where_each_row_starts(tmp_path):
     assert [line for line, _ in read] == [2, 4, 6]  # the blank line 5 is skipped, as the gateway does
     extension, body = readers.encode_batch(rows, read)
     assert extension == "csv" and readers.positions(rows, read) == [2, 4, 5]
-    assert (
-        body == b'id,note\r\n1,"two\r\nlines ""quoted"""\r\n2,plain\r\n3,x\n'
-    )  # the file's own bytes, under its header
+    # The file's own bytes, under its header.
+    assert body == b'id,note\r\n1,"two\r\nlines ""quoted"""\r\n2,plain\r\n3,x\n'
     assert list(csv.reader(io.StringIO(body.decode(), newline=""))) == [
         ["id", "note"],
         ["1", 'two\r\nlines "quoted"'],
