@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import operator
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -52,10 +53,9 @@ class ByColumn:
         if not COLUMNAR.issuperset(schema) or b"$ref" in jsontext.dumps(schema):
             return None
         properties = schema.get("properties") or {}
-        compile_ = lambda s: jsonschema_rs.Draft202012Validator(s, validate_formats=True)  # noqa: E731
         return cls(
-            {name: compile_({"type": "array", "items": rule}) for name, rule in properties.items()},
-            {name: compile_(rule) for name, rule in properties.items()},
+            {name: validator_of({"type": "array", "items": rule}) for name, rule in properties.items()},
+            {name: validator_of(rule) for name, rule in properties.items()},
             tuple(schema.get("required") or ()),
             {name: tuple(needed) for name, needed in (schema.get("dependentRequired") or {}).items()},
         )
@@ -149,6 +149,21 @@ class Rules:
         return InvalidValue(f"{where}{first.reason} (rule {first.rule})", details)
 
 
+def _outside(uri: str) -> str:
+    return f"a reference outside the schema ({shown(uri)}): rules refer only within themselves ('#/$defs/...')"
+
+
+def _refuse(uri: str) -> Any:
+    raise ValueError(_outside(uri))
+
+
+def validator_of(schema: dict) -> Any:
+    """The compiled validator. A `$ref` is resolved within the schema (and the metaschemas) only:
+    never fetched from a URL or read from a file of this machine, which a caller who may write a
+    table's rules could otherwise make the gateway do, and read back in the error."""
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True, retriever=_refuse)
+
+
 def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
     """A table's schema checked and compiled; InvalidSchema says what is wrong with it."""
     if not isinstance(schema, dict):
@@ -177,14 +192,16 @@ def compile_rules(table: Table, schema: Any, version: int = 0) -> Rules:
             {"unknown": unknown},
         )
     try:
-        validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+        validator = validator_of(schema)
     except (
         jsonschema_rs.ValidationError,
         ValueError,
         UnicodeError,
         OverflowError,
-    ) as exc:  # a pattern that is no regex, a $ref nowhere
+    ) as exc:  # a pattern that is no regex, a $ref nowhere or outside the schema
         reason = str(exc).split("\n", 1)[0]
+        if (outside := re.match(r"Resource '(.*?)' is not present in a registry", reason)) is not None:
+            reason = _outside(outside.group(1))
         raise InvalidSchema(f"the schema cannot be compiled: {reason}") from None
     whole = any(keyword in schema for keyword in WHOLE_OBJECT)
     return Rules(table.name, version, schema, validator, None if whole else frozenset(named), ByColumn.of(schema))

@@ -1,5 +1,7 @@
 """Per-table rules (JSON Schema): versions, rollback, and every write path checks them."""
 
+import asyncio
+
 import pytest
 
 from tests import files
@@ -104,6 +106,35 @@ async def test_bad_schemas_are_400_naming_the_problem(client, schema, bad, words
     body = assert_error(await put(client, "users", bad), 400, "invalid_schema")
     assert words in body["message"], body["message"]
     assert_error(await client.get("/api/schemas/users"), 404, "schema_not_found")
+
+
+async def test_a_reference_outside_the_schema_is_refused_and_never_fetched(client, schema, tmp_path):
+    """A `$ref` to a URL or a file would have the gateway fetch it (from inside the network) or read
+    it (and echo it in the error): refused, with nothing fetched or read."""
+    fetched = []
+
+    async def listener(reader, writer):
+        fetched.append(await reader.read(100))
+        writer.close()
+
+    server = await asyncio.start_server(listener, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"keys": ["SECRET-TEXT"]}')
+    try:
+        for ref in (f"http://127.0.0.1:{port}/internal", f"file://{secret}#/keys/0", "other.json"):
+            rules = {"properties": {"name": {"$ref": ref}}}
+            body = assert_error(await put(client, "users", rules), 400, "invalid_schema")
+            assert "a reference outside the schema" in body["message"] and "SECRET" not in body["message"]
+            assert_error(await client.get("/api/schemas/users"), 404, "schema_not_found")
+        await asyncio.sleep(0.05)  # a connection the gateway had opened would have been taken by now
+        assert fetched == []
+    finally:
+        server.close()
+    # References within the schema, and to the metaschemas, are what they were.
+    local = {"$defs": {"adult": {"minimum": 18}}, "properties": {"age": {"$ref": "#/$defs/adult"}}}
+    assert (await put(client, "users", local)).status_code == 200
+    assert_error(await client.post("/api/users", json={"input": {"name": "kid", "age": 9}}), 422, "invalid_value")
 
 
 async def test_a_body_that_is_not_json(client, schema):
