@@ -65,6 +65,13 @@ CHARSET = Kind("charset", False, False, lambda exc: InvalidValue(
 MISSING = Kind("missing_column", False, False, lambda exc: MissingColumn(exc.message, {"db_code": exc.code}))
 NO_COLUMN = Kind("unknown_column", False, False, lambda exc: UnknownColumn(exc.message, {"db_code": exc.code}))
 NO_TABLE = Kind("unknown_table", False, False, lambda exc: TableNotFound("table does not exist", {"db_code": exc.code}))
+# A trigger or procedure refused the row (SIGNAL): its message is written for the caller.
+SIGNALLED = Kind("signalled", False, False, lambda exc: InvalidValue(
+    f"the database refused the row: {exc.message}", {"db_code": exc.code}
+))
+# The server will not take writes now (read-only, a full table or disk): not the caller's doing.
+NOT_WRITABLE = Kind("not_writable", False, False, _unavailable)
+READ_ONLY = Kind("read_only", True, False, _unavailable)  # a primary read-only for a moment (a failover)
 
 
 def _unexpected(exc: DatabaseError) -> GatewayError:
@@ -81,7 +88,11 @@ CODES: dict[int, Kind] = {
     **dict.fromkeys((1205, 1213), CONTENTION),
     **dict.fromkeys((1969, 3024), SERVER_TIMEOUT),  # max_statement_time (MariaDB), MAX_EXECUTION_TIME (MySQL)
     **dict.fromkeys((1062, 1022, 1586, 1451, 1452, 1216, 1217), CONFLICT),  # duplicate key, foreign key
-    **dict.fromkeys((1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078), VALUE),
+    # Values that do not fit; a CHECK constraint (4025 MariaDB, 3819 MySQL).
+    **dict.fromkeys((1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078, 3819), VALUE),
+    1644: SIGNALLED,
+    **dict.fromkeys((1290, 1792), READ_ONLY),
+    **dict.fromkeys((1036, 1114, 1021), NOT_WRITABLE),
     **dict.fromkeys((1267, 1270, 1271), CHARSET),  # a value the column's character set cannot hold, compared
     1364: MISSING,
     1054: NO_COLUMN,
@@ -92,6 +103,10 @@ CODES: dict[int, Kind] = {
     1698: Kind("setup", False, False, _setup("the database refused the gateway's credentials")),
 }
 # Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
+    # A privilege the gateway's user lacks (INSERT, a column, CREATE for its own tables, ...).
+    **dict.fromkeys((1142, 1143, 1227, 1370), Kind("setup", False, False, _setup(
+        "the database refused the gateway's user a privilege this request needs"
+    ))),
 # lost mid-way (1180), and a node that stopped being ready as it committed (1047); and any
 # client-side error (2xxx: no answer came).
 COMMIT_UNKNOWN_CODES = frozenset({1180, 1047})

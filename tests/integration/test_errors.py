@@ -139,3 +139,46 @@ async def test_setup_errors_say_what_they_are(schema, settings):
         assert "unknown database 'no_such_db_x'" in body["message"]
         body = assert_error(await client.get("/health/ready"), 503, "service_unavailable")
         assert "unknown database 'no_such_db_x'" in body["message"]
+
+
+async def test_a_row_a_trigger_refuses_is_422_on_every_path(client, schema):
+    """SIGNAL in a trigger (1644) is the database refusing the row, in its own words: 422, never a
+    500, and in an import the one row, not the file."""
+    from tests.integration.test_csv import csv_bytes
+    from tests.integration.test_formats import imported
+
+    for event in ("INSERT", "UPDATE"):
+        run_sql(schema, f"""
+            CREATE TRIGGER users_refuse_{event.lower()} BEFORE {event} ON users FOR EACH ROW
+            IF NEW.name = 'refused' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no one is called refused'; END IF
+        """)
+    body = assert_error(await client.post("/api/users", json={"input": {"name": "refused"}}), 422, "invalid_value")
+    assert body["message"] == "the database refused the row: no one is called refused"
+    user = await create(client, "users", {"name": "fine"})
+    assert_error(await client.put(f"/api/users/{user['id']}", json={"input": {"name": "refused"}}), 422, "invalid_value")
+    report = await imported(client, "users.csv", csv_bytes([["name"], ["ann"], ["refused"], ["bob"]]))
+    assert report["rows_inserted"] == 2 and report["rows_failed"] == 1
+    assert report["errors"][0]["line"] == 3 and report["errors"][0]["code"] == "invalid_value"
+    assert sorted(name for (name,) in run_sql(schema, "SELECT name FROM users")) == ["ann", "bob", "fine"]
+
+
+async def test_a_privilege_the_gateways_user_lacks_is_503_naming_it(schema, settings, test_db):
+    """A read-only database user: reads work, a write is 503 saying what is wrong, not a 500."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    user = f"gw_ro_{uuid.uuid4().hex[:8]}"
+    database = urlsplit(test_db).path.strip("/")
+    for host in ("localhost", "%"):
+        run_sql(schema, "CREATE USER %s@%s IDENTIFIED BY 'pw'", (user, host))
+        run_sql(schema, f"GRANT SELECT ON `{database}`.* TO %s@%s", (user, host))
+    parts = urlsplit(test_db)
+    url = urlunsplit(parts._replace(netloc=f"{user}:pw@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
+    try:
+        async with running(settings(database_url=url)) as client:
+            assert (await client.get("/api/users/query")).status_code == 200
+            body = assert_error(await client.post("/api/users", json={"input": {"name": "a"}}), 503, "service_unavailable")
+            assert "privilege" in body["message"] and user not in body["message"]
+    finally:
+        for host in ("localhost", "%"):
+            run_sql(schema, "DROP USER IF EXISTS %s@%s", (user, host))
