@@ -103,7 +103,9 @@ class DuplicateProbe:
                 values = self._key_values(converters, positions, fields)
                 if values is None or line in duplicates:
                     continue
-                earlier = first.get(values) or (self.seen.get((index, values)) if self.seen else None)
+                earlier = first.get(values)  # a position, and the first of a JSON array is 0
+                if earlier is None and self.seen:
+                    earlier = self.seen.get((index, values))
                 if earlier is not None:
                     duplicates[line] = Duplicate(line, dict(zip((c.name for c in key), values)), earlier, self.unit)
                 else:

@@ -1,8 +1,10 @@
 """Re-importing duplicates (issue 9, item 4): every duplicate row reported by line and key, found by
 one probe per batch instead of bisection, and no auto-increment values burnt on rows known to collide."""
 
+import json
+
 from tests.conftest import run_sql, running
-from tests.integration.test_csv import csv_bytes, imported
+from tests.integration.test_csv import csv_bytes, imported, upload
 
 ROWS = 6000
 
@@ -90,3 +92,17 @@ async def test_a_batch_after_an_all_duplicate_one_is_counted_then_read_back(sche
         assert report["rows_inserted"] == 1000 and report["rows_failed"] == 1500
         assert [e["line"] for e in report["errors"]] == list(range(2, 1502))
         assert run_sql(schema, "SELECT COUNT(*) FROM users")[0][0] == 2500
+
+
+async def test_a_repeat_of_a_json_arrays_first_object_is_named_by_validate_and_import(client, schema):
+    """Positions of a JSON array start at 0: a repeat of index 0 is a repeat like any other."""
+    rows = [{"name": "a", "email": "a@x"}, {"name": "b", "email": "b@x"}, {"name": "b2", "email": "b@x"},
+            {"name": "a2", "email": "a@x"}]
+    for route in ("validate", "import"):
+        response = await upload(client, "users.json", json.dumps(rows).encode(), route=route)
+        report = response.json()["data"]
+        errors = {e["index"]: e for e in report["errors"]}
+        assert set(errors) == {2, 3}, report
+        assert "repeats index 1" in errors[2]["reason"] and "repeats index 0" in errors[3]["reason"]
+        assert errors[3]["key"] == {"email": "a@x"}
+    assert sorted(r[0] for r in run_sql(schema, "SELECT name FROM users")) == ["a", "b"]
