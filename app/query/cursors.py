@@ -58,7 +58,9 @@ def decode(keys: Keyset, token: str) -> list[Any]:
     if body.get("k") != [[c.name, desc] for c, desc in keys] or len(body["p"]) != len(keys):
         raise InvalidCursor("the cursor was made for another order: send the same order (and fields) as the first page")
     try:
-        return [to_compare(c, v) for (c, _), v in zip(keys, body["p"])]
+        # A JSON column's value is its text as stored (what the row held), compared as text: made
+        # into JSON again it could be spelt otherwise (`[1,2]` for `[1, 2]`) and miss the row.
+        return [to_compare(c, v, text=True) for (c, _), v in zip(keys, body["p"])]
     except GatewayError:
         raise InvalidCursor("the cursor's values do not fit their columns") from None
 
