@@ -198,8 +198,15 @@ class _Sheet:
             else:  # a spreadsheet's numbers are doubles: digits past 2**53 stay exact as text
                 text(row, col, str(value))
 
-        if kind == "bool":
-            return lambda row, col, value: sheet.write_boolean(row, col, bool(value))
+        if kind == "bool":  # TINYINT(1): TRUE and FALSE for 1 and 0, any other value as the number it is
+
+            def flag(row: int, col: int, value: Any) -> None:
+                if value in (0, 1):
+                    sheet.write_boolean(row, col, bool(value))
+                else:
+                    number(row, col, value)
+
+            return flag
         if kind in ("int", "float", "decimal", "year", "bit"):
             return number
         if kind == "date":
