@@ -21,7 +21,7 @@ import orjson
 from app.core.auth import Principal
 from app.db.catalog import Column, Table
 from app.http.route import Param, Route
-from app.http.schemas import SCHEMAS, envelope, error_responses, list_options, ref, table_schemas, upload
+from app.http.schemas import SCHEMAS, component, envelope, error_responses, list_options, ref, table_schemas, upload
 from app.query.filters import RESERVED_PARAMS
 from app.query.operators import summary as operators
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from app.http.dispatch import Dispatcher
 
 ACTIONS = ("read", "write", "import", "export")
-STAND_IN = "@@gateway-table@@"  # a name no table's part holds anywhere else
+STAND_IN = "gateway_stand_in_7f3a9c"  # a name no table's part holds anywhere else (and a component's)
 STAND_IN_BYTES = STAND_IN.encode()
 
 
@@ -130,14 +130,14 @@ class OpenAPI:
     def _part(self, table: Table, allowed: tuple[bool, ...]) -> Part:
         """A table's paths and components, serialized, for a caller who may do `allowed` with it.
         Its paths are the same for every table but for the name: made once per (what the caller may
-        do, has a key) with a stand-in name, then the table's own name is put in (a name that needs
-        escaping in a JSON pointer, or that the gateway's routes take, is made the long way)."""
+        do, has a key) with a stand-in name, then the table's own name is put in (a name that is not
+        a component name as it is, or that the gateway's routes take, is made the long way)."""
         key = (id(table), allowed)
         kept = self._parts.get(key)
         if kept is not None and kept.table is table:
             return kept
         name = table.name
-        if name.isprintable() and not set(name) & {"~", "/", '"', "\\"} and name not in self.reserved:
+        if component(name) == name and name not in self.reserved:
             shape = (allowed, bool(table.primary_key))
             template = self._templates.get(shape)
             if template is None:
@@ -165,8 +165,8 @@ class OpenAPI:
         """A table's own schemas (from its columns) and its filter parameter, serialized."""
         schemas = table_schemas(table)
         if allowed[ACTIONS.index("import")]:
-            item = ref(f"{table.name}.input")
-            schemas[f"{table.name}.message"] = {
+            item = ref(f"{component(table.name)}.input")
+            schemas[f"{component(table.name)}.message"] = {
                 "oneOf": [
                     item,
                     {"type": "array", "items": item},
@@ -188,7 +188,7 @@ class OpenAPI:
                 "properties": {c.name: {"type": "string"} for c in table.columns if c.name not in RESERVED_PARAMS},
             },
         }
-        return _inner(orjson.dumps(schemas)), _inner(orjson.dumps({f"{table.name}.filters": filters}))
+        return _inner(orjson.dumps(schemas)), _inner(orjson.dumps({f"{component(table.name)}.filters": filters}))
 
     def _built(self, table: Table, allowed: tuple[bool, ...]) -> Part:
         may = dict(zip(ACTIONS, allowed))
@@ -204,7 +204,7 @@ class OpenAPI:
         stream = {}
         if may["import"]:
             stream = {
-                self.dispatcher.public_path(route, table.name): {"message": ref(f"{table.name}.message")}
+                self.dispatcher.public_path(route, table.name): {"message": ref(f"{component(table.name)}.message")}
                 for route in self.streams
             }
         schemas, parameters = self._components(table, allowed)
@@ -220,7 +220,7 @@ class OpenAPI:
     def _operation(self, route: Route, table: Table | None, importable: list[str] | None = None) -> dict:
         name = table.name if table is not None else ""
         operation: dict[str, Any] = {
-            "operationId": f"{route.name}_{name}" if table is not None else route.name,
+            "operationId": f"{route.name}__{component(name)}" if table is not None else route.name,
             "tags": [name or route.tag],
             "summary": route.summary,
         }
@@ -235,7 +235,7 @@ class OpenAPI:
                 parameters.append({"name": segment[1:-1], "in": "path", "required": True, "schema": {"type": "string"}})
         parameters += [ref(option, "parameters") for option in route.options]
         if route.filters and table is not None:
-            parameters.append(ref(f"{table.name}.filters", "parameters"))
+            parameters.append(ref(f"{component(table.name)}.filters", "parameters"))
         if parameters:
             operation["parameters"] = parameters
         body = (

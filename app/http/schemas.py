@@ -19,6 +19,12 @@ from app.query.lists import MAX_ROWS
 from app.query.operators import summary as operators
 
 
+def component(table: str) -> str:
+    """A table's name as component names may spell it (`^[a-zA-Z0-9._-]+$`): a character outside
+    letters, digits and `_` (`-` and `.` included) becomes `-hex-`, so no two names meet."""
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else f"-{ord(c):x}-" for c in table)
+
+
 def ref(name: str, kind: str = "schemas") -> dict:
     """A reference to a component (its name escaped as a JSON pointer: `~` and `/`)."""
     return {"$ref": f"#/components/{kind}/{name.replace('~', '~0').replace('/', '~1')}"}
@@ -87,17 +93,19 @@ def input_schema(column: Column) -> dict:
 
 
 def table_schemas(table: Table) -> dict[str, dict]:
+    """`<table>.row` (values as answers carry them), `.input` (as a POST gives them) and `.patch`."""
     writable = [c for c in table.columns if not c.generated]
     inputs = {c.name: input_schema(c) for c in writable}
+    name = component(table.name)
     return {
-        f"{table.name}.row": {"type": "object", "properties": {c.name: column_schema(c) for c in table.columns}},
-        f"{table.name}.input": {
+        f"{name}.row": {"type": "object", "properties": {c.name: column_schema(c) for c in table.columns}},
+        f"{name}.input": {
             "type": "object",
             "properties": inputs,
             "required": [c.name for c in writable if c.required],
             "additionalProperties": False,
         },
-        f"{table.name}.patch": {
+        f"{name}.patch": {
             "type": "object",
             "properties": inputs,
             "minProperties": 1,
@@ -122,15 +130,15 @@ class Shape:
         return self.make(table)
 
     def name(self, table: Table | None) -> str:
-        return f"{table.name}.{self.key}" if self.per_table and table is not None else self.key
+        return f"{component(table.name)}.{self.key}" if self.per_table and table is not None else self.key
 
 
 def _row(table: Table | None) -> dict:
-    return ref(f"{table.name}.row") if table else {"type": "object"}
+    return ref(f"{component(table.name)}.row") if table else {"type": "object"}
 
 
 def _input(table: Table | None, kind: str = "input") -> dict:
-    return ref(f"{table.name}.{kind}") if table else {"type": "object"}
+    return ref(f"{component(table.name)}.{kind}") if table else {"type": "object"}
 
 
 row = Shape("row", _row)
