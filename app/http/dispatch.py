@@ -132,7 +132,7 @@ class Dispatcher:
         routes = node.routes if node is not None else {}
         route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
         if route is None:
-            response = error(self._missing(path, routes))
+            response = error(self._missing(path, method, routes))
         else:
             scope["route"], scope["path_params"] = route, found
             try:
@@ -143,20 +143,24 @@ class Dispatcher:
                 response = failure(request, exc)
         await response(scope, receive, send)
 
-    def _missing(self, path: str, routes: dict[str, Route]) -> GatewayError:
+    def _missing(self, path: str, method: str, routes: dict[str, Route]) -> GatewayError:
+        """404 or 405; when the path's first name is one the gateway's routes take and a table
+        called so would be served the long way, the answer says where."""
         allowed = sorted(m for m in routes if m != "WS")
-        if allowed:
-            return MethodNotAllowed(f"the method is not allowed here: use {', '.join(allowed)}", {"allowed": allowed},
-                                    headers={"Allow": ", ".join(allowed)})
         segments = path.strip("/").split("/")
-        if len(segments) > 2 and segments[0] == "api" and segments[1] in self.root.literal["api"].literal:
+        hint, use = "", None
+        if len(segments) >= 2 and segments[0] == "api" and segments[1] in self.root.literal["api"].literal:
             aliased = "/" + "/".join((*TABLES_PREFIX, *segments[1:]))
             node, _ = self.match(aliased)
-            if node is not None and node.routes:
-                return RouteNotFound(
-                    f"'{segments[1]}' is a name the gateway's own routes take: for a table called so, use {aliased}",
-                    {"path": path, "use": aliased},
-                )
+            if node is not None and method in node.routes:
+                hint = f"'{segments[1]}' is a name the gateway's own routes take: for a table called so, use {aliased}"
+                use = aliased
+        if allowed:
+            message = f"the method is not allowed here: use {', '.join(allowed)}" + (f"; {hint}" if hint else "")
+            details: dict[str, Any] = {"allowed": allowed} | ({"use": use} if use else {})
+            return MethodNotAllowed(message, details, headers={"Allow": ", ".join(allowed)})
+        if hint:
+            return RouteNotFound(hint, {"path": path, "use": use})
         return RouteNotFound("no such route", {"path": path})
 
     async def _call(self, route: Route, request: Request, found: dict[str, str]) -> Call:
@@ -217,6 +221,8 @@ async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
     if not (content_type == "application/json" or content_type.endswith("+json")):
         raise InvalidBody(f"the body is JSON: send it as application/json, not {content_type[:60]}")
     raw = await request.body()
+    if not raw.strip():
+        raise InvalidBody("the request has no body: this route takes a JSON body (its shape is in /openapi.json)")
     try:
         value = jsontext.parse(raw)
     except json.JSONDecodeError as exc:

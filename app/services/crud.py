@@ -336,7 +336,9 @@ class CrudService:
         def build(t: Table) -> Node:
             where = parse_filter(t, where_spec)
             if where is None:
-                raise WhereRequired("refusing to delete every row: give a non-empty filter in 'input'")
+                raise WhereRequired(
+                    "refusing to delete every row: give a non-empty filter, as {\"where\": {...}} (or 'input')"
+                )
             return where
 
         table, where = await self.resolve(name, build)

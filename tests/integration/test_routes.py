@@ -16,6 +16,13 @@ async def test_tables_called_batch_and_jobs(client, schema):
     assert (await client.get("/api/tables/batch")).json()["data"]["name"] == "batch"  # GET: the catalog's description
     body = assert_error(await client.get("/api/batch/query"), 404, "not_found")
     assert body["details"]["use"] == "/api/tables/batch/query" and "/api/tables/batch/query" in body["message"]
+    # The table's own routes, short: POST /api/batch (404), POST /api/tables (a 405: GET lists tables).
+    body = assert_error(await client.post("/api/batch", json={"input": {"id": 3, "v": 1}}), 404, "not_found")
+    assert body["details"]["use"] == "/api/tables/batch"
+    run_sql(schema, "CREATE TABLE tables (id INT PRIMARY KEY)")
+    body = assert_error(await client.post("/api/tables", json={"input": {"id": 1}}), 405, "method_not_allowed")
+    assert body["details"] == {"allowed": ["GET"], "use": "/api/tables/tables"} and "/api/tables/tables" in body["message"]
+    assert (await client.post("/api/tables/tables", json={"input": {"id": 1}})).status_code == 201
 
     run_sql(schema, "INSERT INTO jobs VALUES (1, 10)")
     export = await client.get("/api/tables/jobs/export")

@@ -50,15 +50,15 @@ def test_any_table_is_served_under_api_tables():
 
 
 def test_a_reserved_name_is_told_where_its_table_is():
-    error = DISPATCHER._missing("/api/batch/query", {})
+    error = DISPATCHER._missing("/api/batch/query", "GET", {})
     assert error.code == "not_found" and error.details["use"] == "/api/tables/batch/query"
-    error = DISPATCHER._missing("/api/batch/jobs/export", {})
+    error = DISPATCHER._missing("/api/batch/jobs/export", "GET", {})
     assert error.code == "not_found"  # a job called "export" has no such route: no table is meant here
 
 
 def test_a_known_path_with_another_method_is_405_naming_the_allowed_ones():
     node, _ = DISPATCHER.match("/api/users/query")
-    error = DISPATCHER._missing("/api/users/query", node.routes)
+    error = DISPATCHER._missing("/api/users/query", "PATCH", node.routes)
     assert error.status == 405 and error.headers["Allow"] == "GET, POST"
 
 
