@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit lint bench bench-csv bench-exports bench-catalog bench-client bench-ingest bench-galera soak cluster cluster-stop galera galera-stop db-stop clean
+.PHONY: run test unit lint bench bench-csv bench-exports bench-outcomes bench-catalog bench-client bench-ingest bench-galera soak cluster cluster-stop galera galera-stop db-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -35,6 +35,9 @@ bench-csv: $(STAMP)
 
 bench-exports: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/exports.py
+
+bench-outcomes: $(STAMP)
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/outcomes.py
 
 bench-catalog: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/catalog.py

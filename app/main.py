@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.crud = CrudService(
         db, catalog, state.rules,
         default_limit=settings.default_limit, max_limit=settings.max_limit, max_bulk_rows=settings.max_bulk_rows,
+        single_statement_writes=settings.single_statement_writes,
     )
     state.rows_moved = {}  # (import|export, table) -> rows, for metrics
     state.imports = ImportEngine(

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "the attempt timeouts of reads that may take seconds: aggregates, `count=exact`, exports",
     )
     kill_timeout_ms: int = _(500, "how long killing a timed-out statement on the server may take", ge=1)
+    single_statement_writes: bool = _(
+        True,
+        "a write that is one statement (a POST, a DELETE by key, a filtered PUT or DELETE on a table without"
+        " rules), with no `Idempotency-Key`, commits by itself: one round trip instead of two. Its outcome is"
+        " still known whenever the server answers (docs/contract.md); false: a transaction, as keyed writes",
+    )
     stream_timeout_s: float = _(30.0, "an export's batch, after its first bytes are sent (outside the wrapper)", gt=0)
     statement_timeout_s: float = _(60.0, "a statement of an atomic import (outside the wrapper)", gt=0)
 

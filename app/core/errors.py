@@ -259,8 +259,8 @@ class GatewayTimeout(GatewayError):
 
 
 class CommitOutcomeUnknown(GatewayError):
-    """A COMMIT got no answer: the write may or may not have applied (with an Idempotency-Key the
-    gateway finds out instead)."""
+    """A COMMIT (or a write that commits by itself) got no answer: the write may or may not have
+    applied (with an Idempotency-Key the gateway finds out instead)."""
 
     status, code = 504, "commit_outcome_unknown"
 

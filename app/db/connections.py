@@ -1,11 +1,11 @@
 """Connections: the pools of the server (or of each Galera node, app/db/nodes.py) and of each read
 replica, which one an attempt takes, and what happens to a connection after it.
 
-Each node has a read pool (autocommit on, each statement stands alone) and a write pool (autocommit
-off, the first statement opens the transaction). A failed or cancelled attempt never returns its
-connection to the pool: the connection is closed, and if a statement was in flight it is killed on
-the server over a fresh connection, so a timed-out statement cannot finish behind our back (or keep
-holding locks the retry needs).
+Each node has a read pool (autocommit on, each statement stands alone: reads, and writes that are
+one statement) and a write pool (autocommit off, the first statement opens the transaction). A
+failed or cancelled attempt never returns its connection to the pool: the connection is closed, and
+if a statement was in flight it is killed on the server over a fresh connection, so a timed-out
+statement cannot finish behind our back (or keep holding locks the retry needs).
 """
 
 from __future__ import annotations
@@ -213,21 +213,26 @@ class Connections:
         if thread_id is not None:
             await self.kill(thread_id, self._kill_targets.get(id(pool)))
 
-    async def kill(self, thread_id: int, address: DatabaseAddress | None = None) -> None:
+    async def kill(self, thread_id: int, address: DatabaseAddress | None = None, *, query: bool = False) -> bool:
+        """KILL a server thread (its connection and statement), or with `query` only the statement it
+        is running (KILL QUERY: the connection stays, and answers the statement with 1317). True when
+        the server did it, or the thread had ended."""
         try:
             async with asyncio.timeout(self.kill_timeout):
                 conn = await self.driver.module.connect(**self.connect_kwargs(address=address))
                 try:
                     async with conn.cursor() as cursor:
-                        await cursor.execute("KILL %s", (thread_id,))
+                        await cursor.execute("KILL QUERY %s" if query else "KILL %s", (thread_id,))
                     self.kills += 1
                 finally:
                     conn.close()
+            return True
         except Exception as exc:
             if self.driver.is_error(exc) and exc.args and exc.args[0] == UNKNOWN_THREAD:
-                return  # it had already ended
+                return True  # it had already ended
             # The server ends the statement by itself when it next writes to the closed socket.
             log.warning("could not kill server thread %s: %r", thread_id, exc)
+            return False
 
     # --- where an attempt runs ------------------------------------------------------------------
 

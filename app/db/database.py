@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from app.core.config import Settings
 from app.core.errors import DatabaseError, GatewayError, GatewayTimeout
 from app.db.connections import Connections
-from app.db.errors import commit_outcome
+from app.db.errors import commit_outcome, statement_outcome
 from app.db.nodes import Node
 from app.db.retry import Attempt, Resilience
 from app.db.session import Session, StatementResult
@@ -105,6 +105,12 @@ class Database:
             return f"SET STATEMENT max_statement_time={seconds:.3f} FOR {sql}"
         return f"SELECT /*+ MAX_EXECUTION_TIME({int(seconds * 1000)}) */{sql[6:]}"
 
+    def bounded_write(self, sql: str, seconds: float) -> str:
+        """A write the server stops by itself after `seconds` and rolls back (MariaDB's
+        max_statement_time covers writes; MySQL's MAX_EXECUTION_TIME only SELECTs, so there the
+        gateway's own timer and KILL QUERY bound it)."""
+        return f"SET STATEMENT max_statement_time={seconds:.3f} FOR {sql}" if self.is_mariadb else sql
+
     async def _fetch_once(
         self, attempt: Attempt, sql: str, params: Sequence[Any], replica: bool = False
     ) -> StatementResult:
@@ -145,6 +151,48 @@ class Database:
             attempt.end_commit()
             return result
 
+    async def _statement_once(self, attempt: Attempt, sql: str, params: Sequence[Any]) -> StatementResult:
+        return await self.connections.on_node(lambda node: self._statement_on(node, attempt, sql, params))
+
+    async def _statement_on(self, node: Node, attempt: Attempt, sql: str, params: Sequence[Any]) -> StatementResult:
+        """One write statement on an autocommit connection: it commits itself, so its answer is the
+        COMMIT's. The server is given what is left of the attempt (it stops the statement and rolls
+        it back: 1969); if the server has not answered a little after that, the statement is killed
+        (KILL QUERY) and its own answer read on its connection: 1317, rolled back, or OK, applied.
+        Only silence leaves the outcome unknown."""
+        connections = self.connections
+        async with connections.session(node.pool) as session:
+            loop = asyncio.get_running_loop()
+            deadline = attempt.timeout.when() if attempt.timeout is not None else None
+            left = max(0.01, deadline - loop.time()) if deadline is not None else attempt.seconds
+            statement = self.bounded_write(sql, left)
+            attempt.begin_commit()  # from here the statement may have applied: no blind retry
+            running = asyncio.ensure_future(session.execute(statement, params))
+            try:
+                try:
+                    async with asyncio.timeout(left * 1.1 + 0.05):  # the server's own limit acts first
+                        return await asyncio.shield(running)
+                except TimeoutError:
+                    # Killed (or answered meanwhile) before the connection can serve anyone else.
+                    killed = running.done() or await connections.kill(session.thread_id, node.address, query=True)
+                    async with asyncio.timeout(connections.kill_timeout):
+                        result = await running  # the statement's own answer: OK, or 1317 (rolled back)
+                    if not killed:
+                        session.close()  # a KILL QUERY still on its way must find no later statement here
+                    return result
+            except DatabaseError as exc:
+                unknown = statement_outcome(exc)
+                if unknown is not None:  # the connection went silent: the statement may have applied
+                    raise unknown from exc
+                attempt.end_commit()  # the server answered with an error: nothing was applied
+                raise
+            except TimeoutError as exc:
+                running.cancel()
+                raise commit_outcome(exc) or exc from exc
+            finally:
+                if not running.done():
+                    running.cancel()
+
     # --- the public surface: every call goes through the wrapper -----------------------------
 
     async def fetch(
@@ -162,6 +210,15 @@ class Database:
         `bulk` uses the bulk schedule (longer attempts) for large batches."""
         resilience = self.bulk_resilience if bulk else self.resilience
         return await resilience.run(lambda attempt: self._transaction_once(attempt, work))
+
+    async def write(self, sql: str, params: Sequence[Any] = (), *, bulk: bool = False) -> StatementResult:
+        """One write statement, committed by itself (autocommit): one round trip, where a
+        transaction takes two (the statement, then COMMIT). Its outcome is known whenever the server
+        answers: an error answer, a statement the server stopped or that was killed, applied nothing
+        and is retried as before; an OK is a success even after the gateway's timer fired; only a
+        connection that went silent is 504 commit_outcome_unknown, as a silent COMMIT is."""
+        resilience = self.bulk_resilience if bulk else self.resilience
+        return await resilience.run(lambda attempt: self._statement_once(attempt, sql, params))
 
     async def ping(self) -> None:
         await self.fetch("SELECT 1")

@@ -86,7 +86,9 @@ CODES: dict[int, Kind] = {
     # that is not ready (joining, or cut off from the primary component: 1047).
     **dict.fromkeys((2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 1047), CONNECTIVITY),
     **dict.fromkeys((1205, 1213), CONTENTION),
-    **dict.fromkeys((1969, 3024), SERVER_TIMEOUT),  # max_statement_time (MariaDB), MAX_EXECUTION_TIME (MySQL)
+    # max_statement_time (MariaDB), MAX_EXECUTION_TIME (MySQL), and a statement killed by KILL QUERY
+    # (the gateway's, after its own timer): each was stopped and rolled back.
+    **dict.fromkeys((1969, 3024, 1317), SERVER_TIMEOUT),
     **dict.fromkeys((1062, 1022, 1586, 1451, 1452, 1216, 1217), CONFLICT),  # duplicate key, foreign key
     # Values that do not fit; a CHECK constraint (4025 MariaDB, 3819 MySQL).
     **dict.fromkeys((1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078, 3819), VALUE),
@@ -101,12 +103,12 @@ CODES: dict[int, Kind] = {
     1044: Kind("setup", False, False, _setup("the database refused the gateway's user access to its database")),
     1045: Kind("setup", False, False, _setup("the database refused the gateway's credentials")),
     1698: Kind("setup", False, False, _setup("the database refused the gateway's credentials")),
-}
-# Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
     # A privilege the gateway's user lacks (INSERT, a column, CREATE for its own tables, ...).
     **dict.fromkeys((1142, 1143, 1227, 1370), Kind("setup", False, False, _setup(
         "the database refused the gateway's user a privilege this request needs"
     ))),
+}
+# Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
 # lost mid-way (1180), and a node that stopped being ready as it committed (1047); and any
 # client-side error (2xxx: no answer came).
 COMMIT_UNKNOWN_CODES = frozenset({1180, 1047})
@@ -139,6 +141,18 @@ def is_connectivity(exc: BaseException) -> bool:
 def commit_unknown(exc: DatabaseError) -> bool:
     """An error answered to (or instead of an answer to) COMMIT after which it may have applied."""
     return exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES
+
+
+def statement_outcome(exc: DatabaseError) -> CommitOutcomeUnknown | None:
+    """What an error means for a write statement that commits by itself: CommitOutcomeUnknown when
+    no answer came (2xxx) or the answer does not say (1180: Galera lost quorum as it committed);
+    None for any other answer, which the server gives for a statement it did not apply (a node that
+    is not ready, 1047, refuses a statement before running it)."""
+    if exc.code >= 2000 or exc.code == 1180:
+        return CommitOutcomeUnknown(
+            "the database did not answer the write clearly; it may or may not have applied", {"db_code": exc.code}
+        )
+    return None
 
 
 def commit_outcome(exc: BaseException, what: str = "write") -> CommitOutcomeUnknown | None:

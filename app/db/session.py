@@ -31,6 +31,15 @@ class Session:
         self._conn, self._cursor, self._driver = conn, cursor, driver
         self._timeout = timeout  # per statement, for sessions that live outside the retry wrapper
 
+    def close(self) -> None:
+        """Close the connection now (its pool forgets it when it is given back)."""
+        self._conn.close()
+
+    @property
+    def thread_id(self) -> int:
+        """The connection's thread on the server (what KILL names)."""
+        return int(self._conn.thread_id())
+
     def _bounded(self) -> Any:
         """This session's own timeout; inside the wrapper (none of its own) the attempt's bounds it."""
         return asyncio.timeout(self._timeout) if self._timeout is not None else _UNBOUNDED

@@ -21,6 +21,7 @@ from app.query.aggregates import AggregateQuery
 from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
 from app.query.lists import ListQuery, list_query, parse_fields
 from app.query.nodes import Node
+from app.query.sql import Statement
 from app.rows.objects import ObjectRows, Problems, Rows, refusal
 from app.rows.rules import Rules, row_maker
 from app.rows.values import OMITTED, output_fixers, rows_to_dicts, to_db
@@ -63,6 +64,10 @@ def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignment
             raise rules.violation(problems, index if len(rows) > 1 else None)
 
 
+def _affected(result: StatementResult) -> int:
+    return result.affected
+
+
 def _page(result: StatementResult, limit: int | None) -> bool:
     """Cut a page read with one row extra (`extra_row`) to its limit; was there a next page?"""
     more = limit is not None and len(result.rows) > limit
@@ -85,8 +90,10 @@ class CrudService:
         default_limit: int,
         max_limit: int,
         max_bulk_rows: int,
+        single_statement_writes: bool = True,
     ):
         self.db, self.catalog, self.rules = db, catalog, rules
+        self.single_statement_writes = single_statement_writes
         self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
         self._objects: dict[str, ObjectRows] = {}  # per table: its rows' plans, for its catalog copy and rules
 
@@ -114,6 +121,20 @@ class CrudService:
             return result
 
         return await self.db.transaction(work_then_after, bulk=bulk)
+
+    async def _statement(
+        self, statement: Statement, answer: Callable[[StatementResult], T], after: Hook | None, *, bulk: bool = False
+    ) -> T:
+        """A write that is one statement, and what its result answers: committed by itself (one round
+        trip: app/db/database.py, `write`), or in a transaction when a hook commits with it (an
+        Idempotency-Key's record) or single-statement writes are off."""
+        if after is None and self.single_statement_writes:
+            return answer(await self.db.write(*statement, bulk=bulk))
+
+        async def work(session: Session) -> T:
+            return answer(await session.execute(*statement))
+
+        return await self._transaction(work, after, bulk=bulk)
 
     # --- catalog ------------------------------------------------------------------------------
 
@@ -161,16 +182,16 @@ class CrudService:
         if defaults is not None:
             values = [[None if v is OMITTED else v for v in row] for row in values]
 
-        async def work(session: Session) -> list[dict]:
-            returning = self.db.supports_returning
-            statement = sql.insert(table, columns, values, returning=returning, defaults=defaults)
-            result = await session.execute(*statement)
-            if returning:
-                return to_records(table.columns, result)
-            return await self._reread(session, table, columns, values, result)
+        bulk = len(rows) > 100  # large bulk inserts get the bulk schedule's longer attempts
+        if self.db.supports_returning:
+            statement = sql.insert(table, columns, values, returning=True, defaults=defaults)
+            return await self._statement(statement, lambda result: to_records(table.columns, result), after, bulk=bulk)
 
-        # Large bulk inserts get the bulk schedule's longer attempts.
-        return await self._transaction(work, after, bulk=len(rows) > 100)
+        async def work(session: Session) -> list[dict]:
+            statement = sql.insert(table, columns, values, returning=False, defaults=defaults)
+            return await self._reread(session, table, columns, values, await session.execute(*statement))
+
+        return await self._transaction(work, after, bulk=bulk)
 
     async def _reread(
         self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: StatementResult
@@ -288,10 +309,11 @@ class CrudService:
         table, (assignments, where) = await self.resolve(name, build)
         statement = sql.update(table, assignments, where)
         rules = await self.rules.for_table(table)
+        if rules is None:
+            return await self._statement(statement, _affected, after)
 
         async def work(session: Session) -> int:
-            if rules is not None:
-                await self._check_update(session, rules, table, where, assignments)
+            await self._check_update(session, rules, table, where, assignments)
             return (await session.execute(*statement)).affected
 
         return await self._transaction(work, after)
@@ -342,21 +364,14 @@ class CrudService:
             return where
 
         table, where = await self.resolve(name, build)
-        statement = sql.delete(table, where)
-
-        async def work(session: Session) -> int:
-            return (await session.execute(*statement)).affected
-
-        return await self._transaction(work, after)
+        return await self._statement(sql.delete(table, where), _affected, after)
 
     async def delete_by_key(self, name: str, key: str, after: Hook | None = None) -> int:
         table, where = await self.resolve(name, lambda t: key_condition(t, key))
-        statement = sql.delete(table, where)
 
-        async def work(session: Session) -> int:
-            affected = (await session.execute(*statement)).affected
-            if affected == 0:
+        def found(result: StatementResult) -> int:
+            if result.affected == 0:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
-            return affected
+            return result.affected
 
-        return await self._transaction(work, after)
+        return await self._statement(sql.delete(table, where), found, after)

@@ -79,7 +79,9 @@ async def test_the_key_table_is_not_exposed(client):
 async def test_a_commit_without_answer_is_resolved_by_the_key(schema, settings, proxy, test_db):
     """Without a key this is 504 commit_outcome_unknown; with one, the key row tells the outcome."""
     async with running(settings(database_url=proxied_url(test_db, proxy.port), **FAST)) as client:
-        assert (await client.post("/api/users", json={"input": {"name": "warm"}})).status_code == 201
+        # A keyed write: its transaction's connection is opened here (a new one sends a COMMIT of its own).
+        warm = await client.post("/api/users", json={"input": {"name": "warm"}}, headers={"Idempotency-Key": "w"})
+        assert warm.status_code == 201
         # Applied, answer lost: the key row is there, so the response is the stored one.
         proxy.cut_on(b"\x03COMMIT", forward=True)
         response = await client.post("/api/users", json={"input": {"name": "applied"}}, headers={"Idempotency-Key": "a"})
@@ -97,13 +99,15 @@ async def test_a_commit_answered_with_galeras_quorum_error_is_resolved_by_the_ke
     unknown. Keyed, the key's record says it applied (replayed, once); unkeyed, 504
     commit_outcome_unknown, never a retry that could apply it twice."""
     async with running(settings(database_url=proxied_url(test_db, proxy.port), **FAST)) as client:
-        assert (await client.post("/api/users", json={"input": {"name": "warm"}})).status_code == 201
+        # (A new connection sends a COMMIT of its own as it connects: open each pool's first.)
+        warm = await client.post("/api/users", json={"input": {"name": "warm"}}, headers={"Idempotency-Key": "w"})
+        assert warm.status_code == 201
         proxy.answer_on(b"\x03COMMIT", 1180)
         response = await client.post("/api/users", json={"input": {"name": "keyed"}}, headers={"Idempotency-Key": "q"})
         assert response.status_code == 201 and response.headers["idempotent-replayed"] == "true"
-        # (A new connection sends a COMMIT of its own as it connects: open one first.)
         assert (await client.post("/api/users", json={"input": {"name": "warm again"}})).status_code == 201
-        proxy.answer_on(b"\x03COMMIT", 1180)
+        # Unkeyed, the INSERT commits by itself: 1180 is its own answer.
+        proxy.answer_on(b"INSERT INTO", 1180)
         assert_error(await client.post("/api/users", json={"input": {"name": "unkeyed"}}), 504, "commit_outcome_unknown")
         assert (await client.post("/api/users", json={"input": {"name": "after"}})).status_code == 201
     names = [name for (name,) in run_sql(schema, "SELECT name FROM users ORDER BY id")]

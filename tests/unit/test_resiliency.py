@@ -14,7 +14,7 @@ from app.core.errors import (
     InvalidValue,
     ServiceUnavailable,
 )
-from app.db.errors import classify, is_retryable
+from app.db.errors import classify, is_retryable, statement_outcome
 from app.db.retry import Resilience
 
 FAST = Resilience((20, 20, 20, 20), (1, 1, 1))
@@ -109,6 +109,17 @@ def test_classification_table():
     assert isinstance(classify(DatabaseError(1406, "too long")), InvalidValue)
     assert isinstance(classify(DatabaseError(1064, "syntax")), InternalError)
     assert classify(DatabaseError(1064, "syntax near 'x'")).message == "internal error"
+
+
+def test_what_a_single_statement_writes_answer_means():
+    """A write that commits by itself: no answer, or Galera's 1180, leaves it unknown; any other
+    answer (a stopped or killed statement, a node not ready, a duplicate) means nothing applied."""
+    for code in (2006, 2013, 1180):
+        assert isinstance(statement_outcome(DatabaseError(code, "")), CommitOutcomeUnknown)
+    for code in (1969, 1317, 1047, 1213, 1205, 1062, 1406):
+        assert statement_outcome(DatabaseError(code, "")) is None
+    assert all(is_retryable(DatabaseError(code, "")) for code in (1969, 1317, 1047))
+    assert isinstance(classify(DatabaseError(1317, "interrupted")), GatewayTimeout)
 
 
 def test_budget_of_the_default_schedule():
