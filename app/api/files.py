@@ -47,7 +47,7 @@ async def _upload(call: Call) -> tuple[str | None, str, AsyncIterator[bytes], Fo
         name,
         chunks,
         call.query["file_format"] or extension or "csv",
-        upload_options(settings, call.query["sheet"]),
+        upload_options(settings, call.query["sheet"], call.query["null"]),
     )
 
 
@@ -103,8 +103,8 @@ async def validate_file(call: Call) -> Response:
 
 
 async def export_table(call: Call) -> Response:
-    params = [(k, v) for k, v in call.request.query_params.multi_items() if k != "format"]
-    export = await call.state.exports.open(call.table, params, call.query["export_format"])
+    params = [(k, v) for k, v in call.request.query_params.multi_items() if k not in ("format", "null")]
+    export = await call.state.exports.open(call.table, params, call.query["export_format"], call.query["null"])
     name, extension = export.table, export.format
     disposition = f"attachment; filename=\"{name}.{extension}\"; filename*=UTF-8''{quote(name)}.{extension}"
     if not name.isascii() or '"' in name or "\\" in name:

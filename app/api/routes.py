@@ -22,7 +22,11 @@ LIST = ("limit", "offset", "order", "fields", "cursor", "count")  # the list opt
 UPLOAD = (
     Param("table", {"type": "string"}, "the table, when not the file's name", tables="import"),
     Param("mode", {"type": "string", "enum": ["insert", "ignore", "upsert"]}, "what a duplicate key does", "insert"),
-    Param("null", {"type": "string", "maxLength": 64}, "the cell text that means NULL (CSV, TSV, spreadsheets)", "\\N"),
+    Param(
+        "null", {"type": "string", "maxLength": 64},
+        "the cell text that means NULL (CSV, TSV, spreadsheets); without it, CSV's standard convention: an unquoted "
+        "empty cell or \\N is NULL, a quoted \"\" the empty string (spreadsheets: \\N)",
+    ),
     Param("sheet", {"type": "string"}, "spreadsheets: the sheet to read (the first by default)"),
     Param("format", {"type": "string", "enum": FORMATS}, "the file's format, when its extension does not say",
           key="file_format"),
@@ -41,6 +45,8 @@ AGGREGATE = tuple(
 EXPORT = (
     Param("format", {"type": "string", "enum": ["csv", "jsonl", "xlsx"]}, "csv (the default), jsonl or xlsx", "csv",
           key="export_format"),
+    Param("null", {"type": "string", "maxLength": 64},
+          "CSV: the text NULL is written as (\\N for MySQL's tools); without it an empty cell, and '' as \"\""),
     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ROWS}, parsed=False),
     Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}, parsed=False),
     Param("order", {"type": "string"}, "col.asc,other.desc", parsed=False),

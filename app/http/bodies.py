@@ -89,5 +89,5 @@ class JobBody(Body):
     mode: Literal["insert", "ignore", "upsert"] = "insert"
     format: Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"] | None = None
     atomic: bool = False
-    null: str = "\\N"
+    null: str | None = None  # None: CSV's standard convention (see docs/data.md)
     sheet: str | None = None

@@ -6,6 +6,10 @@ record began) are even in number, because an escaped quote is written twice. `Re
 the text after the last such newline for the next chunk and hands the complete part to csv.reader.
 
 Each record comes with the line number it starts on (the header is line 1), so errors can name it.
+
+In the standard convention (`marks`: the import was given no `?null=`), an unquoted empty cell or
+\\N is NULL and a quoted one is text: the few quoted cells that read like NULL are marked
+(values.QUOTED_TEXT), and a blank line in a one-column file is a record whose cell is NULL.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from app.core.errors import InvalidCsv, UnsupportedMediaType
 from app.imports.records import Block, Record, RecordError, Source
+from app.rows.values import LIKE_NULL, QUOTED_MARK
 
 
 class RecordReader:
-    def __init__(self, max_record_bytes: int, delimiter: str = ","):
+    def __init__(self, max_record_bytes: int, delimiter: str = ",", *, marks: bool = False):
         self._delimiter = delimiter
+        self._marks = marks
+        self._width: int | None = None  # the header's, once read
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._pending = ""
         self._started = False
@@ -77,11 +84,13 @@ class RecordReader:
         reading, so text holding one is read by csv.reader throughout."""
         base = self._next_line
         if text.count("\r") != text.count("\r\n"):
-            read, all_clean, line_count = _csv_records(text, base, self._delimiter)
+            read, all_clean, line_count = _csv_records(text, base, self._delimiter, self._marks, self._blank_is_record)
+            self._blank_is_record(read)
             self._next_line = base + line_count
             return Block(text, read, all_clean)
         records: list[Record | RecordError] = []
         clean = True
+        marks = self._marks
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()  # the text ends with a newline
@@ -99,17 +108,32 @@ class RecordReader:
                     records.append((base + i, line.split(delimiter)))
                 else:
                     clean = False  # blank lines are not records
+                    if self._blank_is_record(records):
+                        records.append((base + i, [""]))
                 i += 1
                 continue
             source.next = i
             try:
-                records.append((base + i, next(reader)))
+                fields = next(reader)
             except csv.Error as exc:
                 records.append(RecordError(base + i, f"malformed CSV: {exc}", InvalidCsv.code))
                 clean = False
+            else:
+                if marks and _mark(fields, "\n".join(lines[i : source.next]), delimiter):
+                    clean = False  # the text no longer says what the records say
+                records.append((base + i, fields))
             i = source.next
         self._next_line = base + count
+        self._blank_is_record(records)  # the first records ever read: the header's width
         return Block(text, records, clean)
+
+    def _blank_is_record(self, records: list[Record | RecordError]) -> bool:
+        """Is a blank line a record (its one cell NULL)? In a one-column file, in the standard
+        convention: there it is how NULL is written (by PostgreSQL, and by the export). `records`:
+        the block's so far (the first block's first one is the header)."""
+        if self._width is None and records and not isinstance(records[0], RecordError):
+            self._width = len(records[0][1])
+        return self._marks and self._width == 1
 
 
 class _Lines:
@@ -130,13 +154,17 @@ class _Lines:
         return self.lines[self.next - 1] + "\n"
 
 
-def _csv_records(text: str, base: int, delimiter: str) -> tuple[list[Record | RecordError], bool, int]:
+def _csv_records(
+    text: str, base: int, delimiter: str, marks: bool, blank: Callable[[list[Record | RecordError]], bool]
+) -> tuple[list[Record | RecordError], bool, int]:
     """Records parsed by csv.reader (strict): (records, clean, lines read)."""
     records: list[Record | RecordError] = []
     clean = True
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
+    lines = _Taken(io.StringIO(text, newline=""))
+    reader = csv.reader(lines, strict=True, delimiter=delimiter)
     while True:
         start = base + reader.line_num
+        lines.taken.clear()
         try:
             fields = next(reader)
         except StopIteration:
@@ -146,10 +174,69 @@ def _csv_records(text: str, base: int, delimiter: str) -> tuple[list[Record | Re
             clean = False
             continue
         if fields:
+            if marks and _mark(fields, "".join(lines.taken), delimiter):
+                clean = False
             records.append((start, fields))
         else:
             clean = False  # blank lines are not records
+            if blank(records):
+                records.append((start, [""]))
     return records, clean, reader.line_num
+
+
+class _Taken:
+    """Lines for csv.reader that remembers the ones it took (the text of the record being read)."""
+
+    __slots__ = ("lines", "taken")
+
+    def __init__(self, lines: Iterator[str]):
+        self.lines = lines
+        self.taken: list[str] = []
+
+    def __iter__(self) -> "_Taken":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.taken.append(line)
+        return line
+
+
+def _mark(fields: list[str], raw: str, delimiter: str) -> bool:
+    """Mark the cells of one record that read like NULL but were quoted (values.QUOTED_TEXT), given
+    the record's text as uploaded (valid CSV: csv.reader took it). Whether any was marked."""
+    if not any(f in LIKE_NULL for f in fields):
+        return False
+    marked = False
+    for index in _quoted_like_null(raw.rstrip("\r\n"), delimiter):
+        fields[index] = QUOTED_MARK + fields[index]
+        marked = True
+    return marked
+
+
+def _quoted_like_null(raw: str, delimiter: str) -> Iterator[int]:
+    """The positions of the fields written as `""` or `"\\N"` in a record's text."""
+    index, at, end = 0, 0, len(raw)
+    while True:
+        if raw.startswith('"', at):
+            close = at + 1
+            while True:  # the closing quote is the first one not doubled
+                close = raw.index('"', close)
+                if raw.startswith('"', close + 1):
+                    close += 2
+                    continue
+                break
+            if raw[at + 1 : close] in LIKE_NULL:
+                yield index
+            at = close + 1
+        else:
+            at = raw.find(delimiter, at)
+            if at < 0:
+                return
+        if at >= end:
+            return
+        at += len(delimiter)  # past the delimiter that ends this field
+        index += 1
 
 
 def _first_record_end(text: str) -> int:
@@ -180,9 +267,12 @@ def _last_record_end(text: str) -> int:
         end = newline
 
 
-async def open_csv(chunks: AsyncIterator[bytes], max_record_bytes: int, delimiter: str = ",") -> Source:
-    """The header and the records of a CSV (or, with a tab, TSV) upload, read as they arrive."""
-    blocks = _blocks(chunks, RecordReader(max_record_bytes, delimiter))
+async def open_csv(
+    chunks: AsyncIterator[bytes], max_record_bytes: int, delimiter: str = ",", *, marks: bool = False
+) -> Source:
+    """The header and the records of a CSV (or, with a tab, TSV) upload, read as they arrive;
+    `marks`: in the standard convention (see above)."""
+    blocks = _blocks(chunks, RecordReader(max_record_bytes, delimiter, marks=marks))
     first = await anext(blocks, None)
     if first is None:
         raise InvalidCsv("the file is empty: a header row is required")

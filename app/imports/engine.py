@@ -64,7 +64,7 @@ class ImportEngine:
         *,
         mode: Mode,
         atomic: bool = False,
-        null: str = "\\N",
+        null: str | None = None,
         dry_run: bool = False,
         after: Callable[[Session, dict], Awaitable[None]] | None = None,
         checkpoint: Checkpoint | None = None,
@@ -80,7 +80,7 @@ class ImportEngine:
             await source.close()
 
     async def _run(
-        self, table: Table, source: Source, mode: Mode, atomic: bool, null: str, dry_run: bool,
+        self, table: Table, source: Source, mode: Mode, atomic: bool, null: str | None, dry_run: bool,
         after: Callable[[Session, dict], Awaitable[None]] | None, checkpoint: Checkpoint | None = None,
     ) -> dict:
         # LOAD DATA for plain and ignore imports (atomic ones too, behind savepoints); upserts use INSERTs.
@@ -143,7 +143,7 @@ class ImportEngine:
         return report.as_dict()
 
     @staticmethod
-    def _plan(table: Table, source: Source, null: str, loads: bool) -> ImportPlan:
+    def _plan(table: Table, source: Source, null: str | None, loads: bool) -> ImportPlan:
         return plan_import(table, source.header, null, load_data=loads, cells=source.cells, delimiter=source.delimiter)
 
     async def _batches(

@@ -52,8 +52,10 @@ async def open_upload(
     max_record_bytes: int,
     limits: Limits,
     spool_dir: str | None = None,
+    null: str | None = None,
 ) -> Source:
-    """The source for an upload of format `fmt` (a spreadsheet named .csv is a 415, not garbage rows)."""
+    """The source for an upload of format `fmt` (a spreadsheet named .csv is a 415, not garbage rows).
+    `null`: the import's NULL marker (None: CSV's standard convention, which the CSV reader follows)."""
     if fmt in SPREADSHEETS:
         return await open_spreadsheet(chunks, fmt, sheet, limits, spool_dir)
     if sheet is not None:
@@ -72,13 +74,14 @@ async def open_upload(
         return await open_jsonl(stream, max_record_bytes)
     if fmt == "json":
         return await open_json_array(stream)
-    return await open_csv(stream, max_record_bytes, "\t" if fmt == "tsv" else ",")
+    return await open_csv(stream, max_record_bytes, "\t" if fmt == "tsv" else ",", marks=null is None)
 
 
-def upload_options(settings: Any, sheet: str | None) -> dict[str, Any]:
+def upload_options(settings: Any, sheet: str | None, null: str | None) -> dict[str, Any]:
     """`open_upload`'s options from the gateway's settings (requests and jobs read files alike)."""
     return {
         "sheet": sheet,
+        "null": null,
         "max_record_bytes": settings.csv_max_record_bytes,
         "limits": Limits(settings.spreadsheet_max_uncompressed_bytes, settings.spreadsheet_max_cells),
         "spool_dir": settings.spool_dir,

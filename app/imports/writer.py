@@ -42,7 +42,7 @@ from app.rows.plan import (
 )
 from app.rows.problems import RowProblem, joined
 from app.rows.rules import ByColumn, Problem, Rules, json_form
-from app.rows.values import OMITTED, TEXT_KINDS
+from app.rows.values import OMITTED, QUOTED_TEXT, TEXT_KINDS, empty_is_null
 from app.services.duplicates import Duplicate, DuplicateProbe
 
 Mode = Literal["insert", "ignore", "upsert"]
@@ -167,7 +167,7 @@ class BatchWriter:
                 values[column.name] = presence(column, cells[position], plan)
                 continue
             if canonical:
-                values[column.name] = canonical_json(column, cells[position], plan.null)
+                values[column.name] = canonical_json(column, cells[position], plan)
                 continue
             try:
                 converted = list(map(convert, cells[position]))
@@ -219,6 +219,7 @@ class BatchWriter:
                     table,
                     plan.header_columns,
                     null=plan.null,
+                    standard=plan.standard,
                     crlf=crlf,
                     ignore=mode == "ignore" or skips > 0,
                     delimiter=plan.delimiter,
@@ -419,6 +420,7 @@ class BatchWriter:
                     table,
                     plan.header_columns,
                     null=plan.null,
+                    standard=plan.standard,
                     crlf=text.endswith("\r\n"),
                     ignore=mode == "ignore",
                     delimiter=plan.delimiter,
@@ -494,20 +496,22 @@ def presence(column: Column, cells: Sequence[Any], plan: ImportPlan) -> Sequence
     if plan.cells != "text":
         null = plan.null if plan.cells == "sheet" else None
         return [None if c is None or c is OMITTED or (null is not None and c == null) else c for c in cells]
-    return _text_nulls(column, cells, plan.null)
+    return _text_nulls(column, cells, plan)
 
 
-def _text_nulls(column: Column, cells: Sequence[str], null: str) -> Sequence[str | None]:
-    """CSV cells with NULL as None: the marker, and outside text columns the empty cell."""
-    empty_is_null = column.kind not in TEXT_KINDS
-    if null in cells or (empty_is_null and "" in cells):
-        return [None if c == null or (empty_is_null and c == "") else c for c in cells]
+def _text_nulls(column: Column, cells: Sequence[str], plan: ImportPlan) -> Sequence[str | None]:
+    """CSV cells with NULL as None: the marker, the empty cell where it is NULL, and outside text
+    columns a quoted "" or "\\N" too (the text of such a cell in a text column stays marked)."""
+    null, empty_null = plan.null, empty_is_null(column, plan.standard)
+    marked = plan.standard and column.kind not in TEXT_KINDS and not QUOTED_TEXT.keys().isdisjoint(cells)
+    if null in cells or (empty_null and "" in cells) or marked:
+        return [None if c == null or (empty_null and c == "") or (marked and c in QUOTED_TEXT) else c for c in cells]
     return cells  # a tuple is an array to the validator
 
 
-def canonical_json(column: Column, cells: Sequence[str], null: str) -> Sequence[Any]:
+def canonical_json(column: Column, cells: Sequence[str], plan: ImportPlan) -> Sequence[Any]:
     """Canonical CSV cells (values.canonical_check passed) as the rules see them, by builtins."""
-    kind = column.kind
+    kind, null = column.kind, plan.null
     if kind in ("int", "bool", "decimal", "float"):
         number = int if kind in ("int", "bool") else float
         if null in cells or "" in cells:
@@ -515,7 +519,7 @@ def canonical_json(column: Column, cells: Sequence[str], null: str) -> Sequence[
         return list(map(number, cells))
     if kind in ("datetime", "timestamp"):
         return [None if c == null or c == "" else c.replace(" ", "T", 1) for c in cells]
-    return _text_nulls(column, cells, null)
+    return _text_nulls(column, cells, plan)
 
 
 def report_duplicates(duplicates: dict[int, Duplicate], report: ImportReport) -> None:
@@ -552,12 +556,12 @@ def serialize(rows: list[Row]) -> bytes:
 
 
 def _direct(plan: ImportPlan, batch: Batch) -> list[bool] | None:
-    """Per field: may it load straight into its column (no NULL marker, no empty non-text cell)?"""
+    """Per field: may it load straight into its column (no NULL marker, no empty cell that is NULL)?"""
     columns = _columns(plan, batch)
     if columns is None:
         return None
     return [
-        column is not None and plan.null not in cells and (column.kind in TEXT_KINDS or "" not in cells)
+        column is not None and plan.null not in cells and (not empty_is_null(column, plan.standard) or "" not in cells)
         for column, cells in zip(plan.header_columns, columns)
     ]
 

@@ -247,7 +247,7 @@ class JobRunner:
                 lambda: self._open(running),
                 mode=options.get("mode", "insert"),
                 atomic=bool(options.get("atomic")),
-                null=options.get("null", "\\N"),
+                null=options.get("null"),
                 checkpoint=running.checkpoint,
             )
         except (JobStopped, LeaseLost) as exc:
@@ -309,7 +309,7 @@ class JobRunner:
         return await open_upload(
             self._counted(chunks, running),
             options.get("format", "csv"),
-            **upload_options(settings, options.get("sheet")),
+            **upload_options(settings, options.get("sheet"), options.get("null")),
         )
 
     @staticmethod

@@ -96,7 +96,7 @@ class JobService:
         options = {
             "mode": body.get("mode", "insert"),
             "atomic": bool(body.get("atomic", False)),
-            "null": body.get("null", "\\N"),
+            "null": body.get("null"),
             "sheet": body.get("sheet"),
             "format": fmt,
             "bucket": ref.bucket,

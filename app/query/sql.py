@@ -14,7 +14,7 @@ from app.db.catalog import Column, Table
 from app.query.lists import ListQuery
 from app.query.nodes import Group, Node
 from app.query.operators import OPERATORS
-from app.rows.values import TEXT_KINDS
+from app.rows.values import empty_is_null
 
 if TYPE_CHECKING:
     from app.query.aggregates import AggregateQuery
@@ -182,8 +182,6 @@ def delete(table: Table, where: Node) -> Statement:
 # No backslash escapes in these literals (they would change meaning under NO_BACKSLASH_ESCAPES):
 # special characters are spelled with CHAR().
 
-NULL_TOKEN = "\\N"  # how NULL is written in CSV (MySQL's own convention)
-_SQL_NULL_TOKEN = "CHAR(92, 78 USING utf8mb4)"  # \N
 _QUOTED_KINDS = ("string", "json", "enum", "set")  # the kinds whose text may hold , " CR or LF
 
 
@@ -193,16 +191,21 @@ _QUOTED_KINDS = ("string", "json", "enum", "set")  # the kinds whose text may ho
 _QUOTE_WHEN = "'[\",\r\n]'"
 
 
-def csv_cell(column: Column, *, only_field: bool = False) -> str:
+def csv_cell(column: Column, *, only_field: bool = False, null: str | None = None) -> str:
     """SQL for one column as CSV text: byte for byte what Python's csv writer (QUOTE_MINIMAL) writes
-    for the value's text form, and NULL as \\N."""
+    for the value's text form. NULL: with `null` None, CSV's standard convention (an empty cell,
+    while the empty string and the text \\N are quoted, so that neither reads as NULL); otherwise
+    the marker `null`, as it is."""
     c = column.quoted
     kind = column.kind
+    standard = null is None
     if kind in ("datetime", "timestamp"):
         fraction = ".%%f" if column.fsp else ""
         text = f"DATE_FORMAT({c}, '%%Y-%%m-%%dT%%H:%%i:%%s{fraction}')"
     elif kind == "binary":
         text = f"REPLACE(TO_BASE64({c}), CHAR(10), '')"
+        if standard:
+            text = f"IF(LENGTH({c}) = 0, '\"\"', {text})"
     elif kind == "bit":
         text = f"CAST({c} AS UNSIGNED)"
     elif kind in _QUOTED_KINDS:
@@ -210,19 +213,31 @@ def csv_cell(column: Column, *, only_field: bool = False) -> str:
         # is an "illegal mix of collations" otherwise.
         u = f"CONVERT({c} USING utf8mb4)"
         special = f"{u} REGEXP {_QUOTE_WHEN}"
-        if only_field:  # Python quotes an empty string that is the whole row
+        if standard:  # '' and \N, by length and bytes (a collation pads spaces and folds case). \N is at
+            # most 8 bytes in any character set: the byte length first keeps most cells to one test.
+            short = f"LENGTH({c}) < 9 AND CHAR_LENGTH({c}) < 3"
+            special = f"({short} AND (LENGTH({c}) = 0 OR HEX({u}) = '5C4E')) OR {special}"
+        elif only_field:  # Python quotes an empty string that is the whole row
             special += f" OR {u} = ''"
         text = f"IF({special}, CONCAT('\"', REPLACE({u}, '\"', '\"\"'), '\"'), {u})"
     else:
         text = c
-    return f"IF({c} IS NULL, {_SQL_NULL_TOKEN}, {text})" if column.nullable else text
+    if not column.nullable:
+        return text
+    return f"IF({c} IS NULL, {_literal(null or '')}, {text})"
 
 
-def csv_select(table: Table, query: ListQuery) -> Statement:
-    """SELECT one CSV line per row (without its line terminator), for the export stream."""
+def _literal(text: str) -> str:
+    """A string literal spelt by its UTF-8 bytes: no quote or backslash in the SQL, whatever the text."""
+    return f"CHAR({', '.join(map(str, text.encode()))} USING utf8mb4)" if text else "''"
+
+
+def csv_select(table: Table, query: ListQuery, null: str | None = None) -> Statement:
+    """SELECT one CSV line per row (without its line terminator), for the export stream; `null` as
+    in csv_cell."""
     where, params = _where(query.where)
     only = len(query.fields) == 1
-    cells = ", ".join(csv_cell(c, only_field=only) for c in query.fields)
+    cells = ", ".join(csv_cell(c, only_field=only, null=null) for c in query.fields)
     tail, tail_params = _order_and_page(query)
     return f"SELECT CONCAT_WS(',', {cells}) FROM {table.quoted}{where}{tail}", params + tail_params
 
@@ -263,14 +278,14 @@ def load_data_json(table: Table, columns: Sequence[Column]) -> Statement:
 
 def load_data_text(
     table: Table, header: Sequence[Column | None], *, null: str, crlf: bool, ignore: bool = False, delimiter: str = ",",
-    direct: Sequence[bool] | None = None,
+    direct: Sequence[bool] | None = None, standard: bool = False,
 ) -> Statement:
     """LOAD DATA LOCAL of uploaded CSV text as it is (RFC 4180: fields quoted or not, quotes doubled,
     no escape character). Each field goes through a variable: `null` is NULL everywhere, an empty
-    field is NULL outside text columns; header columns given as None (generated) are read and
-    dropped. `direct[i]`: the field holds no NULL marker (and, outside text columns, no empty cell)
-    in this batch, so it loads straight into its column (no variable, less work on the server).
-    The first `%s` is the data's name (the database layer fills it in)."""
+    field where values.empty_is_null says (the text then holds no quoted "": the reader sees to it);
+    header columns given as None (generated) are read and dropped. `direct[i]`: the field holds no
+    NULL marker (and no empty cell where that is NULL) in this batch, so it loads straight into its
+    column (no variable, less work on the server). The database layer fills in the first `%s`."""
     targets, assignments, params = [], [], [delimiter, "\r\n" if crlf else "\n"]
     for index, column in enumerate(header):
         if column is not None and direct is not None and direct[index]:
@@ -280,8 +295,9 @@ def load_data_text(
         targets.append(variable)
         if column is None:
             continue
-        empty_is_null = "" if column.kind in TEXT_KINDS else f" OR {variable} = ''"
-        assignments.append(f"{column.quoted} = IF({variable} = %s{empty_is_null}, NULL, {variable})")
+        # BINARY: compared byte for byte (a collation would take `\\n` or `\\N ` for \\N, and spaces for '')
+        empty = f" OR BINARY {variable} = ''" if empty_is_null(column, standard) else ""
+        assignments.append(f"{column.quoted} = IF(BINARY {variable} = %s{empty}, NULL, {variable})")
         params.append(null)
     return _load_data(table, targets, assignments, ignore), tuple(params)
 

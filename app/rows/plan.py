@@ -16,7 +16,16 @@ from typing import Any, Literal
 from app.core.errors import InvalidHeader, InvalidValue, MissingColumn
 from app.db.catalog import Column, Table
 from app.rows.problems import RowProblem
-from app.rows.values import OMITTED, TEXT_KINDS, canonical_check, text_converter, to_db, value_converter
+from app.rows.values import (
+    OMITTED,
+    QUOTED_TEXT,
+    TEXT_KINDS,
+    canonical_check,
+    empty_is_null,
+    text_converter,
+    to_db,
+    value_converter,
+)
 
 Record = tuple[int, list[Any]]  # (position, cells)
 Cells = Literal["text", "sheet", "json"]  # what a record's cells are: CSV text, spreadsheet cells, JSON values
@@ -48,7 +57,8 @@ class ImportPlan:
     width: int  # cells per record
     converters: tuple[Callable[[Any], Any], ...] = ()
     load_data: bool = False  # values are ready for LOAD DATA (NULL as BARE_NULL, binary as base64)
-    null: str = "\\N"
+    null: str = "\\N"  # the cell text that is NULL
+    standard: bool = False  # CSV's standard convention (values.text_converter): no `?null=` given
     header_columns: tuple[Column | None, ...] = ()  # per cell: its column, None if generated
     # Per cell, a check that a batch's CSV text can go to LOAD DATA as uploaded (None: never).
     checks: tuple[TextCheck, ...] | None = None
@@ -60,11 +70,16 @@ class ImportPlan:
         """One cell -> its database value, None for NULL (the duplicate probe compares keys)."""
         if self.cells == "text":
             if column.kind in ("int", "string"):  # the fast converters give what the database gives back
-                return text_converter(column, self.null)
-            null = self.null
+                return text_converter(column, self.null, standard=self.standard)
+            null, standard, text_like = self.null, self.standard, column.kind in TEXT_KINDS
+            empty_null = empty_is_null(column, standard)
 
             def text(cell: str) -> Any:
-                if cell == null or (not cell and column.kind not in TEXT_KINDS):
+                if standard and cell in QUOTED_TEXT:
+                    if not text_like:
+                        return None
+                    cell = QUOTED_TEXT[cell]
+                elif cell == null or (not cell and empty_null):
                     return None
                 return to_db(column, cell, text=True)
 
@@ -78,7 +93,7 @@ class ImportPlan:
 def plan_import(
     table: Table,
     header: list[str],
-    null: str = "\\N",
+    null: str | None = None,
     *,
     load_data: bool = False,
     cells: Cells = "text",
@@ -86,7 +101,8 @@ def plan_import(
     required: bool = True,
 ) -> ImportPlan:
     """Check a header against the table (`required`: and that it names every required column).
-    Generated columns are skipped: the server computes them."""
+    Generated columns are skipped: the server computes them. `null`: the cell text that is NULL;
+    None, CSV's standard convention (unquoted, an empty cell or \\N; spreadsheets: \\N)."""
     names = [name.strip() for name in header]
     unknown = [n for n in names if table.column(n) is None]
     duplicate = sorted({n for n in names if names.count(n) > 1})
@@ -105,9 +121,13 @@ def plan_import(
     chosen = [(i, table.by_name[n]) for i, n in enumerate(names) if not table.by_name[n].generated]
     columns = tuple(c for _, c in chosen)
     null_value = BARE_NULL if load_data else None
+    standard = null is None and cells == "text"
+    null = "\\N" if null is None else null
     defaulted: frozenset[Column] = frozenset()
     if cells == "text":
-        converters = [text_converter(c, null, null_value=null_value, binary_as_text=load_data) for c in columns]
+        converters = [
+            text_converter(c, null, standard=standard, null_value=null_value, binary_as_text=load_data) for c in columns
+        ]
         checks = [canonical_check(table.by_name[n], null) for n in names]
     else:
         marker = null if cells == "sheet" else None  # in JSON a string is a string
@@ -126,6 +146,7 @@ def plan_import(
         tuple(converters),
         load_data,
         null,
+        standard,
         tuple(None if table.by_name[n].generated else table.by_name[n] for n in names),
         _all_or_none(checks),
         cells,

@@ -42,8 +42,21 @@ _INT_TEXT = re.compile(r"[+-]?\d{1,40}")
 _LONG_INT_TEXT = re.compile(r"[+-]?\d{41,}")
 _TIME_TEXT = re.compile(r"-?\d{1,3}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 _TRUE = {"true", "1", "t", "yes", "y", "on"}
-# Where an empty CSV cell is the empty string; elsewhere (numbers, dates, JSON, ENUM) it is NULL.
+# Where an empty CSV cell can be the empty string; elsewhere (numbers, dates, JSON, ENUM) it is NULL.
 TEXT_KINDS = frozenset({"string", "set", "binary"})
+# CSV's standard convention (PostgreSQL's, what pandas and DuckDB read): an unquoted empty cell, or an
+# unquoted \N, is NULL; quoted, the same text is text. The reader marks those quoted cells with a
+# leading NUL (never in an upload: refused), so that a cell stays a str and the rest of the import
+# needs no other shape; these are the marked cells and the text they stand for.
+QUOTED_MARK = "\x00"
+LIKE_NULL = ("", "\\N")
+QUOTED_TEXT = {QUOTED_MARK + text: text for text in LIKE_NULL}
+
+
+def empty_is_null(column: Column, standard: bool) -> bool:
+    """Is an (unquoted) empty CSV cell NULL in this column? Outside text columns always; in a
+    nullable text column in the standard convention; otherwise it is the empty string."""
+    return column.kind not in TEXT_KINDS or (standard and column.nullable)
 _FALSE = {"false", "0", "f", "no", "n", "off"}
 
 
@@ -340,11 +353,13 @@ def rows_to_dicts(
 
 
 def text_converter(
-    column: Column, null: str = "\\N", *, null_value: Any = None, binary_as_text: bool = False
+    column: Column, null: str = "\\N", *, standard: bool = False, null_value: Any = None, binary_as_text: bool = False
 ) -> Callable[[str], Any]:
     """A converter for one column's CSV cells, built once per import.
 
-    `null` (and, outside text columns, the empty cell) means NULL. Otherwise the same rules as
+    `null` (and, outside text columns, the empty cell) means NULL. `standard`: CSV's standard
+    convention, where the empty cell is NULL in a nullable text column too, and a quoted "" or "\\N"
+    (marked by the reader: QUOTED_TEXT) is that text. Otherwise the same rules as
     `to_db(column, cell, text=True)`, which it falls back to for anything that is not a plain common
     case (and so for every error message). Cheap cases keep or give text where the database reads it
     exactly (a valid DECIMAL stays a string: no float ever touches it).
@@ -355,14 +370,23 @@ def text_converter(
         return lambda value: to_db(column, value, text=True)
     fast = _text_fast(column, binary_as_text)
     nullable = column.nullable or column.auto_increment
-    text_like = column.kind in TEXT_KINDS
+    empty_null = empty_is_null(column, standard)
 
     def convert(value: str) -> Any:
-        if value == null or (not value and not text_like):
+        if value == null or (not value and empty_null):
             return null_value if nullable else to_db(column, None)  # raises: may not be null
         return fast(value)
 
-    return convert
+    if not standard:
+        return convert
+    text_like = column.kind in TEXT_KINDS
+
+    def marked(value: str) -> Any:
+        if value in QUOTED_TEXT:  # a quoted "" or "\\N": that text, or NULL where there is no such text
+            return fast(QUOTED_TEXT[value]) if text_like else convert("")
+        return convert(value)
+
+    return marked
 
 
 def _text_fast(column: Column, binary_as_text: bool) -> Callable[[str], Any]:

@@ -1,6 +1,8 @@
 """Exports: a table (with the filters of /query) streamed out as CSV, JSON Lines or XLSX.
 
 - csv: each row is built into one CSV line by the server (sql.csv_select) and streamed as it comes;
+  NULL an empty cell and the empty string a quoted "" (CSV's standard convention, which pandas,
+  DuckDB and spreadsheets read), or with `null` given, that marker (\\N for MySQL's own tools);
 - jsonl: one object a line, the values as GET shows them;
 - xlsx: typed cells (numbers, dates, booleans) written by XlsxWriter in constant-memory mode to a
   temporary file, which is then streamed and removed. The workbook is complete before the first
@@ -27,7 +29,7 @@ from typing import Any, Literal
 import orjson
 import xlsxwriter
 
-from app.core.errors import PayloadTooLarge
+from app.core.errors import InvalidBody, PayloadTooLarge
 from app.db.catalog import Column
 from app.db.database import Database
 from app.query import sql
@@ -76,9 +78,17 @@ class ExportService:
         key = ("export", table)
         self.rows_moved[key] = self.rows_moved.get(key, 0) + rows
 
-    async def open(self, name: str, params: Iterable[tuple[str, str]], fmt: ExportFormat = "csv") -> Export:
+    async def open(
+        self, name: str, params: Iterable[tuple[str, str]], fmt: ExportFormat = "csv", null: str | None = None
+    ) -> Export:
         """Start an export: the query runs and its first rows are read (through the wrapper) before
-        this returns, so a failure here is an ordinary error response."""
+        this returns, so a failure here is an ordinary error response. `null`: CSV's NULL marker."""
+        if null is not None and (fmt != "csv" or any(c in null for c in ',"\r\n')):
+            raise InvalidBody(
+                "query.null: a NULL marker is for CSV exports (JSON Lines has null, a spreadsheet an empty cell)"
+                if fmt != "csv" else "query.null: a NULL marker cannot hold a comma, a double quote or a line break",
+                [{"where": "query.null", "problem": "not a marker for this export"}],
+            )
         params = list(params)
         options = {k: v for k, v in params if k in ("fields", "order", "limit", "offset")}
         table, query = await self.crud.resolve(
@@ -86,7 +96,7 @@ class ExportService:
         )
         stack = AsyncExitStack()
         try:
-            statement = sql.csv_select(table, query) if fmt == "csv" else sql.select(table, query)
+            statement = sql.csv_select(table, query, null) if fmt == "csv" else sql.select(table, query)
             _, batches = await stack.enter_async_context(
                 self.db.stream(*statement, self.batch_rows, replica=True, slow=True)
             )

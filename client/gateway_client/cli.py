@@ -36,6 +36,14 @@ err = Console(stderr=True)
 Url = Annotated[str, typer.Option(envvar="GATEWAY_URL", help="the gateway's address")]
 ApiKey = Annotated[Optional[str], typer.Option("--api-key", envvar="GATEWAY_API_KEY", help="sent as X-API-Key")]
 Token = Annotated[Optional[str], typer.Option("--token", envvar="GATEWAY_TOKEN", help="sent as a Bearer token")]
+Null = Annotated[
+    Optional[str],
+    typer.Option(
+        "--null",
+        help="CSV: the text that is NULL, e.g. '\\N' for MySQL's tools (by default an empty cell is NULL and \"\" the"
+        " empty string, as pandas, DuckDB and spreadsheets read it)",
+    ),
+]
 
 
 def _headers(api_key: str | None, token: str | None) -> dict[str, str]:
@@ -91,6 +99,7 @@ def import_file(
     retries: Annotated[int, typer.Option(min=0, max=100, help="retries of one batch before the run stops")] = 8,
     resume: Annotated[bool, typer.Option(help="send only the batches an earlier run did not confirm")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the final report as JSON")] = False,
+    null: Null = None,
     api_key: ApiKey = None,
     token: Token = None,
 ) -> None:
@@ -123,6 +132,7 @@ def import_file(
         transport=mode,
         kafka_bootstrap=kafka_bootstrap,
         topic=topic or "",
+        null=null,
     )
     size = file.stat().st_size
     interactive = sys.stdout.isatty() and not as_json
@@ -181,6 +191,7 @@ def export(
     output: Annotated[Path, typer.Option("-o", "--output", help=".csv, .jsonl or .xlsx: the format")],
     where: Annotated[str, typer.Option(help="filters as in /query: 'age=gte.18&city=Paris'")] = "",
     url: Url = "http://localhost:8000",
+    null: Null = None,
     api_key: ApiKey = None,
     token: Token = None,
 ) -> None:
@@ -188,7 +199,7 @@ def export(
     fmt = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".xlsx": "xlsx"}.get(output.suffix.lower())
     if fmt is None:
         _fail("the output's extension chooses the format: .csv, .jsonl or .xlsx", 2)
-    params = httpx.QueryParams(where).merge({"format": fmt})
+    params = httpx.QueryParams(where).merge({"format": fmt} | ({} if null is None else {"null": null}))
     partial = output.with_name(output.name + ".part")
     try:
         with httpx.stream(
@@ -212,11 +223,12 @@ def validate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     table: Annotated[Optional[str], typer.Option()] = None,
     url: Url = "http://localhost:8000",
+    null: Null = None,
     api_key: ApiKey = None,
     token: Token = None,
 ) -> None:
     """Check a file as an import would, writing nothing (exit 1 if any row would be refused)."""
-    params = {"table": table or file.name.split(".")[0]}
+    params = {"table": table or file.name.split(".")[0]} | ({} if null is None else {"null": null})
     with file.open("rb") as f:
         try:
             response = httpx.post(

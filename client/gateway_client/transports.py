@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -63,8 +64,11 @@ Answer = Confirmed | Refused
 class Http:
     """One atomic `POST /api/batch/import` a batch, with an Idempotency-Key."""
 
-    def __init__(self, url: str, table: str, mode: str, headers: dict[str, str], concurrency: int, timeout_s: float):
-        self.table, self.mode = table, mode
+    def __init__(
+        self, url: str, table: str, mode: str, headers: dict[str, str], concurrency: int, timeout_s: float,
+        null: str | None = None,
+    ):
+        self.table, self.mode, self.null = table, mode, null
         timeout = httpx.Timeout(timeout_s, connect=10.0)
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         self.http = httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout, limits=limits)
@@ -75,6 +79,8 @@ class Http:
     async def send(self, rows: readers.Rows, pending: Pending, key: str) -> Answer:
         extension, body = readers.encode_batch(rows, pending)
         params = {"table": self.table, "mode": self.mode, "atomic": "true", "format": extension}
+        if self.null is not None:
+            params["null"] = self.null
         try:
             response = await self.http.post(
                 "/api/batch/import", params=params, headers={"Idempotency-Key": key},
@@ -108,7 +114,8 @@ class WebSocket:
     in flight as the run's concurrency; each answered once committed. A dropped connection fails
     the batches in flight as Transient: they are sent again on a new one (the ids keep them once)."""
 
-    def __init__(self, url: str, table: str, mode: str, headers: dict[str, str]):
+    def __init__(self, url: str, table: str, mode: str, headers: dict[str, str], null: str | None = None):
+        self.null = null
         parts = urlsplit(url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = f"{parts.path.rstrip('/')}/api/{quote(table, safe='')}/ws"
@@ -167,7 +174,7 @@ class WebSocket:
     async def send(self, rows: readers.Rows, pending: Pending, key: str) -> Answer:
         import websockets
 
-        objects, unsendable = json_rows(rows, pending)
+        objects, unsendable = json_rows(rows, pending, self.null)
         if unsendable:
             return Refused(0, unsendable)
         socket = await self._connected()
@@ -197,8 +204,8 @@ class Kafka:
     applies each id once (a batch published twice, by a retry or a second run, goes in once).
     Rows the ingest refuses go to its dead letters: the broker gives the client no answer."""
 
-    def __init__(self, bootstrap: str, topic: str):
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, bootstrap: str, topic: str, null: str | None = None):
+        self.bootstrap, self.topic, self.null = bootstrap, topic, null
         self._producer: Any = None
 
     async def _started(self) -> Any:
@@ -225,7 +232,7 @@ class Kafka:
     async def send(self, rows: readers.Rows, pending: Pending, key: str) -> Answer:
         from aiokafka.errors import KafkaError
 
-        objects, unsendable = json_rows(rows, pending)
+        objects, unsendable = json_rows(rows, pending, self.null)
         if unsendable:
             return Refused(0, unsendable)
         producer = await self._started()
@@ -247,10 +254,11 @@ def message(key: str, objects: list[Any]) -> bytes:
         return json.dumps(envelope, ensure_ascii=False).encode()
 
 
-def json_rows(rows: readers.Rows, batch: Pending) -> tuple[list[Any], dict[int, str]]:
+def json_rows(rows: readers.Rows, batch: Pending, null: str | None = None) -> tuple[list[Any], dict[int, str]]:
     """A batch's rows as JSON objects, and the rows that cannot be one (index -> why: refused here,
     as the gateway refuses them over HTTP). CSV/TSV records are parsed by one csv reader over the
-    batch (\\N is NULL, as the CSV import reads it); sheets and JSON Lines rows go as they are (a
+    batch, NULL as the CSV import reads it (`null`: that marker; None: an unquoted empty cell or
+    \\N, see `_nulls`); sheets and JSON Lines rows go as they are (a
     line that is not JSON never gets here: the importer refuses it itself). C loops (map) where
     a row at a time would cost a Python step: this is most of `--mode ws`'s CPU."""
     if rows.kind not in ("csv", "tsv"):
@@ -277,10 +285,29 @@ def json_rows(rows: readers.Rows, batch: Pending) -> tuple[list[Any], dict[int, 
         if unsendable:
             return [], unsendable
     objects: list[dict[str, str | None]] = list(map(dict, map(zip, repeat(rows.header), cells)))
-    if b"\\N" in b"".join(records):
-        for index in [i for i, row in enumerate(cells) if "\\N" in row]:
-            objects[index] = {name: (None if value == "\\N" else value) for name, value in objects[index].items()}
+    marker = "\\N" if null is None else null
+    for index, row in enumerate(cells):
+        if marker in row or (null is None and "" in row):
+            if null is None:
+                nulls = _nulls(texts[index], list(row), delimiter)
+            else:
+                nulls = {i for i, value in enumerate(row) if value == null}
+            objects[index] = {name: (None if i in nulls else row[i]) for i, name in enumerate(rows.header)}
     return objects, {}
+
+
+def _nulls(text: str, row: list[str], delimiter: str) -> set[int]:
+    """CSV's standard convention: the cells of a record that are NULL, an empty cell or \\N written
+    without quotes (quoted, `""` and `"\\N"` are text). `text` is the record as in the file."""
+    candidates = {i for i, value in enumerate(row) if value in ("", "\\N")}
+    if '"' not in text:
+        return candidates
+    fields = _FIELDS[delimiter].findall(text.rstrip("\r\n") + delimiter)
+    return {i for i in candidates if i >= len(fields) or fields[i][:1] != '"'}
+
+
+# A record's fields as written (each followed by the delimiter): quoted, or up to the next delimiter.
+_FIELDS = {d: re.compile(f'("(?:[^"]|"")*"|[^{d}]*){d}') for d in (",", "\t")}
 
 
 def _cells(text: str, delimiter: str) -> list[str] | str:

@@ -61,6 +61,7 @@ class Options:
     transport: str = "http"  # http, ws or kafka
     kafka_bootstrap: str = ""
     topic: str = ""  # kafka: the topic (the table's name by default)
+    null: str | None = None  # CSV: the NULL marker (None: the standard convention, an unquoted empty cell or \\N)
 
 
 @dataclass
@@ -201,11 +202,12 @@ class Importer:
     def _transport(self) -> Transport:
         options = self.options
         if options.transport == "ws":
-            return transports.WebSocket(options.url, options.table, options.mode, options.headers)
+            return transports.WebSocket(options.url, options.table, options.mode, options.headers, options.null)
         if options.transport == "kafka":
-            return transports.Kafka(options.kafka_bootstrap, options.topic or options.table)
+            return transports.Kafka(options.kafka_bootstrap, options.topic or options.table, options.null)
         return transports.Http(
-            options.url, options.table, options.mode, options.headers, options.concurrency, options.timeout_s
+            options.url, options.table, options.mode, options.headers, options.concurrency, options.timeout_s,
+            options.null,
         )
 
     async def _send(self, transport: Transport, rows: readers.Rows, digest: str, batch: Batch) -> Outcome:
@@ -219,7 +221,9 @@ class Importer:
             pending = [(line, row) for line, row in pending if not isinstance(row, readers.Unreadable)]
         attempt = 0
         while pending:
-            key = batch_key(digest, options.table, options.mode, options.batch_rows, batch.number, attempt)
+            # A marker reads the same file otherwise: its batches are other requests, under other keys.
+            mode = options.mode if options.null is None else f"{options.mode}\nnull={options.null}"
+            key = batch_key(digest, options.table, mode, options.batch_rows, batch.number, attempt)
             try:
                 answer = await self._with_retries(lambda: transport.send(rows, pending, key))
             except Stop as exc:  # which batch, in the file's lines, so the user can look

@@ -159,3 +159,23 @@ def test_csv_rows_become_json_objects_a_batch_at_a_time_and_rows_that_cannot_are
         [{"id": "1", "note": "two\nlines"}, {"id": "2", "note": None}, {"id": "6", "note": "ok"}],
         {},
     )
+
+
+def test_csv_nulls_over_the_stream_follow_the_import_s_convention(tmp_path):
+    """Standard: an unquoted empty cell or \\N is null, quoted it is text; with a marker, only it."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'id,a,b\n1,,""\n2,"\\N",\\N\n3,"x,y",\n4,NA,""\n')
+    rows = readers.read(path)
+    read = list(rows.rows)
+    assert transports.json_rows(rows, read)[0] == [
+        {"id": "1", "a": None, "b": ""},
+        {"id": "2", "a": "\\N", "b": None},
+        {"id": "3", "a": "x,y", "b": None},
+        {"id": "4", "a": "NA", "b": ""},
+    ]
+    assert transports.json_rows(rows, read, "NA")[0] == [
+        {"id": "1", "a": "", "b": ""},
+        {"id": "2", "a": "\\N", "b": "\\N"},
+        {"id": "3", "a": "x,y", "b": ""},
+        {"id": "4", "a": None, "b": ""},
+    ]

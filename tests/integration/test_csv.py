@@ -34,7 +34,13 @@ async def test_import_into_table_named_after_file(client, schema):
     report = await imported(client, "users.csv", data)
     assert report["rows_read"] == 2 and report["rows_inserted"] == 2 and report["errors"] == []
     rows = run_sql(schema, "SELECT name, email, age FROM users ORDER BY id")
-    assert rows == [("Ann", "ann@x", 31), ("Bob", "", None)]  # empty text cell is '', \N is NULL
+    assert rows == [("Ann", "ann@x", 31), ("Bob", None, None)]  # the empty cell and \N are NULL
+    # Quoted, the empty string is text; with a marker given (MySQL's convention) only the marker is NULL.
+    await imported(client, "users.csv", b'name,email,age\n"Cy","",\n')
+    assert run_sql(schema, "SELECT name, email, age FROM users WHERE name = 'Cy'") == [("Cy", "", None)]
+    run_sql(schema, "DELETE FROM users WHERE name = 'Cy'")  # email is UNIQUE
+    await imported(client, "users.csv", b"name,email,age\nDee,,\\N\n", null="\\N")
+    assert run_sql(schema, "SELECT name, email, age FROM users WHERE name = 'Dee'") == [("Dee", "", None)]
 
 
 async def test_table_parameter_overrides_and_paths_are_stripped(client, schema):
@@ -159,7 +165,13 @@ async def test_export_streams_csv_with_filters_and_null_marker(client, schema):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert response.headers["content-disposition"].startswith('attachment; filename="users.csv"')
-    assert response.content == b'name,email,age\r\nc,c@x,3\r\n"b, ""B""",\\N,2\r\n'
+    assert response.content == b'name,email,age\r\nc,c@x,3\r\n"b, ""B""",,2\r\n'
+    mysql = await client.get("/api/batch/users/export", params={"age": "lte.2", "fields": "name,email", "null": "\\N"})
+    assert mysql.content == b'name,email\r\na,\r\n"b, ""B""",\\N\r\n'  # MySQL's convention: '' is an empty cell
+    standard = await client.get("/api/batch/users/export", params={"age": "lte.2", "fields": "name,email"})
+    assert standard.content == b'name,email\r\na,""\r\n"b, ""B""",\r\n'
+    for params in ({"null": "a,b"}, {"null": '"'}, {"null": "x", "format": "jsonl"}):
+        assert "query.null" in assert_error(await client.get("/api/batch/users/export", params=params), 400, "invalid_body")["message"]
     everything = (await client.get("/api/batch/users/export")).text
     assert everything.count("\r\n") == 4  # header + 3 rows: no default limit
     assert_error(await client.get("/api/batch/nope/export"), 404, "table_not_found")
@@ -176,7 +188,9 @@ async def test_export_matches_pythons_csv_writer(client, schema):
     writer.writerow(["id", "name", "meta"])
     for i, name in enumerate(names):
         writer.writerow([i + 1, name, '{"k": "a,b"}'])
-    assert body.decode() == expected.getvalue()
+    assert body.decode() == expected.getvalue().replace("\r\n2,,", '\r\n2,"",')  # the empty string is quoted
+    marked = (await client.get("/api/batch/users/export", params={"fields": "id,name,meta", "null": "\\N"})).content
+    assert marked.decode() == expected.getvalue()  # with a marker, byte for byte what Python writes
 
 
 async def test_round_trip_every_column_type(schema, settings):
@@ -243,7 +257,7 @@ async def test_large_file_through_every_write_path(schema, settings):
         email = "" if i == 5 else ("\\N" if i % 7 == 0 else f"e{i}@x")  # email is UNIQUE: one empty string
         age = "" if i % 11 == 0 else str(i)
         rows.append([name, email, age])
-        expected.append((name, None if email == "\\N" else email, None if age == "" else i))
+        expected.append((name, None if email in ("\\N", "") else email, None if age == "" else i))
     rows[12001][2] = "99999999999"  # canonical digits, out of range for INT
     del expected[12000]
     bad_line = 2 + 12000 + sum(1 for i in range(12000) if i % 97 == 0)  # two-line names push it down
@@ -292,4 +306,4 @@ async def test_a_latin1_table_exports_and_imports(client, schema):
     assert report["rows_inserted"] == 2
     response = await client.get("/api/batch/latin/export")
     assert response.status_code == 200, response.text
-    assert response.text == 'id,name,note\r\n1,Caf\u00e9,"a,b"\r\n2,,\\N\r\n'
+    assert response.text == 'id,name,note\r\n1,Caf\u00e9,"a,b"\r\n2,,\r\n'

@@ -116,3 +116,35 @@ def test_the_fast_line_split_reads_what_csv_reader_reads(rows, raw, crlf, cut):
             got += reader.feed(data[i : i + cut]).records
         got += reader.finish().records
         assert [(r.line, "error") if isinstance(r, RecordError) else r for r in got] == expected
+
+
+def read_marked(data: bytes, chunk: int) -> list:
+    reader = RecordReader(max_record_bytes=10_000, marks=True)
+    records = []
+    for i in range(0, len(data), chunk):
+        records += reader.feed(data[i : i + chunk]).records
+    return [fields for _, fields in records + reader.finish().records]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 100_000])
+@pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])  # a bare CR takes csv.reader's own path
+def test_the_standard_convention_marks_quoted_cells_that_read_like_null(chunk, newline):
+    """Unquoted, an empty cell and \\N are NULL; quoted, they are text: the reader marks those."""
+    text = newline.join(['a,b,c', ',"",\\N', '"\\N","x""",""', '"two', 'lines","",', '"""",\\n,"\\N "', ""])
+    assert read_marked(text.encode(), chunk) == [
+        ["a", "b", "c"],
+        ["", "\x00", "\\N"],
+        ["\x00\\N", 'x"', "\x00"],
+        [f"two{newline}lines" if newline != "\r" else "two\rlines", "\x00", ""],
+        ['"', "\\n", "\\N "],
+    ]
+
+
+def test_a_blank_line_is_a_null_record_only_in_a_one_column_file_in_the_standard_convention():
+    assert read_marked(b"v\r\nx\r\n\r\n\"\"\r\n", 2) == [["v"], ["x"], [""], ["\x00"]]
+    assert read_marked(b"v,w\r\n1,2\r\n\r\n3,4\r\n", 2) == [["v", "w"], ["1", "2"], ["3", "4"]]
+    assert [f for _, f in read_all(b"v\r\nx\r\n\r\ny\r\n", 2)] == [["v"], ["x"], ["y"]]  # a marker given: skipped
+
+
+def test_with_a_marker_given_nothing_is_marked():
+    assert [f for _, f in read_all(b'a,b\r\n"","\\N"\r\n', 3)] == [["a", "b"], ["", "\\N"]]

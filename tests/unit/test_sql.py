@@ -95,6 +95,8 @@ def test_query_string_values_never_reach_sql_text():
 
 def test_csv_cells_test_for_null_only_where_null_can_be():
     assert "IS NULL" not in sql.csv_cell(USERS.column("name"))  # NOT NULL
-    assert sql.csv_cell(USERS.column("age")).startswith("IF(`age` IS NULL, CHAR(92, 78 USING utf8mb4), ")
+    assert sql.csv_cell(USERS.column("age")).startswith("IF(`age` IS NULL, '', ")  # the standard convention
+    assert sql.csv_cell(USERS.column("age"), null="\\N").startswith("IF(`age` IS NULL, CHAR(92, 78 USING utf8mb4), ")
+    assert "'" not in sql.csv_cell(USERS.column("age"), null="'; DROP TABLE users; --")  # spelt as bytes
     assert "REGEXP" in sql.csv_cell(USERS.column("name")) and "REGEXP" not in sql.csv_cell(USERS.column("age"))
     assert "\\\\" not in sql.csv_select(USERS, list_query(USERS, None, default_limit=None, max_limit=None))[0]
