@@ -1,17 +1,32 @@
 """The rows of a table: list, query, aggregate, create, update and delete (by filter or by key).
-HTTP only: each handler parses, calls the CRUD service, and answers in the envelope."""
+HTTP only: each handler parses, calls the CRUD service, and answers in the envelope (a read, as its
+Accept header asks: JSON, CSV or JSON Lines; http/negotiation.py)."""
 
 from __future__ import annotations
 
+from starlette.datastructures import URL
 from starlette.responses import Response
 
 from app.http.envelope import success
 from app.http.idempotent import write_once
+from app.http.negotiation import Representation, choose, rows_response
 from app.http.route import Call
 
 
 def listed(rows: list[dict], meta: dict) -> Response:
     return success(rows, f"{meta['count']} row(s)", meta=meta)
+
+
+async def _as_asked(
+    call: Call, kind: Representation, rows: list[dict], meta: dict | None, fields: str | list[str] | None,
+    url: URL | None = None,
+) -> Response:
+    """Rows in the representation the Accept header chose (before the query ran: a 406 costs nothing)."""
+    if kind == "json":
+        if meta is None:
+            return success(rows[0])
+        return listed(rows, meta)
+    return rows_response(kind, await call.state.crud.columns(call.table, fields), rows, url, meta)
 
 
 def created(given: dict | list, rows: list[dict]) -> Response:
@@ -22,14 +37,19 @@ def created(given: dict | list, rows: list[dict]) -> Response:
 
 
 async def list_rows(call: Call) -> Response:
-    return listed(*await call.state.crud.list_from_params(call.table, call.request.query_params.multi_items()))
+    kind = choose(call.request.headers.get("accept"))
+    params = call.request.query_params
+    rows, meta = await call.state.crud.list_from_params(call.table, params.multi_items())
+    return await _as_asked(call, kind, rows, meta, params.get("fields"), call.request.url)
 
 
 async def query_rows(call: Call) -> Response:
+    kind = choose(call.request.headers.get("accept"))
     body = call.body
     options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset,
                "cursor": body.cursor, "count": body.count}
-    return listed(*await call.state.crud.list_from_body(call.table, body.input, options))
+    rows, meta = await call.state.crud.list_from_body(call.table, body.input, options)
+    return await _as_asked(call, kind, rows, meta, body.fields)
 
 
 async def aggregate_rows(call: Call) -> Response:
@@ -60,7 +80,10 @@ async def delete_rows(call: Call) -> Response:
 
 
 async def get_row(call: Call) -> Response:
-    return success(await call.state.crud.get(call.table, call.path["key"], call.request.query_params.get("fields")))
+    kind = choose(call.request.headers.get("accept"))
+    fields = call.request.query_params.get("fields")
+    row = await call.state.crud.get(call.table, call.path["key"], fields)
+    return await _as_asked(call, kind, [row], None, fields)
 
 
 async def update_row(call: Call) -> Response:

@@ -180,6 +180,12 @@ class MethodNotAllowed(GatewayError):
     status, code = 405, "method_not_allowed"
 
 
+class NotAcceptable(GatewayError):
+    """A read whose Accept header takes none of JSON, CSV and JSON Lines (details.available)."""
+
+    status, code = 406, "not_acceptable"
+
+
 class Conflict(GatewayError):
     """A duplicate key or a foreign key conflict; two changes of a table's rules at once."""
 
@@ -270,9 +276,9 @@ ERRORS: tuple[type[GatewayError], ...] = (
     InvalidBody, UnknownColumn, InvalidFilter, WhereRequired, InvalidAggregate, InvalidCursor, InvalidCsv,
     InvalidHeader, InvalidSpreadsheet, InvalidJson, InvalidSchema, InvalidSource, UploadInterrupted,
     Unauthorized, Forbidden, SourceNotAllowed, TableNotFound, RowNotFound, RouteNotFound, SchemaNotFound,
-    JobNotFound, SourceNotFound, MethodNotAllowed, Conflict, JobEnded, PayloadTooLarge, UnsupportedMediaType,
-    InvalidValue, MissingColumn, ImportRolledBack, IdempotencyKeyReused, RateLimited, InternalError,
-    SourceUnavailable, ServiceUnavailable, GatewayTimeout, CommitOutcomeUnknown,
+    JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PayloadTooLarge,
+    UnsupportedMediaType, InvalidValue, MissingColumn, ImportRolledBack, IdempotencyKeyReused, RateLimited,
+    InternalError, SourceUnavailable, ServiceUnavailable, GatewayTimeout, CommitOutcomeUnknown,
 )
 
 

@@ -20,6 +20,7 @@ import orjson
 
 from app.core.auth import Principal
 from app.db.catalog import Column, Table
+from app.http.negotiation import MEDIA_TYPES
 from app.http.route import Param, Route
 from app.http.schemas import SCHEMAS, component, envelope, error_responses, list_options, ref, table_schemas, upload
 from app.query.filters import RESERVED_PARAMS
@@ -284,16 +285,16 @@ def _param(param: Param, importable: list[str] | None = None) -> dict:
 
 def _answer_name(route: Route, table: Table | None) -> str:
     assert route.answer is not None
-    return route.answer.name(table) + (".page" if route.listing else "")
+    return route.answer.name(table) + (".page" if route.listing else "") + (".negotiated" if route.negotiated else "")
 
 
 def _answer(route: Route, table: Table | None) -> dict:
     """The answer's envelope, as a response component."""
     assert route.answer is not None
-    return {
-        "description": "OK",
-        "content": {"application/json": {"schema": envelope(route.answer(table), listing=route.listing)}},
-    }
+    content = {"application/json": {"schema": envelope(route.answer(table), listing=route.listing)}}
+    if route.negotiated:  # the same rows, by Accept (app/http/negotiation.py); a list's meta in headers
+        content |= {media.split(";")[0]: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()}
+    return {"description": "OK", "content": content}
 
 
 def _inner(serialized: bytes) -> bytes:

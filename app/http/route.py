@@ -64,6 +64,7 @@ class Route:
     options: tuple[str, ...] = ()  # the list options it takes (limit, offset, order, fields, cursor, count)
     filters: bool = False  # takes a filter per column in the query string
     media: tuple[str, ...] = ("application/json",)  # the answer's media types (CSV, a stream of events, ...)
+    negotiated: bool = False  # the answer comes as the Accept header asks: JSON, CSV or JSON Lines (406 if none)
     errors: tuple[int, ...] = ()  # statuses beyond the ones every route may give (see app/core/errors.py)
     checks: str | None = None  # "caller" routes: the scope the handler checks on the table it finds (a file's name)
     documented: bool = True

@@ -290,6 +290,10 @@ class CrudService:
         records = rows_to_dicts(result.names, result.rows, aggregates.fixers(query))
         return records, _meta(records, query.limit, query.offset, more)
 
+    async def columns(self, name: str, fields: str | list[str] | None) -> tuple[Column, ...]:
+        """The columns a read with `fields` answers, in order (a CSV header names them, rows or none)."""
+        return (await self.resolve(name, lambda t: parse_fields(t, fields)))[1]
+
     async def get(self, name: str, key: str, fields: str | None = None) -> dict:
         table, (where, columns) = await self.resolve(name, lambda t: (key_condition(t, key), parse_fields(t, fields)))
         result = await self.db.fetch(*sql.select_where(table, where, columns), replica=True)

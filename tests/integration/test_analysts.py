@@ -10,10 +10,12 @@ import pandas
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from orjson import loads as orjson_loads
 from starlette.testclient import TestClient
 
 from app.main import create_app
 from tests.conftest import run_sql
+from tests.integration.test_crud import assert_error
 from tests.integration.test_csv import imported
 
 MEASURES = """CREATE TABLE measures (
@@ -145,3 +147,82 @@ async def test_a_marker_is_compared_byte_for_byte(client, schema):
     assert run_sql(schema, "SELECT id, v, n FROM notes ORDER BY id") == [
         (1, None, 1), (2, "\\n", None), (3, "\\N ", 3), (4, "  ", None), (5, "", 5),
     ]
+
+
+# --- reads by content negotiation ------------------------------------------------------------
+
+
+async def test_a_query_answers_csv_for_accept_text_csv_typed_and_equal_to_json(client, measures):
+    json_rows = (await client.get("/api/measures/query", params={"order": "id"})).json()["data"]
+    response = await client.get("/api/measures/query", params={"order": "id"}, headers={"Accept": "text/csv"})
+    assert response.status_code == 200 and response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "accept" in response.headers["vary"].lower()
+    frame = pandas.read_csv(io.BytesIO(response.content), keep_default_na=False, na_values=[""])
+    assert list(frame.columns) == list(json_rows[0])
+    assert frame["balance"].dtype.kind == "f" and frame["qty"].dtype.kind == "f"
+    for row, (_, read) in zip(json_rows, frame.iterrows()):
+        assert (pandas.isna(read["born"]) if row["born"] is None else read["born"] == row["born"])
+        assert (pandas.isna(read["score"]) if row["score"] is None else read["score"] == row["score"])
+    assert response.text.splitlines()[3].split(",")[7] == '""'  # row 3's name: the empty string, quoted
+
+
+async def test_a_csv_read_imports_back_exactly(client, schema):
+    """What /query answers in CSV, the CSV import reads back to the same rows, every column type."""
+    run_sql(schema, "INSERT INTO types (id, i, u, b, f, d, s, t, bin, dt, da, tm, y, e, st, j, flag, bits) VALUES "
+            "(1, -128, 65535, 9223372036854775807, 1.5, '-12345.125', 'ten chars!', 'long\\ntext, \"q\"', "
+            "x'00017f', '2024-02-29 23:59:59.123456', '1999-12-31', '838:59:59', 2155, 'green', 'a,c', "
+            "'{\"k\": [1, \"x\", null]}', 1, 9), (2, NULL, NULL, NULL, NULL, NULL, '', '', x'', NULL, NULL, NULL, NULL, "
+            "NULL, '', '\"just text\"', 0, 0), (3, 0, 0, 0, -0.25, '0.000', NULL, NULL, NULL, NULL, NULL, '-01:02:03.5', "
+            "NULL, 'red', NULL, '[]', NULL, NULL)")
+    run_sql(schema, "CREATE TABLE types_copy LIKE types")
+    fields = "id,i,u,b,f,d,s,t,bin,dt,da,tm,y,e,st,j,flag,bits"
+    read = await client.get("/api/types/query", params={"fields": fields}, headers={"Accept": "text/csv"})
+    assert read.status_code == 200, read.text
+    report = await imported(client, "types_copy.csv", read.content)
+    assert report["rows_inserted"] == 3 and report["errors"] == []
+    same = fields.replace(",j,", ",JSON_COMPACT(j),")  # JSON as its value: the CSV spells it compactly
+    assert run_sql(schema, f"SELECT {same} FROM types_copy ORDER BY id") == run_sql(
+        schema, f"SELECT {same} FROM types ORDER BY id"
+    )
+
+
+async def test_json_lines_and_a_row_by_key_and_the_json_body_query(client, measures):
+    json_rows = (await client.get("/api/measures/query", params={"order": "id"})).json()["data"]
+    lines = await client.get("/api/measures/query", params={"order": "id"}, headers={"Accept": "application/x-ndjson"})
+    assert lines.headers["content-type"] == "application/x-ndjson"
+    assert [orjson_loads(line) for line in lines.text.splitlines()] == json_rows
+    one = await client.get("/api/measures/3", headers={"Accept": "text/csv"})
+    assert one.text == 'id,balance,score,active,born,seen,qty,name,note\r\n3,-3.00,10000000000.0,0,2001-12-31,' \
+        '2000-01-01T00:00:00,-2,"",""\r\n'
+    posted = await client.post("/api/measures/query", json={"input": {"id": {"gte": 2}}, "fields": ["id", "name"],
+                                                           "limit": 2}, headers={"Accept": "text/csv"})
+    assert posted.text == 'id,name\r\n2,\r\n3,""\r\n' and posted.headers["x-next-cursor"]
+    assert "link" not in posted.headers  # a POST's next page is the same body with the cursor
+    empty = await client.get("/api/measures/query", params={"id": "gt.100", "fields": "id,name"},
+                             headers={"Accept": "text/csv"})
+    assert empty.text == "id,name\r\n"  # the header still names the columns
+
+
+async def test_csv_pages_follow_link_and_carry_the_total(client, measures):
+    """The list's meta goes in headers: Link rel=next (a cursor's where there is one), X-Total-Count."""
+    url, seen = "/api/measures/query?order=id&limit=3&count=exact", []
+    while url:
+        page = await client.get(url, headers={"Accept": "text/csv"})
+        assert page.headers["x-total-count"] == "4"
+        seen += page.text.splitlines()[1:]
+        link = page.headers.get("link")
+        url = link[1:link.index(">")] if link else None
+    assert [line.split(",")[0] for line in seen] == ["1", "2", "3", "4"]
+    cursor_page = await client.get("/api/measures/query?order=born.desc&limit=2&offset=1", headers={"Accept": "text/csv"})
+    link = cursor_page.headers["link"]
+    assert "cursor=" in link and "offset" not in link and cursor_page.headers["x-next-cursor"]
+    following = await client.get(link[1:link.index(">")], headers={"Accept": "text/csv"})
+    assert following.status_code == 200 and following.text.splitlines()[1:] != cursor_page.text.splitlines()[1:]
+
+
+async def test_an_accept_that_takes_nothing_offered_is_406(client, measures):
+    for path in ("/api/measures/query", "/api/measures/1"):
+        body = assert_error(await client.get(path, headers={"Accept": "text/html"}), 406, "not_acceptable")
+        assert body["details"]["available"] == ["application/json", "text/csv", "application/x-ndjson"]
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert (await client.get("/api/measures/1", headers={"Accept": browser})).json()["data"]["id"] == 1

@@ -5,6 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.api.routes import ROUTES
+from app.core.errors import NotAcceptable
+from app.http import negotiation
 from app.http.dispatch import Dispatcher
 from app.http.route import Route
 
@@ -98,3 +100,30 @@ def test_any_table_and_key_reach_the_route_of_their_shape(table, key, method):
         assert short is None or "{table}" not in short.path[: len("/api/{table}")]
     elif method != "POST":
         assert short is long
+
+
+@pytest.mark.parametrize("accept, chosen", [
+    (None, "json"), ("", "json"), ("*/*", "json"), ("application/json", "json"), ("text/csv", "csv"),
+    ("TEXT/CSV; charset=utf-8", "csv"), ("application/x-ndjson", "jsonl"), ("text/*", "csv"),
+    ("text/csv;q=0.5, application/json;q=0.9", "json"), ("application/json;q=0, */*", "csv"),
+    ("application/x-ndjson, text/csv", "csv"),  # a tie: the server's order
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "json"),  # a browser
+    ("text/csv;q=0.2, application/x-ndjson;q=0.3", "jsonl"),
+])
+def test_a_read_answers_in_what_accept_prefers(accept, chosen):
+    assert negotiation.choose(accept) == chosen
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "text/csv;q=abc", "text/csv;q=0", "image/*"])
+def test_an_accept_that_takes_nothing_offered_is_406_naming_what_is(accept):
+    with pytest.raises(NotAcceptable) as caught:
+        negotiation.choose(accept)
+    assert caught.value.details == {"available": ["application/json", "text/csv", "application/x-ndjson"]}
+
+
+@given(st.text(max_size=80))
+def test_any_accept_header_is_chosen_or_406(accept):
+    try:
+        assert negotiation.choose(accept) in ("json", "csv", "jsonl")
+    except NotAcceptable:
+        pass
