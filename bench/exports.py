@@ -27,7 +27,7 @@ from bench.crud import connect, database_url, free_port, start, throwaway_databa
 
 ROWS = int(os.environ.get("BENCH_EXPORT_ROWS", "400000"))
 SLOW_MBPS = float(os.environ.get("BENCH_SLOW_MBPS", "10"))
-FORMATS = ["csv", "jsonl", "xlsx"]
+FORMATS = ["csv", "jsonl", "xlsx", "parquet"]
 TARGET_MB = 80
 TABLE = """CREATE TABLE wide (
     id INT PRIMARY KEY, a VARCHAR(128), b VARCHAR(128), c VARCHAR(128), amount DECIMAL(12,2), at DATETIME

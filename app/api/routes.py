@@ -43,7 +43,8 @@ AGGREGATE = tuple(
     Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}, parsed=False),
 )
 EXPORT = (
-    Param("format", {"type": "string", "enum": ["csv", "jsonl", "xlsx"]}, "csv (the default), jsonl or xlsx", "csv",
+    Param("format", {"type": "string", "enum": ["csv", "jsonl", "xlsx", "parquet"]},
+          "csv (the default), jsonl, xlsx or parquet", "csv",
           key="export_format"),
     Param("null", {"type": "string", "maxLength": 64},
           "CSV: the text NULL is written as (\\N for MySQL's tools); without it an empty cell, and '' as \"\""),
@@ -52,7 +53,10 @@ EXPORT = (
     Param("order", {"type": "string"}, "col.asc,other.desc", parsed=False),
     Param("fields", {"type": "string"}, "a,b", parsed=False),
 )
-FILE_MEDIA = ("text/csv", "application/x-ndjson", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+FILE_MEDIA = (
+    "text/csv", "application/x-ndjson", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.apache.parquet",
+)
 JOB_STATES = ["uploading", "queued", "running", "succeeded", "failed", "cancelled"]
 KEYED = (IDEMPOTENCY_KEY,)
 
@@ -132,7 +136,7 @@ ROUTES: tuple[Route, ...] = (
           tag="batch", checks="import", params=UPLOAD, request=shape.upload, answer=shape.named("ImportReport"),
           errors=(413, 415)),
     Route("GET", "/api/batch/{table}/export", files.export_table,
-          "Stream a table out as CSV, JSON Lines or XLSX (same filters as /query)", "export", "export",
+          "Stream a table out as CSV, JSON Lines, XLSX or Parquet (same filters as /query)", "export", "export",
           params=EXPORT, filters=True, media=FILE_MEDIA, errors=(413, 422)),
     # --- import jobs ---
     Route("POST", "/api/batch/jobs", jobs.create_job,

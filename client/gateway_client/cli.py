@@ -188,7 +188,7 @@ def import_file(
 @app.command()
 def export(
     table: str,
-    output: Annotated[Path, typer.Option("-o", "--output", help=".csv, .jsonl or .xlsx: the format")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=".csv, .jsonl, .xlsx or .parquet: the format")],
     where: Annotated[str, typer.Option(help="filters as in /query: 'age=gte.18&city=Paris'")] = "",
     url: Url = "http://localhost:8000",
     null: Null = None,
@@ -196,9 +196,11 @@ def export(
     token: Token = None,
 ) -> None:
     """Stream a table out to a file (written whole or not at all)."""
-    fmt = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".xlsx": "xlsx"}.get(output.suffix.lower())
+    fmt = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".xlsx": "xlsx", ".parquet": "parquet"}.get(
+        output.suffix.lower()
+    )
     if fmt is None:
-        _fail("the output's extension chooses the format: .csv, .jsonl or .xlsx", 2)
+        _fail("the output's extension chooses the format: .csv, .jsonl, .xlsx or .parquet", 2)
     params = httpx.QueryParams(where).merge({"format": fmt} | ({} if null is None else {"null": null}))
     partial = output.with_name(output.name + ".part")
     try:

@@ -2,7 +2,9 @@
 spreadsheet. NULL is a missing value there (an empty cell), numbers and dates are typed, and an
 export still imports back to exactly the same table, NULL and the empty string told apart."""
 
+import datetime as dt
 import io
+from decimal import Decimal
 
 import duckdb
 import openpyxl
@@ -226,3 +228,57 @@ async def test_an_accept_that_takes_nothing_offered_is_406(client, measures):
         assert body["details"]["available"] == ["application/json", "text/csv", "application/x-ndjson"]
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     assert (await client.get("/api/measures/1", headers={"Accept": browser})).json()["data"]["id"] == 1
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+TYPES_ROWS = (
+    "INSERT INTO types (id, i, u, b, f, d, s, t, bin, dt, da, tm, y, e, st, j, flag, bits) VALUES "
+    "(1, -128, 65535, 9223372036854775807, 1.5, '-12345.125', 'ten chars!', 'long\\ntext, \"q\"', x'00017f', "
+    "'2024-02-29 23:59:59.123456', '1999-12-31', '838:59:59', 2155, 'green', 'a,c', '{\"k\": [1, \"x\", null]}', 2, 9),"
+    "(2, NULL, NULL, NULL, NULL, NULL, '', '', x'', NULL, NULL, NULL, NULL, NULL, '', '\"just text\"', 0, 0),"
+    "(3, 0, 0, -9223372036854775808, -0.25, '0.000', NULL, NULL, NULL, '2000-01-01 00:00:00', NULL, '-01:02:03.5', "
+    "NULL, 'red', NULL, '[]', NULL, NULL)"
+)
+
+
+async def test_a_parquet_export_is_typed_from_the_catalog(client, schema, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run_sql(schema, TYPES_ROWS)
+    response = await client.get("/api/batch/types/export", params={"format": "parquet", "order": "id"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    assert response.headers["content-disposition"].startswith('attachment; filename="types.parquet"')
+    table = pq.read_table(io.BytesIO(response.content))
+    types = {field.name: field.type for field in table.schema}
+    assert types == {
+        "id": pa.int32(), "i": pa.int8(), "u": pa.uint16(), "b": pa.int64(), "f": pa.float64(),
+        "d": pa.decimal128(8, 3), "s": pa.string(), "t": pa.string(), "bin": pa.binary(),
+        "dt": pa.timestamp("us"), "da": pa.date32(), "tm": pa.string(), "y": pa.int16(), "e": pa.string(),
+        "st": pa.string(), "j": pa.string(), "flag": pa.int8(), "bits": pa.uint64(), "gen": pa.int32(),
+    }
+    assert pq.ParquetFile(io.BytesIO(response.content)).metadata.row_group(0).column(0).compression == "ZSTD"
+    rows = table.to_pylist()
+    assert rows[0]["d"] == Decimal("-12345.125") and rows[0]["bin"] == b"\x00\x01\x7f" and rows[0]["flag"] == 2
+    assert rows[0]["dt"] == dt.datetime(2024, 2, 29, 23, 59, 59, 123456) and rows[0]["tm"] == "838:59:59"
+    assert rows[1]["i"] is None and rows[1]["s"] == "" and rows[1]["bin"] == b"" and rows[1]["j"] == '"just text"'
+    assert rows[2]["b"] == -(2**63) and rows[2]["st"] is None and rows[2]["tm"] == "-01:02:03"
+    path = tmp_path / "types.parquet"
+    path.write_bytes(response.content)
+    with duckdb.connect() as db:  # DuckDB reads it as it is, NULLs as NULL
+        assert db.execute(f"SELECT list(id ORDER BY id) FROM read_parquet('{path}') WHERE da IS NULL").fetchone() == ([2, 3],)
+        assert db.execute(f"SELECT typeof(d), typeof(dt) FROM read_parquet('{path}') LIMIT 1").fetchone() == (
+            "DECIMAL(8,3)", "TIMESTAMP",
+        )
+
+
+async def test_a_parquet_export_of_an_empty_result_still_has_the_columns(client, measures):
+    import pyarrow.parquet as pq
+
+    response = await client.get("/api/batch/measures/export", params={"format": "parquet", "id": "gt.100"})
+    table = pq.read_table(io.BytesIO(response.content))
+    assert table.num_rows == 0 and table.column_names[:3] == ["id", "balance", "score"]
+    frame = pandas.read_parquet(io.BytesIO((await client.get("/api/batch/measures/export?format=parquet")).content))
+    assert frame["balance"].isna().sum() == 1 and frame["born"].isna().sum() == 2
