@@ -100,3 +100,13 @@ def declared_cells(rows: int, columns: str) -> bytes:
             f'<?xml version="1.0"?><worksheet><dimension ref="A1:{columns}{rows}"/><sheetData/></worksheet>',
         )
     return out.getvalue()
+
+
+def parquet(objects: list[dict]) -> bytes:
+    """Objects as a Parquet file, as pyarrow writes it (types inferred from the values)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(objects), out)
+    return out.getvalue()

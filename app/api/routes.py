@@ -118,7 +118,8 @@ ROUTES: tuple[Route, ...] = (
           answer=shape.maybe("Rules")),
     # --- files ---
     Route("POST", "/api/batch/import", files.import_file,
-          "Import a file (CSV, TSV, XLSX, XLS, ODS, JSON Lines, JSON) into the table named after it (or ?table=)",
+          "Import a file (CSV, TSV, XLSX, XLS, ODS, JSON Lines, JSON, Parquet) into the table named after it"
+          " (or ?table=)",
           "caller", "import_file",
           tag="batch", checks="import", params=(
               *UPLOAD,

@@ -88,6 +88,12 @@ class InvalidJson(GatewayError):
     status, code = 400, "invalid_json"
 
 
+class InvalidParquet(GatewayError):
+    """A Parquet file that cannot be read (not Parquet, corrupt, or a row group that cannot be decoded)."""
+
+    status, code = 400, "invalid_parquet"
+
+
 class InvalidSchema(GatewayError):
     """A table's rules that are not a Draft 2020-12 JSON Schema for its rows."""
 
@@ -274,7 +280,7 @@ class CommitOutcomeUnknown(GatewayError):
 # Every public error, by status: what clients may meet.
 ERRORS: tuple[type[GatewayError], ...] = (
     InvalidBody, UnknownColumn, InvalidFilter, WhereRequired, InvalidAggregate, InvalidCursor, InvalidCsv,
-    InvalidHeader, InvalidSpreadsheet, InvalidJson, InvalidSchema, InvalidSource, UploadInterrupted,
+    InvalidHeader, InvalidSpreadsheet, InvalidJson, InvalidParquet, InvalidSchema, InvalidSource, UploadInterrupted,
     Unauthorized, Forbidden, SourceNotAllowed, TableNotFound, RowNotFound, RouteNotFound, SchemaNotFound,
     JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PayloadTooLarge,
     UnsupportedMediaType, InvalidValue, MissingColumn, ImportRolledBack, IdempotencyKeyReused, RateLimited,

@@ -87,7 +87,7 @@ class JobBody(Body):
     source: str
     table: str | None = None
     mode: Literal["insert", "ignore", "upsert"] = "insert"
-    format: Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"] | None = None
+    format: Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json", "parquet"] | None = None
     atomic: bool = False
     null: str | None = None  # None: CSV's standard convention (see docs/data.md)
     sheet: str | None = None

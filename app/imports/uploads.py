@@ -9,10 +9,12 @@ from typing import Any, Literal
 from app.core.errors import InvalidCsv, UnsupportedMediaType
 from app.imports.csv_source import open_csv
 from app.imports.json_source import open_json_array, open_jsonl
+from app.imports.parquet_source import MAGIC as PARQUET_MAGIC
+from app.imports.parquet_source import open_parquet
 from app.imports.records import Source
 from app.imports.spreadsheet import OLE_MAGIC, ZIP_MAGIC, Limits, open_spreadsheet
 
-Format = Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json"]
+Format = Literal["csv", "tsv", "xlsx", "xls", "ods", "jsonl", "json", "parquet"]
 EXTENSIONS: dict[str, Format] = {
     "csv": "csv",
     "tsv": "tsv",
@@ -22,6 +24,7 @@ EXTENSIONS: dict[str, Format] = {
     "jsonl": "jsonl",
     "ndjson": "jsonl",
     "json": "json",
+    "parquet": "parquet",
 }
 SPREADSHEETS = ("xlsx", "xls", "ods")
 
@@ -69,7 +72,11 @@ async def open_upload(
             f"the file is a spreadsheet or another archive, not {fmt.upper()}: name it .xlsx, .xls or .ods, or send "
             "?format="
         )
+    if fmt != "parquet" and first.startswith(PARQUET_MAGIC):
+        raise UnsupportedMediaType(f"the file is Parquet, not {fmt.upper()}: name it .parquet, or send ?format=parquet")
     stream = _peeked(first, chunks)
+    if fmt == "parquet":
+        return await open_parquet(stream, spool_dir)
     if fmt == "jsonl":
         return await open_jsonl(stream, max_record_bytes)
     if fmt == "json":

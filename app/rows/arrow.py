@@ -5,9 +5,9 @@ Out, a column's type comes from the catalog, never from the values: integers by 
 (BIGINT UNSIGNED as uint64), DECIMAL as decimal128 (decimal256 past 38 digits), FLOAT and DOUBLE as
 float32 and float64, DATE as date32, DATETIME and TIMESTAMP as timestamps in milliseconds (up to 3
 fractional digits) or microseconds (TIMESTAMP in UTC, the session's zone), YEAR as int16, TINYINT(1)
-as int8 (it may hold any TINYINT: a boolean would lose a 2), BIT as uint64, binary as binary, and the
-rest as text: CHAR, TEXT, ENUM, SET ("a,c"), JSON (its text), TIME (`838:59:59`, past a day's
-clock, so not a time of day).
+as int8 (it may hold any TINYINT: a boolean would lose a 2), BIT as uint64, binary as binary, JSON
+as Arrow's JSON type (Parquet's JSON logical type: the text, marked as JSON), and the rest as text:
+CHAR, TEXT, ENUM, SET ("a,c"), TIME (`838:59:59`, past a day's clock, so not a time of day).
 
 In, each value becomes the JSON value an import reads (decimals and dates as text, binary as
 base64), so a Parquet file is checked against the table like any other file: types are the
@@ -57,6 +57,8 @@ def arrow_type(column: Column) -> pa.DataType:
         return pa.uint64()
     if kind == "binary":
         return pa.binary()
+    if kind == "json":
+        return pa.json_()
     return pa.string()
 
 

@@ -113,24 +113,26 @@ def sync_client(schema, settings):
 
 
 def test_any_rows_go_out_and_back_in_exactly(sync_client, schema):
-    """Export, then import into an empty copy: the same table, whatever the text, in the standard
-    convention; with the \\N marker (MySQL's), the same but for a text that is exactly \\N."""
+    """Export, then import into an empty copy: the same table, whatever the text, as CSV in the
+    standard convention and as Parquet; as CSV with the \\N marker (MySQL's), the same but for a
+    text that is exactly \\N."""
 
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(rows=rows, marker=st.booleans())
-    def round_trip(rows, marker):
-        if marker:
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(rows=rows, form=st.sampled_from(["csv", "marker", "parquet"]))
+    def round_trip(rows, form):
+        if form == "marker":
             rows = [(t, s, n, b) for t, s, n, b in rows if "\\N" not in (t, s)]
         run_sql(schema, "DELETE FROM loose")
         run_sql(schema, "DELETE FROM loose_copy")
         for i, row in enumerate(rows):
             run_sql(schema, "INSERT INTO loose VALUES (%s,%s,%s,%s,%s)", (i, *row))
-        params = {"null": "\\N"} if marker else {}
+        params = {"null": "\\N"} if form == "marker" else {"format": "parquet"} if form == "parquet" else {}
         exported = sync_client.get("/api/batch/loose/export", params=params)
         assert exported.status_code == 200, exported.text
+        extension = "parquet" if form == "parquet" else "csv"
         response = sync_client.post(
-            "/api/batch/import", params={"table": "loose_copy", **params},
-            files={"file": ("loose.csv", exported.content, "text/csv")},
+            "/api/batch/import", params={"table": "loose_copy", **{k: v for k, v in params.items() if k == "null"}},
+            files={"file": (f"loose.{extension}", exported.content, "application/octet-stream")},
         )
         assert response.status_code == 200 and response.json()["data"]["rows_failed"] == 0, response.text
         query = "SELECT id, t, s, n, b FROM {} ORDER BY id"
@@ -257,7 +259,7 @@ async def test_a_parquet_export_is_typed_from_the_catalog(client, schema, tmp_pa
         "id": pa.int32(), "i": pa.int8(), "u": pa.uint16(), "b": pa.int64(), "f": pa.float64(),
         "d": pa.decimal128(8, 3), "s": pa.string(), "t": pa.string(), "bin": pa.binary(),
         "dt": pa.timestamp("us"), "da": pa.date32(), "tm": pa.string(), "y": pa.int16(), "e": pa.string(),
-        "st": pa.string(), "j": pa.string(), "flag": pa.int8(), "bits": pa.uint64(), "gen": pa.int32(),
+        "st": pa.string(), "j": pa.json_(), "flag": pa.int8(), "bits": pa.uint64(), "gen": pa.int32(),
     }
     assert pq.ParquetFile(io.BytesIO(response.content)).metadata.row_group(0).column(0).compression == "ZSTD"
     rows = table.to_pylist()
@@ -282,3 +284,45 @@ async def test_a_parquet_export_of_an_empty_result_still_has_the_columns(client,
     assert table.num_rows == 0 and table.column_names[:3] == ["id", "balance", "score"]
     frame = pandas.read_parquet(io.BytesIO((await client.get("/api/batch/measures/export?format=parquet")).content))
     assert frame["balance"].isna().sum() == 1 and frame["born"].isna().sum() == 2
+
+
+async def test_a_parquet_export_imports_back_exactly_every_column_type(client, schema):
+    run_sql(schema, TYPES_ROWS)
+    run_sql(schema, "CREATE TABLE types_copy LIKE types")
+    fields = "id,i,u,b,f,d,s,t,bin,dt,da,tm,y,e,st,j,flag,bits"
+    exported = await client.get("/api/batch/types/export", params={"format": "parquet", "fields": fields})
+    report = await imported(client, "types_copy.parquet", exported.content)
+    assert report["rows_inserted"] == 3 and report["errors"] == [], report
+    same = fields.replace(",j,", ",JSON_COMPACT(j),")
+    assert run_sql(schema, f"SELECT {same} FROM types_copy ORDER BY id") == run_sql(
+        schema, f"SELECT {same} FROM types ORDER BY id"
+    )
+
+
+async def test_a_parquet_file_from_pandas_is_checked_against_the_table(client, schema):
+    """Types are the table's: a value the column cannot hold refuses its row, by row number."""
+    frame = pandas.DataFrame({"name": ["Ann", "Bob", "Cy"], "age": [31, 2**40, None],
+                              "balance": [Decimal("1.50"), Decimal("2.25"), Decimal("-3.00")]})
+    out = io.BytesIO()
+    frame.to_parquet(out)
+    report = await imported(client, "users.parquet", out.getvalue())
+    assert report["rows_inserted"] == 2 and [(e["row"], e["column"]) for e in report["errors"]] == [(2, "age")]
+    assert run_sql(schema, "SELECT name, age, balance FROM users ORDER BY name") == [
+        ("Ann", 31, Decimal("1.50")), ("Cy", None, Decimal("-3.00")),
+    ]
+    validated = await client.post("/api/batch/validate", files={"file": ("users.parquet", out.getvalue())})
+    assert validated.json()["data"]["rows_failed"] == 1
+
+
+async def test_a_file_that_is_not_parquet_says_so(client, schema):
+    body = assert_error(await client.post("/api/batch/import", files={"file": ("users.parquet", b"name\nAnn\n")}),
+                        400, "invalid_parquet")
+    assert "PAR1" in body["message"]
+    out = io.BytesIO()
+    pandas.DataFrame({"name": ["Ann"]}).to_parquet(out)
+    named_csv = await client.post("/api/batch/import", files={"file": ("users.csv", out.getvalue())})
+    assert "name it .parquet" in assert_error(named_csv, 415, "unsupported_media_type")["message"]
+    unknown = io.BytesIO()
+    pandas.DataFrame({"nope": [1]}).to_parquet(unknown)
+    assert_error(await client.post("/api/batch/import", files={"file": ("users.parquet", unknown.getvalue())}),
+                 400, "invalid_header")

@@ -1,7 +1,7 @@
 """Import jobs that read their file from S3-compatible storage (moto's server on loopback)."""
 
 from tests.conftest import run_sql, running
-from tests.files import json_array, jsonl, ods, xls, xlsx
+from tests.files import json_array, jsonl, ods, parquet, xls, xlsx
 from tests.integration.test_auth import KEYS, api_keys
 from tests.integration.test_crud import assert_error
 from tests.integration.test_csv import csv_bytes
@@ -27,7 +27,7 @@ async def test_every_import_format_from_s3(schema, settings, s3):
     tsv = "\n".join("\t".join(str(c) for c in row) for row in ROWS).encode() + b"\n"
     files = {
         "csv": csv_bytes(ROWS), "tsv": tsv, "xlsx": xlsx(ROWS), "xls": xls(ROWS), "ods": ods(ROWS),
-        "jsonl": jsonl(objects()), "json": json_array(objects()),
+        "jsonl": jsonl(objects()), "json": json_array(objects()), "parquet": parquet(objects()),
     }
     async with running(settings(**FAST, s3_buckets=(BUCKET,))) as client:
         for extension, data in files.items():
