@@ -13,6 +13,8 @@ and measures:
   (i) the same rows as JSON Lines
   (j) XLSX_ROWS of them as an XLSX workbook
   (k) GET .../export?format=jsonl        (l) GET .../export?format=xlsx&limit=XLSX_ROWS
+  (p) GET .../export?format=parquet (and the file's size beside the CSV's)
+  (q) that Parquet file imported into an empty table
   (m) the CSV as an import job: POST ?async=true, then polling until `succeeded` (upload included)
   (n) the CSV as a job reading it from an S3 server on loopback (moto's), POST to `succeeded`
   (o) (b) and (m) again with the upload limited to BENCH_LINK_MBPS MB/s (curl --limit-rate, 10): a
@@ -212,7 +214,8 @@ def main() -> None:
         generate(data)
         size_mb = data.stat().st_size / 1e6
         db = connect(address, name)
-        for table in ("items_load", "items", "items_half", "items_rules", "items_json", "items_xlsx", "items_job", "items_s3"):
+        for table in ("items_load", "items", "items_half", "items_rules", "items_json", "items_xlsx", "items_parquet",
+                      "items_job", "items_s3"):
             db.cursor().execute(TABLE.format(name=table))
         client = ["mariadb", "--local-infile=1", *client_args(address, name)]
 
@@ -294,6 +297,15 @@ def main() -> None:
         rss.reset()
         t_export_xlsx = timed(["curl", "-s", "-o", str(workdir / "out.xlsx"), f"{base}/api/batch/items/export?format=xlsx&limit={XLSX_ROWS}"])
         rss_export_xlsx = rss.peak_mb()
+        rss.reset()
+        parquet = workdir / "out.parquet"
+        t_export_parquet = timed(["curl", "-s", "-f", "-o", str(parquet), f"{base}/api/batch/items/export?format=parquet"])
+        rss_export_parquet = rss.peak_mb()
+        rss.reset()
+        t_parquet = timed(["curl", "-s", "-o", str(workdir / "parquet.json"), "-F", f"file=@{parquet}",
+                           f"{base}/api/batch/import?table=items_parquet"])
+        rss_parquet = rss.peak_mb()
+        assert count(db, "items_parquet") == ROWS, (workdir / "parquet.json").read_text()[:500]
 
         rss.reset()
         started = time.perf_counter()
@@ -339,6 +351,9 @@ def main() -> None:
         print(f"(j) import XLSX ({XLSX_ROWS} rows)   {XLSX_ROWS / t_xlsx:>10,.0f} rows/s  {t_xlsx:6.2f} s  peak RSS {rss_xlsx:.0f} MB")
         print(f"(k) export JSON Lines           {ROWS / t_export_jsonl:>10,.0f} rows/s  {t_export_jsonl:6.2f} s  peak RSS {rss_export_jsonl:.0f} MB")
         print(f"(l) export XLSX ({XLSX_ROWS} rows)   {XLSX_ROWS / t_export_xlsx:>10,.0f} rows/s  {t_export_xlsx:6.2f} s  peak RSS {rss_export_xlsx:.0f} MB")
+        print(f"(p) export Parquet             {ROWS / t_export_parquet:>10,.0f} rows/s  {t_export_parquet:6.2f} s  peak RSS"
+              f" {rss_export_parquet:.0f} MB  {parquet.stat().st_size / 1e6:.1f} MB (the CSV: {out.stat().st_size / 1e6:.1f} MB)")
+        print(f"(q) import that Parquet file   {ROWS / t_parquet:>10,.0f} rows/s  {t_parquet:6.2f} s  peak RSS {rss_parquet:.0f} MB")
         print(f"(m) import job, upload to done {ROWS / t_job:>10,.0f} rows/s  {t_job:6.2f} s  peak RSS {rss_job:.0f} MB")
         print(f"(n) import job from S3          {ROWS / t_s3:>10,.0f} rows/s  {t_s3:6.2f} s  peak RSS {rss_s3:.0f} MB")
         print(f"(o) at {link} MB/s: import {ROWS / t_link_sync:,.0f} rows/s ({t_link_sync:.2f} s), job {ROWS / t_link_job:,.0f} rows/s ({t_link_job:.2f} s)")
@@ -348,6 +363,8 @@ def main() -> None:
         print(f"rules g/a = {t_load / t_rules:.2f}x   validate h/a = {t_load / t_validate:.2f}x   jsonl i/a = {t_load / t_json:.2f}x"
               f"   xlsx j/a = {XLSX_ROWS / t_xlsx / load_rate:.2f}x   export jsonl k/c = {t_client / t_export_jsonl:.2f}x"
               f"   export xlsx l/c = {XLSX_ROWS / t_export_xlsx / select_rate:.2f}x")
+        print(f"export parquet p/c = {t_client / t_export_parquet:.2f}x   import parquet q/a = {t_load / t_parquet:.2f}x"
+              f"   q/b (against the CSV import) = {t_import / t_parquet:.2f}x")
         print(f"job m/b = {t_import / t_job:.2f}x   s3 job n/b = {t_import / t_s3:.2f}x   job over a {link} MB/s link"
               f" = {t_link_sync / t_link_job:.2f}x   (against the synchronous import; m/a = {t_load / t_job:.2f}x, n/a = {t_load / t_s3:.2f}x)")
     finally:

@@ -5,8 +5,9 @@ written to a temporary file first (as a spreadsheet is) and removed when the imp
 is read a batch of rows at a time in a worker thread, so memory holds a row group of the file, not
 the file. The header is the file's column names; positions are row numbers (the first row is 1).
 Each value becomes the JSON value an import reads (rows/arrow.json_value; a column of Parquet's JSON
-type, its text parsed): the table's types decide what is accepted, exactly as for a JSON file, never
-the file's own. A value of a JSON column that is not JSON refuses its row, with the reason.
+type, its text checked and kept: values.JsonText, so JSON's null is not NULL): the table's types
+decide what is accepted, exactly as for a JSON file, never the file's own. A value of a JSON column
+that is not JSON refuses its row, with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.core.errors import InvalidParquet
 from app.imports.records import Block, Record, RecordError, Source
 from app.imports.spreadsheet import spool
 from app.rows.arrow import json_value
+from app.rows.values import JsonText
 
 BLOCK_ROWS = 5000
 MAGIC = b"PAR1"
@@ -64,9 +66,10 @@ def _json(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return jsontext.parse(text)
+        jsontext.parse(text)
     except json.JSONDecodeError as exc:
         return _NotJson(f"not JSON: {exc}")
+    return JsonText(text)
 
 
 def _rows(batches: Iterator[pa.RecordBatch], names: list[str], start: int) -> list[Record | RecordError] | None:

@@ -240,7 +240,14 @@ def _bit(column: Column, value: Any) -> int:
     return number
 
 
+class JsonText(str):
+    """A JSON column's value given as its JSON text, already checked (a Parquet column of JSON type):
+    stored as it is, so the JSON value null stays that, not NULL."""
+
+
 def _json(column: Column, value: Any) -> str:
+    if isinstance(value, JsonText):
+        return str(value)
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, nesting past 254 levels

@@ -49,7 +49,7 @@ MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "parquet": "application/vnd.apache.parquet",
 }
-ROW_GROUP_BYTES = 16 * 1024 * 1024  # Arrow data gathered before a Parquet row group is written
+ROW_GROUP_BYTES = 4 * 1024 * 1024  # Arrow data gathered before a Parquet row group is written
 XLSX_MAX_ROWS = 1_048_575  # a sheet's rows, less the header
 XLSX_MAX_TEXT = 32_767  # characters in a cell
 EXACT_FLOAT = 2**53

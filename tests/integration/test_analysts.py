@@ -4,6 +4,7 @@ export still imports back to exactly the same table, NULL and the empty string t
 
 import datetime as dt
 import io
+import json
 from decimal import Decimal
 
 import duckdb
@@ -98,15 +99,39 @@ async def test_a_one_column_export_keeps_its_null_rows(client, schema):
 # Text that reads like NULL in one convention or another, and text a collation would take for it.
 TRICKY = ["", "\\N", "\\n", "\\N ", " ", "  ", "NULL", '""', '"', ",", "\r\n", "a,b", '"\\N"']
 texts = st.one_of(st.sampled_from(TRICKY), st.text(alphabet="ab \\N\"\r\n,é", max_size=6))
+def maybe(values):
+    return st.none() | values
+
+
+moments = st.datetimes(dt.datetime(1000, 1, 1), dt.datetime(9999, 12, 31))
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3), max_leaves=6,
+)
+# One column of each kind the catalog knows (the columns of LOOSE, in order), NULLs and '' included.
 rows = st.lists(
-    st.tuples(st.none() | texts, texts, st.none() | st.integers(-5, 5), st.none() | st.binary(max_size=3)),
+    st.tuples(
+        maybe(texts), texts, maybe(st.integers(-(2**31), 2**31 - 1)), maybe(st.binary(max_size=3)),
+        maybe(st.decimals(min_value=-(10**6), max_value=10**6, places=3, allow_nan=False)),
+        maybe(moments), maybe(st.dates(dt.date(1000, 1, 1), dt.date(9999, 12, 31))),
+        maybe(st.floats(allow_nan=False, allow_infinity=False, width=64)), maybe(json_values.map(json.dumps)),
+        maybe(st.integers(-128, 127)), maybe(st.integers(0, 2**64 - 1)), maybe(st.sampled_from(["", "a", "b,c"])),
+        maybe(st.sampled_from(["red", "green"])), maybe(st.timedeltas(-dt.timedelta(hours=838), dt.timedelta(hours=838))),
+    ),
     min_size=1, max_size=6,
 )
+LOOSE = """CREATE TABLE loose (
+    id INT PRIMARY KEY, t VARCHAR(20), s VARCHAR(20) NOT NULL, n INT, b VARBINARY(8), d DECIMAL(10,3),
+    at DATETIME(6), day DATE, x DOUBLE, j JSON, flag TINYINT(1), big BIGINT UNSIGNED, st SET('a','b','c'),
+    e ENUM('red','green'), tm TIME(6)
+)"""
+LOOSE_COLUMNS = "id, t, s, n, b, d, at, day, x, JSON_COMPACT(j), flag, big, st, e, tm"
+
 
 
 @pytest.fixture
 def sync_client(schema, settings):
-    run_sql(schema, "CREATE TABLE loose (id INT PRIMARY KEY, t VARCHAR(20), s VARCHAR(20) NOT NULL, n INT, b VARBINARY(8))")
+    run_sql(schema, LOOSE)
     run_sql(schema, "CREATE TABLE loose_copy LIKE loose")
     with TestClient(create_app(settings()), raise_server_exceptions=False) as client:
         yield client
@@ -121,11 +146,11 @@ def test_any_rows_go_out_and_back_in_exactly(sync_client, schema):
     @given(rows=rows, form=st.sampled_from(["csv", "marker", "parquet"]))
     def round_trip(rows, form):
         if form == "marker":
-            rows = [(t, s, n, b) for t, s, n, b in rows if "\\N" not in (t, s)]
+            rows = [row for row in rows if "\\N" not in row[:2]]
         run_sql(schema, "DELETE FROM loose")
         run_sql(schema, "DELETE FROM loose_copy")
         for i, row in enumerate(rows):
-            run_sql(schema, "INSERT INTO loose VALUES (%s,%s,%s,%s,%s)", (i, *row))
+            run_sql(schema, "INSERT INTO loose VALUES (" + ",".join(["%s"] * 15) + ")", (i, *row))
         params = {"null": "\\N"} if form == "marker" else {"format": "parquet"} if form == "parquet" else {}
         exported = sync_client.get("/api/batch/loose/export", params=params)
         assert exported.status_code == 200, exported.text
@@ -135,7 +160,7 @@ def test_any_rows_go_out_and_back_in_exactly(sync_client, schema):
             files={"file": (f"loose.{extension}", exported.content, "application/octet-stream")},
         )
         assert response.status_code == 200 and response.json()["data"]["rows_failed"] == 0, response.text
-        query = "SELECT id, t, s, n, b FROM {} ORDER BY id"
+        query = f"SELECT {LOOSE_COLUMNS} FROM {{}} ORDER BY id"
         assert run_sql(schema, query.format("loose_copy")) == run_sql(schema, query.format("loose"))
 
     round_trip()
