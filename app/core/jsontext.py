@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -60,3 +60,13 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
     return json.dumps(
         value, default=what_orjson_writes, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     ).encode()
+
+
+def lines(values: Sequence[Any], default: Callable[[Any], Any] | None = None) -> bytes:
+    """`values` as JSON Lines (one compact value a line), every integer exact: orjson for the whole
+    batch, and `dumps` value by value only for a batch that holds an integer past 64 bits."""
+    option = orjson.OPT_APPEND_NEWLINE
+    try:
+        return b"".join([orjson.dumps(value, default=default, option=option) for value in values])
+    except orjson.JSONEncodeError:
+        return b"".join([dumps(value, default) + b"\n" for value in values])

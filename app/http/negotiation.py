@@ -15,7 +15,6 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import orjson
 from starlette.datastructures import URL
 from starlette.responses import Response
 
@@ -90,7 +89,7 @@ def rows_response(
         lines += [",".join([cell(row[name]) for name, cell in cells]) for row in rows]
         body = ("\r\n".join(lines) + "\r\n").encode()
     else:
-        body = b"".join(orjson.dumps(row, default=json_default, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+        body = jsontext.lines(rows, json_default)
     headers = {"Vary": "Accept"}
     if meta is not None:
         headers |= _page_headers(meta, url)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from app.core import jsontext
@@ -72,6 +73,26 @@ def _json(text: str | None) -> Any:
     return JsonText(text)
 
 
+def _as_text(kind: pa.DataType) -> bool:
+    """Values of this type are read fastest as the text Arrow's cast writes (exact, and what the
+    import reads): decimals, dates, timestamps without a zone to the microsecond."""
+    return pa.types.is_decimal(kind) or pa.types.is_date32(kind) or (
+        pa.types.is_timestamp(kind) and kind.tz is None and kind.unit in ("s", "ms", "us")
+    )
+
+
+def _values(column: pa.Array) -> list[Any]:
+    """A column of a batch as JSON values (C++ loops where they can be: to_pylist, a cast)."""
+    kind = column.type
+    if isinstance(kind, pa.JsonType):
+        return list(map(_json, column.to_pylist()))
+    if _plain(kind):
+        return column.to_pylist()
+    if _as_text(kind):
+        return pc.cast(column, pa.string()).to_pylist()
+    return [json_value(v) for v in column.to_pylist()]
+
+
 def _rows(batches: Iterator[pa.RecordBatch], names: list[str], start: int) -> list[Record | RecordError] | None:
     """The next batch's records (position, values), or None at the end (in a worker thread)."""
     try:
@@ -80,14 +101,7 @@ def _rows(batches: Iterator[pa.RecordBatch], names: list[str], start: int) -> li
         raise InvalidParquet(f"a row group after row {start} cannot be read: {str(exc)[:300]}") from None
     if batch is None:
         return None
-    columns = []
-    for column in batch.columns:
-        values = column.to_pylist()
-        if isinstance(column.type, pa.JsonType):
-            values = list(map(_json, values))
-        elif not _plain(column.type):
-            values = [json_value(v) for v in values]
-        columns.append(values)
+    columns = [_values(column) for column in batch.columns]
     records: list[Record | RecordError] = []
     for i, values in enumerate(zip(*columns)):
         bad = next((j for j, v in enumerate(values) if isinstance(v, _NotJson)), None)

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xlsxwriter
 
+from app.core import jsontext
 from app.core.errors import InvalidBody, PayloadTooLarge
 from app.db.catalog import Column
 from app.db.database import Database
@@ -136,12 +136,9 @@ class ExportService:
         self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]
     ) -> AsyncIterator[bytes]:
         names, fixers = [c.name for c in columns], output_fixers(tuple(columns))
-        dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         async for batch in batches:
             self._moved(table, len(batch))
-            yield b"".join(
-                [dumps(row, default=json_default, option=option) for row in rows_to_dicts(names, batch, fixers)]
-            )
+            yield jsontext.lines(rows_to_dicts(names, batch, fixers), json_default)
 
     async def _xlsx(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> str:
         return await self._spooled(".xlsx", lambda path: _Sheet(path, table, columns), table, batches)

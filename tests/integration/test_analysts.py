@@ -351,3 +351,14 @@ async def test_a_file_that_is_not_parquet_says_so(client, schema):
     pandas.DataFrame({"nope": [1]}).to_parquet(unknown)
     assert_error(await client.post("/api/batch/import", files={"file": ("users.parquet", unknown.getvalue())}),
                  400, "invalid_header")
+
+
+async def test_json_lines_keep_an_integer_past_64_bits_exact(client, schema):
+    """orjson cannot write one: the batch that holds one goes value by value through the json module
+    (a JSONL export broke off mid-transfer on it)."""
+    run_sql(schema, "INSERT INTO users (name, meta) VALUES ('big', '{\"n\": 1180591620717411303424}'), ('small', '[1]')")
+    exported = await client.get("/api/batch/users/export", params={"format": "jsonl", "fields": "name,meta"})
+    assert exported.status_code == 200
+    assert exported.text == '{"name":"big","meta":{"n":1180591620717411303424}}\n{"name":"small","meta":[1]}\n'
+    asked = await client.get("/api/users/query", params={"fields": "name,meta"}, headers={"Accept": "application/x-ndjson"})
+    assert asked.text == exported.text
