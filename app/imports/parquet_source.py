@@ -3,7 +3,8 @@
 A Parquet file's schema and row groups are found through its footer, at the end, so the upload is
 written to a temporary file first (as a spreadsheet is) and removed when the import ends; then it
 is read a batch of rows at a time in a worker thread, so memory holds a row group of the file, not
-the file. The header is the file's column names; positions are row numbers (the first row is 1).
+the file. The header is the file's column names (but an unnamed index pandas wrote); positions are
+row numbers (the first row is 1).
 Each value becomes the JSON value an import reads (rows/arrow.json_value; a column of Parquet's JSON
 type, its text checked and kept: values.JsonText, so JSON's null is not NULL): the table's types
 decide what is accepted, exactly as for a JSON file, never the file's own. A value of a JSON column
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -46,6 +48,17 @@ def _open(path: str) -> pq.ParquetFile:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InvalidParquet(f"the Parquet file cannot be read: {str(exc)[:300]}") from None
+
+
+def _unnamed_index(schema: pa.Schema) -> set[str]:
+    """The columns pandas wrote for a DataFrame's unnamed index (`__index_level_0__`): not data. A
+    named index is a column like the others."""
+    try:
+        pandas = json.loads((schema.metadata or {}).get(b"pandas", b"{}"))
+    except ValueError:
+        return set()
+    found = pandas.get("index_columns", []) if isinstance(pandas, dict) else []
+    return {c for c in found if isinstance(c, str) and re.fullmatch(r"__index_level_\d+__", c)}
 
 
 def _plain(kind: pa.DataType) -> bool:
@@ -119,10 +132,10 @@ async def open_parquet(chunks: AsyncIterator[bytes], spool_dir: str | None = Non
     except BaseException:
         os.unlink(path)
         raise
-    header = list(file.schema_arrow.names)
+    header = [name for name in file.schema_arrow.names if name not in _unnamed_index(file.schema_arrow)]
 
     async def blocks() -> AsyncIterator[Block]:
-        batches = file.iter_batches(batch_size=BLOCK_ROWS)
+        batches = file.iter_batches(batch_size=BLOCK_ROWS, columns=header)
         position = 0
         while (records := await asyncio.to_thread(_rows, batches, header, position)) is not None:
             position += len(records)

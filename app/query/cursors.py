@@ -23,7 +23,7 @@ import orjson
 from app.core.errors import GatewayError, InvalidCursor
 from app.db.catalog import Column, Table
 from app.query.nodes import Condition, Group, Node
-from app.rows.values import json_default, to_compare
+from app.rows.values import bit_out, json_default, to_compare
 
 Keyset = tuple[tuple[Column, bool], ...]  # (column, descending)
 VERSION = 1
@@ -43,7 +43,9 @@ def keyset(table: Table, order: Keyset) -> Keyset | None:
 
 def encode(keys: Keyset, values: Sequence[Any]) -> str:
     """The cursor after a row whose keyset columns hold `values` (driver values)."""
-    body = {"v": VERSION, "k": [[c.name, desc] for c, desc in keys], "p": list(values)}
+    # A BIT arrives as bytes: kept as the number the API shows (and to_compare reads), not base64.
+    values = [bit_out(v) if c.kind == "bit" and v is not None else v for (c, _), v in zip(keys, values)]
+    body = {"v": VERSION, "k": [[c.name, desc] for c, desc in keys], "p": values}
     return base64.urlsafe_b64encode(orjson.dumps(body, default=json_default)).decode().rstrip("=")
 
 

@@ -248,11 +248,12 @@ def csv_select(table: Table, query: ListQuery, null: str | None = None) -> State
 def load_data(table: Table, columns: Sequence[Column], *, ignore: bool = False) -> Statement:
     """LOAD DATA LOCAL INFILE of the canonical CSV the import writes: text fields quoted (inner quotes
     doubled), numbers bare, NULL as the bare word NULL, no escape character, LF line ends; binary
-    as base64 and BIT as a number, converted by SET. The first `%s` is the data's name (the
-    database layer fills it in); the line terminator is a parameter so no backslash is in the SQL."""
+    as base64, and BIT and YEAR as numbers, converted by SET (read as text, the year 0 would be 2000).
+    The first `%s` is the data's name (the database layer fills it in); the line terminator is a
+    parameter so no backslash is in the SQL."""
     targets, assignments = [], []
     for index, column in enumerate(columns):
-        if column.kind in ("binary", "bit"):
+        if column.kind in ("binary", "bit", "year"):
             variable = f"@v{index}"
             targets.append(variable)
             expression = f"FROM_BASE64({variable})" if column.kind == "binary" else f"CAST({variable} AS UNSIGNED)"

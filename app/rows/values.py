@@ -200,6 +200,8 @@ def _time(column: Column, value: Any) -> str:
 
 def _year(column: Column, value: Any) -> int:
     year = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, float) and value.is_integer():  # 1999.0: pandas' integers once a NULL is among them
+        year = int(value)
     if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
         year = int(value)
     if year is None or not (1901 <= year <= 2155 or year == 0):

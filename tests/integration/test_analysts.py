@@ -347,6 +347,9 @@ async def test_a_file_that_is_not_parquet_says_so(client, schema):
     pandas.DataFrame({"name": ["Ann"]}).to_parquet(out)
     named_csv = await client.post("/api/batch/import", files={"file": ("users.csv", out.getvalue())})
     assert "name it .parquet" in assert_error(named_csv, 415, "unsupported_media_type")["message"]
+    indexed = io.BytesIO()  # a filtered DataFrame: pandas writes its index as __index_level_0__, not data
+    pandas.DataFrame({"name": ["Ann", "Bob"]}, index=[7, 9]).to_parquet(indexed)
+    assert (await imported(client, "users.parquet", indexed.getvalue()))["rows_inserted"] == 2
     unknown = io.BytesIO()
     pandas.DataFrame({"nope": [1]}).to_parquet(unknown)
     assert_error(await client.post("/api/batch/import", files={"file": ("users.parquet", unknown.getvalue())}),
@@ -362,3 +365,21 @@ async def test_json_lines_keep_an_integer_past_64_bits_exact(client, schema):
     assert exported.text == '{"name":"big","meta":{"n":1180591620717411303424}}\n{"name":"small","meta":[1]}\n'
     asked = await client.get("/api/users/query", params={"fields": "name,meta"}, headers={"Accept": "application/x-ndjson"})
     assert asked.text == exported.text
+
+
+async def test_the_year_0000_stays_0000_through_every_import(client, schema):
+    """LOAD DATA reads a field as text, and the text 0 is the year 2000: the import sends YEAR as a number."""
+    run_sql(schema, "INSERT INTO types (id, y) VALUES (1, 0), (2, 2155), (3, NULL), (4, 1901)")
+    run_sql(schema, "CREATE TABLE types_copy LIKE types")
+    for params in ({}, {"format": "parquet"}):
+        run_sql(schema, "DELETE FROM types_copy")
+        exported = await client.get("/api/batch/types/export", params=params | {"fields": "id,y"})
+        name = "types_copy.parquet" if params else "types_copy.csv"
+        assert (await imported(client, name, exported.content))["rows_inserted"] == 4
+        assert run_sql(schema, "SELECT id, y FROM types_copy ORDER BY id") == [(1, 0), (2, 2155), (3, None), (4, 1901)]
+    run_sql(schema, "DELETE FROM types_copy")
+    frame = pandas.DataFrame({"id": [5, 6], "y": [1999.0, None]})  # pandas' integers with a NULL: floats
+    out = io.BytesIO()
+    frame.to_parquet(out, index=False)
+    assert (await imported(client, "types_copy.parquet", out.getvalue()))["rows_inserted"] == 2
+    assert run_sql(schema, "SELECT id, y FROM types_copy ORDER BY id") == [(5, 1999), (6, None)]

@@ -84,13 +84,13 @@ async def test_bad_cursors_are_400(schema, settings):
 async def test_cursor_values_of_every_type(schema, settings):
     """Order by dates, decimals, binary, times and JSON-less columns: the cursor's values come
     back through the same conversion as filters."""
-    run_sql(schema, """INSERT INTO types (id, d, bin, dt, da, tm, e, s) VALUES
-        (1, 1.5, 'a', '2024-01-01 10:00:00.000001', '2024-01-01', '10:00:00', 'red', 'x'),
-        (2, 1.5, 'b', '2024-01-01 10:00:00.000001', NULL, '-01:00:00', 'green', 'y'),
-        (3, -2.25, NULL, NULL, '2023-12-31', NULL, NULL, NULL),
-        (4, NULL, 'a', '2024-01-01 10:00:00.000002', '2024-01-01', '10:00:00', 'red', 'x')""")
+    run_sql(schema, """INSERT INTO types (id, d, bin, dt, da, tm, e, s, bits) VALUES
+        (1, 1.5, 'a', '2024-01-01 10:00:00.000001', '2024-01-01', '10:00:00', 'red', 'x', 1),
+        (2, 1.5, 'b', '2024-01-01 10:00:00.000001', NULL, '-01:00:00', 'green', 'y', NULL),
+        (3, -2.25, NULL, NULL, '2023-12-31', NULL, NULL, NULL, 9),
+        (4, NULL, 'a', '2024-01-01 10:00:00.000002', '2024-01-01', '10:00:00', 'red', 'x', 1)""")
     async with running(settings()) as client:
-        for order in ("d.desc", "bin", "dt.desc", "da", "tm", "e.desc", "s", "gen.desc"):
+        for order in ("d.desc", "bin", "dt.desc", "da", "tm", "e.desc", "s", "gen.desc", "bits"):
             ids, cursor = [], None
             while True:
                 params = {"order": order, "limit": "1", "fields": "id"} | ({"cursor": cursor} if cursor else {})
