@@ -163,10 +163,18 @@ def _date(column: Column, value: Any) -> dt.date:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     if isinstance(value, str):
+        text = value.strip()
         try:
-            return dt.date.fromisoformat(value.strip())
+            return dt.date.fromisoformat(text)
         except ValueError:
             pass
+        try:  # a moment at midnight is that date (pandas has no date type: a Parquet file's dates are these)
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is None and moment.time() == dt.time():
+                return moment.date()
     raise _bad(column, value, "expected an ISO 8601 date (YYYY-MM-DD)")
 
 

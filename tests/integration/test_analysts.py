@@ -378,8 +378,15 @@ async def test_the_year_0000_stays_0000_through_every_import(client, schema):
         assert (await imported(client, name, exported.content))["rows_inserted"] == 4
         assert run_sql(schema, "SELECT id, y FROM types_copy ORDER BY id") == [(1, 0), (2, 2155), (3, None), (4, 1901)]
     run_sql(schema, "DELETE FROM types_copy")
-    frame = pandas.DataFrame({"id": [5, 6], "y": [1999.0, None]})  # pandas' integers with a NULL: floats
+    # pandas' integers with a NULL are floats, and its dates are moments at midnight
+    frame = pandas.DataFrame({"id": [5, 6], "y": [1999.0, None], "da": pandas.to_datetime(["2024-02-29", None])})
     out = io.BytesIO()
     frame.to_parquet(out, index=False)
     assert (await imported(client, "types_copy.parquet", out.getvalue()))["rows_inserted"] == 2
-    assert run_sql(schema, "SELECT id, y FROM types_copy ORDER BY id") == [(5, 1999), (6, None)]
+    assert run_sql(schema, "SELECT id, y, da FROM types_copy ORDER BY id") == [
+        (5, 1999, dt.date(2024, 2, 29)), (6, None, None),
+    ]
+    late = io.BytesIO()
+    pandas.DataFrame({"id": [7], "da": pandas.to_datetime(["2024-02-29 10:00"])}).to_parquet(late, index=False)
+    report = await imported(client, "types_copy.parquet", late.getvalue())
+    assert [(e["row"], e["column"]) for e in report["errors"]] == [(1, "da")]  # a time of day is not a date
