@@ -9,6 +9,7 @@ wrapper (retry.py), the connection layer (connections.py) and the callers, reads
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,7 +59,26 @@ SERVER_TIMEOUT = Kind("server_timeout", True, False, lambda exc: GatewayTimeout(
     "the database did not answer in time (it stopped the statement)", {"db_code": exc.code}
 ))
 CONFLICT = Kind("conflict", False, False, lambda exc: Conflict(exc.message, {"db_code": exc.code}))
-VALUE = Kind("value", False, False, lambda exc: InvalidValue(exc.message, {"db_code": exc.code}))
+# How the server names a column in a refusal: 'name', or `database`.`table`.`name` (MariaDB 10.5+).
+_COLUMN_NAMED = re.compile(r"column (?:'((?:[^']|'')+)'|(?:`(?:[^`]|``)+`\.)*`((?:[^`]|``)+)`)")
+_AT_ROW = re.compile(r" at row \d+$")
+
+
+def _value_refused(exc: DatabaseError) -> InvalidValue:
+    """The server's refusal of a value, with the column it names (as the gateway's own checks name
+    it: 'name', not the database's and table's names too) and without its "at row N", which counts
+    the statement's rows, not the caller's."""
+    message = _AT_ROW.sub("", exc.message)
+    details: dict = {"db_code": exc.code}
+    named = _COLUMN_NAMED.search(message)
+    if named:
+        column = named.group(1).replace("''", "'") if named.group(1) is not None else named.group(2).replace("``", "`")
+        details["column"] = column
+        message = message[: named.start()] + f"column '{column}'" + message[named.end():]
+    return InvalidValue(message, details)
+
+
+VALUE = Kind("value", False, False, _value_refused)
 CHARSET = Kind("charset", False, False, lambda exc: InvalidValue(
     "a value has characters the column's character set cannot hold", {"db_code": exc.code}
 ))

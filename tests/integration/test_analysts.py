@@ -390,3 +390,16 @@ async def test_the_year_0000_stays_0000_through_every_import(client, schema):
     pandas.DataFrame({"id": [7], "da": pandas.to_datetime(["2024-02-29 10:00"])}).to_parquet(late, index=False)
     report = await imported(client, "types_copy.parquet", late.getvalue())
     assert [(e["row"], e["column"]) for e in report["errors"]] == [(1, "da")]  # a time of day is not a date
+
+
+async def test_a_value_only_the_database_refuses_names_its_column_in_the_report(client, schema):
+    """A FLOAT past its range, a TIMESTAMP past 2038: the server's refusal names the column, and its
+    "at row 1" (the statement's row) is not passed on as if it were the file's."""
+    run_sql(schema, "CREATE TABLE limits (id INT PRIMARY KEY, f FLOAT, ts TIMESTAMP NULL)")
+    out = io.BytesIO()
+    pandas.DataFrame({"id": [1, 2, 3], "f": [1.5, 1e39, 2.5],
+                      "ts": pandas.to_datetime(["2020-01-01", "2020-01-01", "2040-01-01"])}).to_parquet(out, index=False)
+    report = await imported(client, "limits.parquet", out.getvalue())
+    assert report["rows_inserted"] == 1
+    assert [(e["row"], e["column"]) for e in report["errors"]] == [(2, "f"), (3, "ts")]
+    assert not any("at row" in e["reason"] for e in report["errors"])

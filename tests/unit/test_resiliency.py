@@ -172,3 +172,16 @@ async def test_the_drivers_connect_keeps_a_cancellation_that_meets_its_result():
     import asyncmy.connection
 
     assert isinstance(asyncmy.connection.asyncio, KeepingCancellation)
+
+
+@pytest.mark.parametrize("message, column, said", [
+    ("Out of range value for column 'f' at row 1", "f", "Out of range value for column 'f'"),
+    ("Incorrect datetime value: '2040-01-01 00:00:00' for column `db`.`t`.`ts` at row 3", "ts",
+     "Incorrect datetime value: '2040-01-01 00:00:00' for column 'ts'"),
+    ("Data too long for column 'it''s' at row 2", "it's", "Data too long for column 'it's'"),
+    ("Incorrect integer value: 'x' for column `d`.`t`.`a``b` at row 1", "a`b", "Incorrect integer value: 'x' for column 'a`b'"),
+    ("Check constraint 'c' failed", None, "Check constraint 'c' failed"),
+])
+def test_a_value_the_server_refuses_names_its_column_only(message, column, said):
+    refused = classify(DatabaseError(1264, message))
+    assert refused.message == said and refused.details.get("column") == column
