@@ -39,7 +39,7 @@ def created(given: dict | list, rows: list[dict]) -> Response:
 async def list_rows(call: Call) -> Response:
     kind = choose(call.request.headers.get("accept"))
     params = call.request.query_params
-    rows, meta = await call.state.crud.list_from_params(call.table, params.multi_items())
+    rows, meta = await call.state.crud.list_from_params(call.table, params.multi_items(), json_as_text=kind == "csv")
     return await _as_asked(call, kind, rows, meta, params.get("fields"), call.request.url)
 
 
@@ -48,7 +48,7 @@ async def query_rows(call: Call) -> Response:
     body = call.body
     options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset,
                "cursor": body.cursor, "count": body.count}
-    rows, meta = await call.state.crud.list_from_body(call.table, body.input, options)
+    rows, meta = await call.state.crud.list_from_body(call.table, body.input, options, json_as_text=kind == "csv")
     return await _as_asked(call, kind, rows, meta, body.fields)
 
 
@@ -82,7 +82,7 @@ async def delete_rows(call: Call) -> Response:
 async def get_row(call: Call) -> Response:
     kind = choose(call.request.headers.get("accept"))
     fields = call.request.query_params.get("fields")
-    row = await call.state.crud.get(call.table, call.path["key"], fields)
+    row = await call.state.crud.get(call.table, call.path["key"], fields, json_as_text=kind == "csv")
     return await _as_asked(call, kind, [row], None, fields)
 
 

@@ -127,8 +127,13 @@ def _csv_value(value: Any) -> str:
 
 
 def _json_cell(value: Any) -> str:
-    """A JSON column's value as its JSON text (a JSON string keeps its quotes: it is not text)."""
-    return "" if value is None else _csv_cell(jsontext.dumps(value).decode())
+    """A JSON column's value as its JSON text: the text as stored when the read asked for it (so the
+    JSON value null is `null`, not SQL's NULL), else the value written compactly."""
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode()
+    return _csv_cell(value if isinstance(value, str) else jsontext.dumps(value).decode())
 
 
 _SPECIAL = re.compile(r'[,"\r\n]')

@@ -31,12 +31,18 @@ T = TypeVar("T")
 
 
 @lru_cache(maxsize=2048)
-def _fixers(columns: tuple[Column, ...]) -> list[tuple[str, Callable[[Any], Any]]]:
-    return output_fixers(columns)
+def _fixers(columns: tuple[Column, ...], json_as_text: bool = False) -> list[tuple[str, Callable[[Any], Any]]]:
+    fixers = output_fixers(columns)
+    if json_as_text:
+        json_columns = {c.name for c in columns if c.kind == "json"}
+        fixers = [(name, fix) for name, fix in fixers if name not in json_columns]
+    return fixers
 
 
-def to_records(table_columns: tuple[Column, ...], result: StatementResult) -> list[dict]:
-    return rows_to_dicts(result.names, result.rows, _fixers(table_columns))
+def to_records(table_columns: tuple[Column, ...], result: StatementResult, json_as_text: bool = False) -> list[dict]:
+    """Rows as dicts of the values JSON shows; `json_as_text`: a JSON column's value as its stored
+    text (CSV: the JSON value null is then `null`, not the empty cell of SQL NULL)."""
+    return rows_to_dicts(result.names, result.rows, _fixers(table_columns, json_as_text))
 
 
 def has_omitted_cells(values: list[list[Any]]) -> bool:
@@ -229,15 +235,23 @@ class CrudService:
             max_limit=self.max_limit if limited else None,
         )
 
-    async def list_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
+    async def list_from_params(
+        self, name: str, params: Iterable[tuple[str, str]], *, json_as_text: bool = False
+    ) -> tuple[list[dict], dict]:
         params = list(params)
         options = dict(p for p in params if p[0] in ("fields", "order", "limit", "offset", "cursor", "count"))
-        return await self._list(name, lambda t: self.list_request(t, parse_query_params(t, params), options))
+        return await self._list(
+            name, lambda t: self.list_request(t, parse_query_params(t, params), options), json_as_text
+        )
 
-    async def list_from_body(self, name: str, spec: Any, options: Mapping[str, Any]) -> tuple[list[dict], dict]:
-        return await self._list(name, lambda t: self.list_request(t, parse_filter(t, spec), options))
+    async def list_from_body(
+        self, name: str, spec: Any, options: Mapping[str, Any], *, json_as_text: bool = False
+    ) -> tuple[list[dict], dict]:
+        return await self._list(name, lambda t: self.list_request(t, parse_filter(t, spec), options), json_as_text)
 
-    async def _list(self, name: str, build: Callable[[Table], ListQuery]) -> tuple[list[dict], dict]:
+    async def _list(
+        self, name: str, build: Callable[[Table], ListQuery], json_as_text: bool = False
+    ) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
         page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
         if query.count_exact:  # the total runs beside the page, on the slow-read schedule
@@ -255,7 +269,7 @@ class CrudService:
         if query.extra:
             width = len(query.fields)
             result.names, result.rows = result.names[:width], [row[:width] for row in result.rows]
-        records = to_records(query.fields, result)
+        records = to_records(query.fields, result, json_as_text)
         # After a cursor there is no offset to offer: the next page is the next cursor's.
         meta = _meta(records, query.limit, query.offset, more and query.after is None) | {"next_cursor": next_cursor}
         if query.count_exact:
@@ -294,12 +308,12 @@ class CrudService:
         """The columns a read with `fields` answers, in order (a CSV header names them, rows or none)."""
         return (await self.resolve(name, lambda t: parse_fields(t, fields)))[1]
 
-    async def get(self, name: str, key: str, fields: str | None = None) -> dict:
+    async def get(self, name: str, key: str, fields: str | None = None, *, json_as_text: bool = False) -> dict:
         table, (where, columns) = await self.resolve(name, lambda t: (key_condition(t, key), parse_fields(t, fields)))
         result = await self.db.fetch(*sql.select_where(table, where, columns), replica=True)
         if not result.rows:
             raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
-        return to_records(columns, result)[0]
+        return to_records(columns, result, json_as_text)[0]
 
     # --- update / delete ----------------------------------------------------------------------
 

@@ -403,3 +403,11 @@ async def test_a_value_only_the_database_refuses_names_its_column_in_the_report(
     assert report["rows_inserted"] == 1
     assert [(e["row"], e["column"]) for e in report["errors"]] == [(2, "f"), (3, "ts")]
     assert not any("at row" in e["reason"] for e in report["errors"])
+
+
+async def test_a_csv_read_tells_json_null_from_sql_null(client, schema):
+    run_sql(schema, "INSERT INTO users (id, name, meta) VALUES (1, 'a', 'null'), (2, 'b', NULL), (3, 'c', '{\"k\": [1, 2]}')")
+    asked = await client.get("/api/users/query", params={"fields": "id,meta"}, headers={"Accept": "text/csv"})
+    assert asked.text == 'id,meta\r\n1,null\r\n2,\r\n3,"{""k"": [1, 2]}"\r\n'  # the JSON as stored
+    one = await client.get("/api/users/1", params={"fields": "meta"}, headers={"Accept": "text/csv"})
+    assert one.text == "meta\r\nnull\r\n"
