@@ -3,9 +3,10 @@ default), CSV, or JSON Lines, with the same rows, filters, order, fields and cur
 
 CSV follows the export's convention (docs/data.md): NULL an empty cell, the empty string a quoted
 `""` (and a text that is exactly \\N quoted too), so pandas and DuckDB read it typed, and the CSV
-import reads it back exactly. The values are the ones JSON shows: decimals as written, dates ISO 8601,
-binary base64, JSON compact, TINYINT(1) true or false. A list's `meta` goes in headers: X-Total-Count
-(with count=exact), X-Next-Cursor or X-Next-Offset, and for a GET, Link rel="next".
+import reads it back exactly. The values are the ones JSON shows (decimals as written, dates ISO
+8601, binary base64, TINYINT(1) the number it holds), and a JSON column's text as stored. A list's
+`meta` goes in headers: X-Total-Count (with count=exact), X-Next-Cursor or X-Next-Offset, and for a
+GET, Link rel="next".
 """
 
 from __future__ import annotations
