@@ -85,7 +85,7 @@ class RecordReader:
         base = self._next_line
         if text.count("\r") != text.count("\r\n"):
             read, all_clean, line_count = _csv_records(text, base, self._delimiter, self._marks, self._blank_is_record)
-            self._blank_is_record(read)
+            self._note_width(read)
             self._next_line = base + line_count
             return Block(text, read, all_clean)
         records: list[Record | RecordError] = []
@@ -124,15 +124,19 @@ class RecordReader:
                 records.append((base + i, fields))
             i = source.next
         self._next_line = base + count
-        self._blank_is_record(records)  # the first records ever read: the header's width
+        self._note_width(records)
         return Block(text, records, clean)
+
+    def _note_width(self, records: list[Record | RecordError]) -> None:
+        """The header's width, from the first records ever read (the first is the header)."""
+        if self._width is None and records and not isinstance(records[0], RecordError):
+            self._width = len(records[0][1])
 
     def _blank_is_record(self, records: list[Record | RecordError]) -> bool:
         """Is a blank line a record (its one cell NULL)? In a one-column file, in the standard
         convention: there it is how NULL is written (by PostgreSQL, and by the export). `records`:
-        the block's so far (the first block's first one is the header)."""
-        if self._width is None and records and not isinstance(records[0], RecordError):
-            self._width = len(records[0][1])
+        the block's so far (a blank line may come before the first block ends)."""
+        self._note_width(records)
         return self._marks and self._width == 1
 
 

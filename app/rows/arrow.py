@@ -16,7 +16,6 @@ table's, not the file's.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -25,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from app.db.catalog import Column
-from app.rows.values import bit_out, format_time
+from app.rows.values import bit_out, json_default
 
 _INTS = {
     ("tinyint", False): pa.int8(), ("tinyint", True): pa.uint8(),
@@ -67,13 +66,13 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
 
 
 def _text(value: Any) -> Any:
-    if isinstance(value, (set, frozenset)):
-        return ",".join(sorted(value))
-    if isinstance(value, dt.timedelta):
-        return format_time(value)
-    if isinstance(value, (bytes, bytearray)):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):  # a text the driver left undecoded (not binary: base64 is not it)
         return value.decode()
-    return value if value is None or isinstance(value, str) else str(value)
+    if isinstance(value, (set, frozenset, dt.timedelta)):
+        return json_default(value)  # "a,c" and 838:59:59, as JSON shows them
+    return str(value)
 
 
 def _value_fixer(column: Column) -> Callable[[Any], Any] | None:
@@ -113,10 +112,8 @@ def json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return format_time(value)
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode()
+    if isinstance(value, (dt.timedelta, bytes, bytearray)):
+        return json_default(value)  # a TIME as MySQL writes it, binary as base64
     if isinstance(value, (list, dict)):
         return value  # a nested Parquet value: the JSON value it is (a JSON column takes it)
     return str(value)

@@ -42,6 +42,7 @@ _INT_TEXT = re.compile(r"[+-]?\d{1,40}")
 _LONG_INT_TEXT = re.compile(r"[+-]?\d{41,}")
 _TIME_TEXT = re.compile(r"-?\d{1,3}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 _TRUE = {"true", "1", "t", "yes", "y", "on"}
+_FALSE = {"false", "0", "f", "no", "n", "off"}
 # Where an empty CSV cell can be the empty string; elsewhere (numbers, dates, JSON, ENUM) it is NULL.
 TEXT_KINDS = frozenset({"string", "set", "binary"})
 # CSV's standard convention (PostgreSQL's, what pandas and DuckDB read): an unquoted empty cell, or an
@@ -57,7 +58,6 @@ def empty_is_null(column: Column, standard: bool) -> bool:
     """Is an (unquoted) empty CSV cell NULL in this column? Outside text columns always; in a
     nullable text column in the standard convention; otherwise it is the empty string."""
     return column.kind not in TEXT_KINDS or (standard and column.nullable)
-_FALSE = {"false", "0", "f", "no", "n", "off"}
 
 
 def _bad(column: Column, value: Any, reason: str) -> InvalidValue:
