@@ -411,3 +411,38 @@ async def test_a_csv_read_tells_json_null_from_sql_null(client, schema):
     assert asked.text == 'id,meta\r\n1,null\r\n2,\r\n3,"{""k"": [1, 2]}"\r\n'  # the JSON as stored
     one = await client.get("/api/users/1", params={"fields": "meta"}, headers={"Accept": "text/csv"})
     assert one.text == "meta\r\nnull\r\n"
+
+
+def test_no_upload_of_broken_parquet_or_odd_csv_gives_a_5xx(sync_client, schema):
+    """Any damage to a real Parquet file (cut short, bytes changed), and CSV text made of what the
+    standard convention reads specially (quotes, "", \\N, blank lines): a 4xx or an accounted report,
+    never a 5xx."""
+    run_sql(schema, "INSERT INTO loose (id, t, s, j) VALUES (1, 'a', 'b', '[1]'), (2, NULL, '', 'null')")
+    parquet = sync_client.get("/api/batch/loose/export", params={"format": "parquet"}).content
+    pieces = st.sampled_from(['""', '"\\N"', "\\N", ",", '"', "\n", "\r\n", "a", '"x""y"', ""])
+
+    def accounted(response) -> None:
+        assert response.status_code < 500, response.text
+        if response.status_code == 200:
+            report = response.json()["data"]
+            assert report["rows_read"] == sum(report[k] for k in (
+                "rows_inserted", "rows_updated", "rows_skipped", "rows_failed", "rows_not_applied",
+                "rows_outcome_unknown"))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(cut=st.integers(0, len(parquet)), flips=st.lists(st.tuples(st.integers(0, len(parquet) - 1),
+                                                                        st.integers(0, 255)), max_size=4),
+           body=st.lists(pieces, max_size=40))
+    def upload(cut, flips, body):
+        damaged = bytearray(parquet[:cut] if cut % 2 else parquet)
+        for at, value in flips:
+            if at < len(damaged):
+                damaged[at] = value
+        run_sql(schema, "DELETE FROM loose_copy")
+        accounted(sync_client.post("/api/batch/import", params={"table": "loose_copy"},
+                                   files={"file": ("loose.parquet", bytes(damaged))}))
+        text = "id,t,s\n" + "".join(body)
+        accounted(sync_client.post("/api/batch/import", params={"table": "loose_copy"},
+                                   files={"file": ("loose.csv", text.encode())}))
+
+    upload()
