@@ -104,7 +104,10 @@ async def validate_file(call: Call) -> Response:
 
 async def export_table(call: Call) -> Response:
     params = [(k, v) for k, v in call.request.query_params.multi_items() if k not in ("format", "null")]
-    export = await call.state.exports.open(call.table, params, call.query["export_format"], call.query["null"])
+    export = await call.state.exports.open(
+        call.table, params, call.query["export_format"], call.query["null"],
+        permit=lambda table: call.who.require("read", table),  # tables it embeds, or filters by
+    )
     name, extension = export.table, export.format
     disposition = f"attachment; filename=\"{name}.{extension}\"; filename*=UTF-8''{quote(name)}.{extension}"
     if not name.isascii() or '"' in name or "\\" in name:

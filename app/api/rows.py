@@ -11,6 +11,9 @@ from app.http.envelope import success
 from app.http.idempotent import write_once
 from app.http.negotiation import Representation, choose, rows_response
 from app.http.route import Call
+from app.query.embeds import Embed
+from app.rows.embedded import flat_columns, flat_row
+from app.services.crud import Permit
 
 
 def listed(rows: list[dict], meta: dict) -> Response:
@@ -21,12 +24,20 @@ async def _as_asked(
     call: Call, kind: Representation, rows: list[dict], meta: dict | None, fields: str | list[str] | None,
     url: URL | None = None,
 ) -> Response:
-    """Rows in the representation the Accept header chose (before the query ran: a 406 costs nothing)."""
+    """Rows in the representation the Accept header chose (before the query ran: a 406 costs nothing).
+    CSV is flat: an embedded row's columns are `customer.name` cells, an embedded array one JSON cell."""
     if kind == "json":
         if meta is None:
             return success(rows[0])
         return listed(rows, meta)
-    return rows_response(kind, await call.state.crud.columns(call.table, fields), rows, url, meta)
+    items = await call.state.crud.items(call.table, fields)
+    if kind == "csv" and any(isinstance(i, Embed) for i in items):
+        rows = [flat_row(items, row) for row in rows]
+    return rows_response(kind, flat_columns(items), rows, url, meta)
+
+
+def _may_read(call: Call) -> Permit:
+    return lambda table: call.who.require("read", table)
 
 
 def created(given: dict | list, rows: list[dict]) -> Response:
@@ -39,7 +50,9 @@ def created(given: dict | list, rows: list[dict]) -> Response:
 async def list_rows(call: Call) -> Response:
     kind = choose(call.request.headers.get("accept"))
     params = call.request.query_params
-    rows, meta = await call.state.crud.list_from_params(call.table, params.multi_items(), json_as_text=kind == "csv")
+    rows, meta = await call.state.crud.list_from_params(
+        call.table, params.multi_items(), json_as_text=kind == "csv", permit=_may_read(call)
+    )
     return await _as_asked(call, kind, rows, meta, params.get("fields"), call.request.url)
 
 
@@ -48,17 +61,21 @@ async def query_rows(call: Call) -> Response:
     body = call.body
     options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset,
                "cursor": body.cursor, "count": body.count}
-    rows, meta = await call.state.crud.list_from_body(call.table, body.input, options, json_as_text=kind == "csv")
+    rows, meta = await call.state.crud.list_from_body(
+        call.table, body.input, options, json_as_text=kind == "csv", permit=_may_read(call)
+    )
     return await _as_asked(call, kind, rows, meta, body.fields)
 
 
 async def aggregate_rows(call: Call) -> Response:
-    rows, meta = await call.state.crud.aggregate_from_params(call.table, call.request.query_params.multi_items())
+    rows, meta = await call.state.crud.aggregate_from_params(
+        call.table, call.request.query_params.multi_items(), _may_read(call)
+    )
     return success(rows, f"{meta['count']} group(s)", meta=meta)
 
 
 async def aggregate_query(call: Call) -> Response:
-    rows, meta = await call.state.crud.aggregate_from_body(call.table, call.body.model_dump())
+    rows, meta = await call.state.crud.aggregate_from_body(call.table, call.body.model_dump(), _may_read(call))
     return success(rows, f"{meta['count']} group(s)", meta=meta)
 
 
@@ -82,7 +99,9 @@ async def delete_rows(call: Call) -> Response:
 async def get_row(call: Call) -> Response:
     kind = choose(call.request.headers.get("accept"))
     fields = call.request.query_params.get("fields")
-    row = await call.state.crud.get(call.table, call.path["key"], fields, json_as_text=kind == "csv")
+    row = await call.state.crud.get(
+        call.table, call.path["key"], fields, json_as_text=kind == "csv", permit=_may_read(call)
+    )
     return await _as_asked(call, kind, [row], None, fields)
 
 

@@ -38,6 +38,20 @@ class UnknownColumn(GatewayError):
     status, code = 400, "unknown_column"
 
 
+class UnknownRelation(UnknownColumn):
+    """An embedded or filtered-by relation (`customer(...)`, `?customer.country=`) the table does not
+    have: no foreign key between it and an exposed table goes by that name."""
+
+    status, code = 400, "unknown_relation"
+
+
+class AmbiguousRelation(GatewayError):
+    """A relation's name that selects several foreign keys (two keys to one table): the answer lists
+    a `name!hint` for each."""
+
+    status, code = 400, "ambiguous_relation"
+
+
 class InvalidFilter(GatewayError):
     """A filter, an operator, a limit, an offset or an order that cannot be read."""
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from app.core.echo import shown
 from app.core.errors import TableNotFound
+from app.db.relations import Relation, relations_of
 
 log = logging.getLogger("gateway.catalog")
 
@@ -131,11 +132,22 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignKey:
+    """A FOREIGN KEY of a table: its columns reference `target`'s `target_columns`, pair by pair."""
+
+    name: str  # the constraint's name (unique in a schema)
+    columns: tuple[str, ...]
+    target: str
+    target_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Table:
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[Column, ...] = ()
     unique_keys: tuple[tuple[Column, ...], ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
     by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,6 +159,11 @@ class Table:
 
     def column(self, name: str) -> Column | None:
         return self.by_name.get(name)
+
+    def is_unique(self, names: Iterable[str]) -> bool:
+        """Do these columns hold one row at most for any values (they include a unique key)?"""
+        given = set(names)
+        return any(key and {c.name for c in key} <= given for key in (self.primary_key, *self.unique_keys))
 
     def describe(self) -> dict:
         return {
@@ -189,6 +206,13 @@ KEYS_SQL = (
     "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.STATISTICS"
     " WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0{names} ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
 )
+# Foreign keys within the schema, a row per column pair, in the key's order.
+FOREIGN_KEYS_SQL = (
+    "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME"
+    " FROM INFORMATION_SCHEMA.KEY_COLUMN_USAGE"
+    " WHERE TABLE_SCHEMA = %s AND REFERENCED_TABLE_SCHEMA = TABLE_SCHEMA{names}"
+    " ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION"
+)
 # MariaDB stores JSON as LONGTEXT with a column-level CHECK (json_valid(`col`)).
 JSON_CHECKS_SQL = (
     "SELECT TABLE_NAME, CONSTRAINT_NAME FROM INFORMATION_SCHEMA.CHECK_CONSTRAINTS"
@@ -198,7 +222,8 @@ TABLE_TYPES = ("BASE TABLE", "SYSTEM VERSIONED")
 
 
 def build_tables(
-    column_rows: Iterable[tuple], key_rows: Iterable[tuple], json_rows: Iterable[tuple]
+    column_rows: Iterable[tuple], key_rows: Iterable[tuple], json_rows: Iterable[tuple],
+    foreign_key_rows: Iterable[tuple] = (),
 ) -> dict[str, Table]:
     """Pure: INFORMATION_SCHEMA rows -> {name: Table}."""
     json_columns = {(t, c) for t, c in json_rows}
@@ -225,13 +250,22 @@ def build_tables(
     keys: dict[str, dict[str, list[str]]] = {}
     for tname, index, cname in key_rows:
         keys.setdefault(tname, {}).setdefault(index, []).append(cname)
+    pairs: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {}
+    for tname, constraint, cname, target, target_column in foreign_key_rows:
+        pairs.setdefault(tname, {}).setdefault((constraint, target), []).append((cname, target_column))
     tables = {}
     for tname, cols in columns.items():
         by_name = {c.name: c for c in cols}
         indexes = keys.get(tname, {})
         pk = tuple(by_name[c] for c in indexes.get("PRIMARY", ()))
         uniques = tuple(tuple(by_name[c] for c in cs) for i, cs in indexes.items() if i != "PRIMARY")
-        tables[tname] = Table(name=tname, columns=tuple(cols), primary_key=pk, unique_keys=uniques)
+        foreign = tuple(
+            ForeignKey(name, tuple(c for c, _ in ps), target, tuple(t for _, t in ps))
+            for (name, target), ps in pairs.get(tname, {}).items()
+        )
+        tables[tname] = Table(
+            name=tname, columns=tuple(cols), primary_key=pk, unique_keys=uniques, foreign_keys=foreign
+        )
     return tables
 
 
@@ -280,7 +314,8 @@ class InformationSchema:
         key_rows = await fetch(KEYS_SQL.format(names=where), params)
         # Asked after the first queries, once the server has said what it is.
         json_rows = await fetch(JSON_CHECKS_SQL.format(names=where), params) if self.is_mariadb() else []
-        tables = build_tables(column_rows, key_rows, json_rows)
+        foreign_key_rows = await fetch(FOREIGN_KEYS_SQL.format(names=where), params)
+        tables = build_tables(column_rows, key_rows, json_rows, foreign_key_rows)
         return {name: table for name, table in tables.items() if name in base}  # views: not yet
 
 
@@ -313,7 +348,12 @@ class Catalog:
         self._whole: list[asyncio.Future[None]] = []  # waiting for a whole load
         self._looks: dict[str, list[asyncio.Future[None]]] = {}  # waiting for a look at these names
         self._refresh_due = False
+        self._refreshes: list[asyncio.Future[None]] = []  # waiting for a refresh
         self._worker: asyncio.Task | None = None
+        # Derived from _tables when asked (reset whenever it changes): which keys reference each
+        # table, and each table's relations (app/db/relations.py), with the copy they were made for.
+        self._incoming: dict[str, list[tuple[str, ForeignKey]]] | None = None
+        self._relations: dict[str, tuple[Table, tuple[Relation, ...]]] = {}
         self.refreshes = 0  # reads of INFORMATION_SCHEMA (whole loads, refreshes, looks)
 
     @property
@@ -322,6 +362,23 @@ class Catalog:
 
     def tables(self) -> list[Table]:
         return [self._tables[name] for name in sorted(self._tables)]
+
+    def relations(self, table: Table) -> tuple[Relation, ...]:
+        """The relations of `table` to the exposed tables, as the catalog knows them now."""
+        if self._incoming is None:
+            incoming: dict[str, list[tuple[str, ForeignKey]]] = {}
+            for source in self._tables.values():
+                for key in source.foreign_keys:
+                    incoming.setdefault(key.target, []).append((source.name, key))
+            self._incoming, self._relations = incoming, {}
+        known = self._relations.get(table.name)
+        if known is None or known[0] is not table:
+            known = (table, relations_of(table, self._tables, self._incoming.get(table.name, ())))
+            self._relations[table.name] = known
+        return known[1]
+
+    def _changed(self) -> None:
+        self._incoming, self._relations = None, {}
 
     async def table(self, name: str) -> Table:
         table = self._tables.get(name)
@@ -338,6 +395,12 @@ class Catalog:
     async def reload(self) -> None:
         """Return once a whole load that started after this call has finished."""
         await self._wait(self._whole)
+
+    async def refreshed(self) -> None:
+        """Return once a refresh that started after this call has finished (tables created or
+        altered before the call, a new foreign key to a table say, are then known)."""
+        self._refresh_due = True
+        await self._wait(self._refreshes)
 
     async def look(self, name: str) -> None:
         """Return once a look at table `name` that started after this call has finished (a table
@@ -369,7 +432,8 @@ class Catalog:
                     await self._job(lambda: self._read(list(looks)), [f for fs in looks.values() for f in fs])
                 else:
                     self._refresh_due = False
-                    await self._job(self._refresh, [])
+                    waiters, self._refreshes = self._refreshes, []
+                    await self._job(self._refresh, waiters)
         finally:
             self._worker = None
 
@@ -394,6 +458,7 @@ class Catalog:
         listing = await self._source.listing()
         tables = await self._source.tables(None, base=listing.stamps)
         self._tables = {n: t for n, t in tables.items() if exposed(n, self._allow, self._deny)}
+        self._changed()
         self._stamps = {n: listing.stamps.get(n) for n in self._tables}
         self._recent = listing.recent
         self._loaded_at = time.monotonic()
@@ -405,10 +470,12 @@ class Catalog:
         for name in names:
             table = found.get(name)
             if table is None:
-                self._tables.pop(name, None)
+                if self._tables.pop(name, None) is not None:
+                    self._changed()
                 self._stamps.pop(name, None)
             elif table != self._tables.get(name):  # unchanged tables keep their object (caches key on it)
                 self._tables[name] = table
+                self._changed()
                 self._stamps[name] = None  # its stamp is read by the next refresh
 
     async def _refresh(self) -> None:
@@ -420,6 +487,7 @@ class Catalog:
         stamps = {n: s for n, s in listing.stamps.items() if exposed(n, self._allow, self._deny)}
         for gone in set(self._tables) - set(stamps):
             self._tables.pop(gone, None)
+            self._changed()
             self._stamps.pop(gone, None)
         changed = [
             n for n, s in stamps.items() if n not in self._tables or s != self._stamps.get(n) or n in self._recent

@@ -34,7 +34,7 @@ class CreateBody(Body):
 class QueryBody(Body):
     input: Filter | None = None
     order_by: str | list[str] | None = None
-    fields: str | list[str] | None = None
+    fields: str | list[str | dict[str, Any]] | None = None  # columns, and relations to embed (app/query/embeds.py)
     limit: int | None = None
     offset: int | None = None
     cursor: str | None = None

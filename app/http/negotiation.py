@@ -85,16 +85,21 @@ def rows_response(
     """Rows as CSV (a header, then a line a row) or JSON Lines; `meta` (a list's) in headers, with
     `url` (a GET's) for the Link to the next page."""
     if kind == "csv":
-        cells = [(c.name, _json_cell if c.kind == "json" else _csv_value) for c in columns]
-        lines = [",".join([_csv_cell(name) for name, _ in cells])]
-        lines += [",".join([cell(row[name]) for name, cell in cells]) for row in rows]
-        body = ("\r\n".join(lines) + "\r\n").encode()
+        body = csv_lines(columns, rows, header=True)
     else:
         body = jsontext.lines(rows, json_default)
     headers = {"Vary": "Accept"}
     if meta is not None:
         headers |= _page_headers(meta, url)
     return Response(body, media_type=MEDIA_TYPES[kind], headers=headers)
+
+
+def csv_lines(columns: Sequence[Column], rows: Sequence[dict], *, header: bool) -> bytes:
+    """Rows (as JSON shows them) as CSV lines, CRLF-terminated, after a header line if asked."""
+    cells = [(c.name, _json_cell if c.kind == "json" else _csv_value) for c in columns]
+    lines = [",".join([_csv_cell(name) for name, _ in cells])] if header else []
+    lines += [",".join([cell(row[name]) for name, cell in cells]) for row in rows]
+    return ("\r\n".join(lines) + "\r\n").encode() if lines else b""
 
 
 def _page_headers(meta: dict, url: URL | None) -> dict[str, str]:

@@ -234,13 +234,21 @@ SCHEMAS: dict[str, dict] = {
         "description": f"FILTER: {{col: value}}, {{col: {{op: value}}}} with op in {operators()}, "
         'or {"or": [FILTER, ...]} / {"and": [...]}',
     },
+    "Fields": {
+        "description": "columns, and relations to embed: 'id,total,customer(name)' or a list of such "
+        'strings and objects {"orders": {"fields": [...], "where": FILTER, "order": "total.desc", "limit": 5}}',
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
+        ],
+    },
     "Query": {
         "type": "object",
         "properties": {
             "input": ref("Filter"),
             "order_by": OPTIONAL_NAMES,
             "order": OPTIONAL_NAMES,
-            "fields": OPTIONAL_NAMES,
+            "fields": ref("Fields"),
             "limit": {"type": "integer", "minimum": 1},
             "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
             "cursor": {"type": "string"},

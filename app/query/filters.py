@@ -10,13 +10,14 @@ its column (does not fit -> 422 invalid_value) before any SQL exists. Pure: no I
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from app.core.echo import shown
 from app.core.errors import InvalidFilter, UnknownColumn
 from app.db.catalog import Column, Table
-from app.query.nodes import Condition, Group, Node
+from app.db.relations import Relation, find, parse_name
+from app.query.nodes import Condition, Exists, Group, Node
 from app.query.operators import LIST_OPERATORS, OPERATORS
 from app.rows.values import to_compare
 
@@ -26,6 +27,11 @@ MAX_LIST = 1000  # values in one in/nin list
 RESERVED_PARAMS = ("limit", "offset", "order", "fields", "cursor", "count")
 
 
+# A table's relations (the catalog's): given to the parsers of reads, where `customer.country`
+# filters by a related row's column. Without it (writes) a dotted name is only ever a column's.
+Links = Callable[[Table], Sequence[Relation]]
+
+
 def column_of(table: Table, name: Any) -> Column:
     column = table.column(name) if isinstance(name, str) else None
     if column is None:
@@ -33,9 +39,57 @@ def column_of(table: Table, name: Any) -> Column:
     return column
 
 
-def condition(table: Table, name: str, op: str, value: Any, *, text: bool) -> Condition:
+def condition(table: Table, name: str, op: str, value: Any, *, text: bool, links: Links | None = None) -> Node:
+    """A condition on a column of `table` or, with `links`, on a related row: `customer.country`
+    (the row has a related row whose column matches), `orders` with is_null (has no such rows, or
+    has some). A column's own name wins over a relation's path."""
+    if links is not None and isinstance(name, str) and table.column(name) is None:
+        related = _related(table, name, op, value, text, links)
+        if related is not None:
+            return related
     column = column_of(table, name)
     return condition_on(column, op, value, text, lambda v: _scalar(column, op, v, text))
+
+
+def _related(table: Table, name: str, op: str, value: Any, text: bool, links: Links) -> Exists | None:
+    head, dot, rest = name.partition(".")
+    relations = links(table)
+    if not any(parse_name(head)[0] in r.names for r in relations):
+        return None  # not a relation's name: the caller's 400 is about a column
+    relation = find(table, relations, head)
+    if dot:
+        return Exists(relation, condition(relation.target, rest, op, value, text=text, links=links))
+    if op != "is_null":
+        raise InvalidFilter(
+            f"'{shown(name, 60)}' is a relation: filter by its columns ('{shown(name, 60)}.column') or test it "
+            "with is_null (true: no related row)",
+            {"relation": shown(name, 60)},
+        )
+    return Exists(relation, None, negated=_flag(name, value, text))
+
+
+def merged(items: Sequence[Node]) -> list[Node]:
+    """ANDed conditions on one relation as one: `orders.total=gt.100&orders.status=eq.open` asks for
+    a row with an order that is both (not one order of each)."""
+    out: list[Node] = []
+    by_relation: dict[tuple[str, str, str], int] = {}
+    for item in items:
+        if isinstance(item, Exists) and item.where is not None and not item.negated:
+            ident = (item.relation.key.name, item.relation.source.name, item.relation.target.name)
+            at = by_relation.get(ident)
+            if at is not None:
+                before = out[at]
+                assert isinstance(before, Exists) and before.where is not None
+                inner = merged([*_anded(before.where), *_anded(item.where)])
+                out[at] = Exists(item.relation, inner[0] if len(inner) == 1 else Group("and", tuple(inner)))
+                continue
+            by_relation[ident] = len(out)
+        out.append(item)
+    return out
+
+
+def _anded(node: Node) -> tuple[Node, ...]:
+    return node.items if isinstance(node, Group) and node.op == "and" else (node,)
 
 
 def condition_on(target: Any, op: str, value: Any, text: bool, scalar: Callable[[Any], Any]) -> Condition:
@@ -45,10 +99,7 @@ def condition_on(target: Any, op: str, value: Any, text: bool, scalar: Callable[
     if op not in OPERATORS:
         raise InvalidFilter(f"unknown operator '{shown(op, 40)}' for '{name}'", {"operator": shown(op, 40)})
     if op == "is_null":
-        flag = value if isinstance(value, bool) else str(value).lower() if text else value
-        if flag not in (True, False, "true", "false"):
-            raise InvalidFilter(f"is_null on '{name}' takes true or false")
-        return Condition(target, op, flag in (True, "true"))
+        return Condition(target, op, _flag(name, value, text))
     if op in LIST_OPERATORS:
         items = value.split(",") if text and isinstance(value, str) else value
         if not isinstance(items, list | tuple):
@@ -63,6 +114,13 @@ def condition_on(target: Any, op: str, value: Any, text: bool, scalar: Callable[
     return Condition(target, op, scalar(value))
 
 
+def _flag(name: str, value: Any, text: bool) -> bool:
+    flag = value if isinstance(value, bool) else str(value).lower() if text else value
+    if flag not in (True, False, "true", "false"):
+        raise InvalidFilter(f"is_null on '{shown(name, 60)}' takes true or false")
+    return flag in (True, "true")
+
+
 def _scalar(column: Column, op: str, value: Any, text: bool) -> Any:
     if value is None or isinstance(value, (dict, list)):
         raise InvalidFilter(f"'{op}' on '{column.name}' takes a single non-null value")
@@ -73,13 +131,13 @@ def _scalar(column: Column, op: str, value: Any, text: bool) -> Any:
     return to_compare(column, value, text=text)
 
 
-def parse_filter(table: Table, spec: Any) -> Node | None:
+def parse_filter(table: Table, spec: Any, links: Links | None = None) -> Node | None:
     """JSON filter -> Node (None for an empty filter)."""
-    return parse_tree(spec, lambda name, op, value: condition(table, name, op, value, text=False))
+    return parse_tree(spec, lambda name, op, value: condition(table, name, op, value, text=False, links=links))
 
 
 def parse_tree(
-    spec: Any, leaf: Callable[[str, str, Any], Condition], what: str = "a filter", depth: int = 0
+    spec: Any, leaf: Callable[[str, str, Any], Node], what: str = "a filter", depth: int = 0
 ) -> Node | None:
     """The JSON filter language's shape: {name: value}, {name: {op: value, ...}}, {"or": [...]},
     {"and": [...]}; `leaf` makes each condition (a column's here, a result column's for `having`)."""
@@ -105,12 +163,15 @@ def parse_tree(
             items.extend(leaf(key, op, v) for op, v in value.items())
         else:
             items.append(leaf(key, "eq", value))
+    items = merged(items)
     if not items:
         return None
     return items[0] if len(items) == 1 else Group("and", tuple(items))
 
 
-def parse_query_params(table: Table, params: Iterable[tuple[str, str]]) -> Node | None:
+def parse_query_params(
+    table: Table, params: Iterable[tuple[str, str]], links: Links | None = None
+) -> Node | None:
     """?col=value / ?col=op.value pairs (the list options' names skipped) -> Node, ANDed."""
     items: list[Node] = []
     for name, raw in params:
@@ -118,9 +179,10 @@ def parse_query_params(table: Table, params: Iterable[tuple[str, str]]) -> Node 
             continue
         op, _, rest = raw.partition(".")
         if op in OPERATORS and _:
-            items.append(condition(table, name, op, rest, text=True))
+            items.append(condition(table, name, op, rest, text=True, links=links))
         else:
-            items.append(condition(table, name, "eq", raw, text=True))
+            items.append(condition(table, name, "eq", raw, text=True, links=links))
+    items = merged(items)
     if not items:
         return None
     return items[0] if len(items) == 1 else Group("and", tuple(items))

@@ -10,7 +10,8 @@ from app.core.echo import shown
 from app.core.errors import InvalidFilter
 from app.db.catalog import Column, Table
 from app.query import cursors
-from app.query.filters import RESERVED_PARAMS, column_of
+from app.query.embeds import Embed, Item, parse_items
+from app.query.filters import RESERVED_PARAMS, Links, column_of
 from app.query.nodes import Node
 
 __all__ = ["RESERVED_PARAMS", "ListQuery", "list_query", "parse_fields", "parse_order", "parse_int"]
@@ -28,10 +29,15 @@ class ListQuery:
     after: Node | None = None  # the rows after the cursor's
     extra: tuple[Column, ...] = ()  # keyset columns read only to make the next cursor
     count_exact: bool = False
+    items: tuple[Item, ...] = ()  # what each row holds, in order: `fields` and embedded relations
 
     @property
-    def selected(self) -> tuple[Column, ...]:
-        return self.fields + self.extra
+    def selected(self) -> tuple[Item, ...]:
+        return (self.items or self.fields) + self.extra
+
+    @property
+    def embeds(self) -> tuple[Embed, ...]:
+        return tuple(i for i in self.items if isinstance(i, Embed))
 
 
 def parse_fields(table: Table, fields: str | list[str] | None) -> tuple[Column, ...]:
@@ -98,8 +104,13 @@ def list_query(
     count: Any = None,
     default_limit: int | None,
     max_limit: int | None,
+    links: Links | None = None,
+    embed_limit: int = 1000,
 ) -> ListQuery:
-    fields_ = parse_fields(table, fields)
+    """`links`: the catalog's relations, for reads that may embed (`embed_limit`: an embedded
+    array's rows at most)."""
+    items = parse_items(table, fields, links, embed_limit)
+    fields_ = tuple(i for i in items if isinstance(i, Column))
     order_ = parse_order(table, order)
     offset_ = parse_int("offset", offset, 0, 0, None) or 0
     keys = cursors.keyset(table, order_)
@@ -115,6 +126,7 @@ def list_query(
     if count not in (None, "", "exact"):
         raise InvalidFilter("count takes 'exact' (it costs a second query)", {"count": shown(count, 40)})
     named = set(fields_)
+    embeds = any(isinstance(i, Embed) for i in items)
     return ListQuery(
         where=where,
         fields=fields_,
@@ -125,4 +137,5 @@ def list_query(
         after=after,
         extra=tuple(c for c, _ in keys or () if c not in named),
         count_exact=count == "exact",
+        items=items if embeds else (),
     )

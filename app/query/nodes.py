@@ -1,5 +1,5 @@
-"""A parsed filter: conditions on columns, grouped by and/or (pure types; filters.py makes them,
-sql.py writes them as SQL)."""
+"""A parsed filter: conditions on columns, grouped by and/or, and conditions on related rows
+(pure types; filters.py makes them, sql.py writes them as SQL)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 from app.db.catalog import Column
+from app.db.relations import Relation
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,4 +23,14 @@ class Group:
     items: tuple["Node", ...]
 
 
-Node = Union[Condition, Group]
+@dataclass(frozen=True, slots=True)
+class Exists:
+    """The row has a related row (through `relation`) that matches `where` (any, for None); or,
+    `negated`, has none."""
+
+    relation: Relation
+    where: "Node | None"
+    negated: bool = False
+
+
+Node = Union[Condition, Group, Exists]

@@ -6,13 +6,15 @@ parameter. The only literal SQL words besides those are the fixed keywords writt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from app.db.catalog import Column, Table
+from app.db.catalog import INTERNAL_PREFIX, Column, Table, quote
+from app.query.embeds import Embed, Item
 from app.query.lists import ListQuery
-from app.query.nodes import Group, Node
+from app.query.nodes import Exists, Group, Node
 from app.query.operators import OPERATORS
 from app.rows.values import empty_is_null
 
@@ -23,11 +25,16 @@ Statement = tuple[str, tuple[Any, ...]]
 
 
 
-def where_sql(node: Node) -> Statement:
+def where_sql(node: Node, outer: str = "", depth: int = 0) -> Statement:
+    """A filter as SQL. `outer`: how the rows filtered are named (the table, or an embedding's
+    alias), which a condition on related rows (Exists) correlates with; `depth`: the subqueries
+    around it (each level's alias is its own)."""
     if isinstance(node, Group):
-        parts = [where_sql(item) for item in node.items]
+        parts = [where_sql(item, outer, depth) for item in node.items]
         joiner = " AND " if node.op == "and" else " OR "
         return "(" + joiner.join(p[0] for p in parts) + ")", tuple(v for p in parts for v in p[1])
+    if isinstance(node, Exists):
+        return _exists(node, outer, depth + 1)
     column, operator, value = node.column.quoted, OPERATORS[node.op], node.value
     if operator.takes == "flag":
         return f"{column} IS {'' if value else 'NOT '}NULL", ()
@@ -40,11 +47,94 @@ def where_sql(node: Node) -> Statement:
     return f"{column} {operator.sql} %s", (value,)
 
 
-def _where(node: Node | None) -> Statement:
+def _where(node: Node | None, table: Table) -> Statement:
     if node is None:
         return "", ()
-    sql, params = where_sql(node)
+    sql, params = where_sql(node, table.quoted)
     return " WHERE " + sql, params
+
+
+# --- related rows: filters on them, and embedded as JSON ---------------------------------------
+# A subquery's table is named `_gateway_<depth>`: never an exposed table's name (catalog.py), so
+# never one of the tables a statement reads, and each level can name the one around it.
+
+
+def _alias(depth: int) -> str:
+    return f"`{INTERNAL_PREFIX}{depth}`"
+
+
+def _correlated(relation: Any, outer: str, alias: str) -> str:
+    assert outer, "a related row is correlated with the rows around it"
+    return " AND ".join(f"{alias}.{t.quoted} = {outer}.{s.quoted}" for s, t in relation.pairs)
+
+
+def _exists(node: Exists, outer: str, depth: int) -> Statement:
+    alias = _alias(depth)
+    sql = f"SELECT 1 FROM {node.relation.target.quoted} AS {alias} WHERE {_correlated(node.relation, outer, alias)}"
+    params: tuple[Any, ...] = ()
+    if node.where is not None:
+        inner, params = where_sql(node.where, alias, depth)
+        sql += f" AND {inner}"
+    return f"{'NOT ' if node.negated else ''}EXISTS ({sql})", params
+
+
+def embedded(embed: Embed, outer: str, depth: int = 1) -> Statement:
+    """A relation's rows for each row, as JSON text: one object (or NULL), or an array (NULL for
+    none) of at most `embed.cap` rows. Each value is spelt as a plain read's JSON spells it."""
+    alias = _alias(depth)
+    value, params = _json_object(embed.items, alias, depth)
+    where = _correlated(embed.relation, outer, alias)
+    if embed.where is not None:
+        inner, inner_params = where_sql(embed.where, alias, depth)
+        where, params = f"{where} AND {inner}", params + inner_params
+    if embed.relation.many:
+        if embed.order:
+            value += " ORDER BY " + ", ".join(f"{alias}.{c.quoted} {'DESC' if d else 'ASC'}" for c, d in embed.order)
+        value += f" LIMIT {int(embed.cap or 1)}" + (f" OFFSET {int(embed.offset)}" if embed.offset else "")
+        value = f"JSON_ARRAYAGG({value})"
+    return f"(SELECT {value} FROM {embed.relation.target.quoted} AS {alias} WHERE {where})", params
+
+
+def _json_object(items: Sequence[Item], alias: str, depth: int) -> Statement:
+    parts: list[str] = []
+    params: tuple[Any, ...] = ()
+    for item in items:
+        if isinstance(item, Embed):
+            value, more = embedded(item, alias, depth + 1)
+            params += more
+        else:
+            value = json_value(item, f"{alias}.{item.quoted}")
+        parts.append(f"{_key(item.name)}, {value}")
+    return f"JSON_OBJECT({', '.join(parts)})", params
+
+
+def _key(name: str) -> str:
+    """A JSON key as an SQL string: plain names as they are, any other by its bytes (_literal)."""
+    return f"'{name}'" if _PLAIN_NAME.fullmatch(name) else _literal(name)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_ ]+")
+
+
+def json_value(column: Column, c: str) -> str:
+    """SQL for `c`, a value of `column`, as JSON_OBJECT should hold it: what a plain read answers
+    (app/rows/values.py's output: decimals and times as text, datetimes ISO 8601, binary base64,
+    BIT a number, JSON as JSON; SETs in the order of the column's members)."""
+    kind = column.kind
+    if kind == "decimal":
+        return f"CAST({c} AS CHAR)"
+    if kind in ("datetime", "timestamp"):
+        seconds = "%%Y-%%m-%%dT%%H:%%i:%%s"
+        return f"IF(MICROSECOND({c}) = 0, DATE_FORMAT({c}, '{seconds}'), DATE_FORMAT({c}, '{seconds}.%%f'))"
+    if kind == "time":
+        return f"IF(MICROSECOND({c}) = 0, TIME_FORMAT({c}, '%%H:%%i:%%s'), TIME_FORMAT({c}, '%%H:%%i:%%s.%%f'))"
+    if kind == "binary":
+        return f"REPLACE(TO_BASE64({c}), CHAR(10), '')"
+    if kind == "bit":
+        return f"CAST({c} AS UNSIGNED)"
+    if kind == "json":
+        return f"JSON_EXTRACT({c}, '$')"
+    return c
 
 
 def column_list(columns: Sequence[Column]) -> str:
@@ -67,11 +157,13 @@ class _Paged(Protocol):
     def offset(self) -> int: ...
 
 
-def _order_and_page(query: _Paged, *, extra_row: bool = False) -> Statement:
+def _order_and_page(query: _Paged, *, extra_row: bool = False, qualifier: str = "") -> Statement:
+    """ORDER BY, LIMIT and OFFSET; `qualifier` (`table.`) names the table's own columns where a
+    selected name (an embedding's) might be taken for them."""
     sql = ""
     params: tuple[Any, ...] = ()
     if query.order:
-        sql += " ORDER BY " + ", ".join(f"{c.quoted} {'DESC' if d else 'ASC'}" for c, d in query.order)
+        sql += " ORDER BY " + ", ".join(f"{qualifier}{c.quoted} {'DESC' if d else 'ASC'}" for c, d in query.order)
     if query.limit is not None:
         sql += " LIMIT %s"
         params += (query.limit + 1 if extra_row else query.limit,)
@@ -90,10 +182,29 @@ def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statem
     where_node = query.where if query.after is None else (
         query.after if query.where is None else Group("and", (query.where, query.after))
     )
-    where, params = _where(where_node)
+    where, params = _where(where_node, table)
     page = query if query.keyset is None else _Page(query.keyset, query.limit, query.offset)
-    tail, tail_params = _order_and_page(page, extra_row=extra_row)
-    return f"SELECT {column_list(query.selected)} FROM {table.quoted}{where}{tail}", params + tail_params
+    if not query.items:
+        tail, tail_params = _order_and_page(page, extra_row=extra_row)
+        columns = column_list(query.fields + query.extra)
+        return f"SELECT {columns} FROM {table.quoted}{where}{tail}", params + tail_params
+    selected, select_params = _select_list(table, query.selected)
+    tail, tail_params = _order_and_page(page, extra_row=extra_row, qualifier=f"{table.quoted}.")
+    return f"SELECT {selected} FROM {table.quoted}{where}{tail}", select_params + params + tail_params
+
+
+def _select_list(table: Table, items: Sequence[Item]) -> Statement:
+    """Columns and embedded relations (each as JSON text under its name)."""
+    parts: list[str] = []
+    params: tuple[Any, ...] = ()
+    for item in items:
+        if isinstance(item, Embed):
+            value, more = embedded(item, table.quoted)
+            parts.append(f"{value} AS {quote(item.name)}")
+            params += more
+        else:
+            parts.append(f"{table.quoted}.{item.quoted}")
+    return ", ".join(parts), params
 
 
 @dataclass(frozen=True)
@@ -107,7 +218,7 @@ class _Page:
 
 def aggregate(table: Table, query: "AggregateQuery", *, extra_row: bool = False) -> Statement:
     """SELECT group columns and aggregates ... GROUP BY ... HAVING ... ORDER BY ... LIMIT."""
-    where, params = _where(query.where)
+    where, params = _where(query.where, table)
     select_list = ", ".join(f"{r.quoted} AS {r.alias}" for r in query.results)
     sql = f"SELECT {select_list} FROM {table.quoted}{where}"
     if query.group_by:
@@ -121,12 +232,12 @@ def aggregate(table: Table, query: "AggregateQuery", *, extra_row: bool = False)
 
 
 def count(table: Table, where: Node | None) -> Statement:
-    clause, params = _where(where)
+    clause, params = _where(where, table)
     return f"SELECT COUNT(*) FROM {table.quoted}{clause}", params
 
 
 def select_where(table: Table, where: Node, columns: Sequence[Column] | None = None) -> Statement:
-    clause, params = _where(where)
+    clause, params = _where(where, table)
     return f"SELECT {column_list(columns or table.columns)} FROM {table.quoted}{clause}", params
 
 
@@ -168,12 +279,12 @@ def insert(
 
 def update(table: Table, values: Mapping[Column, Any], where: Node) -> Statement:
     assignments = ", ".join(f"{c.quoted} = %s" for c in values)
-    clause, params = _where(where)
+    clause, params = _where(where, table)
     return f"UPDATE {table.quoted} SET {assignments}{clause}", tuple(values.values()) + params
 
 
 def delete(table: Table, where: Node) -> Statement:
-    clause, params = _where(where)
+    clause, params = _where(where, table)
     return f"DELETE FROM {table.quoted}{clause}", params
 
 
@@ -235,7 +346,7 @@ def _literal(text: str) -> str:
 def csv_select(table: Table, query: ListQuery, null: str | None = None) -> Statement:
     """SELECT one CSV line per row (without its line terminator), for the export stream; `null` as
     in csv_cell."""
-    where, params = _where(query.where)
+    where, params = _where(query.where, table)
     only = len(query.fields) == 1
     cells = ", ".join(csv_cell(c, only_field=only, null=null) for c in query.fields)
     tail, tail_params = _order_and_page(query)

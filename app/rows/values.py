@@ -322,9 +322,10 @@ def format_time(delta: dt.timedelta) -> str:
 
 
 def json_default(value: Any) -> Any:
-    """orjson's fallback for what it cannot encode: exact decimals as strings, binary as base64."""
+    """orjson's fallback for what it cannot encode: exact decimals as strings (as the database
+    writes them: 0.00000001, never 1E-8), binary as base64."""
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, dt.timedelta):
         return format_time(value)
     if isinstance(value, (bytes, bytearray)):

@@ -12,22 +12,27 @@ from app.core.errors import (
     PayloadTooLarge,
     RowNotFound,
     UnknownColumn,
+    UnknownRelation,
     WhereRequired,
 )
 from app.db.catalog import Catalog, Column, Table
 from app.db.database import Database, Session, StatementResult
 from app.query import aggregates, cursors, sql
 from app.query.aggregates import AggregateQuery
+from app.query.embeds import Item, parse_items, tables_read
 from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
-from app.query.lists import ListQuery, list_query, parse_fields
+from app.query.lists import ListQuery, list_query
 from app.query.nodes import Node
 from app.query.sql import Statement
+from app.rows.embedded import decoders
 from app.rows.objects import ObjectRows, Problems, Rows, refusal
 from app.rows.rules import Rules, row_maker
 from app.rows.values import OMITTED, output_fixers, rows_to_dicts, to_db
 from app.services.rules_store import RulesStore
 
 T = TypeVar("T")
+# Checks that the caller may read a table (a read's embedded and filtered-by relations): raises 403.
+Permit = Callable[[str], None]
 
 
 @lru_cache(maxsize=2048)
@@ -109,10 +114,12 @@ class CrudService:
         table = await self.catalog.table(name)
         try:
             return table, build(table)
+        except UnknownRelation:  # a foreign key made since, perhaps by a new table: the listing tells
+            await self.catalog.refreshed()
         except UnknownColumn:
             await self.catalog.look(table.name)
-            table = await self.catalog.table(name)
-            return table, build(table)
+        table = await self.catalog.table(name)
+        return table, build(table)
 
     async def _transaction(
         self, work: Callable[[Session], Awaitable[T]], after: Hook | None, *, bulk: bool = False
@@ -233,26 +240,48 @@ class CrudService:
             count=options.get("count") if limited else None,
             default_limit=self.default_limit if limited else None,
             max_limit=self.max_limit if limited else None,
+            links=self.catalog.relations,
+            embed_limit=self.max_limit,
         )
 
     async def list_from_params(
-        self, name: str, params: Iterable[tuple[str, str]], *, json_as_text: bool = False
+        self, name: str, params: Iterable[tuple[str, str]], *, json_as_text: bool = False, permit: Permit | None = None
     ) -> tuple[list[dict], dict]:
         params = list(params)
         options = dict(p for p in params if p[0] in ("fields", "order", "limit", "offset", "cursor", "count"))
+        links = self.catalog.relations
         return await self._list(
-            name, lambda t: self.list_request(t, parse_query_params(t, params), options), json_as_text
+            name, lambda t: self.list_request(t, parse_query_params(t, params, links), options), json_as_text, permit
         )
 
     async def list_from_body(
-        self, name: str, spec: Any, options: Mapping[str, Any], *, json_as_text: bool = False
+        self, name: str, spec: Any, options: Mapping[str, Any], *, json_as_text: bool = False,
+        permit: Permit | None = None,
     ) -> tuple[list[dict], dict]:
-        return await self._list(name, lambda t: self.list_request(t, parse_filter(t, spec), options), json_as_text)
+        links = self.catalog.relations
+        return await self._list(
+            name, lambda t: self.list_request(t, parse_filter(t, spec, links), options), json_as_text, permit
+        )
+
+    def permitted(self, query: ListQuery | Node | None, permit: Permit | None) -> None:
+        """Every other table a read touches (embedded, or filtered by) needs the caller's `read`."""
+        if permit is not None and query is not None:
+            for name in sorted(tables_read(query)):
+                permit(name)
+
+    def records(self, query: ListQuery, result: StatementResult, json_as_text: bool = False) -> list[dict]:
+        """A read's rows as JSON shows them, embedded relations read into objects and arrays."""
+        records = to_records(query.fields, result, json_as_text)
+        for name, decode in decoders(query.items, self.max_limit):
+            for record in records:
+                record[name] = decode(record[name])
+        return records
 
     async def _list(
-        self, name: str, build: Callable[[Table], ListQuery], json_as_text: bool = False
+        self, name: str, build: Callable[[Table], ListQuery], json_as_text: bool = False, permit: Permit | None = None
     ) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
+        self.permitted(query, permit)
         page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
         if query.count_exact:  # the total runs beside the page, on the slow-read schedule
             result, counted = await asyncio.gather(
@@ -267,9 +296,9 @@ class CrudService:
             last = result.rows[-1]
             next_cursor = cursors.encode(query.keyset, [last[at[c.name]] for c, _ in query.keyset])
         if query.extra:
-            width = len(query.fields)
+            width = len(query.items or query.fields)
             result.names, result.rows = result.names[:width], [row[:width] for row in result.rows]
-        records = to_records(query.fields, result, json_as_text)
+        records = self.records(query, result, json_as_text)
         # After a cursor there is no offset to offer: the next page is the next cursor's.
         meta = _meta(records, query.limit, query.offset, more and query.after is None) | {"next_cursor": next_cursor}
         if query.count_exact:
@@ -278,42 +307,64 @@ class CrudService:
 
     # --- aggregates ---------------------------------------------------------------------------
 
-    async def aggregate_from_params(self, name: str, params: Iterable[tuple[str, str]]) -> tuple[list[dict], dict]:
+    async def aggregate_from_params(
+        self, name: str, params: Iterable[tuple[str, str]], permit: Permit | None = None
+    ) -> tuple[list[dict], dict]:
         params = list(params)
         filters = [p for p in params if p[0] not in aggregates.PARAMS]
+        links = self.catalog.relations
         return await self._aggregate(
             name,
             lambda t: aggregates.from_params(
-                t, params, parse_query_params(t, filters), default_limit=self.default_limit, max_limit=self.max_limit
+                t, params, parse_query_params(t, filters, links), default_limit=self.default_limit,
+                max_limit=self.max_limit,
             ),
+            permit,
         )
 
-    async def aggregate_from_body(self, name: str, body: Mapping[str, Any]) -> tuple[list[dict], dict]:
+    async def aggregate_from_body(
+        self, name: str, body: Mapping[str, Any], permit: Permit | None = None
+    ) -> tuple[list[dict], dict]:
+        links = self.catalog.relations
         return await self._aggregate(
             name,
             lambda t: aggregates.from_body(
-                t, parse_filter(t, body.get("input")), body, default_limit=self.default_limit, max_limit=self.max_limit
+                t, parse_filter(t, body.get("input"), links), body, default_limit=self.default_limit,
+                max_limit=self.max_limit,
             ),
+            permit,
         )
 
-    async def _aggregate(self, name: str, build: Callable[[Table], AggregateQuery]) -> tuple[list[dict], dict]:
+    async def _aggregate(
+        self, name: str, build: Callable[[Table], AggregateQuery], permit: Permit | None
+    ) -> tuple[list[dict], dict]:
         """A question over the table: the slow-read schedule (a GROUP BY may take seconds)."""
         table, query = await self.resolve(name, build)
+        self.permitted(query.where, permit)
         result = await self.db.fetch(*sql.aggregate(table, query, extra_row=True), replica=True, slow=True)
         more = _page(result, query.limit)
         records = rows_to_dicts(result.names, result.rows, aggregates.fixers(query))
         return records, _meta(records, query.limit, query.offset, more)
 
-    async def columns(self, name: str, fields: str | list[str] | None) -> tuple[Column, ...]:
-        """The columns a read with `fields` answers, in order (a CSV header names them, rows or none)."""
-        return (await self.resolve(name, lambda t: parse_fields(t, fields)))[1]
+    async def items(self, name: str, fields: Any) -> tuple[Item, ...]:
+        """What a read with `fields` answers, in order: columns and embedded relations (a CSV header
+        names them, rows or none)."""
+        return (await self.resolve(name, lambda t: parse_items(t, fields, self.catalog.relations, self.max_limit)))[1]
 
-    async def get(self, name: str, key: str, fields: str | None = None, *, json_as_text: bool = False) -> dict:
-        table, (where, columns) = await self.resolve(name, lambda t: (key_condition(t, key), parse_fields(t, fields)))
-        result = await self.db.fetch(*sql.select_where(table, where, columns), replica=True)
+    async def get(
+        self, name: str, key: str, fields: str | None = None, *, json_as_text: bool = False,
+        permit: Permit | None = None,
+    ) -> dict:
+        def build(t: Table) -> ListQuery:
+            query = self.list_request(t, key_condition(t, key), {"fields": fields})
+            return ListQuery(where=query.where, fields=query.fields, order=(), limit=None, offset=0, items=query.items)
+
+        table, query = await self.resolve(name, build)
+        self.permitted(query, permit)
+        result = await self.db.fetch(*sql.select(table, query), replica=True)
         if not result.rows:
             raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
-        return to_records(columns, result, json_as_text)[0]
+        return self.records(query, result, json_as_text)[0]
 
     # --- update / delete ----------------------------------------------------------------------
 

@@ -35,12 +35,15 @@ import xlsxwriter
 from app.core import jsontext
 from app.core.errors import InvalidBody, PayloadTooLarge
 from app.db.catalog import Column
-from app.db.database import Database
+from app.db.database import Database, StatementResult
+from app.http.negotiation import csv_lines
 from app.query import sql
 from app.query.filters import parse_query_params
+from app.query.lists import ListQuery
 from app.rows.arrow import arrow_schema, record_batch
+from app.rows.embedded import flat_columns, flat_row, flat_tuples
 from app.rows.values import format_time, json_default, output_fixers, rows_to_dicts
-from app.services.crud import CrudService
+from app.services.crud import CrudService, Permit
 
 ExportFormat = Literal["csv", "jsonl", "xlsx", "parquet"]
 MEDIA_TYPES = {
@@ -86,7 +89,8 @@ class ExportService:
         self.rows_moved[key] = self.rows_moved.get(key, 0) + rows
 
     async def open(
-        self, name: str, params: Iterable[tuple[str, str]], fmt: ExportFormat = "csv", null: str | None = None
+        self, name: str, params: Iterable[tuple[str, str]], fmt: ExportFormat = "csv", null: str | None = None,
+        permit: Permit | None = None,
     ) -> Export:
         """Start an export: the query runs and its first rows are read (through the wrapper) before
         this returns, so a failure here is an ordinary error response. `null`: CSV's NULL marker."""
@@ -98,20 +102,32 @@ class ExportService:
             )
         params = list(params)
         options = {k: v for k, v in params if k in ("fields", "order", "limit", "offset")}
+        links = self.crud.catalog.relations
         table, query = await self.crud.resolve(
-            name, lambda t: self.crud.list_request(t, parse_query_params(t, params), options, limited=False)
+            name, lambda t: self.crud.list_request(t, parse_query_params(t, params, links), options, limited=False)
         )
+        self.crud.permitted(query, permit)
+        if query.embeds and null is not None:
+            raise InvalidBody(
+                "query.null: an export with embedded rows writes CSV's standard convention (NULL an empty cell)",
+                [{"where": "query.null", "problem": "not with embedded rows"}],
+            )
         stack = AsyncExitStack()
         try:
-            statement = sql.csv_select(table, query, null) if fmt == "csv" else sql.select(table, query)
-            _, batches = await stack.enter_async_context(
+            plain_csv = fmt == "csv" and not query.embeds
+            statement = sql.csv_select(table, query, null) if plain_csv else sql.select(table, query)
+            _, rows = await stack.enter_async_context(
                 self.db.stream(*statement, self.batch_rows, replica=True, slow=True)
             )
-            columns = tuple(query.fields)
-            if fmt == "csv":
+            # Rows with embedded relations: read as a list reads them, then written.
+            batches: AsyncIterator[Any] = self._records(query, rows, fmt) if query.embeds else rows
+            columns = tuple(flat_columns(query.items) if query.embeds and fmt != "jsonl" else query.fields)
+            if plain_csv:
                 body = self._csv(table.name, columns, batches)
+            elif fmt == "csv":
+                body = self._csv_records(table.name, columns, batches)
             elif fmt == "jsonl":
-                body = self._jsonl(table.name, columns, batches)
+                body = self._jsonl(table.name, columns, batches, records=bool(query.embeds))
             else:
                 spool = self._xlsx if fmt == "xlsx" else self._parquet
                 path = await spool(table.name, columns, batches)
@@ -121,6 +137,28 @@ class ExportService:
             await stack.aclose()
             raise
         return Export(table.name, fmt, body, stack)
+
+    async def _records(self, query: ListQuery, batches: AsyncIterator[Sequence[tuple]], fmt: ExportFormat) -> Any:
+        """Batches of rows with embedded relations: as JSON shows them (JSON Lines), flat (CSV), or
+        flat and typed as the driver types values (spreadsheets, Parquet)."""
+        names = [i.name for i in query.items]
+        async for batch in batches:
+            result = StatementResult(names, list(batch), 0, None)
+            records = self.crud.records(query, result, json_as_text=fmt != "jsonl")
+            if fmt == "jsonl":
+                yield records
+            elif fmt == "csv":
+                yield [flat_row(query.items, r) for r in records]
+            else:
+                yield flat_tuples(query.items, flat_columns(query.items), records)
+
+    async def _csv_records(
+        self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[dict]]
+    ) -> AsyncIterator[bytes]:
+        yield csv_lines(columns, [], header=True)
+        async for batch in batches:
+            self._moved(table, len(batch))
+            yield csv_lines(columns, batch, header=False)
 
     async def _csv(
         self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]
@@ -133,12 +171,12 @@ class ExportService:
             yield ("\r\n".join([row[0] for row in batch]) + "\r\n").encode()
 
     async def _jsonl(
-        self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]
+        self, table: str, columns: Sequence[Column], batches: AsyncIterator[Any], *, records: bool = False
     ) -> AsyncIterator[bytes]:
         names, fixers = [c.name for c in columns], output_fixers(tuple(columns))
         async for batch in batches:
             self._moved(table, len(batch))
-            yield jsontext.lines(rows_to_dicts(names, batch, fixers), json_default)
+            yield jsontext.lines(batch if records else rows_to_dicts(names, batch, fixers), json_default)
 
     async def _xlsx(self, table: str, columns: Sequence[Column], batches: AsyncIterator[Sequence[tuple]]) -> str:
         return await self._spooled(".xlsx", lambda path: _Sheet(path, table, columns), table, batches)
