@@ -2,6 +2,7 @@
 gateway, with none of its machinery (no catalog, no validation, no retry wrapper, no envelope).
 This is what one would write by hand for one table."""
 
+import json
 import os
 
 import aiomysql
@@ -47,3 +48,23 @@ async def create_item(request: Request):
     body = (await request.json())["input"]
     _, last_id = await query("INSERT INTO `items` (`name`, `qty`, `price`) VALUES (%s, %s, %s)", (body["name"], body["qty"], body["price"]))
     return {"id": last_id, **body}
+
+
+# Issue 26's hand-written comparison: 100 orders with their customer and lines, PostgREST-style,
+# in one statement (JSON built by the server), as one would write it for these three tables.
+ORDERS_EMBEDDED = """
+SELECT o.`id`, o.`total`,
+  (SELECT JSON_OBJECT('id', c.`id`, 'name', c.`name`, 'email', c.`email`)
+     FROM `customers` c WHERE c.`id` = o.`customer_id`) AS customer,
+  (SELECT JSON_ARRAYAGG(JSON_OBJECT('sku', l.`sku`, 'qty', l.`qty`))
+     FROM `lines` l WHERE l.`order_id` = o.`id`) AS `lines`
+FROM `orders` o ORDER BY o.`id` LIMIT %s"""
+
+
+@app.get("/orders_embedded")
+async def orders_embedded(limit: int = 100):
+    rows, _ = await query(ORDERS_EMBEDDED, (limit,))
+    for row in rows:
+        row["customer"] = json.loads(row["customer"]) if row["customer"] else None
+        row["lines"] = json.loads(row["lines"]) if row["lines"] else []
+    return rows

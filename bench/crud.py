@@ -52,6 +52,7 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 XMYSQL_DIR = Path(os.environ.get("BENCH_XMYSQL_DIR", ROOT / ".data" / "bench" / "xmysql"))
 ROWS = 10_000
 DEEP_ROWS = int(os.environ.get("BENCH_DEEP_ROWS", "2000000"))
+EMBED = os.environ.get("BENCH_EMBED", "1") != "0"
 
 GET_LUA = """
 math.randomseed(os.time())
@@ -246,6 +247,8 @@ def main() -> None:
                     if "retried" in f:
                         flag += f"  retried {f['retried'][0]} of {f['retried'][1]:,}"
                     print(f"{label:<20} {case:<14} {f['rps']:>8.0f} {f['p50']:>9} {f['p99']:>9} | {ratio}{flag}")
+            if EMBED:
+                embedded(db, servers[0][1], servers[2][1])
             if DEEP_ROWS:
                 deep_pages(db, servers[0][1])
         finally:
@@ -254,6 +257,57 @@ def main() -> None:
                 proc.wait(20)
             for log in logs.values():
                 log.unlink(missing_ok=True)
+
+
+def embedded(db, gateway_base: str, baseline_base: str) -> None:
+    """Issue 26: 100 orders with their customer and lines (1,000 customers, 10,000 orders, 30,000
+    lines). Throughput (wrk, as above) of the gateway's one request against the same statement
+    written by hand behind the bare FastAPI app; and the time to assemble the page the N+1 way
+    through the gateway (the page, then each order's customer and lines: 201 requests, one after
+    another on a kept-alive connection) against the one request, timed the same way."""
+    import statistics
+
+    import httpx
+
+    cur = db.cursor()
+    cur.execute("CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, email VARCHAR(80))")
+    cur.execute("CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2),"
+                " FOREIGN KEY (customer_id) REFERENCES customers(id))")
+    cur.execute("CREATE TABLE `lines` (order_id INT NOT NULL, line_no INT NOT NULL, sku VARCHAR(20), qty INT,"
+                " PRIMARY KEY (order_id, line_no), FOREIGN KEY (order_id) REFERENCES orders(id))")
+    cur.execute("INSERT INTO customers SELECT seq, CONCAT('customer ', seq), CONCAT('c', seq, '@example.org') FROM seq_1_to_1000")
+    cur.execute("INSERT INTO orders SELECT seq, 1 + seq % 1000, seq % 500 + 0.25 FROM seq_1_to_10000")
+    cur.execute("INSERT INTO `lines` SELECT o.seq, l.seq, CONCAT('sku-', l.seq), l.seq FROM seq_1_to_10000 o, seq_1_to_3 l")
+    fields = "id,total,customer(id,name,email),lines(sku,qty)"
+    one = f"/api/orders/query?limit=100&fields={fields}"
+    with httpx.Client(base_url=gateway_base, timeout=60) as client:
+        client.get("/api/tables")  # the catalog (and its relations) loaded, as in use
+        page = client.get(one).json()["data"]
+        assert len(page) == 100 and all(len(o["lines"]) == 3 and o["customer"] for o in page), page[:1]
+
+        def n_plus_one() -> float:
+            started = time.perf_counter()
+            orders = client.get("/api/orders/query?limit=100&fields=id,total,customer_id").json()["data"]
+            for order in orders:
+                order["customer"] = client.get(f"/api/customers/{order.pop('customer_id')}?fields=id,name,email").json()["data"]
+                order["lines"] = client.get(f"/api/lines/query?order_id=eq.{order['id']}&fields=sku,qty").json()["data"]
+            assert orders == page
+            return time.perf_counter() - started
+
+        def single() -> float:
+            started = time.perf_counter()
+            client.get(one).raise_for_status()
+            return time.perf_counter() - started
+
+        slow = statistics.median(n_plus_one() for _ in range(5))
+        fast = statistics.median(single() for _ in range(50))
+    ours = median_case(gateway_base + one, "")
+    hand = median_case(baseline_base + "/orders_embedded?limit=100", "")
+    print("100 orders with their customer and lines (1,000 customers, 10,000 orders, 30,000 lines):")
+    print(f"  gateway, fields={fields}: {ours['rps']:.0f} req/s (p50 {ours['p50']})"
+          f" | hand-written SQL, bare FastAPI: {hand['rps']:.0f} req/s (p50 {hand['p50']}) -> {ours['rps'] / hand['rps']:.2f}x")
+    print(f"  one request {fast * 1000:.1f} ms against N+1 through the gateway (201 requests) {slow * 1000:.0f} ms"
+          f" -> {slow / fast:.1f}x")
 
 
 def deep_pages(db, base: str) -> None:

@@ -36,7 +36,8 @@ async def openapi(call: Call) -> Response:
     catalog = call.state.catalog
     if not catalog.loaded:
         await catalog.reload()
-    return Response(call.state.openapi.document(catalog.tables(), call.who), media_type="application/json")
+    document = call.state.openapi.document(catalog.tables(), call.who, catalog.relations)
+    return Response(document, media_type="application/json")
 
 
 async def page(call: Call) -> Response:

@@ -12,7 +12,7 @@ table: a document of 3,000 tables is mostly a join of bytes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ import orjson
 
 from app.core.auth import Principal
 from app.db.catalog import Column, Table
+from app.db.relations import Relation
 from app.http.negotiation import MEDIA_TYPES
 from app.http.route import Param, Route
 from app.http.schemas import SCHEMAS, component, envelope, error_responses, list_options, ref, table_schemas, upload
@@ -95,14 +96,19 @@ class OpenAPI:
         self._templates: dict[tuple[tuple[bool, ...], bool], Part] = {}
         self.reserved = dispatcher.reserved_names()
 
-    def document(self, tables: list[Table], who: Principal) -> bytes:
+    def document(
+        self, tables: list[Table], who: Principal, relations: Callable[[Table], Sequence[Relation]] | None = None
+    ) -> bytes:
         parts: list[Part] = []
+        embeds: list[bytes] = []
         seen = set()
         for table in tables:
             allowed = tuple(who.may(action, table.name) for action in ACTIONS)
             if any(allowed):
                 seen.add(id(table))
                 parts.append(self._part(table, allowed))
+                if relations is not None and allowed[ACTIONS.index("read")]:
+                    embeds.append(_embeds(table, [r for r in relations(table) if who.may("read", r.target.name)]))
         if len(self._parts) > 2 * max(len(tables), 100):  # tables altered or dropped since: forget them
             self._parts = {k: v for k, v in self._parts.items() if k[0] in seen}
         importable = [t.name for t in tables if who.may("import", t.name)]
@@ -119,7 +125,7 @@ class OpenAPI:
                 b',"x-websockets":',
                 joined({"protocol": self.protocol}, [p.stream for p in parts if p.stream]),
                 b',"components":{"schemas":',
-                joined(self.schemas, [p.schemas for p in parts]),
+                joined(self.schemas, [p.schemas for p in parts] + embeds),
                 b',"responses":',
                 joined(self.responses, [p.responses for p in parts]),
                 b',"parameters":',
@@ -281,6 +287,25 @@ def _param(param: Param, importable: list[str] | None = None) -> dict:
     if param.description:
         described["description"] = param.description
     return described
+
+
+def _embeds(table: Table, relations: Sequence[Relation]) -> bytes:
+    """`<table>.embeds`: what `fields=name(...)` may embed in its rows, each with its shape (rows of
+    the other table: an object or null, or an array), under a name that selects it alone."""
+    if not relations:
+        return b""
+    properties: dict[str, dict] = {}
+    for relation in relations:
+        names = sorted(n for n in relation.names if sum(n in r.names for r in relations) == 1)
+        row = ref(f"{component(relation.target.name)}.row")
+        shape = {"type": "array", "items": row} if relation.many else {"anyOf": [row, {"type": "null"}]}
+        on = ", ".join(f"{s.name} = {relation.target.name}.{t.name}" for s, t in relation.pairs)
+        properties[names[0] if names else relation.spelled] = shape | {
+            "description": f"rows of {relation.target.name} where {on} (foreign key {relation.key.name})"
+            + (f"; also named {', '.join(names[1:])}" if len(names) > 1 else ""),
+        }
+    schema = {"type": "object", "description": "embedded with fields=name(col,...)", "properties": properties}
+    return _inner(orjson.dumps({f"{component(table.name)}.embeds": schema}))
 
 
 def _answer_name(route: Route, table: Table | None) -> str:

@@ -451,7 +451,13 @@ def list_options(max_limit: int) -> dict[str, dict]:
         "limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_limit}},
         "offset": {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}},
         "order": {"name": "order", "in": "query", "schema": {"type": "string"}, "description": "col.asc,other.desc"},
-        "fields": {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "a,b"},
+        "fields": {
+            "name": "fields",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "a,b; with related rows (the table's `.embeds`): "
+            "a,customer(name),orders(id;order=id.desc;limit=5)",
+        },
         "cursor": {
             "name": "cursor",
             "in": "query",

@@ -22,6 +22,7 @@ from app.core.echo import shown
 from app.core.errors import InvalidFilter, UnknownColumn
 from app.db.catalog import Column, Table
 from app.db.relations import Relation, find
+from app.query.cursors import keyset
 from app.query.filters import Links, column_of, parse_filter, parse_query_params
 from app.query.nodes import Condition, Exists, Group, Node
 
@@ -171,10 +172,10 @@ def _embed(
     alias, colon, target = head.strip().partition(":")
     if not colon:
         alias, target = "", alias
-    relation = find(table, links(table), target.strip())
-    name = alias.strip() or target.partition("!")[0].strip()
+    name = alias.strip() if colon else target.partition("!")[0].strip()
     if not name:
         raise InvalidFilter(f"'{shown(head, 60)}' gives the embedded rows an empty name")
+    relation = find(table, links(table), target.strip())
     # Imported here: lists.py imports this module for the top level's fields.
     from app.query.lists import parse_int, parse_order
 
@@ -197,11 +198,17 @@ def _embed(
         relation=relation,
         items=items,
         where=where,
-        order=parse_order(target_table, spec.order),
+        order=_total(target_table, parse_order(target_table, spec.order)),
         limit=limit,
         offset=offset,
         cap=(limit if limit is not None else max_limit + 1) if relation.many else None,
     )
+
+
+def _total(table: Table, order: tuple[tuple[Column, bool], ...]) -> tuple[tuple[Column, bool], ...]:
+    """The order made total by the primary key, as a page's is (ties come in the same order as in a
+    list of the table's rows)."""
+    return keyset(table, order) or order
 
 
 def _split(text: str, separator: str) -> list[str]:
