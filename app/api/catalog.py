@@ -14,4 +14,4 @@ async def list_tables(call: Call) -> Response:
 
 
 async def describe_table(call: Call) -> Response:
-    return success(await call.state.crud.describe_table(call.table))
+    return success(await call.state.crud.describe_table(call.table, lambda table: call.who.may("read", table)))

@@ -293,7 +293,8 @@ class CommitOutcomeUnknown(GatewayError):
 
 # Every public error, by status: what clients may meet.
 ERRORS: tuple[type[GatewayError], ...] = (
-    InvalidBody, UnknownColumn, InvalidFilter, WhereRequired, InvalidAggregate, InvalidCursor, InvalidCsv,
+    InvalidBody, UnknownColumn, UnknownRelation, AmbiguousRelation, InvalidFilter, WhereRequired,
+    InvalidAggregate, InvalidCursor, InvalidCsv,
     InvalidHeader, InvalidSpreadsheet, InvalidJson, InvalidParquet, InvalidSchema, InvalidSource, UploadInterrupted,
     Unauthorized, Forbidden, SourceNotAllowed, TableNotFound, RowNotFound, RouteNotFound, SchemaNotFound,
     JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PayloadTooLarge,

@@ -30,7 +30,11 @@ T = TypeVar("T")
 CLIENT_FOUND_ROWS = 2  # affected rows = rows matched, not rows changed (an idempotent PUT reports 1)
 # Sessions run in UTC so TIMESTAMP values mean the same thing on every instance; strict mode makes a
 # value that does not fit an error rather than a silent truncation.
-INIT_COMMAND = "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES')"
+# group_concat_max_len bounds JSON_ARRAYAGG too: an embedded array may be as long as a packet.
+INIT_COMMAND = (
+    "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES'),"
+    " group_concat_max_len = @@max_allowed_packet"
+)
 UNKNOWN_THREAD = 1094
 
 

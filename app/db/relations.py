@@ -9,7 +9,7 @@ join the same tables, a hint: `customers!billing_id` (the constraint's name or a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,24 @@ class Relation:
     def spelled(self) -> str:
         """A name that selects this relation and no other of its table."""
         return f"{self.target.name}!{self.key.name}"
+
+
+def names_alone(relation: Relation, among: Sequence[Relation]) -> list[str]:
+    """The names that select `relation` and no other of `among` (its table's), shortest first; when
+    none does alone, its spelling with the constraint's name."""
+    alone = sorted((n for n in relation.names if sum(n in r.names for r in among) == 1), key=lambda n: (len(n), n))
+    return alone or [relation.spelled]
+
+
+def describe(relation: Relation, among: Sequence[Relation]) -> dict:
+    """A relation as GET /api/tables/{table} lists it."""
+    return {
+        "name": names_alone(relation, among)[0],
+        "table": relation.target.name,
+        "many": relation.many,
+        "columns": {source.name: target.name for source, target in relation.pairs},
+        "foreign_key": relation.key.name,
+    }
 
 
 def _stem(column: str) -> str | None:

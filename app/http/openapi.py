@@ -20,7 +20,7 @@ import orjson
 
 from app.core.auth import Principal
 from app.db.catalog import Column, Table
-from app.db.relations import Relation
+from app.db.relations import Relation, names_alone
 from app.http.negotiation import MEDIA_TYPES
 from app.http.route import Param, Route
 from app.http.schemas import SCHEMAS, component, envelope, error_responses, list_options, ref, table_schemas, upload
@@ -296,11 +296,11 @@ def _embeds(table: Table, relations: Sequence[Relation]) -> bytes:
         return b""
     properties: dict[str, dict] = {}
     for relation in relations:
-        names = sorted(n for n in relation.names if sum(n in r.names for r in relations) == 1)
+        names = names_alone(relation, relations)
         row = ref(f"{component(relation.target.name)}.row")
         shape = {"type": "array", "items": row} if relation.many else {"anyOf": [row, {"type": "null"}]}
         on = ", ".join(f"{s.name} = {relation.target.name}.{t.name}" for s, t in relation.pairs)
-        properties[names[0] if names else relation.spelled] = shape | {
+        properties[names[0]] = shape | {
             "description": f"rows of {relation.target.name} where {on} (foreign key {relation.key.name})"
             + (f"; also named {', '.join(names[1:])}" if len(names) > 1 else ""),
         }

@@ -9,12 +9,14 @@ from typing import Any, TypeVar
 
 from app.core.errors import (
     InvalidBody,
+    InvalidFilter,
     PayloadTooLarge,
     RowNotFound,
     UnknownColumn,
     UnknownRelation,
     WhereRequired,
 )
+from app.db import relations
 from app.db.catalog import Catalog, Column, Table
 from app.db.database import Database, Session, StatementResult
 from app.query import aggregates, cursors, sql
@@ -159,8 +161,12 @@ class CrudService:
             for t in self.catalog.tables()
         ]
 
-    async def describe_table(self, name: str) -> dict:
-        return (await self.catalog.table(name)).describe()
+    async def describe_table(self, name: str, may_read: Callable[[str], bool]) -> dict:
+        """A table's columns and keys, and its relations to the tables the caller may read."""
+        table = await self.catalog.table(name)
+        among = self.catalog.relations(table)
+        readable = [r for r in among if may_read(r.target.name)]
+        return table.describe() | {"relations": [relations.describe(r, among) for r in readable]}
 
     # --- create -------------------------------------------------------------------------------
 
@@ -264,7 +270,11 @@ class CrudService:
         )
 
     def permitted(self, query: ListQuery | Node | None, permit: Permit | None) -> None:
-        """Every other table a read touches (embedded, or filtered by) needs the caller's `read`."""
+        """Every other table a read touches (embedded, or filtered by) needs the caller's `read`, and
+        embedding needs MariaDB: MySQL's JSON_ARRAYAGG takes neither ORDER BY nor LIMIT."""
+        if isinstance(query, ListQuery) and query.embeds and not self.db.is_mariadb:
+            raise InvalidFilter("embedding related rows in fields= needs MariaDB (10.5 or later); this server is MySQL",
+                                {"fields": [e.name for e in query.embeds]})
         if permit is not None and query is not None:
             for name in sorted(tables_read(query)):
                 permit(name)

@@ -433,3 +433,27 @@ def test_no_fields_text_gives_a_5xx(shop, settings):
             assert response.status_code < 500, (key, body, response.text)
 
         answered()
+
+
+async def test_openapi_and_the_catalog_describe_each_tables_relations(shop, settings):
+    from openapi_spec_validator import validate
+
+    keys = json.dumps([
+        {"name": "clerk", "sha256": hashlib.sha256(b"clerk").hexdigest(), "scopes": ["read:orders", "read:lines"]},
+        {"name": "boss", "sha256": hashlib.sha256(b"boss").hexdigest(), "scopes": ["read:*"]},
+    ])
+    async with running(settings(auth_mode="api-key", api_keys=keys)) as client:
+        boss = (await client.get("/openapi.json", headers={"X-API-Key": "boss"})).json()
+        validate(boss)
+        embeds = boss["components"]["schemas"]["orders.embeds"]["properties"]
+        assert embeds["customer"]["anyOf"] == [{"$ref": "#/components/schemas/customers.row"}, {"type": "null"}]
+        assert embeds["lines"] == embeds["lines"] | {"type": "array", "items": {"$ref": "#/components/schemas/lines.row"}}
+        assert set(boss["components"]["schemas"]["shipments.embeds"]["properties"]) == {"from", "to", "lines"}
+        # A caller sees the relations to the tables it may read, and no others.
+        clerk = (await client.get("/openapi.json", headers={"X-API-Key": "clerk"})).json()
+        validate(clerk)
+        assert set(clerk["components"]["schemas"]["orders.embeds"]["properties"]) == {"lines"}
+        described = (await client.get("/api/tables/orders", headers={"X-API-Key": "clerk"})).json()["data"]
+        assert described["relations"] == [
+            {"name": "lines", "table": "lines", "many": True, "columns": {"id": "order_id"}, "foreign_key": "lines_ibfk_1"},
+        ]

@@ -26,3 +26,17 @@ def test_the_readme_stays_short_and_links_the_docs():
     for page in ("docs/api.md", "docs/data.md", "docs/contract.md", "docs/configuration.md", "docs/operations.md",
                  "docs/ARCHITECTURE.md", "bench/README.md"):
         assert f"]({page})" in readme and (ROOT / page).exists(), page
+
+
+def test_every_error_a_client_can_get_is_listed_with_its_code():
+    import inspect
+
+    from app.core import errors
+
+    defined = {
+        cls for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.GatewayError) and cls is not errors.GatewayError
+    }
+    assert defined - set(errors.ERRORS) == set(), "add them to ERRORS: the contract's table is made from it"
+    codes = [cls.code for cls in errors.ERRORS]
+    assert len(codes) == len(set(codes)), "each code means one error"

@@ -148,3 +148,39 @@ def test_any_fields_text_parses_or_is_a_400(text):
         parse_items(TABLES["customers"], text, links, 50)
     except (InvalidFilter, UnknownColumn, AmbiguousRelation):  # UnknownRelation is an UnknownColumn
         pass
+
+
+def test_describing_a_tables_relations_names_each_by_its_shortest_unambiguous_name():
+    from app.db.relations import describe
+
+    among = links(TABLES["orders"])
+    described = sorted((describe(r, among) for r in among), key=lambda d: d["foreign_key"])
+    assert described == [
+        {"name": "lines", "table": "lines", "many": True, "columns": {"id": "order_id"}, "foreign_key": "line_order"},
+        {"name": "billing", "table": "customers", "many": False, "columns": {"billing_id": "id"}, "foreign_key": "orders_billing"},
+        {"name": "customer", "table": "customers", "many": False, "columns": {"customer_id": "id"}, "foreign_key": "orders_customer"},
+    ]
+
+
+def test_decoding_embedded_json():
+    from app.core.errors import PayloadTooLarge
+    from app.rows.embedded import decoders
+
+    items = list_query(TABLES["customers"], None, fields="id,orders!orders_customer(id,lines(no))", max_limit=2,
+                       default_limit=2, links=links, embed_limit=2).items
+    ((name, decode),) = decoders(items, 2)
+    assert name == "orders"
+    # NULL (no related rows) is an empty array, at every depth; an object's arrays are checked too.
+    assert decode(None) == []
+    assert decode('[{"id": 1, "lines": null}]') == [{"id": 1, "lines": []}]
+    # More rows than the largest page, with no limit asked: refused, not cut short silently.
+    with pytest.raises(PayloadTooLarge):
+        decode('[{"id": 1, "lines": [{"no": 1}, {"no": 2}, {"no": 3}]}]')
+    # JSON cut short by the server's max_allowed_packet: refused.
+    with pytest.raises(PayloadTooLarge):
+        decode('[{"id": 1, "lines": [{"no": 1}')
+    # With a limit asked, the array is what was asked for.
+    items = list_query(TABLES["customers"], None, fields="orders!orders_customer(id;limit=2)", max_limit=2,
+                       default_limit=2, links=links, embed_limit=2).items
+    ((_, decode),) = decoders(items, 2)
+    assert decode('[{"id": 1}, {"id": 2}, {"id": 3}]') == [{"id": 1}, {"id": 2}, {"id": 3}]
