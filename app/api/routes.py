@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from app.api import catalog, docs, files, health, jobs, rows, rules, streams
 from app.http import schemas as shape
-from app.http.bodies import AggregateBody, CreateBody, DeleteBody, JobBody, QueryBody, UpdateBody, UpdateByKeyBody
+from app.http.bodies import (
+    AggregateBody,
+    CreateBody,
+    DeleteBody,
+    JobBody,
+    QueryBody,
+    UpdateBody,
+    UpdateByKeyBody,
+    UpdateManyBody,
+)
 from app.http.idempotent import IDEMPOTENCY_KEY
 from app.http.route import Param, Route
 from app.imports.uploads import EXTENSIONS
@@ -58,7 +67,19 @@ FILE_MEDIA = (
     "application/vnd.apache.parquet",
 )
 JOB_STATES = ["uploading", "queued", "running", "succeeded", "failed", "cancelled"]
-KEYED = (IDEMPOTENCY_KEY,)
+PREFER = Param(
+    "Prefer", {"type": "string"},
+    "return=minimal (or headers-only): no row read back, 204 (POST: 201 and, for one row, its Location)",
+    where="header", parsed=False,
+)
+PREFER_CREATE = Param(
+    "Prefer", {"type": "string"},
+    "return=minimal (or headers-only): 201 with no body and, for one row, its Location; "
+    "resolution=merge-duplicates: a row whose key (any unique key) exists updates the columns given; "
+    "resolution=ignore-duplicates: it is left as it is, and answered as stored",
+    where="header", parsed=False,
+)
+KEYED = (IDEMPOTENCY_KEY, PREFER)
 
 # Each entry: method, path, handler, summary, access, operation name; then what it takes and answers.
 ROUTES: tuple[Route, ...] = (
@@ -78,11 +99,16 @@ ROUTES: tuple[Route, ...] = (
           body=AggregateBody, request=shape.named("Aggregate"), answer=shape.named("Groups"), listing=True),
     Route("POST", "/api/{table}", rows.create_rows,
           "Create one row or many", "write", "create",
-          body=CreateBody, params=KEYED, status=201, request=shape.new_rows, answer=shape.row_or_rows,
+          body=CreateBody, params=(IDEMPOTENCY_KEY, PREFER_CREATE), status=201, request=shape.new_rows,
+          answer=shape.row_or_rows,
           errors=(409, 413, 422)),
     Route("PUT", "/api/{table}", rows.update_rows,
           "Update the rows matching a filter", "write", "update",
           body=UpdateBody, params=KEYED, request=shape.changes, answer=shape.affected, errors=(409, 413, 422)),
+    Route("PATCH", "/api/{table}", rows.update_many,
+          "Update rows by their keys, each with its own values, in one transaction", "write", "update_many",
+          body=UpdateManyBody, params=KEYED, request=shape.keyed_changes, answer=shape.named("Patched"),
+          errors=(409, 413, 422)),
     Route("DELETE", "/api/{table}", rows.delete_rows,
           "Delete the rows matching a filter", "write", "delete",
           body=DeleteBody, params=KEYED, request=shape.named("Delete"), answer=shape.affected, errors=(409, 422)),
@@ -92,6 +118,9 @@ ROUTES: tuple[Route, ...] = (
           errors=(406, 422)),
     Route("PUT", "/api/{table}/{key}", rows.update_row,
           "Update one row by primary key", "write", "update_by_key",
+          body=UpdateByKeyBody, params=KEYED, request=shape.changes_by_key, answer=shape.row, errors=(409, 422)),
+    Route("PATCH", "/api/{table}/{key}", rows.update_row,
+          "Update one row by primary key (as PUT by key)", "write", "patch_by_key",
           body=UpdateByKeyBody, params=KEYED, request=shape.changes_by_key, answer=shape.row, errors=(409, 422)),
     Route("DELETE", "/api/{table}/{key}", rows.delete_row,
           "Delete one row by primary key", "write", "delete_by_key",

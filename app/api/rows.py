@@ -4,16 +4,27 @@ Accept header asks: JSON, CSV or JSON Lines; http/negotiation.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
 from starlette.datastructures import URL
 from starlette.responses import Response
 
+from app.http import prefer
 from app.http.envelope import success
 from app.http.idempotent import write_once
 from app.http.negotiation import Representation, choose, rows_response
+from app.http.prefer import Preferences
 from app.http.route import Call
 from app.query.embeds import Embed
+from app.query.sql import Mode
 from app.rows.embedded import flat_columns, flat_row
+from app.rows.values import json_default
 from app.services.crud import Permit
+
+# Prefer: resolution=... -> what a duplicate key does (app/query/sql.py, insert).
+DUPLICATES: dict[str | None, Mode] = {None: "insert", "merge-duplicates": "upsert", "ignore-duplicates": "keep"}
 
 
 def listed(rows: list[dict], meta: dict) -> Response:
@@ -79,21 +90,69 @@ async def aggregate_query(call: Call) -> Response:
     return success(rows, f"{meta['count']} group(s)", meta=meta)
 
 
+def _preferences(call: Call, *, inserting: bool = False) -> Preferences:
+    return prefer.parse(call.request.headers.getlist("prefer"), resolution=inserting)
+
+
+def _no_content(prefs: Preferences, answer: Callable[[Any], Response]) -> Callable[[Any], Response]:
+    """PUT, PATCH and DELETE: 204 with no body when the client prefers it, else `answer`."""
+    return (lambda _: Response(status_code=204)) if prefs.minimal else answer
+
+
+def _location(call: Call, keys: list[dict]) -> dict[str, str]:
+    """Where one created row is (`/api/orders/42`, `/api/lines/7,3`); nothing for several, or none known."""
+    if len(keys) != 1 or not keys[0]:
+        return {}
+    key = ",".join(quote(_key_text(v), safe="") for v in keys[0].values())
+    return {"Location": f"{call.request.url.path.rstrip('/')}/{key}"}
+
+
+def _key_text(value: Any) -> str:
+    text = json_default(value) if not isinstance(value, (str, int)) else value
+    return str(text)
+
+
 async def create_rows(call: Call) -> Response:
     given = call.body.input
-    return await write_once(call, lambda after: call.state.crud.create(call.table, given, after),
-                            lambda rows: created(given, rows))
+    prefs = _preferences(call, inserting=True)
+    duplicates = DUPLICATES[prefs.resolution]
+
+    def answer(rows: list[dict]) -> Response:
+        if prefs.minimal:
+            return Response(status_code=201, headers=_location(call, rows) if not isinstance(given, list) else {})
+        return created(given, rows)
+
+    return await write_once(
+        call,
+        lambda after: call.state.crud.create(call.table, given, after, duplicates=duplicates,
+                                             read_back=not prefs.minimal),
+        answer, prefs.headers(),
+    )
 
 
 async def update_rows(call: Call) -> Response:
-    body = call.body
+    body, prefs = call.body, _preferences(call)
     return await write_once(call, lambda after: call.state.crud.update(call.table, body.input, body.where, after),
-                            lambda n: success({"affected": n}, f"{n} row(s) updated"))
+                            _no_content(prefs, lambda n: success({"affected": n}, f"{n} row(s) updated")),
+                            prefs.headers())
+
+
+async def update_many(call: Call) -> Response:
+    prefs = _preferences(call)
+
+    def answer(done: dict) -> Response:
+        missing = f", {len(done['missing'])} key(s) not found" if done["missing"] else ""
+        return success(done, f"{done['affected']} row(s) updated{missing}")
+
+    return await write_once(call, lambda after: call.state.crud.update_many(call.table, call.body.input, after),
+                            _no_content(prefs, answer), prefs.headers())
 
 
 async def delete_rows(call: Call) -> Response:
+    prefs = _preferences(call)
     return await write_once(call, lambda after: call.state.crud.delete(call.table, call.body.input, after),
-                            lambda n: success({"affected": n}, f"{n} row(s) deleted"))
+                            _no_content(prefs, lambda n: success({"affected": n}, f"{n} row(s) deleted")),
+                            prefs.headers())
 
 
 async def get_row(call: Call) -> Response:
@@ -106,12 +165,16 @@ async def get_row(call: Call) -> Response:
 
 
 async def update_row(call: Call) -> Response:
-    key, values = call.path["key"], call.body.input
-    return await write_once(call, lambda after: call.state.crud.update_by_key(call.table, key, values, after),
-                            lambda row: success(row, "row updated"))
+    """PUT or PATCH by key: the columns given change, the others stay."""
+    key, values, prefs = call.path["key"], call.body.input, _preferences(call)
+    return await write_once(
+        call,
+        lambda after: call.state.crud.update_by_key(call.table, key, values, after, read_back=not prefs.minimal),
+        _no_content(prefs, lambda row: success(row, "row updated")), prefs.headers(),
+    )
 
 
 async def delete_row(call: Call) -> Response:
-    key = call.path["key"]
+    key, prefs = call.path["key"], _preferences(call)
     return await write_once(call, lambda after: call.state.crud.delete_by_key(call.table, key, after),
-                            lambda n: success({"affected": n}, "row deleted"))
+                            _no_content(prefs, lambda n: success({"affected": n}, "row deleted")), prefs.headers())

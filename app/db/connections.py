@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from app.core.config import DatabaseAddress, Settings
 from app.core.errors import CommitOutcomeUnknown, DatabaseError
 from app.db.driver import Driver
-from app.db.errors import CONNECTIVITY_CODES
+from app.db.errors import CONNECTIVITY_CODES, no_answer
 from app.db.nodes import PROBE, Node, Nodes
 from app.db.session import Session
 
@@ -193,7 +193,7 @@ class Connections:
         # A server error (duplicate key, bad value) leaves the connection usable; a client-side
         # error (2xxx: lost, gone away), a node that is not ready or an unknown COMMIT outcome does not.
         if isinstance(failure, CommitOutcomeUnknown) or (
-            isinstance(failure, DatabaseError) and (failure.code >= 2000 or failure.code in CONNECTIVITY_CODES)
+            isinstance(failure, DatabaseError) and (no_answer(failure.code) or failure.code in CONNECTIVITY_CODES)
         ):
             conn.close()
         pool.release(conn)  # closes it too if a transaction was left open

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from app.core.config import Settings
 from app.core.errors import DatabaseError, GatewayError, GatewayTimeout
 from app.db.connections import Connections
-from app.db.errors import commit_outcome, statement_outcome
+from app.db.errors import commit_outcome, no_answer, statement_outcome
 from app.db.nodes import Node
 from app.db.retry import Attempt, Resilience
 from app.db.session import Session, StatementResult
@@ -133,7 +133,7 @@ class Database:
                 result = await work(session)
             except (DatabaseError, GatewayError) as exc:
                 # Nothing was committed; on a broken connection the server rolls back on disconnect.
-                if not (isinstance(exc, DatabaseError) and exc.code >= 2000):
+                if not (isinstance(exc, DatabaseError) and no_answer(exc.code)):
                     await session.rollback()
                 raise
             attempt.begin_commit()
@@ -291,7 +291,7 @@ class Database:
         try:
             yield session
         except BaseException as exc:
-            healthy = isinstance(exc, GatewayError) or (isinstance(exc, DatabaseError) and exc.code < 2000)
+            healthy = isinstance(exc, GatewayError) or (isinstance(exc, DatabaseError) and not no_answer(exc.code))
             if healthy:
                 try:
                     await session.rollback()

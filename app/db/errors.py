@@ -130,8 +130,13 @@ CODES: dict[int, Kind] = {
 }
 # Answered to COMMIT, these leave the outcome unknown: Galera's "error during COMMIT" when quorum is
 # lost mid-way (1180), and a node that stopped being ready as it committed (1047); and any
-# client-side error (2xxx: no answer came).
+# client-side error (2xxx: no answer came; the server's own codes are below 2000 and from 3000 on).
 COMMIT_UNKNOWN_CODES = frozenset({1180, 1047})
+
+
+def no_answer(code: int) -> bool:
+    """A client library's error (2000-2999): the server's answer did not come."""
+    return 2000 <= code < 3000
 
 CONNECTIVITY_CODES = frozenset(code for code, kind in CODES.items() if kind.connectivity)
 SERVER_TIMEOUT_CODES = frozenset(code for code, kind in CODES.items() if kind is SERVER_TIMEOUT)
@@ -160,7 +165,7 @@ def is_connectivity(exc: BaseException) -> bool:
 
 def commit_unknown(exc: DatabaseError) -> bool:
     """An error answered to (or instead of an answer to) COMMIT after which it may have applied."""
-    return exc.code >= 2000 or exc.code in COMMIT_UNKNOWN_CODES
+    return no_answer(exc.code) or exc.code in COMMIT_UNKNOWN_CODES
 
 
 def statement_outcome(exc: DatabaseError) -> CommitOutcomeUnknown | None:
@@ -168,7 +173,7 @@ def statement_outcome(exc: DatabaseError) -> CommitOutcomeUnknown | None:
     no answer came (2xxx) or the answer does not say (1180: Galera lost quorum as it committed);
     None for any other answer, which the server gives for a statement it did not apply (a node that
     is not ready, 1047, refuses a statement before running it)."""
-    if exc.code >= 2000 or exc.code == 1180:
+    if no_answer(exc.code) or exc.code == 1180:
         return CommitOutcomeUnknown(
             "the database did not answer the write clearly; it may or may not have applied", {"db_code": exc.code}
         )

@@ -55,6 +55,12 @@ class UpdateByKeyBody(Body):
     input: dict[str, Any]
 
 
+class UpdateManyBody(Body):
+    """PATCH /api/{table}: rows, each holding its primary key and its new values."""
+
+    input: list[dict[str, Any]]
+
+
 class DeleteBody(Body):
     input: Filter | None = None
 

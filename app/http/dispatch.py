@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
@@ -32,6 +33,15 @@ from app.http.route import Call, Param, Route
 TABLES_PREFIX = ("api", "tables")  # /api/tables/{table}/...: a table's routes, whatever its name
 ALIASED = (("api", "{table}"), ("api", "batch", "{table}"))  # the shapes whose {table} meets reserved names
 _NO_QUERY: dict[str, Any] = {}
+
+
+def segments(scope: Scope) -> list[str]:
+    """The path's segments, split where the client put slashes and then decoded: a key may hold a
+    slash as `%2F` (the decoded `path` has lost the difference)."""
+    raw = scope.get("raw_path")
+    if not raw:
+        return scope["path"][1:].split("/")
+    return [unquote_to_bytes(s).decode("utf-8", "replace") for s in raw.split(b"?", 1)[0][1:].split(b"/")]
 
 
 @dataclass(frozen=True)
@@ -97,10 +107,10 @@ class Dispatcher:
                     return "/" + "/".join((*TABLES_PREFIX, table, *route.segments[len(shape):]))
         return route.path.replace("{table}", table)
 
-    def match(self, path: str) -> tuple[Node | None, dict[str, str]]:
-        """The node a path ends on (None: no route has that shape) and its parameters."""
+    def match(self, path: str | list[str]) -> tuple[Node | None, dict[str, str]]:
+        """The node a path (or its segments) ends on (None: no route has that shape) and its parameters."""
         node, found = self.root, {}
-        for segment in path[1:].split("/"):
+        for segment in path[1:].split("/") if isinstance(path, str) else path:
             child = node.literal.get(segment)
             if child is not None:
                 node = child
@@ -118,7 +128,7 @@ class Dispatcher:
                 scope["route"] = Mount(prefix)
                 await app({**scope, "root_path": scope.get("root_path", "") + prefix}, receive, send)
                 return
-        node, found = self.match(path)
+        node, found = self.match(segments(scope))
         if scope["type"] == "websocket":
             route = node.routes.get("WS") if node is not None else None
             if route is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from app.core.errors import ImportRolledBack, InvalidBody
@@ -21,21 +22,48 @@ IDEMPOTENCY_KEY = Param(
 
 
 async def write_once(
-    call: Call, run: Callable[[Hook | None], Awaitable[Any]], respond: Callable[[Any], Response]
+    call: Call, run: Callable[[Hook | None], Awaitable[Any]], respond: Callable[[Any], Response],
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """Run a write route's service call and `respond`; with an Idempotency-Key, at most once per key."""
+    """Run a write route's service call and `respond`; with an Idempotency-Key, at most once per key.
+    `headers` (Preference-Applied) go on the answer and on every replay of it."""
     request = call.request
     key = request.headers.get("idempotency-key")
     if key is None:
-        return respond(await run(None))
+        response = respond(await run(None))
+        response.headers.update(headers or {})
+        return response
     check_key(key)
-    fingerprint = request_hash(request.method, request.url.path, request.url.query, await request.body())
+    # What the client prefers changes what the write does (an upsert) and answers: it is part of the request.
+    query = request.url.query
+    if prefer := ", ".join(request.headers.getlist("prefer")):
+        query += "\x00prefer:" + prefer
+    fingerprint = request_hash(request.method, request.url.path, query, await request.body())
 
     def render(result: Any) -> tuple[int, bytes]:
         response = respond(result)
-        return response.status_code, bytes(response.body)
+        return response.status_code, _stored_body(response)
 
-    return as_response(await call.state.idempotency.once(key, fingerprint, run, render))
+    replayed = as_response(await call.state.idempotency.once(key, fingerprint, run, render))
+    replayed.headers.update(headers or {})
+    return replayed
+
+
+# A stored answer is its body; one with a Location (a row created, no body: Prefer: return=minimal)
+# starts with a newline and that header as JSON, a line no envelope starts with.
+def _stored_body(response: Response) -> bytes:
+    body = bytes(response.body)
+    location = response.headers.get("location")
+    return body if location is None else b"\n" + orjson.dumps({"location": location}) + b"\n" + body
+
+
+def as_response(stored: Any) -> Response:
+    body, headers = stored.body, {"Idempotent-Replayed": "true"} if stored.replayed else {}
+    if body.startswith(b"\n"):
+        kept, _, body = body[1:].partition(b"\n")
+        headers["Location"] = orjson.loads(kept)["location"]
+    media = "application/json" if body else None
+    return Response(body, status_code=stored.status, media_type=media, headers=headers)
 
 
 def check_key(key: str) -> None:
@@ -43,9 +71,6 @@ def check_key(key: str) -> None:
         raise InvalidBody("Idempotency-Key must be 1 to 255 characters")
 
 
-def as_response(stored: Any) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
-    return Response(stored.body, status_code=stored.status, media_type="application/json", headers=headers)
 
 
 async def upload_once(

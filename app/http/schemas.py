@@ -171,6 +171,15 @@ changes_by_key = Shape(
         "additionalProperties": False,
     },
 )
+keyed_changes = Shape(
+    "changes_by_keys",
+    lambda table: {
+        "type": "object",
+        "properties": {"input": {"type": "array", "items": _input(table, "patch"), "minItems": 1}},
+        "required": ["input"],
+        "additionalProperties": False,
+    },
+)
 upload = Shape(
     "Upload",
     lambda table: {
@@ -229,6 +238,14 @@ SCHEMAS: dict[str, dict] = {
         "required": ["count", "limit", "offset", "next"],
     },
     "Affected": {"type": "object", "properties": {"affected": {"type": "integer"}}, "required": ["affected"]},
+    "Patched": {
+        "type": "object",
+        "properties": {
+            "affected": {"type": "integer", "description": "rows found by their keys and updated"},
+            "missing": {"type": "array", "items": {"type": "object"}, "description": "the keys no row has"},
+        },
+        "required": ["affected", "missing"],
+    },
     "Filter": {
         "type": "object",
         "description": f"FILTER: {{col: value}}, {{col: {{op: value}}}} with op in {operators()}, "

@@ -241,7 +241,9 @@ def select_where(table: Table, where: Node, columns: Sequence[Column] | None = N
     return f"SELECT {column_list(columns or table.columns)} FROM {table.quoted}{clause}", params
 
 
-Mode = Literal["insert", "ignore", "upsert"]
+# ignore: INSERT IGNORE (imports, which check its warnings are only duplicates); keep: a row whose
+# key exists is left as it is, and any other error still fails (a no-op ON DUPLICATE KEY UPDATE).
+Mode = Literal["insert", "ignore", "upsert", "keep"]
 
 
 def insert(
@@ -272,6 +274,9 @@ def insert(
         keys = {c.name for c in table.primary_key}
         updates = [c for c in columns if c.name not in keys] or list(columns[:1])
         sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c.quoted}=VALUES({c.quoted})" for c in updates)
+    elif mode == "keep":
+        same = (columns or table.columns)[0].quoted
+        sql += f" ON DUPLICATE KEY UPDATE {same}={same}"
     if returning:
         sql += f" RETURNING {column_list(table.columns)}"
     return sql, tuple(params)
@@ -281,6 +286,43 @@ def update(table: Table, values: Mapping[Column, Any], where: Node) -> Statement
     assignments = ", ".join(f"{c.quoted} = %s" for c in values)
     clause, params = _where(where, table)
     return f"UPDATE {table.quoted} SET {assignments}{clause}", tuple(values.values()) + params
+
+
+def _by_keys(table: Table, keys: Sequence[Sequence[Any]]) -> tuple[str, str, list[Any]]:
+    """For rows found by primary key: one key's test (`a = %s AND b = %s`), and the WHERE that any
+    of `keys` matches, with its parameters."""
+    pk = table.primary_key
+    match = " AND ".join(f"{c.quoted} = %s" for c in pk)
+    if len(pk) == 1:
+        return match, f"{pk[0].quoted} IN ({', '.join('%s' for _ in keys)})", [key[0] for key in keys]
+    return match, " OR ".join(f"({match})" for _ in keys), [value for key in keys for value in key]
+
+
+def found_keys(table: Table, keys: Sequence[Sequence[Any]], columns: Sequence[Column]) -> Statement:
+    """The rows of `keys` there are, locked, each with the index of the key that found it (the
+    server compares, in the key's collation: 'a' finds 'A' where the column ignores case)."""
+    match, where, params = _by_keys(table, keys)
+    which = " ".join(f"WHEN {match} THEN {i}" for i in range(len(keys)))
+    first = [value for key in keys for value in key]
+    return (f"SELECT CASE {which} END, {column_list(columns)} FROM {table.quoted} WHERE {where} FOR UPDATE",
+            tuple(first + params))
+
+
+def update_by_keys(
+    table: Table, columns: Sequence[Column], keys: Sequence[Sequence[Any]], rows: Sequence[Sequence[Any]]
+) -> Statement:
+    """One UPDATE giving each row, found by its primary key (`keys[i]`), its own values of `columns`
+    (`rows[i]`): `SET c = CASE WHEN <key i> THEN <value i> ... END WHERE <any key>`. Every value is a
+    parameter, so it converts to its column as in an INSERT, whatever the key's collation."""
+    match, where, where_params = _by_keys(table, keys)
+    assignments: list[str] = []
+    params: list[Any] = []
+    for j, column in enumerate(columns):
+        whens = " ".join(f"WHEN {match} THEN %s" for _ in keys)
+        assignments.append(f"{column.quoted} = CASE {whens} END")
+        for key, row in zip(keys, rows):
+            params.extend((*key, row[j]))
+    return f"UPDATE {table.quoted} SET {', '.join(assignments)} WHERE {where}", tuple(params + where_params)
 
 
 def delete(table: Table, where: Node) -> Statement:

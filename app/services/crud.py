@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
+from itertools import groupby
 from typing import Any, TypeVar
 
 from app.core.errors import (
+    GatewayError,
     InvalidBody,
     InvalidFilter,
     PayloadTooLarge,
@@ -25,7 +27,7 @@ from app.query.embeds import Item, parse_items, tables_read
 from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
 from app.query.lists import ListQuery, list_query
 from app.query.nodes import Node
-from app.query.sql import Statement
+from app.query.sql import Mode, Statement
 from app.rows.embedded import decoders
 from app.rows.objects import ObjectRows, Problems, Rows, refusal
 from app.rows.rules import Rules, row_maker
@@ -75,6 +77,68 @@ def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignment
             after[positions[column]] = value
         if problems := rules.problems(make(after)):
             raise rules.violation(problems, index if len(rows) > 1 else None)
+
+
+def _keys(
+    table: Table, columns: list[Column], values: list[list[Any]], result: StatementResult, duplicates: Mode
+) -> list[dict]:
+    """The keys of rows written and not read back: given in every row, or (a plain insert) the
+    AUTO_INCREMENT ids the server gave them, consecutive from `last_id`; [] when not known."""
+    pk = table.primary_key
+    if pk and all(c in columns for c in pk):
+        at = [columns.index(c) for c in pk]
+        keys = [{c.name: row[i] for c, i in zip(pk, at)} for row in values]
+        return [] if any(v is None or v is OMITTED for key in keys for v in key.values()) else keys
+    if duplicates == "insert" and len(pk) == 1 and pk[0].auto_increment and result.last_id:
+        return [{pk[0].name: result.last_id + i} for i in range(len(values))]
+    return []
+
+
+Changes = tuple[list[tuple], list[tuple], dict[tuple[Column, ...], list[int]]]
+
+
+def _keyed_changes(table: Table, rows: list[Any]) -> Changes:
+    """A PATCH list: each row's primary key, its new values, and the rows' indexes grouped by the
+    columns they set (in the order first seen), so each group is one UPDATE."""
+    pk = table.primary_key
+    if not pk:
+        raise InvalidFilter(f"table '{table.name}' has no primary key: update by a filter with PUT /api/{table.name}")
+    keys: list[tuple] = []
+    values: list[tuple] = []
+    groups: dict[tuple[Column, ...], list[int]] = {}
+    for index, row in enumerate(rows):
+        try:
+            if not isinstance(row, Mapping):
+                raise InvalidBody("must be an object holding the primary key and the new values")
+            given = prepare_values(table, row)
+            if missing := [c.name for c in pk if c not in given]:
+                raise InvalidBody(f"lacks its primary key ({', '.join(missing)})")
+            changes = {c: v for c, v in given.items() if c not in pk}
+            if not changes:
+                raise InvalidBody("sets no column besides its key")
+        except GatewayError as exc:
+            raise type(exc)(f"row {index}: {exc.message}", {"row": index} | _dict(exc.details)) from None
+        key = tuple(given[c] for c in pk)
+        if key in keys:
+            raise InvalidBody(f"row {index}: its key is also row {keys.index(key)}'s", {"row": index})
+        keys.append(key)
+        values.append(tuple(changes.values()))
+        groups.setdefault(tuple(changes), []).append(index)
+    return keys, values, groups
+
+
+def _dict(details: Any) -> dict:
+    return details if isinstance(details, dict) else {} if details is None else {"details": details}
+
+
+def _named(columns: tuple[Column, ...], key: tuple) -> dict:
+    return {c.name: v for c, v in zip(columns, key)}
+
+
+def _given(columns: list[Column], values: list[list[Any]]) -> tuple[list[Column], list[list[Any]]]:
+    """Rows that all leave the same columns out, without those columns."""
+    kept = [j for j, v in enumerate(values[0]) if v is not OMITTED]
+    return [columns[j] for j in kept], [[row[j] for j in kept] for row in values]
 
 
 def _affected(result: StatementResult) -> int:
@@ -179,7 +243,14 @@ class CrudService:
             objects = self._objects[table.name] = ObjectRows(table, rules)
         return objects.check(rows)
 
-    async def create(self, name: str, payload: dict | list, after: Hook | None = None) -> list[dict]:
+    async def create(
+        self, name: str, payload: dict | list, after: Hook | None = None, *, duplicates: Mode = "insert",
+        read_back: bool = True,
+    ) -> list[dict]:
+        """Insert rows and answer them as stored (RETURNING, or read back by key on MySQL).
+        `duplicates`: `insert` (a duplicate key is a 409), `upsert` (it updates the given columns) or
+        `keep` (it is left as it is; the answer holds it as stored). Without `read_back`, nothing is
+        read: the answer is each row's key where it is known (given, or a new AUTO_INCREMENT id)."""
         rows = payload if isinstance(payload, list) else [payload]
         if not rows:
             raise InvalidBody("'input' is an empty list: nothing to insert")
@@ -197,27 +268,50 @@ class CrudService:
         if isinstance(checked, dict):
             raise refusal(checked)
         columns, values = list(checked.plan.columns), checked.values
-        defaults = [[v is OMITTED for v in row] for row in values] if has_omitted_cells(values) else None
-        if defaults is not None:
-            values = [[None if v is OMITTED else v for v in row] for row in values]
-
         bulk = len(rows) > 100  # large bulk inserts get the bulk schedule's longer attempts
-        if self.db.supports_returning:
-            statement = sql.insert(table, columns, values, returning=True, defaults=defaults)
-            return await self._statement(statement, lambda result: to_records(table.columns, result), after, bulk=bulk)
+        if duplicates == "upsert" and has_omitted_cells(values):
+            # An update sets only what its row gives: one INSERT per run of rows giving the same columns.
+            runs = [_given(columns, list(run)) for _, run in groupby(values, key=lambda v: [c is OMITTED for c in v])]
+        else:
+            runs = [(columns, values)]
+
+        def statement(columns: list[Column], values: list[list[Any]], returning: bool) -> Statement:
+            defaults = [[v is OMITTED for v in row] for row in values] if has_omitted_cells(values) else None
+            if defaults is not None:
+                values = [[None if v is OMITTED else v for v in row] for row in values]
+            return sql.insert(table, columns, values, mode=duplicates, returning=returning, defaults=defaults)
+
+        returning = read_back and self.db.supports_returning
+        if len(runs) == 1 and (returning or not read_back):  # one statement: one round trip
+            return await self._statement(
+                statement(columns, values, returning),
+                lambda result: to_records(table.columns, result) if returning
+                else _keys(table, columns, values, result, duplicates),
+                after, bulk=bulk,
+            )
 
         async def work(session: Session) -> list[dict]:
-            statement = sql.insert(table, columns, values, returning=False, defaults=defaults)
-            return await self._reread(session, table, columns, values, await session.execute(*statement))
+            answered: list[dict] = []
+            for columns, values in runs:
+                result = await session.execute(*statement(columns, values, returning))
+                if returning:
+                    answered += to_records(table.columns, result)
+                elif read_back:
+                    answered += await self._reread(session, table, columns, values, result,
+                                                   new_ids=duplicates == "insert")
+                else:
+                    answered += _keys(table, columns, values, result, duplicates)
+            return answered
 
         return await self._transaction(work, after, bulk=bulk)
 
     async def _reread(
-        self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: StatementResult
+        self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: StatementResult,
+        new_ids: bool,
     ) -> list[dict]:
         """Servers without INSERT ... RETURNING (MySQL): read the rows back by key in the same transaction."""
         pk = table.primary_key
-        if len(pk) == 1 and pk[0].auto_increment and pk[0] not in columns and result.last_id:
+        if new_ids and len(pk) == 1 and pk[0].auto_increment and pk[0] not in columns and result.last_id:
             # One multi-row INSERT gets consecutive ids (innodb_autoinc_lock_mode 0/1, or 2 for simple inserts).
             keys: list[Any] = list(range(result.last_id, result.last_id + len(values)))
             where = parse_filter(table, {pk[0].name: {"in": keys}})
@@ -397,7 +491,9 @@ class CrudService:
 
         return await self._transaction(work, after)
 
-    async def update_by_key(self, name: str, key: str, values: Mapping[str, Any], after: Hook | None = None) -> dict:
+    async def update_by_key(
+        self, name: str, key: str, values: Mapping[str, Any], after: Hook | None = None, *, read_back: bool = True
+    ) -> dict | None:
         table, (assignments, old_key) = await self.resolve(
             name, lambda t: (prepare_values(t, values), key_values(t, key))
         )
@@ -408,14 +504,45 @@ class CrudService:
 
         rules = await self.rules.for_table(table)
 
-        async def work(session: Session) -> dict:
+        async def work(session: Session) -> dict | None:
             if rules is not None:
                 await self._check_update(session, rules, table, equals(table.primary_key, old_key), assignments)
             if (await session.execute(*statement)).affected == 0:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
-            return to_records(table.columns, await session.execute(*reread))[0]
+            return to_records(table.columns, await session.execute(*reread))[0] if read_back else None
 
         return await self._transaction(work, after)
+
+    async def update_many(self, name: str, payload: Any, after: Hook | None = None) -> dict:
+        """PATCH a list of rows, each holding its whole primary key and its own new values: one
+        transaction, one UPDATE per set of columns the rows change. Keys not found are named, not
+        created; the rest are updated. A row that is refused (a value, a rule) refuses them all."""
+        if not isinstance(payload, list) or not payload:
+            raise InvalidBody("'input' must be a non-empty list of rows, each with its primary key")
+        if len(payload) > self.max_bulk_rows:
+            raise PayloadTooLarge(
+                f"at most {self.max_bulk_rows} rows per request", {"rows": len(payload), "max": self.max_bulk_rows}
+            )
+        table, (keys, values, groups) = await self.resolve(name, lambda t: _keyed_changes(t, payload))
+        rules = await self.rules.for_table(table)
+        found = sql.found_keys(table, keys, table.columns if rules is not None else table.primary_key)
+
+        async def work(session: Session) -> dict:
+            stored = {row[0]: row[1:] for row in (await session.execute(*found)).rows}
+            affected = 0
+            for columns, members in groups.items():
+                present = [i for i in members if i in stored]
+                if not present:
+                    continue
+                if rules is not None:
+                    for i in present:
+                        check_updated_rows(rules, table, [stored[i]], dict(zip(columns, values[i])))
+                statement = sql.update_by_keys(table, columns, [keys[i] for i in present], [values[i] for i in present])
+                affected += (await session.execute(*statement)).affected
+            missing = [_named(table.primary_key, keys[i]) for i in range(len(keys)) if i not in stored]
+            return {"affected": affected, "missing": missing}
+
+        return await self._transaction(work, after, bulk=len(payload) > 100)
 
     async def _check_update(
         self, session: Session, rules: Rules, table: Table, where: Node, assignments: dict[Column, Any]

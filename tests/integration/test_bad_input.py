@@ -103,6 +103,13 @@ filters = st.dictionaries(names, st.one_of(values, st.dictionaries(ops, values, 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 
 
+# Prefer headers as clients send them, each preference the writes know, and their mixtures.
+PREFER = st.lists(st.sampled_from(["return=minimal", "return=headers-only", "return=representation",
+                                   "resolution=merge-duplicates", "resolution=ignore-duplicates", "tx=rollback",
+                                   "return=x", "resolution", "=", ";", ' return = "minimal" ; a=b']),
+                  max_size=3).map(", ".join)
+
+
 def no_5xx(response):
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
@@ -122,10 +129,13 @@ def test_query_strings_never_give_5xx(app_client):
 def test_json_bodies_never_give_5xx(app_client):
     @FUZZ
     @given(row=st.dictionaries(names, values, max_size=5), where=filters, extra=values,
-           options=st.dictionaries(st.sampled_from(["limit", "offset", "order", "order_by", "fields"]), values, max_size=2))
-    def check(row, where, extra, options):
-        no_5xx(app_client.post("/api/types", json={"input": row}))
-        no_5xx(app_client.post("/api/types", json={"input": [row, row]}))
+           options=st.dictionaries(st.sampled_from(["limit", "offset", "order", "order_by", "fields"]), values, max_size=2),
+           prefer=st.one_of(PREFER, st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)))
+    def check(row, where, extra, options, prefer):
+        no_5xx(app_client.post("/api/types", json={"input": row}, headers={"Prefer": prefer}))
+        no_5xx(app_client.post("/api/types", json={"input": [row, row]}, headers={"Prefer": prefer}))
+        no_5xx(app_client.patch("/api/types", json={"input": [row, where]}, headers={"Prefer": prefer}))
+        no_5xx(app_client.patch("/api/pairs", json={"input": [row]}))
         no_5xx(app_client.post("/api/types/query", json={"input": where, **options}))
         no_5xx(app_client.put("/api/types", json={"input": row, "where": where}))
         no_5xx(app_client.request("DELETE", "/api/types", json={"input": where}))
@@ -139,7 +149,8 @@ def test_every_json_route_keeps_or_refuses_any_body(app_client):
     any JSON value, integers past 64 bits anywhere included, with a 2xx or a 4xx naming the problem;
     a rule accepted is stored and shown back exactly, every digit of it."""
     routes = [("POST", "/api/types"), ("POST", "/api/types/query"), ("POST", "/api/types/aggregate"),
-              ("PUT", "/api/types"), ("DELETE", "/api/types"), ("PUT", "/api/types/1"),
+              ("PUT", "/api/types"), ("DELETE", "/api/types"), ("PUT", "/api/types/1"), ("PATCH", "/api/types"),
+              ("PATCH", "/api/types/1"),
               ("PUT", "/api/schemas/types"), ("POST", "/api/batch/jobs")]
 
     @FUZZ
@@ -174,6 +185,7 @@ def test_path_keys_never_give_5xx(app_client):
         for table in ("types", "pairs", "nokey"):
             no_5xx(app_client.get(f"/api/{table}/{key}"))
             no_5xx(app_client.put(f"/api/{table}/{key}", json={"input": row}))
+            no_5xx(app_client.patch(f"/api/{table}/{key}", json={"input": row}, headers={"Prefer": "return=minimal"}))
             no_5xx(app_client.delete(f"/api/{table}/{key}"))
 
     check()
