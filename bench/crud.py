@@ -63,6 +63,17 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"input": {"name": "bench", "qty": 3, "price": "9.99"}}'
 """
+MINIMAL_POST_LUA = POST_LUA + 'wrk.headers["Prefer"] = "return=minimal"\n'
+# An upsert of an existing row (a random key of the 10,000): the UPDATE side of ON DUPLICATE KEY.
+UPSERT_LUA = """
+math.randomseed(os.time())
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Prefer"] = "resolution=merge-duplicates"
+request = function()
+  return wrk.format(nil, nil, nil, string.format('{"input": {"id": %%d, "name": "bench", "qty": 4, "price": "9.99"}}', math.random(1, %d)))
+end
+""" % ROWS
 XMYSQL_POST_LUA = POST_LUA.replace("""'{"input": {"name": "bench", "qty": 3, "price": "9.99"}}'""", """'{"name": "bench", "qty": 3, "price": "9.99"}'""")
 
 
@@ -247,6 +258,7 @@ def main() -> None:
                     if "retried" in f:
                         flag += f"  retried {f['retried'][0]} of {f['retried'][1]:,}"
                     print(f"{label:<20} {case:<14} {f['rps']:>8.0f} {f['p50']:>9} {f['p99']:>9} | {ratio}{flag}")
+            writes(servers[0][1], figures)
             if EMBED:
                 embedded(db, servers[0][1], servers[2][1])
             if DEEP_ROWS:
@@ -257,6 +269,18 @@ def main() -> None:
                 proc.wait(20)
             for log in logs.values():
                 log.unlink(missing_ok=True)
+
+
+def writes(base: str, figures: dict) -> None:
+    """Issue 32: a POST that reads nothing back (Prefer: return=minimal) and an upsert of an existing
+    row (Prefer: resolution=merge-duplicates), beside the plain POST and xmysql's, measured above."""
+    plain, x = figures["gateway, asyncmy", "one-row POST"], figures.get(("xmysql -c 2", "one-row POST"))
+    for case, script in (("POST, Prefer: return=minimal", MINIMAL_POST_LUA), ("POST, merge-duplicates", UPSERT_LUA)):
+        f = median_case(base + "/api/items", script)
+        versus = f" | {f['rps'] / x['rps']:.2f}x xmysql's POST" if x else ""
+        flag = f"  ({f['errors']} non-2xx)" if f["errors"] else ""
+        print(f"gateway, asyncmy      {case:<30} {f['rps']:>8.0f} {f['p50']:>9} {f['p99']:>9} | "
+              f"{f['rps'] / plain['rps']:.2f}x the plain POST{versus}{flag}")
 
 
 def embedded(db, gateway_base: str, baseline_base: str) -> None:
