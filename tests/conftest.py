@@ -98,13 +98,18 @@ def run_sql(conn, statement: str, params=()) -> list[tuple]:
         return list(cursor.fetchall())
 
 
+def clear(conn) -> None:
+    """Drop every table and view of the test database."""
+    run_sql(conn, "SET FOREIGN_KEY_CHECKS = 0")
+    for table, kind in run_sql(conn, "SHOW FULL TABLES"):
+        run_sql(conn, f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} `{table}`")
+    run_sql(conn, "SET FOREIGN_KEY_CHECKS = 1")
+
+
 @pytest.fixture
 def schema(sql):
     """A fresh set of tables for each test."""
-    run_sql(sql, "SET FOREIGN_KEY_CHECKS = 0")
-    for (table,) in run_sql(sql, "SHOW TABLES"):
-        run_sql(sql, f"DROP TABLE `{table}`")
-    run_sql(sql, "SET FOREIGN_KEY_CHECKS = 1")
+    clear(sql)
     for statement in SCHEMA:
         run_sql(sql, statement)
     return sql

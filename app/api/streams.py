@@ -41,7 +41,7 @@ async def stream(websocket: WebSocket, path: dict[str, str]) -> None:
         who = await _authenticate(websocket, settings.ws_auth_timeout_s)
         who.require("import", table)
         take(websocket, who, "import")
-        await state.catalog.table(table)
+        await state.catalog.writable(table)
         if mode not in ("insert", "upsert"):
             raise GatewayError(f"mode must be insert or upsert, not {mode[:40]!r}")
     except (GatewayError, WebSocketDisconnect, TimeoutError) as exc:

@@ -15,12 +15,12 @@ import fnmatch
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.echo import shown
-from app.core.errors import TableNotFound
+from app.core.errors import MethodNotAllowed, TableNotFound
 from app.db.relations import Relation, relations_of
 
 log = logging.getLogger("gateway.catalog")
@@ -148,6 +148,7 @@ class Table:
     primary_key: tuple[Column, ...] = ()
     unique_keys: tuple[tuple[Column, ...], ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
+    view: bool = False  # read-only: every write is 405
     by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -168,6 +169,7 @@ class Table:
     def describe(self) -> dict:
         return {
             "name": self.name,
+            "kind": "view" if self.view else "table",
             "primary_key": [c.name for c in self.primary_key],
             "unique_keys": [[c.name for c in key] for key in self.unique_keys],
             "columns": [c.describe() for c in self.columns],
@@ -218,12 +220,12 @@ JSON_CHECKS_SQL = (
     "SELECT TABLE_NAME, CONSTRAINT_NAME FROM INFORMATION_SCHEMA.CHECK_CONSTRAINTS"
     " WHERE CONSTRAINT_SCHEMA = %s AND LEVEL = 'Column' AND CHECK_CLAUSE LIKE 'json_valid(%%'{names}"
 )
-TABLE_TYPES = ("BASE TABLE", "SYSTEM VERSIONED")
+TABLE_TYPES = ("BASE TABLE", "SYSTEM VERSIONED", "VIEW")  # a view is served read-only
 
 
 def build_tables(
     column_rows: Iterable[tuple], key_rows: Iterable[tuple], json_rows: Iterable[tuple],
-    foreign_key_rows: Iterable[tuple] = (),
+    foreign_key_rows: Iterable[tuple] = (), views: Collection[str] = (),
 ) -> dict[str, Table]:
     """Pure: INFORMATION_SCHEMA rows -> {name: Table}."""
     json_columns = {(t, c) for t, c in json_rows}
@@ -264,7 +266,8 @@ def build_tables(
             for (name, target), ps in pairs.get(tname, {}).items()
         )
         tables[tname] = Table(
-            name=tname, columns=tuple(cols), primary_key=pk, unique_keys=uniques, foreign_keys=foreign
+            name=tname, columns=tuple(cols), primary_key=pk, unique_keys=uniques, foreign_keys=foreign,
+            view=tname in views,
         )
     return tables
 
@@ -279,6 +282,7 @@ class Listing:
 
     stamps: dict[str, Any]
     recent: frozenset[str]
+    kinds: dict[str, str]  # TABLE_TYPE by name
 
 
 class InformationSchema:
@@ -291,14 +295,16 @@ class InformationSchema:
 
     async def listing(self) -> Listing:
         rows = await self.fetch_slow(LISTING_SQL, (self.schema,))
-        base = [(name, stamp, recent) for name, kind, stamp, recent in rows if kind in TABLE_TYPES]
-        return Listing({name: stamp for name, stamp, _ in base}, frozenset(name for name, _, recent in base if recent))
+        base = [(name, kind, stamp, recent) for name, kind, stamp, recent in rows if kind in TABLE_TYPES]
+        # A view has no CREATE_TIME (recent: looked at on every refresh; a view's columns are cheap to read).
+        return Listing({name: stamp for name, _, stamp, _ in base}, frozenset(n for n, _, _, recent in base if recent),
+                       {name: kind for name, kind, _, _ in base})
 
     async def tables(
-        self, names: Sequence[str] | None = None, *, base: Iterable[str] | None = None
+        self, names: Sequence[str] | None = None, *, kinds: Mapping[str, str] | None = None
     ) -> dict[str, Table]:
-        """The named base tables (all of them for None) that exist. `base`: the base tables, when a
-        listing has just said which they are."""
+        """The named tables and views (all of them for None) that exist. `kinds`: each one's
+        TABLE_TYPE, when a listing has just said."""
         fetch = self.fetch_slow if names is None or len(names) > 50 else self.fetch
         where = ""
         params: tuple[str, ...] = (self.schema,)
@@ -306,17 +312,16 @@ class InformationSchema:
             if not names:
                 return {}
             where, params = f" AND TABLE_NAME IN ({', '.join(['%s'] * len(names))})", (self.schema, *names)
-        if base is None:
+        if kinds is None:
             kinds = dict(await fetch(KINDS_SQL.format(names=where), params))
-            base = [name for name, kind in kinds.items() if kind in TABLE_TYPES]
-        base = set(base)
         column_rows = await fetch(COLUMNS_SQL.format(names=where), params)
         key_rows = await fetch(KEYS_SQL.format(names=where), params)
         # Asked after the first queries, once the server has said what it is.
         json_rows = await fetch(JSON_CHECKS_SQL.format(names=where), params) if self.is_mariadb() else []
         foreign_key_rows = await fetch(FOREIGN_KEYS_SQL.format(names=where), params)
-        tables = build_tables(column_rows, key_rows, json_rows, foreign_key_rows)
-        return {name: table for name, table in tables.items() if name in base}  # views: not yet
+        views = {name for name, kind in kinds.items() if kind == "VIEW"}
+        tables = build_tables(column_rows, key_rows, json_rows, foreign_key_rows, views)
+        return {name: table for name, table in tables.items() if kinds.get(name) in TABLE_TYPES}
 
 
 class Catalog:
@@ -379,6 +384,16 @@ class Catalog:
 
     def _changed(self) -> None:
         self._incoming, self._relations = None, {}
+
+    async def writable(self, name: str) -> Table:
+        """The table a write, an import or a stream goes to: a view is read-only (405)."""
+        table = await self.table(name)
+        if table.view:
+            raise MethodNotAllowed(
+                f"'{shown(name)}' is a view: it is read-only (read it, query it, aggregate or export it)",
+                {"table": shown(name), "kind": "view"},
+            )
+        return table
 
     async def table(self, name: str) -> Table:
         table = self._tables.get(name)
@@ -456,7 +471,7 @@ class Catalog:
 
     async def _load_all(self) -> None:
         listing = await self._source.listing()
-        tables = await self._source.tables(None, base=listing.stamps)
+        tables = await self._source.tables(None, kinds=listing.kinds)
         self._tables = {n: t for n, t in tables.items() if exposed(n, self._allow, self._deny)}
         self._changed()
         self._stamps = {n: listing.stamps.get(n) for n in self._tables}

@@ -103,7 +103,10 @@ class OpenAPI:
         embeds: list[bytes] = []
         seen = set()
         for table in tables:
-            allowed = tuple(who.may(action, table.name) for action in ACTIONS)
+            # A view is read-only: its part has no write or import routes.
+            allowed = tuple(
+                who.may(action, table.name) and not (table.view and action in ("write", "import")) for action in ACTIONS
+            )
             if any(allowed):
                 seen.add(id(table))
                 parts.append(self._part(table, allowed))
@@ -111,7 +114,7 @@ class OpenAPI:
                     embeds.append(_embeds(table, [r for r in relations(table) if who.may("read", r.target.name)]))
         if len(self._parts) > 2 * max(len(tables), 100):  # tables altered or dropped since: forget them
             self._parts = {k: v for k, v in self._parts.items() if k[0] in seen}
-        importable = [t.name for t in tables if who.may("import", t.name)]
+        importable = [t.name for t in tables if who.may("import", t.name) and not t.view]
 
         def joined(static: dict, pieces: list[bytes]) -> bytes:
             return b"{" + b",".join(p for p in (_inner(orjson.dumps(static)), *pieces) if p) + b"}"

@@ -72,7 +72,7 @@ class ImportEngine:
         """Import (or with `dry_run`, only check) a source into table `name`. `after` (atomic imports
         only) runs inside the import's transaction with the final report, before COMMIT: an
         idempotency key's record commits with the rows. `checkpoint`: a job's (see above)."""
-        table = await self.catalog.table(name)
+        table = await self.catalog.writable(name)
         source = await open_source()
         try:
             return await self._run(table, source, mode, atomic, null, dry_run, after, checkpoint)
@@ -89,7 +89,7 @@ class ImportEngine:
             plan = self._plan(table, source, null, loads)
         except InvalidHeader:
             await self.catalog.look(table.name)  # a column added since the catalog read the table?
-            table = await self.catalog.table(table.name)
+            table = await self.catalog.writable(table.name)
             plan = self._plan(table, source, null, loads)
         if source.widen is not None:  # JSON: each object by its own keys, not only the first's
             source.header = source.widen(table)

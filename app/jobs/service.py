@@ -30,7 +30,7 @@ class JobService:
         """Store the upload where every instance can read it; answer once it is stored. When this
         instance runs jobs, the job starts here at once and imports each chunk as soon as it is
         stored (so the import does not wait for the whole file); otherwise it is queued for any."""
-        await self.catalog.table(table)  # 404 before a byte is stored
+        await self.catalog.writable(table)  # 404 (405 for a view) before a byte is stored
         settings, runner = self.settings, self.runner
         source = f"upload:{filename or table}"
         arrival = Arrival() if settings.job_workers > 0 else None
@@ -91,7 +91,7 @@ class JobService:
         if body.get("sheet") is not None and fmt not in SPREADSHEETS:
             raise InvalidCsv(f"`sheet` is for spreadsheets, and this object is {fmt.upper()}")
         allow(table)
-        await self.catalog.table(table)
+        await self.catalog.writable(table)
         info = await self.objects.head(ref)
         options = {
             "mode": body.get("mode", "insert"),

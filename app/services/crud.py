@@ -174,17 +174,19 @@ class CrudService:
         self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
         self._objects: dict[str, ObjectRows] = {}  # per table: its rows' plans, for its catalog copy and rules
 
-    async def resolve(self, name: str, build: Callable[[Table], T]) -> tuple[Table, T]:
+    async def resolve(self, name: str, build: Callable[[Table], T], *, writing: bool = False) -> tuple[Table, T]:
         """Look the table up and parse the request against it; an unknown column may be one added
-        since the catalog loaded, so wait for a fresh load and parse once more before answering 400."""
-        table = await self.catalog.table(name)
+        since the catalog loaded, so wait for a fresh load and parse once more before answering 400.
+        `writing`: a view is refused (405)."""
+        find = self.catalog.writable if writing else self.catalog.table
+        table = await find(name)
         try:
             return table, build(table)
         except UnknownRelation:  # a foreign key made since, perhaps by a new table: the listing tells
             await self.catalog.refreshed()
         except UnknownColumn:
             await self.catalog.look(table.name)
-        table = await self.catalog.table(name)
+        table = await find(name)
         return table, build(table)
 
     async def _transaction(
@@ -221,7 +223,8 @@ class CrudService:
         if not self.catalog.loaded:
             await self.catalog.reload()
         return [
-            {"name": t.name, "primary_key": [c.name for c in t.primary_key], "columns": len(t.columns)}
+            {"name": t.name, "kind": "view" if t.view else "table", "primary_key": [c.name for c in t.primary_key],
+             "columns": len(t.columns)}
             for t in self.catalog.tables()
         ]
 
@@ -259,11 +262,11 @@ class CrudService:
                 f"at most {self.max_bulk_rows} rows per request; use /api/batch/import for more",
                 {"rows": len(rows), "max": self.max_bulk_rows},
             )
-        table = await self.catalog.table(name)
+        table = await self.catalog.writable(name)
         checked = await self._rows(table, rows)
         if isinstance(checked, dict) and any(p.code == UnknownColumn.code for found in checked.values() for p in found):
             await self.catalog.look(table.name)  # a column added since the catalog read the table?
-            table = await self.catalog.table(name)
+            table = await self.catalog.writable(name)
             checked = await self._rows(table, rows)
         if isinstance(checked, dict):
             raise refusal(checked)
@@ -479,7 +482,7 @@ class CrudService:
                 raise WhereRequired("refusing to update every row: give a non-empty 'where' filter")
             return prepare_values(t, values), where
 
-        table, (assignments, where) = await self.resolve(name, build)
+        table, (assignments, where) = await self.resolve(name, build, writing=True)
         statement = sql.update(table, assignments, where)
         rules = await self.rules.for_table(table)
         if rules is None:
@@ -495,7 +498,7 @@ class CrudService:
         self, name: str, key: str, values: Mapping[str, Any], after: Hook | None = None, *, read_back: bool = True
     ) -> dict | None:
         table, (assignments, old_key) = await self.resolve(
-            name, lambda t: (prepare_values(t, values), key_values(t, key))
+            name, lambda t: (prepare_values(t, values), key_values(t, key)), writing=True
         )
         statement = sql.update(table, assignments, equals(table.primary_key, old_key))
         # The update may change the key itself: read the row back by its new key.
@@ -523,7 +526,7 @@ class CrudService:
             raise PayloadTooLarge(
                 f"at most {self.max_bulk_rows} rows per request", {"rows": len(payload), "max": self.max_bulk_rows}
             )
-        table, (keys, values, groups) = await self.resolve(name, lambda t: _keyed_changes(t, payload))
+        table, (keys, values, groups) = await self.resolve(name, lambda t: _keyed_changes(t, payload), writing=True)
         rules = await self.rules.for_table(table)
         found = sql.found_keys(table, keys, table.columns if rules is not None else table.primary_key)
 
@@ -569,11 +572,11 @@ class CrudService:
                 )
             return where
 
-        table, where = await self.resolve(name, build)
+        table, where = await self.resolve(name, build, writing=True)
         return await self._statement(sql.delete(table, where), _affected, after)
 
     async def delete_by_key(self, name: str, key: str, after: Hook | None = None) -> int:
-        table, where = await self.resolve(name, lambda t: key_condition(t, key))
+        table, where = await self.resolve(name, lambda t: key_condition(t, key), writing=True)
 
         def found(result: StatementResult) -> int:
             if result.affected == 0:

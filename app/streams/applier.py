@@ -84,7 +84,7 @@ class StreamApplier:
 
     async def checker(self) -> Checker:
         """The table's current shape and rules (both cached; rebuilt when either changes)."""
-        table = await self.catalog.table(self.table_name)
+        table = await self.catalog.writable(self.table_name)
         rules = await self.rules.for_table(table)
         current = self._checker
         if current is None or current.table is not table or current.rules is not rules:

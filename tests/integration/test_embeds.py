@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from app.main import create_app
-from tests.conftest import run_sql, running
+from tests.conftest import clear, run_sql, running
 from tests.integration.test_analysts import json_values, maybe, moments, texts
 from tests.integration.test_crud import assert_error
 
@@ -56,10 +56,7 @@ SHOP = [
 
 def only(sql, statements):
     """The database holding only the tables `statements` make (the shared schema's dropped)."""
-    run_sql(sql, "SET FOREIGN_KEY_CHECKS = 0")
-    for (table,) in run_sql(sql, "SHOW TABLES"):
-        run_sql(sql, f"DROP TABLE `{table}`")
-    run_sql(sql, "SET FOREIGN_KEY_CHECKS = 1")
+    clear(sql)
     for statement in statements:
         run_sql(sql, statement)
     return sql
