@@ -282,7 +282,7 @@ class Listing:
 
     stamps: dict[str, Any]
     recent: frozenset[str]
-    kinds: dict[str, str]  # TABLE_TYPE by name
+    kinds: dict[str, str] = field(default_factory=dict)  # TABLE_TYPE by name
 
 
 class InformationSchema:

@@ -5,7 +5,7 @@ CSV follows the export's convention (docs/data.md): NULL an empty cell, the empt
 `""` (and a text that is exactly \\N quoted too), so pandas and DuckDB read it typed, and the CSV
 import reads it back exactly. The values are the ones JSON shows (decimals as written, dates ISO
 8601, binary base64, TINYINT(1) the number it holds), and a JSON column's text as stored. A list's
-`meta` goes in headers: X-Total-Count (with count=exact), X-Next-Cursor or X-Next-Offset, and for a
+`meta` goes in headers: X-Total-Count and X-Total-Kind (with count), X-Next-Cursor or X-Next-Offset, and for a
 GET, Link rel="next".
 """
 
@@ -106,6 +106,7 @@ def _page_headers(meta: dict, url: URL | None) -> dict[str, str]:
     headers = {}
     if meta.get("total") is not None:
         headers["X-Total-Count"] = str(meta["total"])
+        headers["X-Total-Kind"] = str(meta.get("total_kind", "exact"))
     following: dict[str, Any] = {}
     if meta.get("next_cursor"):
         headers["X-Next-Cursor"] = following["cursor"] = meta["next_cursor"]

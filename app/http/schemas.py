@@ -234,6 +234,7 @@ SCHEMAS: dict[str, dict] = {
             "next": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
             "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
             "total": {"type": "integer"},
+            "total_kind": {"type": "string", "enum": ["exact", "estimated"]},
         },
         "required": ["count", "limit", "offset", "next"],
     },
@@ -269,7 +270,7 @@ SCHEMAS: dict[str, dict] = {
             "limit": {"type": "integer", "minimum": 1},
             "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
             "cursor": {"type": "string"},
-            "count": {"type": "string", "enum": ["exact"]},
+            "count": {"type": "string", "enum": ["exact", "estimated"]},
         },
         "additionalProperties": False,
     },
@@ -484,8 +485,9 @@ def list_options(max_limit: int) -> dict[str, dict]:
         "count": {
             "name": "count",
             "in": "query",
-            "schema": {"type": "string", "enum": ["exact"]},
-            "description": "exact: meta.total",
+            "schema": {"type": "string", "enum": ["exact", "estimated"]},
+            "description": "meta.total: exact (COUNT(*)), or estimated (the table's statistics, or the plan's "
+            "estimate with a filter; counted when within a page of rows); meta.total_kind says which",
         },
         "key": {
             "name": "key",

@@ -4,7 +4,7 @@ the keyset cursor and the exact count. The filter itself is filters.py's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from app.core.echo import shown
 from app.core.errors import InvalidFilter
@@ -28,7 +28,7 @@ class ListQuery:
     keyset: tuple[tuple[Column, bool], ...] | None = None  # the order made total (cursors.py)
     after: Node | None = None  # the rows after the cursor's
     extra: tuple[Column, ...] = ()  # keyset columns read only to make the next cursor
-    count_exact: bool = False
+    count: Literal["exact", "estimated"] | None = None  # meta.total, counted or estimated
     items: tuple[Item, ...] = ()  # what each row holds, in order: `fields` and embedded relations
 
     @property
@@ -123,8 +123,11 @@ def list_query(
         if offset_:
             raise InvalidFilter("give a cursor or an offset, not both")
         after = cursors.after(keys, cursors.decode(keys, cursor))
-    if count not in (None, "", "exact"):
-        raise InvalidFilter("count takes 'exact' (it costs a second query)", {"count": shown(count, 40)})
+    if count not in (None, "", "exact", "estimated"):
+        raise InvalidFilter(
+            "count takes 'exact' (a second query, COUNT(*)) or 'estimated' (the server's statistics or plan)",
+            {"count": shown(count, 40)},
+        )
     named = set(fields_)
     embeds = any(isinstance(i, Embed) for i in items)
     return ListQuery(
@@ -136,6 +139,6 @@ def list_query(
         keyset=keys,
         after=after,
         extra=tuple(c for c, _ in keys or () if c not in named),
-        count_exact=count == "exact",
+        count=count or None,
         items=items if embeds else (),
     )

@@ -21,7 +21,7 @@ from app.core.errors import (
 from app.db import relations
 from app.db.catalog import Catalog, Column, Table
 from app.db.database import Database, Session, StatementResult
-from app.query import aggregates, cursors, sql
+from app.query import aggregates, cursors, estimates, sql
 from app.query.aggregates import AggregateQuery
 from app.query.embeds import Item, parse_items, tables_read
 from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
@@ -390,10 +390,8 @@ class CrudService:
         table, query = await self.resolve(name, build)
         self.permitted(query, permit)
         page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
-        if query.count_exact:  # the total runs beside the page, on the slow-read schedule
-            result, counted = await asyncio.gather(
-                page, self.db.fetch(*sql.count(table, query.where), replica=True, slow=True)
-            )
+        if query.count is not None:  # the total runs beside the page
+            result, (total, kind) = await asyncio.gather(page, self._total(table, query))
         else:
             result = await page
         more = _page(result, query.limit)
@@ -408,9 +406,26 @@ class CrudService:
         records = self.records(query, result, json_as_text)
         # After a cursor there is no offset to offer: the next page is the next cursor's.
         meta = _meta(records, query.limit, query.offset, more and query.after is None) | {"next_cursor": next_cursor}
-        if query.count_exact:
-            meta["total"] = int(counted.rows[0][0])
+        if query.count is not None:
+            meta["total"], meta["total_kind"] = total, kind
         return records, meta
+
+    async def _total(self, table: Table, query: ListQuery) -> tuple[int, str]:
+        """meta.total and what it is. `estimated`: the table's statistics with no filter, else the
+        plan's row estimate; an estimate within one page of rows (max_limit) is counted instead, as
+        the count costs about what a page does."""
+        if query.count == "estimated":
+            if query.where is None:
+                rows = (await self.db.fetch(*estimates.table_rows(table), replica=True)).rows
+                estimate = int(rows[0][0]) if rows and rows[0][0] is not None else None
+            else:
+                rows = (await self.db.fetch(*estimates.plan(table, query.where), replica=True)).rows
+                estimate = estimates.planned_rows(rows[0][0], table) if rows else None
+            if estimate is not None and estimate > self.max_limit:
+                return estimate, "estimated"
+        # On the slow-read schedule: a count reads every row the filter keeps.
+        counted = await self.db.fetch(*sql.count(table, query.where), replica=True, slow=True)
+        return int(counted.rows[0][0]), "exact"
 
     # --- aggregates ---------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ async def test_bad_cursors_are_400(schema, settings):
         assert_error(await client.get("/api/pairs/query", params={"order": "v", "cursor": cursor, "offset": "2"}), 400, "invalid_filter")
         for junk in ("x", "!!!", "eyJ2IjoxfQ", "e30", "W10", cursor[:-3] + "AAA"):
             assert_error(await client.get("/api/pairs/query", params={"order": "v", "cursor": junk}), 400, "invalid_cursor")
-        assert_error(await client.get("/api/pairs/query", params={"count": "estimated"}), 400, "invalid_filter")
+        assert_error(await client.get("/api/pairs/query", params={"count": "planned"}), 400, "invalid_filter")
         run_sql(schema, "INSERT INTO nokey VALUES (1, 1), (2, 2), (3, 3)")
         page = (await client.get("/api/nokey/query", params={"limit": "1", "order": "x"})).json()
         assert page["meta"]["next"] == 1 and page["meta"]["next_cursor"] is None  # no key: pages go by offset
@@ -122,3 +122,30 @@ async def test_cursor_pages_ordered_by_a_json_column_as_it_is_stored(schema, set
             direction = "DESC" if order.endswith("desc") else "ASC"
             want = run_sql(schema, f"SELECT name FROM users ORDER BY meta {direction}, id {direction}")
             assert names == [name for (name,) in want], order
+
+
+async def test_estimated_counts_read_the_statistics_or_the_plan_and_count_small_ones(schema, settings):
+    run_sql(schema, "CREATE TABLE big (id INT PRIMARY KEY, k INT, note VARCHAR(10), KEY k (k))")
+    run_sql(schema, "INSERT INTO big SELECT seq, MOD(seq, 100), 'x' FROM seq_1_to_20000")
+    run_sql(schema, "ANALYZE TABLE big")
+    run_sql(schema, "CREATE VIEW big_view AS SELECT id FROM big WHERE k < 50")
+    async with running(settings(max_limit=200)) as client:
+        async def total(path, **params):
+            meta = (await client.get(path, params={"count": "estimated", "limit": 1} | params)).json()["meta"]
+            return meta["total"], meta["total_kind"]
+
+        # No filter: InnoDB's statistics (an estimate near the 20,000 there are).
+        estimate, kind = await total("/api/big/query")
+        assert kind == "estimated" and 10_000 <= estimate <= 40_000, estimate
+        # A filter on an index: the plan's estimate of the range.
+        estimate, kind = await total("/api/big/query", k="lt.50")
+        assert kind == "estimated" and 5_000 <= estimate <= 20_000, estimate
+        # An estimate within a page's worth of rows is counted instead: as cheap as the page.
+        assert await total("/api/big/query", k="eq.7", id="lte.300") == (3, "exact")
+        # A view has no statistics: counted.
+        assert await total("/api/big_view/query") == (10_000, "exact")
+        # count=exact says so too; a bad count names both kinds.
+        meta = (await client.get("/api/big/query", params={"count": "exact", "k": "eq.1"})).json()["meta"]
+        assert (meta["total"], meta["total_kind"]) == (200, "exact")
+        body = assert_error(await client.get("/api/big/query", params={"count": "planned"}), 400, "invalid_filter")
+        assert "estimated" in body["message"]

@@ -39,7 +39,7 @@ class Source:
         await self._step(gated=False)
         return Listing(dict(self.stamps), frozenset(self.recent))
 
-    async def tables(self, names=None, base=None):
+    async def tables(self, names=None, kinds=None):
         self.reads.append(None if names is None else sorted(names))
         snapshot = dict(self.now)  # what a read sees is what existed when it started
         await self._step()

@@ -69,3 +69,20 @@ def test_cursor_round_trip_and_the_predicate():
     assert statement == "((`age` < %s OR `age` IS NULL) OR (`age` = %s AND `id` < %s))"
     price = cursors.keyset(USERS, ((USERS.column("price"), True),))  # NOT NULL: no IS NULL branch
     assert sql.where_sql(cursors.after(price, [1, 9]))[0] == "(`price` < %s OR (`price` = %s AND `id` < %s))"
+
+
+def test_a_plans_row_estimate_is_read_from_mariadb_and_mysql_plans():
+    from app.db.catalog import build_tables
+    from app.query.estimates import planned_rows
+
+    table = build_tables([("t", "id", "int", "int", "NO", None, "", None, None, None, None)], [], [])["t"]
+    mariadb = '{"query_block": {"select_id": 1, "nested_loop": [{"table": {"table_name": "u", "rows": 9}},' \
+              ' {"table": {"table_name": "t", "rows": 1000, "filtered": 25.5}}]}}'
+    mysql = '{"query_block": {"table": {"table_name": "t", "rows_examined_per_scan": 400, "filtered": "50.00"}}}'
+    assert planned_rows(mariadb, table) == 255
+    assert planned_rows(mysql, table) == 200
+    # A plan of another shape, or not JSON: None (the gateway counts instead).
+    for text in ('{"query_block": {"table": {"table_name": "other", "rows": 5}}}', "not json", "[]",
+                 '{"query_block": {"table": {"table_name": "t", "rows": "many"}}}',
+                 '{"query_block": {"table": {"table_name": "t", "rows": null}}}'):
+        assert planned_rows(text, table) is None, text
