@@ -103,7 +103,12 @@ def _location(call: Call, keys: list[dict]) -> dict[str, str]:
     """Where one created row is (`/api/orders/42`, `/api/lines/7,3`); nothing for several, or none known."""
     if len(keys) != 1 or not keys[0]:
         return {}
-    key = ",".join(quote(_key_text(v), safe="") for v in keys[0].values())
+    parts = [_key_text(v) for v in keys[0].values()]
+    # A composite key's part holding a comma has no path (the key is split at commas), and `.` or
+    # `..` as a segment is rewritten by every client: no Location for those.
+    if any(p in (".", "..") for p in parts) or (len(parts) > 1 and any("," in p for p in parts)):
+        return {}
+    key = ",".join(quote(p, safe="") for p in parts)
     return {"Location": f"{call.request.url.path.rstrip('/')}/{key}"}
 
 

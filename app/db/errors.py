@@ -64,12 +64,20 @@ _COLUMN_NAMED = re.compile(r"column (?:'((?:[^']|'')+)'|(?:`(?:[^`]|``)+`\.)*`((
 _AT_ROW = re.compile(r" at row \d+$")
 
 
+# A CHECK constraint's refusal: MariaDB's names the schema and table too, MySQL's only the constraint.
+_CHECK = re.compile(r"CONSTRAINT `((?:[^`]|``)+)` failed|[Cc]heck constraint '((?:[^']|'')+)' is violated")
+
+
 def _value_refused(exc: DatabaseError) -> InvalidValue:
     """The server's refusal of a value, with the column it names (as the gateway's own checks name
     it: 'name', not the database's and table's names too) and without its "at row N", which counts
     the statement's rows, not the caller's."""
     message = _AT_ROW.sub("", exc.message)
     details: dict = {"db_code": exc.code}
+    check = _CHECK.search(message)
+    if check:
+        name = check.group(1).replace("``", "`") if check.group(1) is not None else check.group(2).replace("''", "'")
+        return InvalidValue(f"a row breaks the table's CHECK constraint '{name}'", details | {"constraint": name})
     named = _COLUMN_NAMED.search(message)
     if named:
         column = named.group(1).replace("''", "'") if named.group(1) is not None else named.group(2).replace("``", "`")
@@ -83,7 +91,22 @@ CHARSET = Kind("charset", False, False, lambda exc: InvalidValue(
     "a value has characters the column's character set cannot hold", {"db_code": exc.code}
 ))
 MISSING = Kind("missing_column", False, False, lambda exc: MissingColumn(exc.message, {"db_code": exc.code}))
-NO_COLUMN = Kind("unknown_column", False, False, lambda exc: UnknownColumn(exc.message, {"db_code": exc.code}))
+_UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:[^']*\.)?((?:[^']|'')*)'")
+
+
+def _column_gone(exc: DatabaseError) -> UnknownColumn:
+    """The server does not know a column the gateway's catalog does (an ALTER since it was read):
+    named as the table names it, never with the statement's aliases or text."""
+    named = _UNKNOWN_COLUMN.search(exc.message)
+    column = named.group(1).replace("''", "'") if named else None
+    return UnknownColumn(
+        f"column '{column}' is not in the table now (it changed since the gateway read it)" if column
+        else "a column is not in the table now (it changed since the gateway read it)",
+        {"db_code": exc.code} | ({"column": column} if column else {}),
+    )
+
+
+NO_COLUMN = Kind("unknown_column", False, False, _column_gone)
 NO_TABLE = Kind("unknown_table", False, False, lambda exc: TableNotFound("table does not exist", {"db_code": exc.code}))
 # A trigger or procedure refused the row (SIGNAL): its message is written for the caller.
 SIGNALLED = Kind("signalled", False, False, lambda exc: InvalidValue(

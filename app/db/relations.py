@@ -108,8 +108,8 @@ def parse_name(text: str) -> tuple[str, str | None]:
 
 
 def find(table: Table, relations: Iterable[Relation], text: str) -> Relation:
-    """The one relation of `table` that `name` or `name!hint` selects: 400 when none does (listing
-    those there are), or several do (listing a spelling for each)."""
+    """The one relation of `table` that `name` or `name!hint` selects: 400 when none does, or
+    several do (listing a spelling for each)."""
     name, hint = parse_name(text)
     relations = tuple(relations)
     chosen = [r for r in relations if name in r.names and (hint is None or hint in r.hints)]
@@ -121,9 +121,10 @@ def find(table: Table, relations: Iterable[Relation], text: str) -> Relation:
             f"'{shown(text, 60)}' names more than one relation of '{table.name}': say which, as {' or '.join(choices)}",
             {"relation": shown(text, 60), "choices": choices},
         )
-    known = sorted({r.target.name for r in relations} | {n for r in relations for n in r.names if n != r.key.name})
+    # Not the relations there are: some may lead to tables the caller may not read. Its own
+    # GET /api/tables/{table} lists those it may embed.
     raise UnknownRelation(
-        f"table '{table.name}' has no relation '{shown(text, 60)}'"
-        + (f": it has {', '.join(known[:20])}" if known else ": it has no foreign keys to or from an exposed table"),
-        {"relation": shown(text, 60), "relations": known[:50]},
+        f"table '{table.name}' has no relation '{shown(text, 60)}' (GET /api/tables/{table.name} lists its "
+        "relations to the tables you may read)",
+        {"relation": shown(text, 60)},
     )

@@ -29,6 +29,8 @@ from app.query.nodes import Condition, Exists, Group, Node
 MAX_EMBEDS = 20  # relations embedded by one request, at every level together
 MAX_DEPTH = 5  # levels of embedding: orders(lines(product(...)))
 OPTIONS = ("order", "limit", "offset")
+NOT_INSIDE = ("cursor", "count", "fields", "select")  # a page's options, not an embedding's
+MAX_NAME = 64  # an embedding's name is a column name in the SQL (MariaDB: at most 64 characters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,8 @@ def _items(
     items: list[Item] = []
     for term in terms:
         if isinstance(term, Mapping):
+            if not term:
+                raise InvalidFilter("an object in fields names a relation to embed: {\"orders\": {...}}")
             for key, given in term.items():
                 items.append(_embed(table, str(key), _from_json(str(key), given), links, max_limit, budget, depth))
             continue
@@ -141,7 +145,14 @@ def _inner(text: str) -> _Spec:
                 f"'{shown(option, 60)}' inside an embedding is not name=value (order=, limit=, offset=, or a filter)"
             )
         if name in OPTIONS:
+            if getattr(spec, name) is not None:
+                raise InvalidFilter(f"'{name}' is given twice inside an embedding", {"option": name})
             setattr(spec, name, value)
+        elif name in NOT_INSIDE:
+            raise InvalidFilter(
+                f"'{name}' does not go inside an embedding: it takes order=, limit=, offset= and filters",
+                {"option": name},
+            )
         else:
             spec.filters.append((name, value))  # type: ignore[union-attr]
     return spec
@@ -175,6 +186,11 @@ def _embed(
     name = alias.strip() if colon else target.partition("!")[0].strip()
     if not name:
         raise InvalidFilter(f"'{shown(head, 60)}' gives the embedded rows an empty name")
+    if len(name) > MAX_NAME or not name.isprintable():
+        raise InvalidFilter(
+            f"'{shown(name, 60)}' is not a name for embedded rows: at most {MAX_NAME} printable characters",
+            {"name": shown(name, 60)},
+        )
     relation = find(table, links(table), target.strip())
     # Imported here: lists.py imports this module for the top level's fields.
     from app.query.lists import parse_int, parse_order

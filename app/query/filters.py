@@ -39,6 +39,9 @@ def column_of(table: Table, name: Any) -> Column:
     return column
 
 
+MAX_PATH = 5  # relations a filter's path may follow (customer.orders.lines.sku: 3)
+
+
 def condition(table: Table, name: str, op: str, value: Any, *, text: bool, links: Links | None = None) -> Node:
     """A condition on a column of `table` or, with `links`, on a related row: `customer.country`
     (the row has a related row whose column matches), `orders` with is_null (has no such rows, or
@@ -56,9 +59,14 @@ def _related(table: Table, name: str, op: str, value: Any, text: bool, links: Li
     relations = links(table)
     if not any(parse_name(head)[0] in r.names for r in relations):
         return None  # not a relation's name: the caller's 400 is about a column
+    if name.count(".") > MAX_PATH:  # each step is a nested EXISTS: MariaDB stops at 64 levels
+        raise InvalidFilter(f"a filter follows at most {MAX_PATH} relations ('{shown(name, 60)}')",
+                            {"column": shown(name, 60)})
     relation = find(table, relations, head)
     if dot:
         return Exists(relation, condition(relation.target, rest, op, value, text=text, links=links))
+    if op == "eq" and value is None and not text:  # {"orders": null}, as {"col": null} is IS NULL
+        return Exists(relation, None, negated=True)
     if op != "is_null":
         raise InvalidFilter(
             f"'{shown(name, 60)}' is a relation: filter by its columns ('{shown(name, 60)}.column') or test it "

@@ -23,11 +23,15 @@ def decoder(embed: Embed, max_limit: int) -> Decode:
     without a `limit` asked (more than `max_limit` rows) is refused, at any depth: a row's related
     rows are all there or the answer says why not."""
     checks = [(e.name, decoder(e, max_limit)) for e in embed.embeds if _checked(e)]
+    floats = _floats(embed)
     unlimited = embed.relation.many and embed.limit is None
 
     def one(value: Any) -> Any:
         for name, check in checks:
             value[name] = check(value[name])
+        for name in floats:  # JSON writes a whole FLOAT as 1, a plain read answers 1.0
+            if type(value[name]) is int:
+                value[name] = float(value[name])
         return value
 
     def decode(text: Any) -> Any:
@@ -35,21 +39,25 @@ def decoder(embed: Embed, max_limit: int) -> Decode:
         if value is None:
             return [] if embed.relation.many else None
         if not embed.relation.many:
-            return one(value) if checks else value
+            return one(value) if checks or floats else value
         if unlimited and len(value) > max_limit:
             raise PayloadTooLarge(
                 f"a row has more than {max_limit} '{embed.name}': embed a page of them "
                 f"('{embed.name}(...;limit=N;offset=M)'), or read /api/{embed.relation.target.name} with a filter",
                 {"relation": embed.name, "max": max_limit},
             )
-        return [one(v) for v in value] if checks else value
+        return [one(v) for v in value] if checks or floats else value
 
     return decode
 
 
+def _floats(embed: Embed) -> list[str]:
+    return [i.name for i in embed.items if isinstance(i, Column) and i.kind == "float"]
+
+
 def _checked(embed: Embed) -> bool:
-    """Has the embedding (or one inside it) an array to check, or NULL to make []?"""
-    return embed.relation.many or any(_checked(e) for e in embed.embeds)
+    """Has the embedding (or one inside it) an array to check, NULL to make [], or a float?"""
+    return embed.relation.many or bool(_floats(embed)) or any(_checked(e) for e in embed.embeds)
 
 
 def parse(text: str | bytes, embed: Embed) -> Any:

@@ -135,6 +135,24 @@ def _named(columns: tuple[Column, ...], key: tuple) -> dict:
     return {c.name: v for c, v in zip(columns, key)}
 
 
+def _one_row_per_key(table: Table, columns: list[Column], values: list[list[Any]]) -> None:
+    """An upsert's rows name each key once: a second row with a key would update the first's within
+    the statement, and the answer would hold a row that was never stored."""
+    pk = table.primary_key
+    if not pk or not all(c in columns for c in pk):
+        return
+    at = [columns.index(c) for c in pk]
+    seen: dict[tuple, int] = {}
+    for index, row in enumerate(values):
+        key = tuple(row[i] for i in at)
+        if OMITTED in key or None in key:
+            continue
+        if key in seen:
+            raise InvalidBody(f"rows {seen[key]} and {index} have the same key: an upsert takes each key once",
+                              {"rows": [seen[key], index]})
+        seen[key] = index
+
+
 def _given(columns: list[Column], values: list[list[Any]]) -> tuple[list[Column], list[list[Any]]]:
     """Rows that all leave the same columns out, without those columns."""
     kept = [j for j, v in enumerate(values[0]) if v is not OMITTED]
@@ -271,6 +289,8 @@ class CrudService:
         if isinstance(checked, dict):
             raise refusal(checked)
         columns, values = list(checked.plan.columns), checked.values
+        if duplicates != "insert":
+            _one_row_per_key(table, columns, values)
         bulk = len(rows) > 100  # large bulk inserts get the bulk schedule's longer attempts
         if duplicates == "upsert" and has_omitted_cells(values):
             # An update sets only what its row gives: one INSERT per run of rows giving the same columns.
@@ -384,8 +404,24 @@ class CrudService:
                 record[name] = decode(record[name])
         return records
 
+    async def _fresh(self, run: Callable[[], Awaitable[T]]) -> T:
+        """Run a read; a column the server no longer has (an ALTER since the catalog's copy) makes
+        the catalog refresh, and the read is built and run once more against the new copy."""
+        try:
+            return await run()
+        except UnknownColumn as exc:
+            if not (isinstance(exc.details, dict) and "db_code" in exc.details):
+                raise  # the request's own unknown column: resolve() has looked already
+        await self.catalog.refreshed()
+        return await run()
+
     async def _list(
         self, name: str, build: Callable[[Table], ListQuery], json_as_text: bool = False, permit: Permit | None = None
+    ) -> tuple[list[dict], dict]:
+        return await self._fresh(lambda: self._list_once(name, build, json_as_text, permit))
+
+    async def _list_once(
+        self, name: str, build: Callable[[Table], ListQuery], json_as_text: bool, permit: Permit | None
     ) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
         self.permitted(query, permit)
@@ -481,12 +517,15 @@ class CrudService:
             query = self.list_request(t, key_condition(t, key), {"fields": fields})
             return ListQuery(where=query.where, fields=query.fields, order=(), limit=None, offset=0, items=query.items)
 
-        table, query = await self.resolve(name, build)
-        self.permitted(query, permit)
-        result = await self.db.fetch(*sql.select(table, query), replica=True)
-        if not result.rows:
-            raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
-        return self.records(query, result, json_as_text)[0]
+        async def run() -> dict:
+            table, query = await self.resolve(name, build)
+            self.permitted(query, permit)
+            result = await self.db.fetch(*sql.select(table, query), replica=True)
+            if not result.rows:
+                raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
+            return self.records(query, result, json_as_text)[0]
+
+        return await self._fresh(run)
 
     # --- update / delete ----------------------------------------------------------------------
 

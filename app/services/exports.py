@@ -119,8 +119,10 @@ class ExportService:
             _, rows = await stack.enter_async_context(
                 self.db.stream(*statement, self.batch_rows, replica=True, slow=True)
             )
-            # Rows with embedded relations: read as a list reads them, then written.
-            batches: AsyncIterator[Any] = self._records(query, rows, fmt) if query.embeds else rows
+            # Rows with embedded relations: read as a list reads them, then written. The first batch is
+            # read now, so what it refuses (an embedded array past its cap: 413) is an error answer,
+            # not a stream cut after its header.
+            batches: AsyncIterator[Any] = await _primed(self._records(query, rows, fmt)) if query.embeds else rows
             columns = tuple(flat_columns(query.items) if query.embeds and fmt != "jsonl" else query.fields)
             if plain_csv:
                 body = self._csv(table.name, columns, batches)
@@ -350,3 +352,19 @@ async def _file(path: str) -> AsyncIterator[bytes]:
     with open(path, "rb") as file:
         while chunk := await asyncio.to_thread(file.read, FILE_CHUNK):
             yield chunk
+
+
+async def _primed(batches: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """`batches` with its first batch already read."""
+    try:
+        first = await batches.__anext__()
+    except StopAsyncIteration:
+        first = None
+
+    async def rest() -> AsyncIterator[Any]:
+        if first is not None:
+            yield first
+            async for batch in batches:
+                yield batch
+
+    return rest()

@@ -220,3 +220,18 @@ def test_patch_agrees_with_one_put_per_row(schema, settings):
             Machine, settings=examples(max_examples=25, stateful_step_count=5, deadline=None,
                                        suppress_health_check=[HealthCheck.function_scoped_fixture]),
         )
+
+
+async def test_an_upsert_takes_each_key_once_and_location_only_where_a_path_reaches(schema, settings):
+    only(schema, TABLES)
+    async with running(settings()) as client:
+        body = assert_error(await client.post("/api/stock", headers={"Prefer": "resolution=merge-duplicates"}, json={
+            "input": [{"shop": "PAR", "sku": "a-1", "qty": 1}, {"shop": "PAR", "sku": "a-1", "qty": 2}]}),
+            400, "invalid_body")
+        assert body["details"] == {"rows": [0, 1]}
+        assert table(schema, "stock", "shop, sku")[1][2] == 5  # nothing written
+        # A key with no path of its own gets no Location (the row is created all the same).
+        for key in ({"shop": "X,Y", "sku": "p"}, {"shop": "NCE", "sku": ".."}):
+            response = await client.post("/api/stock", json={"input": key | {"qty": 1}}, headers=MINIMAL)
+            assert response.status_code == 201 and "location" not in response.headers, key
+        assert len(table(schema, "stock", "shop, sku")) == 5

@@ -187,3 +187,14 @@ async def test_the_drivers_connect_keeps_a_cancellation_that_meets_its_result():
 def test_a_value_the_server_refuses_names_its_column_only(message, column, said):
     refused = classify(DatabaseError(1264, message))
     assert refused.message == said and refused.details.get("column") == column
+
+
+@pytest.mark.parametrize("code, message, name", [
+    (4025, "CONSTRAINT `CONSTRAINT_1` failed for `shop`.`ck`", "CONSTRAINT_1"),
+    (4025, "CONSTRAINT `age``s` failed for `d`.`t`", "age`s"),
+    (3819, "Check constraint 'positive' is violated.", "positive"),
+])
+def test_a_check_constraints_refusal_names_the_constraint_not_the_schema(code, message, name):
+    refused = classify(DatabaseError(code, message))
+    assert refused.message == f"a row breaks the table's CHECK constraint '{name}'"
+    assert refused.details == {"db_code": code, "constraint": name}
