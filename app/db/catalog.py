@@ -149,6 +149,7 @@ class Table:
     unique_keys: tuple[tuple[Column, ...], ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     view: bool = False  # read-only: every write is 405
+    fulltext: tuple[tuple[str, tuple[Column, ...]], ...] = ()  # FULLTEXT indexes: (name, columns)
     by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -172,6 +173,7 @@ class Table:
             "kind": "view" if self.view else "table",
             "primary_key": [c.name for c in self.primary_key],
             "unique_keys": [[c.name for c in key] for key in self.unique_keys],
+            "fulltext": {name: [c.name for c in columns] for name, columns in self.fulltext},
             "columns": [c.describe() for c in self.columns],
         }
 
@@ -208,6 +210,10 @@ KEYS_SQL = (
     "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.STATISTICS"
     " WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0{names} ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
 )
+FULLTEXT_SQL = (
+    "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.STATISTICS"
+    " WHERE TABLE_SCHEMA = %s AND INDEX_TYPE = 'FULLTEXT'{names} ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+)
 # Foreign keys within the schema, a row per column pair, in the key's order.
 FOREIGN_KEYS_SQL = (
     "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME"
@@ -225,7 +231,7 @@ TABLE_TYPES = ("BASE TABLE", "SYSTEM VERSIONED", "VIEW")  # a view is served rea
 
 def build_tables(
     column_rows: Iterable[tuple], key_rows: Iterable[tuple], json_rows: Iterable[tuple],
-    foreign_key_rows: Iterable[tuple] = (), views: Collection[str] = (),
+    foreign_key_rows: Iterable[tuple] = (), views: Collection[str] = (), fulltext_rows: Iterable[tuple] = (),
 ) -> dict[str, Table]:
     """Pure: INFORMATION_SCHEMA rows -> {name: Table}."""
     json_columns = {(t, c) for t, c in json_rows}
@@ -252,6 +258,9 @@ def build_tables(
     keys: dict[str, dict[str, list[str]]] = {}
     for tname, index, cname in key_rows:
         keys.setdefault(tname, {}).setdefault(index, []).append(cname)
+    texts: dict[str, dict[str, list[str]]] = {}
+    for tname, index, cname in fulltext_rows:
+        texts.setdefault(tname, {}).setdefault(index, []).append(cname)
     pairs: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {}
     for tname, constraint, cname, target, target_column in foreign_key_rows:
         pairs.setdefault(tname, {}).setdefault((constraint, target), []).append((cname, target_column))
@@ -268,6 +277,7 @@ def build_tables(
         tables[tname] = Table(
             name=tname, columns=tuple(cols), primary_key=pk, unique_keys=uniques, foreign_keys=foreign,
             view=tname in views,
+            fulltext=tuple((i, tuple(by_name[c] for c in cs)) for i, cs in texts.get(tname, {}).items()),
         )
     return tables
 
@@ -319,8 +329,9 @@ class InformationSchema:
         # Asked after the first queries, once the server has said what it is.
         json_rows = await fetch(JSON_CHECKS_SQL.format(names=where), params) if self.is_mariadb() else []
         foreign_key_rows = await fetch(FOREIGN_KEYS_SQL.format(names=where), params)
+        fulltext_rows = await fetch(FULLTEXT_SQL.format(names=where), params)
         views = {name for name, kind in kinds.items() if kind == "VIEW"}
-        tables = build_tables(column_rows, key_rows, json_rows, foreign_key_rows, views)
+        tables = build_tables(column_rows, key_rows, json_rows, foreign_key_rows, views, fulltext_rows)
         return {name: table for name, table in tables.items() if kinds.get(name) in TABLE_TYPES}
 
 

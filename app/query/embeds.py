@@ -24,7 +24,7 @@ from app.db.catalog import Column, Table
 from app.db.relations import Relation, find
 from app.query.cursors import keyset
 from app.query.filters import Links, column_of, parse_filter, parse_query_params
-from app.query.nodes import Condition, Exists, Group, Node
+from app.query.nodes import Condition, Exists, Group, Match, Node
 
 MAX_EMBEDS = 20  # relations embedded by one request, at every level together
 MAX_DEPTH = 5  # levels of embedding: orders(lines(product(...)))
@@ -254,7 +254,7 @@ def tables_read(query: Any) -> set[str]:
     """The other tables a read reaches through relations: embedded (`query.items`) or filtered by
     (Exists in `query.where`, or in an embedding's own filter). `query`: a ListQuery, or a filter."""
     found: set[str] = set()
-    if isinstance(query, (Condition, Group, Exists)):
+    if isinstance(query, (Condition, Group, Exists, Match)):
         _walk_node(query, found)
         return found
     if getattr(query, "where", None) is not None:

@@ -17,7 +17,7 @@ from app.core.echo import shown
 from app.core.errors import InvalidFilter, UnknownColumn
 from app.db.catalog import Column, Table
 from app.db.relations import Relation, find, parse_name
-from app.query.nodes import Condition, Exists, Group, Node
+from app.query.nodes import Condition, Exists, Group, Match, Node
 from app.query.operators import LIST_OPERATORS, OPERATORS
 from app.rows.values import to_compare
 
@@ -25,6 +25,7 @@ MAX_DEPTH = 8
 MAX_LIST = 1000  # values in one in/nin list
 # The query string's list options (lists.py), never filters: filter such a column with POST /query.
 RESERVED_PARAMS = ("limit", "offset", "order", "fields", "cursor", "count")
+SEARCH_PARAMS = ("q", "q.index")  # a full-text search over the table's FULLTEXT index, unless a column is so named
 
 
 # A table's relations (the catalog's): given to the parsers of reads, where `customer.country`
@@ -51,7 +52,41 @@ def condition(table: Table, name: str, op: str, value: Any, *, text: bool, links
         if related is not None:
             return related
     column = column_of(table, name)
+    if op in FULLTEXT_OPS:
+        return match(table, (column,), value, boolean=op == "bfts")
     return condition_on(column, op, value, text, lambda v: _scalar(column, op, v, text))
+
+
+FULLTEXT_OPS = ("fts", "bfts")
+MAX_WORDS = 1000  # characters of a full-text search
+
+
+def match(table: Table, columns: tuple[Column, ...] | None, words: Any, *, boolean: bool = False,
+          index: str | None = None) -> Match:
+    """A full-text search over a FULLTEXT index: the one whose columns are `columns`, or the one
+    named `index`, or (neither given) the table's only one. Never a scan: without such an index, 400
+    naming the indexes there are."""
+    if not isinstance(words, str) or not words.strip() or len(words) > MAX_WORDS:
+        raise InvalidFilter(f"a full-text search takes words: a non-empty text of at most {MAX_WORDS} characters")
+    indexes = dict(table.fulltext)
+    there = {name: [c.name for c in cs] for name, cs in indexes.items()}
+    if index is not None:
+        found = indexes.get(index)
+    elif columns is not None:
+        found = next((cs for cs in indexes.values() if set(cs) == set(columns)), None)
+    else:
+        found = next(iter(indexes.values())) if len(indexes) == 1 else None
+    if found is None:
+        wanted = (f"a FULLTEXT index named '{shown(index, 64)}'" if index is not None
+                  else f"a FULLTEXT index on '{columns[0].name}' alone" if columns is not None
+                  else "one FULLTEXT index (or q.index= to say which)")
+        listed = "; ".join(f"{n} ({', '.join(cs)})" for n, cs in there.items())
+        raise InvalidFilter(
+            f"'{table.name}' has no {wanted}: "
+            + (f"its FULLTEXT indexes are {listed}" if there else "it has none (a search would read every row)"),
+            {"fulltext": there},
+        )
+    return Match(found, words, boolean)
 
 
 def _related(table: Table, name: str, op: str, value: Any, text: bool, links: Links) -> Exists | None:
@@ -104,6 +139,8 @@ def condition_on(target: Any, op: str, value: Any, text: bool, scalar: Callable[
     """A condition on `target` (a column, or anything with a `name` and a `quoted` SQL expression:
     an aggregate's result); `scalar` converts one value for it."""
     name = target.name
+    if op in FULLTEXT_OPS:
+        raise InvalidFilter(f"'{op}' searches a table's column with a FULLTEXT index, not '{name}'")
     if op not in OPERATORS:
         raise InvalidFilter(f"unknown operator '{shown(op, 40)}' for '{name}'", {"operator": shown(op, 40)})
     if op == "is_null":
@@ -180,10 +217,15 @@ def parse_tree(
 def parse_query_params(
     table: Table, params: Iterable[tuple[str, str]], links: Links | None = None
 ) -> Node | None:
-    """?col=value / ?col=op.value pairs (the list options' names skipped) -> Node, ANDed."""
+    """?col=value / ?col=op.value pairs (the list options' names skipped) -> Node, ANDed; `?q=words`
+    (`&q.index=name` where the table has several) searches the table's FULLTEXT index."""
+    params = list(params)
     items: list[Node] = []
+    search = {n: v for n, v in params if n in SEARCH_PARAMS and table.column(n) is None}
+    if search:
+        items.append(match(table, None, search.get("q"), index=search.get("q.index")))
     for name, raw in params:
-        if name in RESERVED_PARAMS:
+        if name in RESERVED_PARAMS or name in search:
             continue
         op, _, rest = raw.partition(".")
         if op in OPERATORS and _:

@@ -12,7 +12,7 @@ from app.db.catalog import Column, Table
 from app.query import cursors
 from app.query.embeds import Embed, Item, parse_items
 from app.query.filters import RESERVED_PARAMS, Links, column_of
-from app.query.nodes import Node
+from app.query.nodes import Group, Match, Node
 
 __all__ = ["RESERVED_PARAMS", "ListQuery", "list_query", "parse_fields", "parse_order", "parse_int"]
 MAX_ROWS = 2**63 - 1  # the largest limit or offset (MariaDB takes up to 2^64-1; past it is a syntax error)
@@ -29,6 +29,7 @@ class ListQuery:
     after: Node | None = None  # the rows after the cursor's
     extra: tuple[Column, ...] = ()  # keyset columns read only to make the next cursor
     count: Literal["exact", "estimated"] | None = None  # meta.total, counted or estimated
+    rank: Match | None = None  # a search with no `order`: by relevance, best first (pages by offset)
     items: tuple[Item, ...] = ()  # what each row holds, in order: `fields` and embedded relations
 
     @property
@@ -92,6 +93,15 @@ def parse_int(name: str, value: Any, default: int | None, low: int, high: int | 
     return number
 
 
+def _search(where: Node | None) -> Match | None:
+    """The full-text search a filter makes at its top (alone, or ANDed): what ranks the rows."""
+    if isinstance(where, Match):
+        return where
+    if isinstance(where, Group) and where.op == "and":
+        return next((item for item in where.items if isinstance(item, Match)), None)
+    return None
+
+
 def list_query(
     table: Table,
     where: Node | None,
@@ -111,13 +121,17 @@ def list_query(
     array's rows at most)."""
     items = parse_items(table, fields, links, embed_limit)
     fields_ = tuple(i for i in items if isinstance(i, Column))
-    order_ = parse_order(table, order)
+    order_ = parse_order(table, order)  # the primary key when none is given
     offset_ = parse_int("offset", offset, 0, 0, None) or 0
-    keys = cursors.keyset(table, order_)
+    # A search with no order given: relevance first, then the key (the same rows in the same order).
+    rank = _search(where) if order is None or order == "" or order == [] else None
+    keys = cursors.keyset(table, order_) if rank is None else None
     after = None
     if cursor is not None and cursor != "":
         if not isinstance(cursor, str):
             raise InvalidFilter("cursor is the text of a meta.next_cursor")
+        if rank is not None:
+            raise InvalidFilter("a search ranked by relevance pages by offset (or give an order to page by cursor)")
         if keys is None:
             raise InvalidFilter(f"table '{table.name}' has no primary key: its pages go by offset")
         if offset_:
@@ -140,5 +154,6 @@ def list_query(
         after=after,
         extra=tuple(c for c, _ in keys or () if c not in named),
         count=count or None,
+        rank=rank,
         items=items if embeds else (),
     )

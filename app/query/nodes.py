@@ -33,4 +33,14 @@ class Exists:
     negated: bool = False
 
 
-Node = Union[Condition, Group, Exists]
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A full-text search: `MATCH (columns) AGAINST (words)` over a FULLTEXT index's columns, in
+    natural language mode (ranked by relevance) or boolean mode (`+must -not "a phrase" pre*`)."""
+
+    columns: tuple[Column, ...]
+    words: str
+    boolean: bool = False
+
+
+Node = Union[Condition, Group, Exists, Match]

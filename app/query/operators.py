@@ -8,7 +8,7 @@ from typing import Literal
 
 # What an operator takes: a value; a list (in, nin: `in.1,2,3` or a JSON array); two values
 # (between); true or false (is_null); a LIKE pattern.
-Takes = Literal["value", "list", "pair", "flag", "pattern"]
+Takes = Literal["value", "list", "pair", "flag", "pattern", "words"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ OPERATORS: dict[str, Operator] = {op.name: op for op in (
     Operator("nin", "list", "NOT IN", "none of a list", "?age=nin.1,2,3"),
     Operator("between", "pair", "BETWEEN", "between two values, both included", "?age=between.18,65"),
     Operator("is_null", "flag", "IS NULL", "true: IS NULL; false: IS NOT NULL", "?age=is_null.true"),
+    Operator("fts", "words", "MATCH", "full-text search, natural language (a FULLTEXT index on the column alone)",
+             "?bio=fts.mariadb tuning"),
+    Operator("bfts", "words", "MATCH", "full-text search, boolean mode: +must -not \"a phrase\" pre*",
+             "?bio=bfts.%2Bmariadb -mysql"),
 )}
 LIST_OPERATORS = tuple(name for name, op in OPERATORS.items() if op.takes in ("list", "pair"))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from app.db.catalog import INTERNAL_PREFIX, Column, Table, quote
 from app.query.embeds import Embed, Item
 from app.query.lists import ListQuery
-from app.query.nodes import Exists, Group, Node
+from app.query.nodes import Exists, Group, Match, Node
 from app.query.operators import OPERATORS
 from app.rows.values import empty_is_null
 
@@ -35,6 +35,8 @@ def where_sql(node: Node, outer: str = "", depth: int = 0) -> Statement:
         return "(" + joiner.join(p[0] for p in parts) + ")", tuple(v for p in parts for v in p[1])
     if isinstance(node, Exists):
         return _exists(node, outer, depth + 1)
+    if isinstance(node, Match):
+        return match_sql(node)
     column, operator, value = node.column.quoted, OPERATORS[node.op], node.value
     if operator.takes == "flag":
         return f"{column} IS {'' if value else 'NOT '}NULL", ()
@@ -45,6 +47,13 @@ def where_sql(node: Node, outer: str = "", depth: int = 0) -> Statement:
     if operator.takes == "pair":
         return f"{column} {operator.sql} %s AND %s", tuple(value)
     return f"{column} {operator.sql} %s", (value,)
+
+
+def match_sql(match: Match, qualifier: str = "") -> Statement:
+    """MATCH (a, b) AGAINST (%s IN ... MODE): a test in WHERE, and the relevance in ORDER BY."""
+    columns = ", ".join(qualifier + c.quoted for c in match.columns)
+    mode = "BOOLEAN" if match.boolean else "NATURAL LANGUAGE"
+    return f"MATCH ({columns}) AGAINST (%s IN {mode} MODE)", (match.words,)
 
 
 def _where(node: Node | None, table: Table) -> Statement:
@@ -157,13 +166,19 @@ class _Paged(Protocol):
     def offset(self) -> int: ...
 
 
-def _order_and_page(query: _Paged, *, extra_row: bool = False, qualifier: str = "") -> Statement:
+def _order_and_page(
+    query: _Paged, *, extra_row: bool = False, qualifier: str = "", rank: Match | None = None
+) -> Statement:
     """ORDER BY, LIMIT and OFFSET; `qualifier` (`table.`) names the table's own columns where a
-    selected name (an embedding's) might be taken for them."""
+    selected name (an embedding's) might be taken for them; `rank`: a search's relevance first."""
     sql = ""
     params: tuple[Any, ...] = ()
-    if query.order:
-        sql += " ORDER BY " + ", ".join(f"{qualifier}{c.quoted} {'DESC' if d else 'ASC'}" for c, d in query.order)
+    terms = [f"{qualifier}{c.quoted} {'DESC' if d else 'ASC'}" for c, d in query.order]
+    if rank is not None:
+        relevance, params = match_sql(rank, qualifier)
+        terms.insert(0, f"{relevance} DESC")
+    if terms:
+        sql += " ORDER BY " + ", ".join(terms)
     if query.limit is not None:
         sql += " LIMIT %s"
         params += (query.limit + 1 if extra_row else query.limit,)
@@ -185,11 +200,11 @@ def select(table: Table, query: ListQuery, *, extra_row: bool = False) -> Statem
     where, params = _where(where_node, table)
     page = query if query.keyset is None else _Page(query.keyset, query.limit, query.offset)
     if not query.items:
-        tail, tail_params = _order_and_page(page, extra_row=extra_row)
+        tail, tail_params = _order_and_page(page, extra_row=extra_row, rank=query.rank)
         columns = column_list(query.fields + query.extra)
         return f"SELECT {columns} FROM {table.quoted}{where}{tail}", params + tail_params
     selected, select_params = _select_list(table, query.selected)
-    tail, tail_params = _order_and_page(page, extra_row=extra_row, qualifier=f"{table.quoted}.")
+    tail, tail_params = _order_and_page(page, extra_row=extra_row, qualifier=f"{table.quoted}.", rank=query.rank)
     return f"SELECT {selected} FROM {table.quoted}{where}{tail}", select_params + params + tail_params
 
 
@@ -391,7 +406,7 @@ def csv_select(table: Table, query: ListQuery, null: str | None = None) -> State
     where, params = _where(query.where, table)
     only = len(query.fields) == 1
     cells = ", ".join(csv_cell(c, only_field=only, null=null) for c in query.fields)
-    tail, tail_params = _order_and_page(query)
+    tail, tail_params = _order_and_page(query, rank=query.rank)
     return f"SELECT CONCAT_WS(',', {cells}) FROM {table.quoted}{where}{tail}", params + tail_params
 
 
