@@ -19,6 +19,7 @@ from app.core.observability import Metrics, flush_logs
 from app.core.ratelimit import RateLimiter, parse_rates
 from app.db.catalog import catalog_of
 from app.db.database import Database
+from app.db.routines import routines_of
 from app.http.app import Gateway
 from app.http.dispatch import Dispatcher
 from app.http.middleware import RequestMiddleware
@@ -31,6 +32,7 @@ from app.jobs.store import JobStore
 from app.services.crud import CrudService
 from app.services.exports import ExportService
 from app.services.idempotency import IdempotencyStore
+from app.services.rpc import RpcService
 from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.registry import Streams
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.exports = ExportService(
         db, state.crud, state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
     )
+    state.rpc = RpcService(db, routines_of(db, settings))
     state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
     state.job_store = JobStore(db)
     state.objects = ObjectStore()

@@ -99,7 +99,10 @@ def run_sql(conn, statement: str, params=()) -> list[tuple]:
 
 
 def clear(conn) -> None:
-    """Drop every table and view of the test database."""
+    """Drop every table, view, procedure and function of the test database."""
+    for name, kind in run_sql(conn, "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM INFORMATION_SCHEMA.ROUTINES"
+                                    " WHERE ROUTINE_SCHEMA = DATABASE()"):
+        run_sql(conn, f"DROP {kind} `{name}`")
     run_sql(conn, "SET FOREIGN_KEY_CHECKS = 0")
     for table, kind in run_sql(conn, "SHOW FULL TABLES"):
         run_sql(conn, f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} `{table}`")

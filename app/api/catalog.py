@@ -9,8 +9,10 @@ from app.http.route import Call
 
 
 async def list_tables(call: Call) -> Response:
+    """The tables and views the caller may read, then the procedures and functions it may execute."""
     tables = [t for t in await call.state.crud.describe_tables() if call.who.may("read", t["name"])]
-    return success(tables, f"{len(tables)} table(s)")
+    routines = [r.describe() for r in await call.state.rpc.routines.all() if call.who.may("execute", r.name)]
+    return success(tables + routines, f"{len(tables)} table(s), {len(routines)} routine(s)")
 
 
 async def describe_table(call: Call) -> Response:

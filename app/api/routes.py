@@ -12,6 +12,7 @@ from app.api import catalog, docs, files, health, jobs, rows, rules, streams
 from app.http import schemas as shape
 from app.http.bodies import (
     AggregateBody,
+    CallBody,
     CreateBody,
     DeleteBody,
     JobBody,
@@ -128,6 +129,16 @@ ROUTES: tuple[Route, ...] = (
     Route("WS", "/api/{table}/ws", streams.stream,
           "Rows into the table as messages, each answered once committed, an id applied once", "import", "stream",
           params=(Param("mode", {"type": "string", "enum": ["insert", "upsert"]}, parsed=False),)),
+    # --- stored procedures and functions ---
+    Route("POST", "/api/rpc/{name}", rows.call_routine,
+          "Call a stored procedure (its result sets as rows) or function (its value) with named arguments",
+          "caller", "call", tag="rpc", body=CallBody,
+          request=shape.inline("Call", {"type": "object", "properties": {"input": {
+              "type": "object", "description": "the arguments by name (GET /api/tables lists each routine's)"}},
+              "additionalProperties": False}),
+          answer=shape.inline("Called", {"description": "a function's value, or a procedure's first result set's rows "
+                                                        "(meta.more: the others; meta.out: OUT and INOUT values)"}),
+          errors=(403, 404, 409, 422)),
     # --- the catalog and the rules ---
     Route("GET", "/api/tables", catalog.list_tables,
           "List exposed tables (those the caller may read)", "caller", "list_tables",

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from starlette.datastructures import URL
 from starlette.responses import Response
 
+from app.core.errors import Forbidden
 from app.http import prefer
 from app.http.envelope import success
 from app.http.idempotent import write_once
@@ -183,3 +184,12 @@ async def delete_row(call: Call) -> Response:
     key, prefs = call.path["key"], _preferences(call)
     return await write_once(call, lambda after: call.state.crud.delete_by_key(call.table, key, after),
                             _no_content(prefs, lambda n: success({"affected": n}, "row deleted")), prefs.headers())
+
+
+async def call_routine(call: Call) -> Response:
+    """POST /api/rpc/{name}: needs `execute:{name}`."""
+    name = call.path["name"]
+    if not call.who.may("execute", name):
+        raise Forbidden(f"'{call.who.name}' may not execute '{name}'", {"needs": f"execute:{name}"})
+    data, meta = await call.state.rpc.call(name, call.body.input)
+    return success(data, f"'{name}' called", meta=meta or None)

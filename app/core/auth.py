@@ -28,7 +28,7 @@ import jwt
 from app.core.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("gateway.auth")
-ACTIONS = ("read", "write", "import", "export")
+ACTIONS = ("read", "write", "import", "export", "execute")  # execute: a stored procedure or function
 
 
 @dataclass(frozen=True)

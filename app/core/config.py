@@ -210,6 +210,11 @@ class Settings(BaseSettings):
     # --- the catalog ---
     tables_allow: CsvStrs = _((), "comma-separated glob patterns of the tables to expose (all by default)")
     tables_deny: CsvStrs = _((), "comma-separated glob patterns of tables to hide")
+    routines_allow: CsvStrs = _(
+        (), "comma-separated glob patterns of the stored procedures and functions POST /api/rpc/{name} calls (all by"
+        " default; with auth on, a caller needs `execute:{name}`)"
+    )
+    routines_deny: CsvStrs = _((), "comma-separated glob patterns of procedures and functions to hide")
     catalog_ttl_s: float = _(
         60.0,
         "after this long the catalog is refreshed in the background: the tables' change stamps"
@@ -239,7 +244,8 @@ class Settings(BaseSettings):
     def _ints(cls, value: Any) -> tuple[int, ...]:
         return tuple(int(v) for v in _split(value))
 
-    @field_validator("tables_allow", "tables_deny", "cors_origins", "replica_urls", "s3_buckets", mode="before")
+    @field_validator("tables_allow", "tables_deny", "routines_allow", "routines_deny", "cors_origins", "replica_urls",
+                     "s3_buckets", mode="before")
     @classmethod
     def _strs(cls, value: Any) -> tuple[str, ...]:
         return _split(value)

@@ -169,6 +169,12 @@ class RowNotFound(GatewayError):
     status, code = 404, "row_not_found"
 
 
+class RoutineNotFound(GatewayError):
+    """No such stored procedure or function, or not exposed."""
+
+    status, code = 404, "routine_not_found"
+
+
 class RouteNotFound(GatewayError):
     """No such route (or a table whose name the gateway's routes take: the message names the path
     to use)."""
@@ -296,7 +302,8 @@ ERRORS: tuple[type[GatewayError], ...] = (
     InvalidBody, UnknownColumn, UnknownRelation, AmbiguousRelation, InvalidFilter, WhereRequired,
     InvalidAggregate, InvalidCursor, InvalidCsv,
     InvalidHeader, InvalidSpreadsheet, InvalidJson, InvalidParquet, InvalidSchema, InvalidSource, UploadInterrupted,
-    Unauthorized, Forbidden, SourceNotAllowed, TableNotFound, RowNotFound, RouteNotFound, SchemaNotFound,
+    Unauthorized, Forbidden, SourceNotAllowed, TableNotFound, RowNotFound, RoutineNotFound,
+    RouteNotFound, SchemaNotFound,
     JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PayloadTooLarge,
     UnsupportedMediaType, InvalidValue, MissingColumn, ImportRolledBack, IdempotencyKeyReused, RateLimited,
     InternalError, SourceUnavailable, ServiceUnavailable, GatewayTimeout, CommitOutcomeUnknown,

@@ -220,6 +220,38 @@ class Database:
         resilience = self.bulk_resilience if bulk else self.resilience
         return await resilience.run(lambda attempt: self._statement_once(attempt, sql, params))
 
+    async def call(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[StatementResult]]:
+        """Statements around a CALL (or a function that may write), on one autocommit connection,
+        run at most once: a procedure may commit as it goes, so once they are sent nothing is
+        retried. An error answered is the caller's; no answer in time (the statement is killed) or a
+        lost connection is 504 commit_outcome_unknown: it may have run, in part. Only failing to
+        start is retried. Each statement's result sets, in order."""
+        return await self.resilience.run(
+            lambda attempt: self.connections.on_node(lambda node: self._call_on(node, attempt, statements))
+        )
+
+    async def _call_on(
+        self, node: Node, attempt: Attempt, statements: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[StatementResult]]:
+        connections = self.connections
+        async with connections.session(node.pool) as session:
+            attempt.begin_commit()  # from here it may have run: no retry
+
+            async def each() -> list[list[StatementResult]]:
+                return [await session.execute_all(sql, params) for sql, params in statements]
+
+            running = asyncio.ensure_future(each())
+            try:
+                return await asyncio.shield(running)
+            except DatabaseError as exc:
+                raise statement_outcome(exc) or exc from exc
+            except (TimeoutError, asyncio.CancelledError):
+                if not running.done():
+                    await connections.kill(session.thread_id, node.address, query=True)
+                    running.cancel()
+                    session.close()
+                raise
+
     async def ping(self) -> None:
         await self.fetch("SELECT 1")
 

@@ -70,6 +70,23 @@ class Session:
         warnings = getattr(result, "warning_count", 0) or 0
         return StatementResult(names, rows or (), affected or 0, cursor.lastrowid, warnings)
 
+    async def execute_all(self, sql: str, params: Sequence[Any] = ()) -> list[StatementResult]:
+        """A statement that may answer several result sets (CALL): each one, in order (a CALL ends
+        with a result of its own, which holds no rows and is left out)."""
+        cursor, results = self._cursor, []
+        with self._driver.translated():
+            async with self._bounded():
+                affected = await cursor.execute(sql, tuple(params))
+                while True:
+                    if cursor.description:
+                        rows = await cursor.fetchall()
+                        results.append(StatementResult([d[0] for d in cursor.description], rows or (), 0, None))
+                    if not await cursor.nextset():
+                        break
+        if not results:
+            results.append(StatementResult([], (), affected or 0, cursor.lastrowid))
+        return results
+
     async def load_data(self, sql: str, params: Sequence[Any], data: bytes) -> StatementResult:
         """Run a `LOAD DATA LOCAL INFILE %s ...` statement that reads `data` (the first parameter
         names it, with a one-use random name)."""

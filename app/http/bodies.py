@@ -55,6 +55,12 @@ class UpdateByKeyBody(Body):
     input: dict[str, Any]
 
 
+class CallBody(Body):
+    """POST /api/rpc/{name}: the named arguments."""
+
+    input: dict[str, Any] = {}
+
+
 class UpdateManyBody(Body):
     """PATCH /api/{table}: rows, each holding its primary key and its new values."""
 
