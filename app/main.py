@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
+        await state.auth.start()
         tune_for_bulk()
         state.job_runner.start()
         if settings.s3_buckets:

@@ -59,14 +59,14 @@ async def _authenticate(websocket: WebSocket, timeout_s: float) -> Principal:
     auth = websocket.app.state.auth
     given = credential(websocket.headers)
     if given or auth.mode == "none":
-        return auth.authenticate(given)
+        return await auth.authenticate(given)
     async with asyncio.timeout(timeout_s):
         first = await websocket.receive_text()
     try:
         token = orjson.loads(first).get("token")
     except (orjson.JSONDecodeError, AttributeError):
         token = None
-    return auth.authenticate(token if isinstance(token, str) else None)
+    return await auth.authenticate(token if isinstance(token, str) else None)
 
 
 async def _serve(websocket: WebSocket, committer: GroupCommitter, max_bytes: int, max_in_flight: int) -> None:

@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = _("HS256", "`HS256`, `RS256` or `ES256`")
     jwt_secret: str | None = _(None, "the HS256 secret")
     jwt_public_key_file: str | None = _(None, "the RS256 or ES256 public key (PEM)")
+    jwt_jwks_url: str | None = _(
+        None, "an identity provider's JWKS URL (Keycloak, Auth0, any OpenID provider): RS256/ES256 tokens are checked"
+        " against its keys, by the token's `kid`"
+    )
+    jwt_jwks_min_refresh_s: float = _(
+        60.0, "a token naming an unknown `kid` fetches the JWKS again at most this often", gt=0
+    )
     jwt_audience: str | None = _(None, "checked when set")
     jwt_issuer: str | None = _(None, "checked when set")
     rate_limits: str = _(

@@ -18,7 +18,7 @@ def credential(headers: Mapping[str, str]) -> str | None:
 
 async def principal(request: HTTPConnection) -> Principal:
     """The caller (401 when credentials are required and absent)."""
-    return request.app.state.auth.authenticate(credential(request.headers))
+    return await request.app.state.auth.authenticate(credential(request.headers))
 
 
 def allow(request: HTTPConnection, who: Principal, action: str, table: str) -> None:
