@@ -267,6 +267,10 @@ class OpenAPI:
             ok = {"description": "OK"}
         operation["responses"] = {
             str(route.status): ok,
+            **{
+                str(status): ref(also.name(table), "responses") if also is not None else {"description": "no body"}
+                for status, also in route.also
+            },
             **{str(s): ref(str(s), "responses") for s in sorted(route.errors)},
             "default": ref("Error", "responses"),
         }

@@ -66,6 +66,7 @@ class Route:
     media: tuple[str, ...] = ("application/json",)  # the answer's media types (CSV, a stream of events, ...)
     negotiated: bool = False  # the answer comes as the Accept header asks: JSON, CSV or JSON Lines (406 if none)
     errors: tuple[int, ...] = ()  # statuses beyond the ones every route may give (see app/core/errors.py)
+    also: tuple[tuple[int, "Shape | None"], ...] = ()  # other success statuses: their answer (None: no body)
     checks: str | None = None  # "caller" routes: the scope the handler checks on the table it finds (a file's name)
     documented: bool = True
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
