@@ -109,13 +109,18 @@ def clear(conn) -> None:
     run_sql(conn, "SET FOREIGN_KEY_CHECKS = 1")
 
 
+def only(conn, statements):
+    """The test database holding only what `statements` make."""
+    clear(conn)
+    for statement in statements:
+        run_sql(conn, statement)
+    return conn
+
+
 @pytest.fixture
 def schema(sql):
     """A fresh set of tables for each test."""
-    clear(sql)
-    for statement in SCHEMA:
-        run_sql(sql, statement)
-    return sql
+    return only(sql, SCHEMA)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from app.main import create_app
-from tests.conftest import clear, run_sql, running
+from tests.conftest import only, run_sql, running
 from tests.integration.test_analysts import json_values, maybe, moments, texts
 from tests.integration.test_crud import assert_error
 
@@ -52,14 +52,6 @@ SHOP = [
     "INSERT INTO employees VALUES (1, 'Boss', NULL), (2, 'Mid', 1), (3, 'Low', 2)",
     "INSERT INTO secret_notes VALUES (1, 1, 'private')",
 ]
-
-
-def only(sql, statements):
-    """The database holding only the tables `statements` make (the shared schema's dropped)."""
-    clear(sql)
-    for statement in statements:
-        run_sql(sql, statement)
-    return sql
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ most once (a procedure may write); scope execute:{name}; listed in /api/tables."
 import hashlib
 import json
 
-from tests.conftest import run_sql, running
+from tests.conftest import only, run_sql, running
 from tests.integration.test_crud import assert_error
-from tests.integration.test_embeds import only
 
 ROUTINES = [
     "CREATE TABLE calls (id INT AUTO_INCREMENT PRIMARY KEY, who VARCHAR(20))",

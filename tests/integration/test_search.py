@@ -4,9 +4,8 @@ aggregates and exports; never a scan: no index, 400 naming those there are."""
 
 import pytest
 
-from tests.conftest import run_sql, running
+from tests.conftest import only, run_sql, running
 from tests.integration.test_crud import assert_error
-from tests.integration.test_embeds import only
 
 DOCS = [
     """CREATE TABLE docs (id INT PRIMARY KEY, title VARCHAR(100), body TEXT, lang CHAR(2),

@@ -6,9 +6,8 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from app.main import create_app
-from tests.conftest import run_sql, running
+from tests.conftest import only, run_sql, running
 from tests.integration.test_crud import assert_error
-from tests.integration.test_embeds import only
 
 SCHEMA = [
     "CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(20), city VARCHAR(20), salary DECIMAL(8,2))",

@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from app.main import create_app
-from tests.conftest import run_sql, running
+from tests.conftest import only, run_sql, running
 from tests.integration.test_crud import assert_error
-from tests.integration.test_embeds import only
 
 TABLES = [
     """CREATE TABLE people (id INT PRIMARY KEY AUTO_INCREMENT, email VARCHAR(60) NOT NULL UNIQUE,
