@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.exports = ExportService(
         db, state.crud, state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
     )
-    state.rpc = RpcService(db, routines_of(db, settings))
+    state.rpc = RpcService(db, routines_of(db, settings), max_rows=settings.max_limit)
     state.idempotency = IdempotencyStore(db, settings.idempotency_ttl_s)
     state.job_store = JobStore(db)
     state.objects = ObjectStore()

@@ -19,7 +19,7 @@ async def put_rules(call: Call) -> Response:
         schema = jsontext.parse(await call.request.body())
     except json.JSONDecodeError as exc:
         raise InvalidBody(f"the body is not valid JSON: {exc}") from None
-    found = await call.state.catalog.table(call.table)
+    found = await call.state.catalog.writable(call.table)  # rules are for writes: a view takes none
     described = await call.state.rules.put(found, schema, call.who.name)
     return success(described, f"rules version {described['version']} stored for '{found.name}'")
 

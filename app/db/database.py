@@ -220,22 +220,26 @@ class Database:
         resilience = self.bulk_resilience if bulk else self.resilience
         return await resilience.run(lambda attempt: self._statement_once(attempt, sql, params))
 
-    async def call(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[StatementResult]]:
-        """Statements around a CALL (or a function that may write), on one autocommit connection,
-        run at most once: a procedure may commit as it goes, so once they are sent nothing is
-        retried. An error answered is the caller's; no answer in time (the statement is killed) or a
-        lost connection is 504 commit_outcome_unknown: it may have run, in part. Only failing to
-        start is retried. Each statement's result sets, in order."""
+    async def call(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], *, retried: bool = False
+    ) -> list[list[StatementResult]]:
+        """Statements around a CALL (or a function), on one autocommit connection that is closed
+        after: a routine may change its session (SET time_zone, sql_mode, variables), which must
+        not reach the next request on a pooled connection. Run at most once unless `retried` (a
+        function that only reads): a procedure may commit as it goes, so once they are sent nothing
+        is retried; an error answered is the caller's, no answer in time (the statement is killed)
+        or a lost connection is 504 commit_outcome_unknown. Each statement's result sets, in order."""
         return await self.resilience.run(
-            lambda attempt: self.connections.on_node(lambda node: self._call_on(node, attempt, statements))
+            lambda attempt: self.connections.on_node(lambda node: self._call_on(node, attempt, statements, retried))
         )
 
     async def _call_on(
-        self, node: Node, attempt: Attempt, statements: Sequence[tuple[str, Sequence[Any]]]
+        self, node: Node, attempt: Attempt, statements: Sequence[tuple[str, Sequence[Any]]], retried: bool
     ) -> list[list[StatementResult]]:
         connections = self.connections
         async with connections.session(node.pool) as session:
-            attempt.begin_commit()  # from here it may have run: no retry
+            if not retried:
+                attempt.begin_commit()  # from here it may have run: no retry
 
             async def each() -> list[list[StatementResult]]:
                 return [await session.execute_all(sql, params) for sql, params in statements]
@@ -244,13 +248,14 @@ class Database:
             try:
                 return await asyncio.shield(running)
             except DatabaseError as exc:
-                raise statement_outcome(exc) or exc from exc
+                raise (None if retried else statement_outcome(exc)) or exc from exc
             except (TimeoutError, asyncio.CancelledError):
                 if not running.done():
                     await connections.kill(session.thread_id, node.address, query=True)
                     running.cancel()
-                    session.close()
                 raise
+            finally:
+                session.close()  # never back to the pool: the routine may have changed its session
 
     async def ping(self) -> None:
         await self.fetch("SELECT 1")

@@ -112,6 +112,9 @@ NO_TABLE = Kind("unknown_table", False, False, lambda exc: TableNotFound("table 
 SIGNALLED = Kind("signalled", False, False, lambda exc: InvalidValue(
     f"the database refused the row: {exc.message}", {"db_code": exc.code}
 ))
+ROUTINE = Kind("routine", False, False, lambda exc: InvalidValue(
+    f"the routine could not run: {exc.message}", {"db_code": exc.code}
+))
 # The server will not take writes now (read-only, a full table or disk): not the caller's doing.
 NOT_WRITABLE = Kind("not_writable", False, False, _unavailable)
 READ_ONLY = Kind("read_only", True, False, _unavailable)  # a primary read-only for a moment (a failover)
@@ -136,6 +139,11 @@ CODES: dict[int, Kind] = {
     # Values that do not fit; a CHECK constraint (4025 MariaDB, 3819 MySQL).
     **dict.fromkeys((1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 3140, 4025, 4078, 3819), VALUE),
     1644: SIGNALLED,
+    1643: SIGNALLED,  # SIGNAL with a "no data" SQLSTATE ('02...')
+    1365: VALUE,  # division by 0 in strict mode
+    # A routine that cannot run as called: it recursed too deep (1456), or is gone or takes other
+    # arguments since the gateway read it (1305, 1318: POST /api/rpc reads the routines again first).
+    **dict.fromkeys((1456, 1305, 1318), ROUTINE),
     **dict.fromkeys((1290, 1792), READ_ONLY),
     **dict.fromkeys((1036, 1114, 1021), NOT_WRITABLE),
     **dict.fromkeys((1267, 1270, 1271), CHARSET),  # a value the column's character set cannot hold, compared

@@ -101,8 +101,13 @@ class Routines:
             started = time.monotonic()
             routines = build_routines(await self._fetch(ROUTINES_SQL, (self._schema,)),
                                       await self._fetch(PARAMETERS_SQL, (self._schema,)))
-            self._routines = {n: r for n, r in routines.items() if exposed(n, self._allow, self._deny)}
+            # MariaDB's routine names ignore case, as its column names do.
+            self._routines = {n.lower(): r for n, r in routines.items() if exposed(n, self._allow, self._deny)}
             self._read_at = started
+
+    async def reread(self) -> None:
+        """Read them again (by a read that starts after this call)."""
+        await self._read(time.monotonic())
 
     async def all(self) -> list[Routine]:
         await self._read(time.monotonic() - self._ttl)
@@ -110,10 +115,10 @@ class Routines:
 
     async def routine(self, name: str) -> Routine:
         await self._read(time.monotonic() - self._ttl)
-        found = self._routines.get(name)
+        found = self._routines.get(name.lower())
         if found is None:  # made since the last read? Misses that arrive together share one read.
-            await self._read(time.monotonic())
-            found = self._routines.get(name)
+            await self.reread()
+            found = self._routines.get(name.lower())
         if found is None:
             raise RoutineNotFound(f"no procedure or function '{shown(name)}' is exposed", {"routine": shown(name)})
         return found

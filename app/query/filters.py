@@ -17,6 +17,7 @@ from app.core.echo import shown
 from app.core.errors import InvalidFilter, UnknownColumn
 from app.db.catalog import Column, Table
 from app.db.relations import Relation, find, parse_name
+from app.query import search
 from app.query.nodes import Condition, Exists, Group, Match, Node
 from app.query.operators import LIST_OPERATORS, OPERATORS
 from app.rows.values import to_compare
@@ -66,8 +67,13 @@ def match(table: Table, columns: tuple[Column, ...] | None, words: Any, *, boole
     """A full-text search over a FULLTEXT index: the one whose columns are `columns`, or the one
     named `index`, or (neither given) the table's only one. Never a scan: without such an index, 400
     naming the indexes there are."""
-    if not isinstance(words, str) or not words.strip() or len(words) > MAX_WORDS:
-        raise InvalidFilter(f"a full-text search takes words: a non-empty text of at most {MAX_WORDS} characters")
+    if not isinstance(words, str) or len(words) > MAX_WORDS:
+        raise InvalidFilter(f"a full-text search takes words: a text of at most {MAX_WORDS} characters")
+    words = search.boolean(words) if boolean else search.natural(words)
+    if not words.strip("()+-~<> "):
+        raise InvalidFilter("a full-text search takes words: this one has none"
+                            + (" (q.index names the index ?q= searches: give ?q=words too)" if index and columns is None
+                               else ""))
     indexes = dict(table.fulltext)
     there = {name: [c.name for c in cs] for name, cs in indexes.items()}
     if index is not None:
@@ -77,13 +83,14 @@ def match(table: Table, columns: tuple[Column, ...] | None, words: Any, *, boole
     else:
         found = next(iter(indexes.values())) if len(indexes) == 1 else None
     if found is None:
-        wanted = (f"a FULLTEXT index named '{shown(index, 64)}'" if index is not None
-                  else f"a FULLTEXT index on '{columns[0].name}' alone" if columns is not None
-                  else "one FULLTEXT index (or q.index= to say which)")
+        wanted = (f"no FULLTEXT index named '{shown(index, 64)}'" if index is not None
+                  else f"no FULLTEXT index on '{columns[0].name}' alone" if columns is not None
+                  else "several FULLTEXT indexes: say which with q.index=" if there
+                  else "no FULLTEXT index")
         listed = "; ".join(f"{n} ({', '.join(cs)})" for n, cs in there.items())
         raise InvalidFilter(
-            f"'{table.name}' has no {wanted}: "
-            + (f"its FULLTEXT indexes are {listed}" if there else "it has none (a search would read every row)"),
+            f"'{table.name}' has {wanted}: "
+            + (f"its FULLTEXT indexes are {listed}" if there else "a search would read every row"),
             {"fulltext": there},
         )
     return Match(found, words, boolean)

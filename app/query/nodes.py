@@ -44,3 +44,14 @@ class Match:
 
 
 Node = Union[Condition, Group, Exists, Match]
+
+
+def searches(node: Node | None) -> bool:
+    """Does the filter hold a full-text search (anywhere)?"""
+    if isinstance(node, Match):
+        return True
+    if isinstance(node, Group):
+        return any(searches(item) for item in node.items)
+    if isinstance(node, Exists):
+        return searches(node.where)
+    return False

@@ -26,7 +26,7 @@ from app.query.aggregates import AggregateQuery
 from app.query.embeds import Item, parse_items, tables_read
 from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
 from app.query.lists import ListQuery, list_query
-from app.query.nodes import Node
+from app.query.nodes import Node, searches
 from app.query.sql import Mode, Statement
 from app.rows.embedded import decoders
 from app.rows.objects import ObjectRows, Problems, Rows, refusal
@@ -204,6 +204,10 @@ class CrudService:
             await self.catalog.refreshed()
         except UnknownColumn:
             await self.catalog.look(table.name)
+        except InvalidFilter as exc:
+            if not (isinstance(exc.details, dict) and "fulltext" in exc.details):
+                raise
+            await self.catalog.look(table.name)  # a FULLTEXT index made since the catalog read the table?
         table = await find(name)
         return table, build(table)
 
@@ -305,7 +309,19 @@ class CrudService:
             return sql.insert(table, columns, values, mode=duplicates, returning=returning, defaults=defaults)
 
         returning = read_back and self.db.supports_returning
+        answered = await self._inserted(table, runs, statement, duplicates, returning, read_back, after, bulk)
+        if duplicates != "insert" and returning and len(answered) > 1:
+            answered = await self._as_stored(table, answered)
+        return answered
+
+    async def _inserted(
+        self, table: Table, runs: list[tuple[list[Column], list[list[Any]]]],
+        statement: Callable[[list[Column], list[list[Any]], bool], Statement], duplicates: Mode, returning: bool,
+        read_back: bool, after: Hook | None, bulk: bool,
+    ) -> list[dict]:
+        """Run the INSERTs of `create`: the rows as RETURNING (or MySQL's read back) gives them."""
         if len(runs) == 1 and (returning or not read_back):  # one statement: one round trip
+            columns, values = runs[0]
             return await self._statement(
                 statement(columns, values, returning),
                 lambda result: to_records(table.columns, result) if returning
@@ -327,6 +343,20 @@ class CrudService:
             return answered
 
         return await self._transaction(work, after, bulk=bulk)
+
+    async def _as_stored(self, table: Table, rows: list[dict]) -> list[dict]:
+        """An upsert's answer when two of its rows met the same stored row (a unique key, or a key
+        its column's collation finds equal): RETURNING gave each as it was then, so each is answered
+        as the row it ended as, read again."""
+        pk = table.primary_key
+        keys = [tuple(row.get(c.name) for c in pk) for row in rows]
+        if not pk or len(set(keys)) == len(keys):
+            return rows
+        where = parse_filter(table, {"or": [{c.name: v for c, v in zip(pk, key)} for key in set(keys)]})
+        assert where is not None
+        stored = to_records(table.columns, await self.db.fetch(*sql.select_where(table, where)))
+        final = {tuple(row.get(c.name) for c in pk): row for row in stored}
+        return [final.get(key, row) for key, row in zip(keys, rows)]
 
     async def _reread(
         self, session: Session, table: Table, columns: list[Column], values: list[list[Any]], result: StatementResult,
@@ -425,7 +455,8 @@ class CrudService:
     ) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
         self.permitted(query, permit)
-        page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True)
+        # A full-text search may read much of its index: the slow-read schedule, as a count's.
+        page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True, slow=searches(query.where))
         if query.count is not None:  # the total runs beside the page
             result, (total, kind) = await asyncio.gather(page, self._total(table, query))
         else:
@@ -593,11 +624,22 @@ class CrudService:
                     continue
                 if rules is not None:
                     for i in present:
-                        check_updated_rows(rules, table, [stored[i]], dict(zip(columns, values[i])))
+                        try:
+                            check_updated_rows(rules, table, [stored[i]], dict(zip(columns, values[i])))
+                        except GatewayError as exc:
+                            raise type(exc)(f"row {i}: {exc.message}", {"row": i} | _dict(exc.details)) from None
                 statement = sql.update_by_keys(table, columns, [keys[i] for i in present], [values[i] for i in present])
                 affected += (await session.execute(*statement)).affected
-            missing = [_named(table.primary_key, keys[i]) for i in range(len(keys)) if i not in stored]
-            return {"affected": affected, "missing": missing}
+            missing = [i for i in range(len(keys)) if i not in stored]
+            if missing:
+                # Found now, alone: its key names the row another row's key found first (a key
+                # column that ignores case or trailing spaces). One row named twice is refused.
+                again = await session.execute(*sql.found_keys(table, [keys[i] for i in missing], table.primary_key))
+                if again.rows:
+                    i = missing[again.rows[0][0]]
+                    raise InvalidBody(f"row {i}: its key names the same row as another row's key (as the key's "
+                                      "column compares them)", {"row": i})
+            return {"affected": affected, "missing": [_named(table.primary_key, keys[i]) for i in missing]}
 
         return await self._transaction(work, after, bulk=len(payload) > 100)
 

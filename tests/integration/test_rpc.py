@@ -99,3 +99,43 @@ async def test_execute_scopes(schema, settings):
         listed = [t["name"] for t in (await client.get("/api/tables", headers=headers)).json()["data"]]
         assert "greet" in listed and "bump" not in listed
         assert_error(await client.post("/api/rpc/greet", json={"input": {"who": "a"}}), 401, "unauthorized")
+
+
+async def test_a_routine_cannot_change_the_next_requests_session(schema, settings):
+    """A procedure's SET time_zone, sql_mode or variables stay on its connection, which is closed:
+    never back in the pool for the next request."""
+    only(schema, ROUTINES + [
+        "CREATE TABLE ts (id INT PRIMARY KEY, t DATETIME)",
+        "INSERT INTO ts VALUES (1, '2024-01-01 12:00:00')",
+        "CREATE PROCEDURE tz() SET time_zone = '+05:00', sql_mode = ''",
+        "CREATE PROCEDURE txn() BEGIN START TRANSACTION; INSERT INTO calls (who) VALUES ('txn'); END",
+        "CREATE PROCEDURE stamp(OUT at DATETIME, OUT n DECIMAL(6,2)) BEGIN SET at = '2024-01-02 10:00:00'; SET n = 1.5; END",
+        "CREATE PROCEDURE oops(IN n INT) BEGIN SIGNAL SQLSTATE '02000' SET MESSAGE_TEXT = 'nothing'; END",
+        "CREATE PROCEDURE deep(IN n INT) BEGIN CALL deep(n + 1); END",
+        "CREATE FUNCTION inverse(n INT) RETURNS DECIMAL(10,4) DETERMINISTIC RETURN 1 / n",
+        "CREATE PROCEDURE everything() SELECT seq FROM seq_1_to_1500",
+    ])
+    async with running(settings(pool_max=2)) as client:
+        for _ in range(6):
+            assert (await client.post("/api/rpc/tz", json={})).status_code == 200
+        for _ in range(6):
+            assert (await client.get("/api/ts/1")).json()["data"]["t"] == "2024-01-01T12:00:00"
+        # A transaction the procedure leaves open is committed.
+        assert (await client.post("/api/rpc/txn", json={})).status_code == 200
+        assert run_sql(schema, "SELECT who FROM calls") == [("txn",)]
+        # OUT values typed as their parameters; names ignore case, as MariaDB's do.
+        body = (await client.post("/api/rpc/STAMP", json={})).json()
+        assert body["meta"]["out"] == {"at": "2024-01-02T10:00:00", "n": "1.50"}
+        assert (await client.post("/api/rpc/greet", json={"input": {"WHO": "x"}})).json()["data"] == "hello, x"
+        # A routine's own failures are the caller's (422), never a 500.
+        for name, args in (("oops", {"n": 1}), ("deep", {"n": 1}), ("inverse", {"n": 0})):
+            assert_error(await client.post(f"/api/rpc/{name}", json={"input": args}), 422, "invalid_value")
+        # More rows than a page: 413, not a body of any size.
+        assert_error(await client.post("/api/rpc/everything", json={}), 413, "payload_too_large")
+        # Redefined while the gateway runs: read again, called as it is now.
+        await client.post("/api/rpc/greet", json={"input": {"who": "a"}})
+        run_sql(schema, "DROP FUNCTION greet")
+        run_sql(schema, "CREATE FUNCTION greet(who VARCHAR(10), bang CHAR(1)) RETURNS VARCHAR(40) DETERMINISTIC"
+                        " RETURN CONCAT('hi, ', who, bang)")
+        response = await client.post("/api/rpc/greet", json={"input": {"who": "b", "bang": "!"}})
+        assert response.status_code == 200 and response.json()["data"] == "hi, b!", response.text

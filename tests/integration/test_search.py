@@ -101,3 +101,41 @@ async def test_a_column_named_q_is_filtered_as_a_column(schema, settings):
         assert ids(await client.get("/api/quiz/query", params={"q": "fts.now"})) == [2]
         described = (await client.get("/api/tables/quiz")).json()["data"]
         assert described["fulltext"] == {"q_ft": ["q"]}
+
+
+def test_no_search_text_gives_a_5xx(schema, settings):
+    """InnoDB's parser refuses a stray * @ ( or ) with a syntax error and nests parentheses until it
+    runs out of memory: every text a search is given reaches it rewritten, or is a 400."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as examples
+    from hypothesis import strategies as st
+    from starlette.testclient import TestClient
+
+    from app.main import create_app
+
+    only(schema, DOCS)
+    pieces = st.sampled_from(list('+-~<>()"*@ .a1é\'_') + ["mariadb", "tuning", "x@y.com"])
+    texts = st.lists(pieces, max_size=20).map("".join)
+    with TestClient(create_app(settings())) as client:
+
+        @examples(max_examples=150, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(text=texts)
+        def check(text):
+            for params in ({"title": "bfts." + text}, {"title": "fts." + text}, {"q": text, "q.index": "all_ft"}):
+                response = client.get("/api/docs/query", params=params)
+                assert response.status_code in (200, 400), (params, response.text)
+            response = client.post("/api/docs/query", json={"input": {"title": {"bfts": text}}})
+            assert response.status_code in (200, 400), response.text
+
+        check()
+        for deep in ("(" * 300 + "a" + ")" * 300, "a)", "(a", "@", "*", "a@b.com", "+++"):
+            assert client.get("/api/docs/query", params={"title": "bfts." + deep}).status_code in (200, 400), deep
+
+
+async def test_an_index_made_while_the_gateway_runs_is_found(schema, settings):
+    only(schema, DOCS)
+    async with running(settings(catalog_ttl_s=3600)) as client:
+        assert_error(await client.get("/api/plain/query", params={"body": "fts.milk"}), 400, "invalid_filter")
+        run_sql(schema, "ALTER TABLE plain ADD FULLTEXT KEY body_ft (body)")
+        assert ids(await client.get("/api/plain/query", params={"body": "fts.milk"})) == [1]

@@ -69,3 +69,9 @@ def test_a_stream_into_a_view_is_refused(schema, settings):
             with client.websocket_connect("/api/lyon/ws") as ws:
                 ws.receive_json()
         assert closed.value.code != 1000
+
+
+async def test_a_view_takes_no_rules(schema, settings):
+    only(schema, SCHEMA)
+    async with running(settings()) as client:
+        assert_error(await client.put("/api/schemas/lyon", json={"properties": {}}), 405, "method_not_allowed")

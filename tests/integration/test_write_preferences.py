@@ -234,3 +234,27 @@ async def test_an_upsert_takes_each_key_once_and_location_only_where_a_path_reac
             response = await client.post("/api/stock", json={"input": key | {"qty": 1}}, headers=MINIMAL)
             assert response.status_code == 201 and "location" not in response.headers, key
         assert len(table(schema, "stock", "shop, sku")) == 5
+
+
+async def test_rows_that_meet_one_stored_row(schema, settings):
+    """Two rows of one request that the server takes for one stored row (another unique key, or a
+    key its collation finds equal): an upsert answers each as the row it ended as; a PATCH refuses."""
+    only(schema, TABLES)
+    async with running(settings()) as client:
+        response = await client.post("/api/people", headers={"Prefer": "resolution=merge-duplicates"}, json={"input": [
+            {"email": "z@x.org", "name": "U1"}, {"email": "z@x.org", "name": "U2"}]})
+        assert response.status_code == 201, response.text
+        stored = run_sql(schema, "SELECT id, name FROM people WHERE email = 'z@x.org'")
+        assert [(r["id"], r["name"]) for r in response.json()["data"]] == stored * 2 == [(stored[0][0], "U2")] * 2
+        response = await client.post("/api/stock", headers={"Prefer": "resolution=merge-duplicates"}, json={"input": [
+            {"shop": "PAR", "sku": "a-1", "qty": 1}, {"shop": "PAR", "sku": "A-1", "qty": 2}]})
+        assert [r["qty"] for r in response.json()["data"]] == [2, 2]
+        body = assert_error(await client.patch("/api/stock", json={"input": [
+            {"shop": "PAR", "sku": "a-1", "qty": 7}, {"shop": "PAR", "sku": "A-1", "qty": 8}]}), 400, "invalid_body")
+        assert body["details"] == {"row": 1}
+        assert table(schema, "stock", "shop, sku")[1][2] == 2  # nothing written
+        # A rule refuses a row of a PATCH: the answer names the row.
+        await client.put("/api/schemas/stock", json={"properties": {"qty": {"maximum": 100}}})
+        body = assert_error(await client.patch("/api/stock", json={"input": [
+            {"shop": "PAR", "sku": "a-1", "qty": 7}, {"shop": "LYO", "sku": "a-1", "qty": 700}]}), 422, "invalid_value")
+        assert body["details"]["row"] == 1 and body["message"].startswith("row 1:")

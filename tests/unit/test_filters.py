@@ -92,3 +92,21 @@ def test_composite_key_parts_are_converted():
         key_values(PAIRS, "7")
     with pytest.raises(InvalidValue):
         key_values(USERS, "abc")
+
+
+def test_full_text_searches_are_rewritten_from_their_words():
+    import pytest
+
+    from app.core.errors import InvalidFilter
+    from app.query.search import boolean, natural
+
+    assert natural("MariaDB *tuning* @home, (fast)!") == "MariaDB tuning home fast"
+    assert boolean('+mariadb -mysql ~slow >fast <old "redo log" @3 pre* (a b)') == \
+        '+mariadb -mysql ~slow >fast <old "redo log" @3 pre* (a b)'
+    assert boolean("a@b.com") == "a b com"
+    assert boolean("+++ -- * @ a") == "a"
+    assert boolean('"unclosed phrase') == '"unclosed phrase"'
+    assert boolean("() a") == "a"
+    for bad in ("(a", "a)", "(" * 6 + "a" + ")" * 6):
+        with pytest.raises(InvalidFilter):
+            boolean(bad)
