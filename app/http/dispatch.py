@@ -180,8 +180,22 @@ class Dispatcher:
         if route.access not in ("open", "caller"):
             allow(request, who, route.access, found["table"])
         query = parse_params(route.params, request) if route.params else _NO_QUERY
+        if route.body is not None and request.url.query:
+            _no_stray_query(route, request)
         body = await parse_body(route.body, request) if route.body is not None else None
         return Call(request, found, query, body, who)
+
+
+def _no_stray_query(route: Route, request: Request) -> None:
+    """A route that takes a JSON body takes its filter and options there: a query string it does
+    not declare would be ignored, so it is refused (`POST /query?q=...` does not search)."""
+    declared = {p.name for p in route.params if p.where == "query"}
+    stray = sorted({name for name in request.query_params if name not in declared})
+    if stray:
+        raise InvalidBody(
+            f"{route.method} {route.path} takes its input in the JSON body, not the query string: {', '.join(stray)}",
+            [{"where": f"query.{name}", "problem": "not a parameter of this route"} for name in stray[:20]],
+        )
 
 
 def parse_params(params: tuple[Param, ...], request: Request) -> dict[str, Any]:

@@ -220,3 +220,10 @@ def test_a_row_through_the_websocket_is_what_post_makes_of_it(app_client):
             assert {**a, "id": 0, "gen": 0} == {**b, "id": 0, "gen": 0}, row
 
     check()
+
+
+def test_a_json_route_refuses_a_query_string_it_would_ignore(app_client):
+    response = app_client.post("/api/types/query?q=x&limit=1", json={"input": {}})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_body"
+    assert [p["where"] for p in response.json()["details"]] == ["query.limit", "query.q"]
+    assert app_client.post("/api/types/query", json={"limit": 1}).status_code == 200
