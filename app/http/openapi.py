@@ -187,16 +187,22 @@ class OpenAPI:
                     },
                 ]
             }
+        properties: dict[str, Any] = {
+            c.name: {"type": "string"} for c in table.columns if c.name not in RESERVED_PARAMS
+        }
+        if table.fulltext and "q" not in properties:  # ?q= searches its FULLTEXT index (a column q is filtered)
+            properties = {
+                "q": {"type": "string", "description": "full-text search over the table's FULLTEXT index"},
+                "q.index": {"type": "string", "enum": [name for name, _ in table.fulltext],
+                            "description": "the FULLTEXT index ?q= searches, where there are several"},
+            } | properties
         filters = {
             "name": "filters",
             "in": "query",
             "style": "form",
             "explode": True,
             "description": f"a filter per column: value or op.value ({operators()})",
-            "schema": {
-                "type": "object",
-                "properties": {c.name: {"type": "string"} for c in table.columns if c.name not in RESERVED_PARAMS},
-            },
+            "schema": {"type": "object", "properties": properties},
         }
         return _inner(orjson.dumps(schemas)), _inner(orjson.dumps({f"{component(table.name)}.filters": filters}))
 

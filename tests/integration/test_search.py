@@ -139,3 +139,12 @@ async def test_an_index_made_while_the_gateway_runs_is_found(schema, settings):
         assert_error(await client.get("/api/plain/query", params={"body": "fts.milk"}), 400, "invalid_filter")
         run_sql(schema, "ALTER TABLE plain ADD FULLTEXT KEY body_ft (body)")
         assert ids(await client.get("/api/plain/query", params={"body": "fts.milk"})) == [1]
+
+
+async def test_openapi_offers_q_where_a_table_has_a_fulltext_index(schema, settings):
+    only(schema, DOCS)
+    async with running(settings()) as client:
+        parameters = (await client.get("/openapi.json")).json()["components"]["parameters"]
+        docs = parameters["docs.filters"]["schema"]["properties"]
+        assert sorted(docs["q.index"]["enum"]) == ["all_ft", "title_ft"] and "q" in docs
+        assert "q" not in parameters["plain.filters"]["schema"]["properties"]
