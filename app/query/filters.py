@@ -229,6 +229,8 @@ def parse_query_params(
     params = list(params)
     items: list[Node] = []
     search = {n: v for n, v in params if n in SEARCH_PARAMS and table.column(n) is None}
+    if len(search) < sum(1 for n, _ in params if n in search):
+        raise InvalidFilter("q and q.index are given once (a search's words go in one q)")
     if search:
         items.append(match(table, None, search.get("q"), index=search.get("q.index")))
     for name, raw in params:

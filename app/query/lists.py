@@ -69,6 +69,13 @@ def _order_term(table: Table, term: Any) -> tuple[Column, bool]:
     if table.column(name) is not None or "." not in name:
         return column_of(table, name), term.startswith("-")
     prefix, _, direction = name.rpartition(".")
+    if table.column(prefix) is None and "." in prefix and table.column(prefix.partition(".")[0]) is not None:
+        # `placed.desc.nullslast`: PostgREST's null ordering, which MySQL spells otherwise.
+        raise InvalidFilter(
+            f"order term '{shown(term, 60)}': a column, then asc or desc ('placed.desc'); nullsfirst and "
+            "nullslast are not offered (NULLs come first ascending, last descending)",
+            {"order": shown(term, 60)},
+        )
     column = column_of(table, prefix)
     if direction.lower() not in ("asc", "desc") or term.startswith("-"):
         raise InvalidFilter(

@@ -110,3 +110,21 @@ def test_full_text_searches_are_rewritten_from_their_words():
     for bad in ("(a", "a)", "(" * 6 + "a" + ")" * 6):
         with pytest.raises(InvalidFilter):
             boolean(bad)
+
+
+def test_a_search_is_given_once_and_null_ordering_is_named():
+    import pytest
+
+    from app.core.errors import InvalidFilter
+    from app.db.catalog import build_tables
+    from app.query.filters import parse_query_params
+    from app.query.lists import parse_order
+
+    table = build_tables([("t", "id", "int", "int", "NO", None, "", None, None, None, None),
+                          ("t", "body", "text", "text", "YES", None, "", None, None, None, None)],
+                         [("t", "PRIMARY", "id")], [], fulltext_rows=[("t", "body_ft", "body")])["t"]
+    assert parse_query_params(table, [("q", "milk")]) is not None
+    with pytest.raises(InvalidFilter):
+        parse_query_params(table, [("q", "milk"), ("q", "bread")])
+    with pytest.raises(InvalidFilter, match="nullslast are not offered"):
+        parse_order(table, "id.desc.nullslast")
