@@ -24,14 +24,24 @@ from app.db.database import Database, Session, StatementResult
 from app.query import aggregates, cursors, estimates, sql
 from app.query.aggregates import AggregateQuery
 from app.query.embeds import Item, parse_items, tables_read
-from app.query.filters import column_of, equals, key_condition, key_values, parse_filter, parse_query_params
+from app.query.filters import equals, key_condition, key_values, parse_filter, parse_query_params
 from app.query.lists import ListQuery, list_query
 from app.query.nodes import Node, searches
 from app.query.sql import Mode, Statement
 from app.rows.embedded import decoders
 from app.rows.objects import ObjectRows, Problems, Rows, refusal
 from app.rows.rules import Rules, row_maker
-from app.rows.values import OMITTED, output_fixers, rows_to_dicts, to_db
+from app.rows.values import OMITTED, output_fixers, rows_to_dicts
+from app.services.keyed import (
+    as_details,
+    given_columns,
+    has_omitted_cells,
+    keyed_changes,
+    named_key,
+    one_row_per_key,
+    prepare_values,
+    written_keys,
+)
 from app.services.rules_store import RulesStore
 
 T = TypeVar("T")
@@ -54,16 +64,6 @@ def to_records(table_columns: tuple[Column, ...], result: StatementResult, json_
     return rows_to_dicts(result.names, result.rows, _fixers(table_columns, json_as_text))
 
 
-def has_omitted_cells(values: list[list[Any]]) -> bool:
-    return any(OMITTED in row for row in values)
-
-
-def prepare_values(table: Table, values: Mapping[str, Any]) -> dict[Column, Any]:
-    if not isinstance(values, Mapping) or not values:
-        raise InvalidBody("'input' must name at least one column to set")
-    return {column: to_db(column, value) for column, value in ((column_of(table, n), v) for n, v in values.items())}
-
-
 Hook = Callable[[Session, Any], Awaitable[None]]  # runs inside a write's transaction, after the write
 
 
@@ -77,86 +77,6 @@ def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignment
             after[positions[column]] = value
         if problems := rules.problems(make(after)):
             raise rules.violation(problems, index if len(rows) > 1 else None)
-
-
-def _keys(
-    table: Table, columns: list[Column], values: list[list[Any]], result: StatementResult, duplicates: Mode
-) -> list[dict]:
-    """The keys of rows written and not read back: given in every row, or (a plain insert) the
-    AUTO_INCREMENT ids the server gave them, consecutive from `last_id`; [] when not known."""
-    pk = table.primary_key
-    if pk and all(c in columns for c in pk):
-        at = [columns.index(c) for c in pk]
-        keys = [{c.name: row[i] for c, i in zip(pk, at)} for row in values]
-        return [] if any(v is None or v is OMITTED for key in keys for v in key.values()) else keys
-    if duplicates == "insert" and len(pk) == 1 and pk[0].auto_increment and result.last_id:
-        return [{pk[0].name: result.last_id + i} for i in range(len(values))]
-    return []
-
-
-Changes = tuple[list[tuple], list[tuple], dict[tuple[Column, ...], list[int]]]
-
-
-def _keyed_changes(table: Table, rows: list[Any]) -> Changes:
-    """A PATCH list: each row's primary key, its new values, and the rows' indexes grouped by the
-    columns they set (in the order first seen), so each group is one UPDATE."""
-    pk = table.primary_key
-    if not pk:
-        raise InvalidFilter(f"table '{table.name}' has no primary key: update by a filter with PUT /api/{table.name}")
-    keys: list[tuple] = []
-    values: list[tuple] = []
-    groups: dict[tuple[Column, ...], list[int]] = {}
-    for index, row in enumerate(rows):
-        try:
-            if not isinstance(row, Mapping):
-                raise InvalidBody("must be an object holding the primary key and the new values")
-            given = prepare_values(table, row)
-            if missing := [c.name for c in pk if c not in given]:
-                raise InvalidBody(f"lacks its primary key ({', '.join(missing)})")
-            changes = {c: v for c, v in given.items() if c not in pk}
-            if not changes:
-                raise InvalidBody("sets no column besides its key")
-        except GatewayError as exc:
-            raise type(exc)(f"row {index}: {exc.message}", {"row": index} | _dict(exc.details)) from None
-        key = tuple(given[c] for c in pk)
-        if key in keys:
-            raise InvalidBody(f"row {index}: its key is also row {keys.index(key)}'s", {"row": index})
-        keys.append(key)
-        values.append(tuple(changes.values()))
-        groups.setdefault(tuple(changes), []).append(index)
-    return keys, values, groups
-
-
-def _dict(details: Any) -> dict:
-    return details if isinstance(details, dict) else {} if details is None else {"details": details}
-
-
-def _named(columns: tuple[Column, ...], key: tuple) -> dict:
-    return {c.name: v for c, v in zip(columns, key)}
-
-
-def _one_row_per_key(table: Table, columns: list[Column], values: list[list[Any]]) -> None:
-    """An upsert's rows name each key once: a second row with a key would update the first's within
-    the statement, and the answer would hold a row that was never stored."""
-    pk = table.primary_key
-    if not pk or not all(c in columns for c in pk):
-        return
-    at = [columns.index(c) for c in pk]
-    seen: dict[tuple, int] = {}
-    for index, row in enumerate(values):
-        key = tuple(row[i] for i in at)
-        if OMITTED in key or None in key:
-            continue
-        if key in seen:
-            raise InvalidBody(f"rows {seen[key]} and {index} have the same key: an upsert takes each key once",
-                              {"rows": [seen[key], index]})
-        seen[key] = index
-
-
-def _given(columns: list[Column], values: list[list[Any]]) -> tuple[list[Column], list[list[Any]]]:
-    """Rows that all leave the same columns out, without those columns."""
-    kept = [j for j, v in enumerate(values[0]) if v is not OMITTED]
-    return [columns[j] for j in kept], [[row[j] for j in kept] for row in values]
 
 
 def _affected(result: StatementResult) -> int:
@@ -294,11 +214,12 @@ class CrudService:
             raise refusal(checked)
         columns, values = list(checked.plan.columns), checked.values
         if duplicates != "insert":
-            _one_row_per_key(table, columns, values)
+            one_row_per_key(table, columns, values)
         bulk = len(rows) > 100  # large bulk inserts get the bulk schedule's longer attempts
         if duplicates == "upsert" and has_omitted_cells(values):
             # An update sets only what its row gives: one INSERT per run of rows giving the same columns.
-            runs = [_given(columns, list(run)) for _, run in groupby(values, key=lambda v: [c is OMITTED for c in v])]
+            runs = [given_columns(columns, list(run))
+                    for _, run in groupby(values, key=lambda v: [c is OMITTED for c in v])]
         else:
             runs = [(columns, values)]
 
@@ -325,7 +246,7 @@ class CrudService:
             return await self._statement(
                 statement(columns, values, returning),
                 lambda result: to_records(table.columns, result) if returning
-                else _keys(table, columns, values, result, duplicates),
+                else written_keys(table, columns, values, result, duplicates),
                 after, bulk=bulk,
             )
 
@@ -339,7 +260,7 @@ class CrudService:
                     answered += await self._reread(session, table, columns, values, result,
                                                    new_ids=duplicates == "insert")
                 else:
-                    answered += _keys(table, columns, values, result, duplicates)
+                    answered += written_keys(table, columns, values, result, duplicates)
             return answered
 
         return await self._transaction(work, after, bulk=bulk)
@@ -611,7 +532,7 @@ class CrudService:
             raise PayloadTooLarge(
                 f"at most {self.max_bulk_rows} rows per request", {"rows": len(payload), "max": self.max_bulk_rows}
             )
-        table, (keys, values, groups) = await self.resolve(name, lambda t: _keyed_changes(t, payload), writing=True)
+        table, (keys, values, groups) = await self.resolve(name, lambda t: keyed_changes(t, payload), writing=True)
         rules = await self.rules.for_table(table)
         found = sql.found_keys(table, keys, table.columns if rules is not None else table.primary_key)
 
@@ -627,7 +548,7 @@ class CrudService:
                         try:
                             check_updated_rows(rules, table, [stored[i]], dict(zip(columns, values[i])))
                         except GatewayError as exc:
-                            raise type(exc)(f"row {i}: {exc.message}", {"row": i} | _dict(exc.details)) from None
+                            raise type(exc)(f"row {i}: {exc.message}", {"row": i} | as_details(exc.details)) from None
                 statement = sql.update_by_keys(table, columns, [keys[i] for i in present], [values[i] for i in present])
                 affected += (await session.execute(*statement)).affected
             missing = [i for i in range(len(keys)) if i not in stored]
@@ -639,7 +560,7 @@ class CrudService:
                     i = missing[again.rows[0][0]]
                     raise InvalidBody(f"row {i}: its key names the same row as another row's key (as the key's "
                                       "column compares them)", {"row": i})
-            return {"affected": affected, "missing": [_named(table.primary_key, keys[i]) for i in missing]}
+            return {"affected": affected, "missing": [named_key(table.primary_key, keys[i]) for i in missing]}
 
         return await self._transaction(work, after, bulk=len(payload) > 100)
 

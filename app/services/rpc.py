@@ -58,7 +58,8 @@ def statements(routine: Routine, values: list[Any]) -> list[tuple[str, tuple]]:
     inputs = tuple(v for p, v in zip(routine.arguments, values) if p.mode == "IN")
     # A session variable has lost its type: cast back to the parameter's (a DATETIME reads as one).
     after = [(f"SELECT {', '.join(_typed(p, v) for p, v in outs)}", ())] if outs else []
-    # A transaction the procedure opened and left open is committed, as the end of a session would not.
+    # A transaction the procedure opened and left open is committed (closing its connection after
+    # would roll it back, and the call answered as a success would have written nothing).
     return [*before, (f"CALL {quote(routine.name)}({', '.join(places)})", inputs), *after, ("COMMIT", ())]
 
 
@@ -103,7 +104,7 @@ class RpcService:
         routine = await self.routines.routine(name)
         values = arguments(routine, given)
         run = statements(routine, values)
-        if routine.kind == "function":  # reads nothing or only reads: retried like any read
+        if routine.kind == "function":  # one that only reads (or reads nothing) is retried like any read
             result = (await self.db.call(run, retried=routine.reads_only))[0][0]
             return (result.rows[0][0] if result.rows else None), {}
         answered = await self.db.call(run)
