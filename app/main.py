@@ -32,6 +32,7 @@ from app.jobs.store import JobStore
 from app.services.crud import CrudService
 from app.services.exports import ExportService
 from app.services.idempotency import IdempotencyStore
+from app.services.policies import PolicyStore
 from app.services.rpc import RpcService
 from app.services.rules_store import RulesStore
 from app.streams import positions
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
             await catalog.reload()
             await state.idempotency.ensure_table()
             await state.rules.ensure_table()
+            await state.policies.ensure_table()
             await state.job_store.ensure_tables()
             await positions.ensure_tables(db)
         except GatewayError as exc:
@@ -76,16 +78,17 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state: Any = app.state
     state.settings, state.db, state.catalog, state.title = settings, db, catalog, TITLE
     state.rules = RulesStore(db, settings.rules_ttl_s)
+    state.policies = PolicyStore(db, settings.policies_ttl_s)
     state.crud = CrudService(
         db, catalog, state.rules,
         default_limit=settings.default_limit, max_limit=settings.max_limit, max_bulk_rows=settings.max_bulk_rows,
-        single_statement_writes=settings.single_statement_writes,
+        single_statement_writes=settings.single_statement_writes, policies=state.policies,
     )
     state.rows_moved = {}  # (import|export, table) -> rows, for metrics
     state.imports = ImportEngine(
         db, catalog, state.rules, state.rows_moved,
         batch_rows=settings.import_batch_rows, batch_bytes=settings.import_batch_bytes, writers=settings.import_writers,
-        max_errors=settings.import_max_errors, load_data=settings.import_load_data,
+        max_errors=settings.import_max_errors, load_data=settings.import_load_data, policies=state.policies,
     )
     state.exports = ExportService(
         db, state.crud, state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
@@ -102,8 +105,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
         settings,
         sweeps=[lambda: positions.forget_ids(db, settings.stream_id_retention_s)],
     )
-    state.jobs = JobService(state.job_store, state.job_runner, state.objects, catalog, settings)
-    state.streams = Streams(db, catalog, state.rules, settings)
+    state.jobs = JobService(state.job_store, state.job_runner, state.objects, catalog, settings, state.policies)
+    state.streams = Streams(db, catalog, state.rules, settings, state.policies)
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     state.metrics = Metrics(state)

@@ -8,7 +8,7 @@ names, so a table can never be taken for one of them (a table called like one is
 
 from __future__ import annotations
 
-from app.api import catalog, docs, files, health, jobs, rows, rules, streams
+from app.api import catalog, docs, files, health, jobs, policies, rows, rules, streams
 from app.http import schemas as shape
 from app.http.bodies import (
     AggregateBody,
@@ -16,6 +16,7 @@ from app.http.bodies import (
     CreateBody,
     DeleteBody,
     JobBody,
+    PolicyBody,
     QueryBody,
     UpdateBody,
     UpdateByKeyBody,
@@ -134,6 +135,15 @@ ROUTES: tuple[Route, ...] = (
     Route("WS", "/api/{table}/ws", streams.stream,
           "Rows into the table as messages, each answered once committed, an id applied once", "import", "stream",
           params=(Param("mode", {"type": "string", "enum": ["insert", "upsert"]}, parsed=False),)),
+    # --- row policies ---
+    Route("GET", "/api/policies/{table}", policies.get_policy,
+          "The table's row policy: the column each caller sees its own rows by", "admin", "get_policy",
+          answer=shape.named("Policy"), errors=(404,)),
+    Route("PUT", "/api/policies/{table}", policies.put_policy,
+          "Bind a column to a claim of the caller: reads see, and writes touch, only the rows holding it",
+          "admin", "put_policy", body=PolicyBody, answer=shape.named("Policy")),
+    Route("DELETE", "/api/policies/{table}", policies.remove_policy,
+          "Remove the table's row policy", "admin", "remove_policy", errors=(404,)),
     # --- stored procedures and functions ---
     Route("POST", "/api/rpc/{name}", rows.call_routine,
           "Call a stored procedure (its result sets as rows) or function (its value) with named arguments",

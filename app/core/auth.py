@@ -24,7 +24,8 @@ import json
 import logging
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,16 @@ import jwt
 from app.core.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("gateway.auth")
-ACTIONS = ("read", "write", "import", "export", "execute")  # execute: a stored procedure or function
+# execute: a stored procedure or function; admin: a table's row policy (PUT /api/policies/{table})
+ACTIONS = ("read", "write", "import", "export", "execute", "admin")
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
     scopes: frozenset[tuple[str, str]]  # (action, table glob)
+    # A token's claims, an API key's `claims`: what row policies compare a table's column with.
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def may(self, action: str, table: str) -> bool:
         return any(a == action and fnmatch.fnmatchcase(table, glob) for a, glob in self.scopes)
@@ -120,7 +124,10 @@ class Authenticator:
             )
             for entry in entries:
                 digest = bytes.fromhex(entry["sha256"])
-                self._keys[digest] = Principal(entry["name"], parse_scopes(entry.get("scopes", [])))
+                claims = entry.get("claims") or {}
+                if not isinstance(claims, dict):
+                    raise ValueError(f"API key '{entry['name']}': claims is an object of names and values")
+                self._keys[digest] = Principal(entry["name"], parse_scopes(entry.get("scopes", [])), claims)
             if not self._keys:
                 raise ValueError("GATEWAY_AUTH_MODE=api-key needs GATEWAY_API_KEYS or GATEWAY_API_KEYS_FILE")
         elif self.mode == "jwt":
@@ -178,4 +185,6 @@ class Authenticator:
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
-        return Principal(str(claims.get("sub", "token")), parse_scopes(claims.get("scope") or claims.get("scopes")))
+        return Principal(
+            str(claims.get("sub", "token")), parse_scopes(claims.get("scope") or claims.get("scopes")), claims
+        )

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
         " a sheet while it is read, about 90 MB a million cells)",
         ge=1,
     )
+    policies_ttl_s: float = _(
+        1.0, "row policies are read again when this instance's copy is older (a policy stored anywhere is"
+        " enforced everywhere within this)", ge=0,
+    )
     rules_ttl_s: float = _(
         1.0,
         "a write is checked against a table's rules as read at most this long ago (read again,"

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextvars
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class RequestState:
     request_id: str = field(default_factory=lambda: os.urandom(16).hex())  # 128 random bits, as uuid4 (6x cheaper)
     retry_count: int = 0
+    who: Any = None  # the caller (app.core.auth.Principal), once the dispatcher knows it: row policies read it
 
 
 _state: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar("request_state", default=None)

@@ -55,6 +55,13 @@ class UpdateByKeyBody(Body):
     input: dict[str, Any]
 
 
+class PolicyBody(Body):
+    """PUT /api/policies/{table}: the column bound to a claim of the caller."""
+
+    column: str
+    claim: str
+
+
 class CallBody(Body):
     """POST /api/rpc/{name}: the named arguments."""
 

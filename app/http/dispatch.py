@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from app.core import jsontext
+from app.core import context, jsontext
 from app.core.auth import NOBODY
 from app.core.errors import GatewayError, InvalidBody, MethodNotAllowed, RouteNotFound
 from app.http.access import allow, principal
@@ -177,6 +177,7 @@ class Dispatcher:
         """The route's checks, in order: who calls and may they (401/403/429), its parameters and
         its body (400 invalid_body)."""
         who = await principal(request) if route.access != "open" else NOBODY
+        context.current().who = who
         if route.access not in ("open", "caller"):
             allow(request, who, route.access, found["table"])
         query = parse_params(route.params, request) if route.params else _NO_QUERY

@@ -30,7 +30,7 @@ from app.query.operators import summary as operators
 if TYPE_CHECKING:
     from app.http.dispatch import Dispatcher
 
-ACTIONS = ("read", "write", "import", "export")
+ACTIONS = ("read", "write", "import", "export", "admin")
 STAND_IN = "gateway_stand_in_7f3a9c"  # a name no table's part holds anywhere else (and a component's)
 STAND_IN_BYTES = STAND_IN.encode()
 

@@ -24,7 +24,7 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "WS"]
 # Who may call: the scope `action:{table}` for the route's table ("read", "write", "import",
 # "export"); "caller": any authenticated caller (the handler checks scopes itself, e.g. when the
 # table comes from a file's name); "open": anyone (health, metrics, the docs' assets).
-Access = Literal["read", "write", "import", "export", "caller", "open"]
+Access = Literal["read", "write", "import", "export", "admin", "caller", "open"]
 
 
 @dataclass(frozen=True)

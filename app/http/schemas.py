@@ -239,6 +239,11 @@ SCHEMAS: dict[str, dict] = {
         "required": ["count", "limit", "offset", "next"],
     },
     "Affected": {"type": "object", "properties": {"affected": {"type": "integer"}}, "required": ["affected"]},
+    "Policy": {
+        "type": "object",
+        "properties": {"table": {"type": "string"}, "column": {"type": "string"}, "claim": {"type": "string"}},
+        "required": ["table", "column", "claim"],
+    },
     "Patched": {
         "type": "object",
         "properties": {

@@ -28,6 +28,7 @@ from app.rows.plan import BARE_NULL, ImportPlan, plan_import
 from app.rows.rules import row_maker
 from app.rows.values import OMITTED
 from app.services.duplicates import DuplicateProbe
+from app.services.policies import PolicyStore, refuse_bulk
 from app.services.rules_store import RulesStore
 
 DRY_RUN_KEYS = 1_000_000  # keys a validation remembers across batches (about 100 MB at most)
@@ -46,8 +47,9 @@ class ImportEngine:
         writers: int,
         max_errors: int,
         load_data: bool = True,
+        policies: PolicyStore | None = None,
     ):
-        self.db, self.catalog, self.rules = db, catalog, rules
+        self.db, self.catalog, self.rules, self.policies = db, catalog, rules, policies
         self.batch_rows, self.batch_bytes, self.writers = batch_rows, batch_bytes, writers
         self.max_errors = max_errors
         self.writer = BatchWriter(db, load_data)
@@ -73,6 +75,7 @@ class ImportEngine:
         only) runs inside the import's transaction with the final report, before COMMIT: an
         idempotency key's record commits with the rows. `checkpoint`: a job's (see above)."""
         table = await self.catalog.writable(name)
+        await refuse_bulk(self.policies, table, "imports")
         source = await open_source()
         try:
             return await self._run(table, source, mode, atomic, null, dry_run, after, checkpoint)

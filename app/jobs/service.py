@@ -18,11 +18,16 @@ from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore, parse_source
 from app.jobs.store import ENDED, Job, JobStore
 from app.jobs.view import describe
+from app.services.policies import PolicyStore, refuse_bulk
 
 
 class JobService:
-    def __init__(self, store: JobStore, runner: JobRunner, objects: ObjectStore, catalog: Catalog, settings: Any):
+    def __init__(
+        self, store: JobStore, runner: JobRunner, objects: ObjectStore, catalog: Catalog, settings: Any,
+        policies: PolicyStore | None = None,
+    ):
         self.store, self.runner, self.objects, self.catalog, self.settings = store, runner, objects, catalog, settings
+        self.policies = policies
 
     async def submit_upload(
         self, who: Principal, table: str, filename: str | None, chunks: AsyncIterator[bytes], options: dict[str, Any]
@@ -30,7 +35,8 @@ class JobService:
         """Store the upload where every instance can read it; answer once it is stored. When this
         instance runs jobs, the job starts here at once and imports each chunk as soon as it is
         stored (so the import does not wait for the whole file); otherwise it is queued for any."""
-        await self.catalog.writable(table)  # 404 (405 for a view) before a byte is stored
+        # 404 (405 for a view, 403 for a table with a row policy) before a byte is stored
+        await refuse_bulk(self.policies, await self.catalog.writable(table), "imports")
         settings, runner = self.settings, self.runner
         source = f"upload:{filename or table}"
         arrival = Arrival() if settings.job_workers > 0 else None
@@ -91,7 +97,7 @@ class JobService:
         if body.get("sheet") is not None and fmt not in SPREADSHEETS:
             raise InvalidCsv(f"`sheet` is for spreadsheets, and this object is {fmt.upper()}")
         allow(table)
-        await self.catalog.writable(table)
+        await refuse_bulk(self.policies, await self.catalog.writable(table), "imports")
         info = await self.objects.head(ref)
         options = {
             "mode": body.get("mode", "insert"),

@@ -313,23 +313,36 @@ def _by_keys(table: Table, keys: Sequence[Sequence[Any]]) -> tuple[str, str, lis
     return match, " OR ".join(f"({match})" for _ in keys), [value for key in keys for value in key]
 
 
-def found_keys(table: Table, keys: Sequence[Sequence[Any]], columns: Sequence[Column]) -> Statement:
-    """The rows of `keys` there are, locked, each with the index of the key that found it (the
-    server compares, in the key's collation: 'a' finds 'A' where the column ignores case)."""
+def found_keys(
+    table: Table, keys: Sequence[Sequence[Any]], columns: Sequence[Column], also: Node | None = None
+) -> Statement:
+    """The rows of `keys` there are (and that meet `also`: a row policy), locked, each with the
+    index of the key that found it (the server compares, in the key's collation: 'a' finds 'A' where
+    the column ignores case)."""
     match, where, params = _by_keys(table, keys)
+    where, params = _also(where, params, also)
     which = " ".join(f"WHEN {match} THEN {i}" for i in range(len(keys)))
     first = [value for key in keys for value in key]
     return (f"SELECT CASE {which} END, {column_list(columns)} FROM {table.quoted} WHERE {where} FOR UPDATE",
             tuple(first + params))
 
 
+def _also(where: str, params: list[Any], also: Node | None) -> tuple[str, list[Any]]:
+    if also is None:
+        return where, params
+    more, more_params = where_sql(also)
+    return f"({where}) AND {more}", params + list(more_params)
+
+
 def update_by_keys(
-    table: Table, columns: Sequence[Column], keys: Sequence[Sequence[Any]], rows: Sequence[Sequence[Any]]
+    table: Table, columns: Sequence[Column], keys: Sequence[Sequence[Any]], rows: Sequence[Sequence[Any]],
+    also: Node | None = None,
 ) -> Statement:
     """One UPDATE giving each row, found by its primary key (`keys[i]`), its own values of `columns`
     (`rows[i]`): `SET c = CASE WHEN <key i> THEN <value i> ... END WHERE <any key>`. Every value is a
     parameter, so it converts to its column as in an INSERT, whatever the key's collation."""
     match, where, where_params = _by_keys(table, keys)
+    where, where_params = _also(where, where_params, also)
     assignments: list[str] = []
     params: list[Any] = []
     for j, column in enumerate(columns):

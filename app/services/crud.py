@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from itertools import groupby
 from typing import Any, TypeVar
 
+from app.core import context
+from app.core.auth import NOBODY
 from app.core.errors import (
+    Forbidden,
     GatewayError,
     InvalidBody,
     InvalidFilter,
@@ -42,6 +46,7 @@ from app.services.keyed import (
     prepare_values,
     written_keys,
 )
+from app.services.policies import PolicyStore, Restriction
 from app.services.rules_store import RulesStore
 
 T = TypeVar("T")
@@ -106,8 +111,9 @@ class CrudService:
         max_limit: int,
         max_bulk_rows: int,
         single_statement_writes: bool = True,
+        policies: PolicyStore | None = None,
     ):
-        self.db, self.catalog, self.rules = db, catalog, rules
+        self.db, self.catalog, self.rules, self.policies = db, catalog, rules, policies
         self.single_statement_writes = single_statement_writes
         self.default_limit, self.max_limit, self.max_bulk_rows = default_limit, max_limit, max_bulk_rows
         self._objects: dict[str, ObjectRows] = {}  # per table: its rows' plans, for its catalog copy and rules
@@ -130,6 +136,18 @@ class CrudService:
             await self.catalog.look(table.name)  # a FULLTEXT index made since the catalog read the table?
         table = await find(name)
         return table, build(table)
+
+    async def restriction(self) -> Restriction | None:
+        """The caller's view of the tables with row policies (None: there are none). Outside a
+        request there is no caller, and no claim: a table with a policy is a 403 there."""
+        policies = await self.policies.all() if self.policies is not None else {}
+        return Restriction(policies, context.current().who or NOBODY) if policies else None
+
+    async def visible(self, table: Table, query: ListQuery) -> ListQuery:
+        """A read as the caller may see it: the row policies of the table and of every table it
+        embeds or filters by, ANDed in."""
+        restriction = await self.restriction()
+        return restriction.read(table, query) if restriction is not None else query
 
     async def _transaction(
         self, work: Callable[[Session], Awaitable[T]], after: Hook | None, *, bulk: bool = False
@@ -205,6 +223,12 @@ class CrudService:
                 {"rows": len(rows), "max": self.max_bulk_rows},
             )
         table = await self.catalog.writable(name)
+        restriction = await self.restriction()
+        if restriction is not None and restriction.of(table) is not None:
+            if duplicates != "insert":  # a duplicate key may be another caller's row
+                raise Forbidden(f"'{table.name}' has a row policy: upserts into it are not offered",
+                                {"table": table.name})
+            rows = restriction.rows(table, rows)
         checked = await self._rows(table, rows)
         if isinstance(checked, dict) and any(p.code == UnknownColumn.code for found in checked.values() for p in found):
             await self.catalog.look(table.name)  # a column added since the catalog read the table?
@@ -376,6 +400,7 @@ class CrudService:
     ) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
         self.permitted(query, permit)
+        query = await self.visible(table, query)
         # A full-text search may read much of its index: the slow-read schedule, as a count's.
         page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True, slow=searches(query.where))
         if query.count is not None:  # the total runs beside the page
@@ -451,6 +476,8 @@ class CrudService:
         """A question over the table: the slow-read schedule (a GROUP BY may take seconds)."""
         table, query = await self.resolve(name, build)
         self.permitted(query.where, permit)
+        if (restriction := await self.restriction()) is not None:
+            query = dataclasses.replace(query, where=restriction.where(table, query.where))
         result = await self.db.fetch(*sql.aggregate(table, query, extra_row=True), replica=True, slow=True)
         more = _page(result, query.limit)
         records = rows_to_dicts(result.names, result.rows, aggregates.fixers(query))
@@ -472,6 +499,7 @@ class CrudService:
         async def run() -> dict:
             table, query = await self.resolve(name, build)
             self.permitted(query, permit)
+            query = await self.visible(table, query)
             result = await self.db.fetch(*sql.select(table, query), replica=True)
             if not result.rows:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
@@ -489,6 +517,9 @@ class CrudService:
             return prepare_values(t, values), where
 
         table, (assignments, where) = await self.resolve(name, build, writing=True)
+        if (restriction := await self.restriction()) is not None:
+            restriction.changes(table, assignments)
+            where = restriction.where(table, where) or where
         statement = sql.update(table, assignments, where)
         rules = await self.rules.for_table(table)
         if rules is None:
@@ -506,7 +537,11 @@ class CrudService:
         table, (assignments, old_key) = await self.resolve(
             name, lambda t: (prepare_values(t, values), key_values(t, key)), writing=True
         )
-        statement = sql.update(table, assignments, equals(table.primary_key, old_key))
+        by_key = equals(table.primary_key, old_key)
+        if (restriction := await self.restriction()) is not None:
+            restriction.changes(table, assignments)
+            by_key = restriction.where(table, by_key) or by_key
+        statement = sql.update(table, assignments, by_key)
         # The update may change the key itself: read the row back by its new key.
         new_key = tuple(assignments.get(c, v) for c, v in zip(table.primary_key, old_key))
         reread = sql.select_where(table, equals(table.primary_key, new_key))
@@ -515,7 +550,7 @@ class CrudService:
 
         async def work(session: Session) -> dict | None:
             if rules is not None:
-                await self._check_update(session, rules, table, equals(table.primary_key, old_key), assignments)
+                await self._check_update(session, rules, table, by_key, assignments)
             if (await session.execute(*statement)).affected == 0:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
             return to_records(table.columns, await session.execute(*reread))[0] if read_back else None
@@ -534,7 +569,13 @@ class CrudService:
             )
         table, (keys, values, groups) = await self.resolve(name, lambda t: keyed_changes(t, payload), writing=True)
         rules = await self.rules.for_table(table)
-        found = sql.found_keys(table, keys, table.columns if rules is not None else table.primary_key)
+        restriction = await self.restriction()
+        also = restriction.of(table) if restriction is not None else None  # only the caller's rows are found
+        if restriction is not None:
+            for columns, members in groups.items():
+                for i in members:
+                    restriction.changes(table, dict(zip(columns, values[i])), i)
+        found = sql.found_keys(table, keys, table.columns if rules is not None else table.primary_key, also)
 
         async def work(session: Session) -> dict:
             stored = {row[0]: row[1:] for row in (await session.execute(*found)).rows}
@@ -549,13 +590,17 @@ class CrudService:
                             check_updated_rows(rules, table, [stored[i]], dict(zip(columns, values[i])))
                         except GatewayError as exc:
                             raise type(exc)(f"row {i}: {exc.message}", {"row": i} | as_details(exc.details)) from None
-                statement = sql.update_by_keys(table, columns, [keys[i] for i in present], [values[i] for i in present])
+                statement = sql.update_by_keys(
+                    table, columns, [keys[i] for i in present], [values[i] for i in present], also
+                )
                 affected += (await session.execute(*statement)).affected
             missing = [i for i in range(len(keys)) if i not in stored]
             if missing:
                 # Found now, alone: its key names the row another row's key found first (a key
                 # column that ignores case or trailing spaces). One row named twice is refused.
-                again = await session.execute(*sql.found_keys(table, [keys[i] for i in missing], table.primary_key))
+                again = await session.execute(
+                    *sql.found_keys(table, [keys[i] for i in missing], table.primary_key, also)
+                )
                 if again.rows:
                     i = missing[again.rows[0][0]]
                     raise InvalidBody(f"row {i}: its key names the same row as another row's key (as the key's "
@@ -590,10 +635,14 @@ class CrudService:
             return where
 
         table, where = await self.resolve(name, build, writing=True)
+        if (restriction := await self.restriction()) is not None:
+            where = restriction.where(table, where) or where
         return await self._statement(sql.delete(table, where), _affected, after)
 
     async def delete_by_key(self, name: str, key: str, after: Hook | None = None) -> int:
         table, where = await self.resolve(name, lambda t: key_condition(t, key), writing=True)
+        if (restriction := await self.restriction()) is not None:
+            where = restriction.where(table, where) or where
 
         def found(result: StatementResult) -> int:
             if result.affected == 0:

@@ -107,6 +107,7 @@ class ExportService:
             name, lambda t: self.crud.list_request(t, parse_query_params(t, params, links), options, limited=False)
         )
         self.crud.permitted(query, permit)
+        query = await self.crud.visible(table, query)
         if query.embeds and null is not None:
             raise InvalidBody(
                 "query.null: an export with embedded rows writes CSV's standard convention (NULL an empty cell)",

@@ -33,6 +33,7 @@ from app.imports.writer import DUPLICATE_KEY, UseInserts, insert_rows, load_rows
 from app.query import sql
 from app.rows.plan import for_insert, has_omitted
 from app.rows.values import json_default
+from app.services.policies import PolicyStore, refuse_bulk
 from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.jsonlines import json_lines
@@ -74,8 +75,9 @@ class StreamApplier:
     def __init__(
         self, db: Database, catalog: Catalog, rules: RulesStore, table: str, source: str, *,
         mode: StreamMode = "insert", dead_letters: bool = True, load_data: bool = True,
+        policies: PolicyStore | None = None,
     ):
-        self.db, self.catalog, self.rules = db, catalog, rules
+        self.db, self.catalog, self.rules, self.policies = db, catalog, rules, policies
         self.table_name, self.source, self.mode = table, source, mode
         self.dead_letters, self.load_data = dead_letters, load_data
         self.counters = Counters()
@@ -85,6 +87,7 @@ class StreamApplier:
     async def checker(self) -> Checker:
         """The table's current shape and rules (both cached; rebuilt when either changes)."""
         table = await self.catalog.writable(self.table_name)
+        await refuse_bulk(self.policies, table, "streams")
         rules = await self.rules.for_table(table)
         current = self._checker
         if current is None or current.table is not table or current.rules is not rules:

@@ -37,6 +37,7 @@ from app.http.app import Gateway
 from app.http.dispatch import Dispatcher
 from app.http.envelope import error, success
 from app.http.route import Call, Route
+from app.services.policies import PolicyStore
 from app.services.rules_store import RulesStore
 from app.streams import positions
 from app.streams.applier import StreamApplier
@@ -51,7 +52,10 @@ KINDS: dict[str, type[Consumer]] = {"kafka": KafkaSource, "amqp": AmqpSource, "n
 SWEEP_S = 3600  # how often ids past their retention are dropped
 
 
-def consumer_for(config: SourceConfig, db: Database, catalog: Any, rules: RulesStore, settings: Settings) -> Consumer:
+def consumer_for(
+    config: SourceConfig, db: Database, catalog: Any, rules: RulesStore, settings: Settings,
+    policies: PolicyStore | None = None,
+) -> Consumer:
     applier = StreamApplier(
         db,
         catalog,
@@ -61,6 +65,7 @@ def consumer_for(config: SourceConfig, db: Database, catalog: Any, rules: RulesS
         mode=config.mode,
         dead_letters=True,
         load_data=settings.import_load_data,
+        policies=policies,
     )
     return KINDS[config.kind](config, applier, settings.stream_group_rows, settings.stream_group_ms)
 
@@ -73,7 +78,8 @@ def create_ingest_app(settings: Settings | None = None) -> Gateway:
     db = Database(settings)
     catalog = catalog_of(db, settings)
     rules = RulesStore(db, settings.rules_ttl_s)
-    consumers = [consumer_for(config, db, catalog, rules, settings) for config in sources]
+    policies = PolicyStore(db, settings.policies_ttl_s)
+    consumers = [consumer_for(config, db, catalog, rules, settings, policies) for config in sources]
     stopping = asyncio.Event()
 
     @asynccontextmanager
@@ -82,6 +88,7 @@ def create_ingest_app(settings: Settings | None = None) -> Gateway:
         try:
             await positions.ensure_tables(db)
             await rules.ensure_table()
+            await policies.ensure_table()
             await catalog.reload()
         except GatewayError as exc:  # the consumers wait for it (paused), readiness says so
             log.error("database not usable at start: %s (%s)", exc.message, exc.code)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.core.config import Settings
 from app.db.catalog import Catalog
 from app.db.database import Database
+from app.services.policies import PolicyStore
 from app.services.rules_store import RulesStore
 from app.streams.applier import Counters, StreamApplier, StreamMode
 from app.streams.committer import GroupCommitter
@@ -17,8 +18,10 @@ def websocket_source(table: str) -> str:
 
 
 class Streams:
-    def __init__(self, db: Database, catalog: Catalog, rules: RulesStore, settings: Settings):
-        self.db, self.catalog, self.rules, self.settings = db, catalog, rules, settings
+    def __init__(
+        self, db: Database, catalog: Catalog, rules: RulesStore, settings: Settings, policies: PolicyStore | None = None
+    ):
+        self.db, self.catalog, self.rules, self.settings, self.policies = db, catalog, rules, settings, policies
         self._committers: dict[tuple[str, StreamMode], GroupCommitter] = {}
 
     def committer(self, table: str, mode: StreamMode) -> GroupCommitter:
@@ -26,7 +29,7 @@ class Streams:
         if found is None:
             applier = StreamApplier(
                 self.db, self.catalog, self.rules, table, websocket_source(table),
-                mode=mode, dead_letters=False, load_data=self.settings.import_load_data,
+                mode=mode, dead_letters=False, load_data=self.settings.import_load_data, policies=self.policies,
             )
             found = GroupCommitter(applier, self.settings.stream_group_rows, self.settings.stream_group_ms / 1000)
             self._committers[(table, mode)] = found
