@@ -54,7 +54,6 @@ def create_app(settings: Settings | None = None) -> Gateway:
             await catalog.reload()
             await state.idempotency.ensure_table()
             await state.rules.ensure_table()
-            await state.policies.ensure_table()
             await state.job_store.ensure_tables()
             await positions.ensure_tables(db)
         except GatewayError as exc:

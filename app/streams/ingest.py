@@ -88,7 +88,6 @@ def create_ingest_app(settings: Settings | None = None) -> Gateway:
         try:
             await positions.ensure_tables(db)
             await rules.ensure_table()
-            await policies.ensure_table()
             await catalog.reload()
         except GatewayError as exc:  # the consumers wait for it (paused), readiness says so
             log.error("database not usable at start: %s (%s)", exc.message, exc.code)

@@ -29,8 +29,6 @@ def caller(tenant=None, scope="read:* write:* export:* import:*"):
     return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
 
 
-ACME, GLOBEX, NOBODY = caller("acme"), caller("globex"), caller()
-ADMIN = caller("acme", "read:* write:* admin:*")
 
 
 async def data(response):
@@ -40,54 +38,55 @@ async def data(response):
 
 async def test_a_policy_holds_on_every_read_and_write(schema, settings):
     only(schema, TABLES)
+    acme, globex, nobody, admin = caller("acme"), caller("globex"), caller(), caller("acme", "read:* write:* admin:*")
     async with running(settings(auth_mode="jwt", jwt_secret=SECRET)) as client:
         assert_error(await client.put("/api/policies/notes", json={"column": "tenant", "claim": "tenant"},
-                                      headers=ACME), 403, "forbidden")
+                                      headers=acme), 403, "forbidden")
         for table in ("notes", "comments"):
             response = await client.put(f"/api/policies/{table}", json={"column": "tenant", "claim": "tenant"},
-                                        headers=ADMIN)
+                                        headers=admin)
             assert response.status_code == 200, response.text
-        assert (await data(await client.get("/api/policies/notes", headers=ADMIN)))["claim"] == "tenant"
+        assert (await data(await client.get("/api/policies/notes", headers=admin)))["claim"] == "tenant"
         # Reads: lists, the JSON filter, by key, counts, cursors, aggregates, exports.
-        assert [n["id"] for n in await data(await client.get("/api/notes/query", headers=ACME))] == [1, 2]
-        assert [n["id"] for n in await data(await client.post("/api/notes/query", json={}, headers=GLOBEX))] == [3]
-        assert_error(await client.get("/api/notes/3", headers=ACME), 404, "row_not_found")
-        meta = (await client.get("/api/notes/query", params={"count": "exact", "limit": 1}, headers=ACME)).json()["meta"]
+        assert [n["id"] for n in await data(await client.get("/api/notes/query", headers=acme))] == [1, 2]
+        assert [n["id"] for n in await data(await client.post("/api/notes/query", json={}, headers=globex))] == [3]
+        assert_error(await client.get("/api/notes/3", headers=acme), 404, "row_not_found")
+        meta = (await client.get("/api/notes/query", params={"count": "exact", "limit": 1}, headers=acme)).json()["meta"]
         assert meta["total"] == 2
         second = (await client.get("/api/notes/query", params={"limit": 1, "cursor": meta["next_cursor"]},
-                                   headers=ACME)).json()["data"]
+                                   headers=acme)).json()["data"]
         assert [n["id"] for n in second] == [2]
         groups = await data(await client.get("/api/notes/aggregate", params={"count": "*", "group_by": "tenant"},
-                                             headers=ACME))
+                                             headers=acme))
         assert groups == [{"tenant": "acme", "count": 2}]
-        export = await client.get("/api/batch/notes/export", headers=GLOBEX)
+        export = await client.get("/api/batch/notes/export", headers=globex)
         assert export.text.splitlines() == ["id,tenant,body", "3,globex,g1"]
         # Through relations: embedded rows and filters see only the caller's rows too.
-        embedded = await data(await client.get("/api/notes/query", params={"fields": "id,comments(text)"}, headers=ACME))
+        embedded = await data(await client.get("/api/notes/query", params={"fields": "id,comments(text)"}, headers=acme))
         assert embedded == [{"id": 1, "comments": [{"text": "mine"}]}, {"id": 2, "comments": []}]
-        assert await data(await client.get("/api/notes/query", params={"comments.text": "eq.theirs"}, headers=ACME)) == []
+        assert await data(await client.get("/api/notes/query", params={"comments.text": "eq.theirs"}, headers=acme)) == []
         # No claim: 403, never every row.
-        assert_error(await client.get("/api/notes/query", headers=NOBODY), 403, "forbidden")
-        assert_error(await client.get("/api/notes/query", params={"fields": "id"}, headers=NOBODY), 403, "forbidden")
+        assert_error(await client.get("/api/notes/query", headers=nobody), 403, "forbidden")
+        assert_error(await client.get("/api/notes/query", params={"fields": "id"}, headers=nobody), 403, "forbidden")
         # Writes: a new row takes the caller's value; another value is refused; so is an upsert.
-        created = await client.post("/api/notes", json={"input": {"body": "new"}}, headers=ACME)
+        created = await client.post("/api/notes", json={"input": {"body": "new"}}, headers=acme)
         assert created.status_code == 201 and created.json()["data"]["tenant"] == "acme"
         assert_error(await client.post("/api/notes", json={"input": [{"body": "x"}, {"body": "y", "tenant": "globex"}]},
-                                       headers=ACME), 403, "forbidden")
+                                       headers=acme), 403, "forbidden")
         assert_error(await client.post("/api/notes", json={"input": {"id": 3, "body": "x"}},
-                                       headers=ACME | {"Prefer": "resolution=merge-duplicates"}), 403, "forbidden")
+                                       headers=acme | {"Prefer": "resolution=merge-duplicates"}), 403, "forbidden")
         # Updates and deletes touch only the caller's rows, and cannot give a row away.
         response = await client.put("/api/notes", json={"input": {"body": "seen"}, "where": {"id": {"gte": 1}}},
-                                    headers=ACME)
+                                    headers=acme)
         assert (await data(response))["affected"] == 3
-        assert_error(await client.put("/api/notes/1", json={"input": {"tenant": "globex"}}, headers=ACME), 403, "forbidden")
-        assert_error(await client.put("/api/notes/3", json={"input": {"body": "mine now"}}, headers=ACME),
+        assert_error(await client.put("/api/notes/1", json={"input": {"tenant": "globex"}}, headers=acme), 403, "forbidden")
+        assert_error(await client.put("/api/notes/3", json={"input": {"body": "mine now"}}, headers=acme),
                      404, "row_not_found")
         patched = await data(await client.patch("/api/notes", json={"input": [
-            {"id": 1, "body": "p1"}, {"id": 3, "body": "stolen"}]}, headers=ACME))
+            {"id": 1, "body": "p1"}, {"id": 3, "body": "stolen"}]}, headers=acme))
         assert patched == {"affected": 1, "missing": [{"id": 3}]}
-        assert_error(await client.delete("/api/notes/3", headers=ACME), 404, "row_not_found")
-        response = await client.request("DELETE", "/api/comments", json={"where": {"id": {"gte": 1}}}, headers=ACME)
+        assert_error(await client.delete("/api/notes/3", headers=acme), 404, "row_not_found")
+        response = await client.request("DELETE", "/api/comments", json={"where": {"id": {"gte": 1}}}, headers=acme)
         assert (await data(response))["affected"] == 1
         assert run_sql(schema, "SELECT id, tenant, body FROM notes ORDER BY id") == [
             (1, "acme", "p1"), (2, "acme", "seen"), (3, "globex", "g1"), (4, "acme", "seen")]
@@ -95,11 +94,11 @@ async def test_a_policy_holds_on_every_read_and_write(schema, settings):
         # What cannot honour a policy refuses: imports, validation, import jobs, streams.
         for path, params in (("/api/batch/import", {}), ("/api/batch/validate", {}), ("/api/batch/import", {"async": "true"})):
             response = await client.post(path, params=params, files={"file": ("notes.csv", b"body\nx\n", "text/csv")},
-                                         headers=ACME)
+                                         headers=acme)
             assert_error(response, 403, "forbidden")
         # Removed: every caller with read sees every row again.
-        assert (await client.delete("/api/policies/notes", headers=ADMIN)).status_code == 200
-        assert len(await data(await client.get("/api/notes/query", headers=NOBODY))) == 4
+        assert (await client.delete("/api/policies/notes", headers=admin)).status_code == 200
+        assert len(await data(await client.get("/api/notes/query", headers=nobody))) == 4
 
 
 async def test_another_instance_and_api_keys(schema, settings):
@@ -124,6 +123,7 @@ async def test_another_instance_and_api_keys(schema, settings):
 
 
 def test_a_stream_into_a_table_with_a_policy_is_refused(schema, settings):
+    acme = caller("acme")
     from starlette.testclient import TestClient
 
     from app.main import create_app
@@ -133,7 +133,7 @@ def test_a_stream_into_a_table_with_a_policy_is_refused(schema, settings):
                            " updated_by VARCHAR(255) NOT NULL)",
                            "INSERT INTO _gateway_policies VALUES ('notes', 'tenant', 'tenant', NOW(), 'test')"])
     with TestClient(create_app(settings(auth_mode="jwt", jwt_secret=SECRET))) as client:
-        with client.websocket_connect("/api/notes/ws", headers=ACME) as ws:
+        with client.websocket_connect("/api/notes/ws", headers=acme) as ws:
             ws.send_json({"id": "m1", "rows": [{"body": "x"}]})
             answer = ws.receive_json()
         assert answer.get("status") != "ok" and "row policy" in json.dumps(answer), answer
