@@ -138,3 +138,18 @@ def test_a_stream_into_a_table_with_a_policy_is_refused(schema, settings):
             answer = ws.receive_json()
         assert answer.get("status") != "ok" and "row policy" in json.dumps(answer), answer
     assert run_sql(schema, "SELECT COUNT(*) FROM notes") == [(3,)]
+
+
+async def test_an_idempotency_key_is_the_callers_own(schema, settings):
+    only(schema, TABLES)
+    keys = json.dumps([
+        {"name": f"etl-{org}", "sha256": hashlib.sha256(f"{org}-key".encode()).hexdigest(),
+         "scopes": ["read:*", "write:*", "admin:*"], "claims": {"org": org}} for org in ("acme", "globex")
+    ])
+    async with running(settings(auth_mode="api-key", api_keys=keys)) as client:
+        acme, globex = {"X-API-Key": "acme-key"}, {"X-API-Key": "globex-key"}
+        await client.put("/api/policies/notes", json={"column": "tenant", "claim": "org"}, headers=acme)
+        first = await client.post("/api/notes", json={"input": {"body": "x"}}, headers=acme | {"Idempotency-Key": "k"})
+        again = await client.post("/api/notes", json={"input": {"body": "x"}}, headers=globex | {"Idempotency-Key": "k"})
+        assert first.json()["data"]["tenant"] == "acme" and again.json()["data"]["tenant"] == "globex"
+        assert "idempotent-replayed" not in again.headers
