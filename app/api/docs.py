@@ -36,7 +36,8 @@ async def openapi(call: Call) -> Response:
     catalog = call.state.catalog
     if not catalog.loaded:
         await catalog.reload()
-    document = call.state.openapi.document(catalog.tables(), call.who, catalog.relations)
+    routines = [r.name for r in await call.state.rpc.routines.all() if call.who.may("execute", r.name)]
+    document = call.state.openapi.document(catalog.tables(), call.who, catalog.relations, routines)
     return Response(document, media_type="application/json")
 
 

@@ -97,8 +97,11 @@ class OpenAPI:
         self.reserved = dispatcher.reserved_names()
 
     def document(
-        self, tables: list[Table], who: Principal, relations: Callable[[Table], Sequence[Relation]] | None = None
+        self, tables: list[Table], who: Principal, relations: Callable[[Table], Sequence[Relation]] | None = None,
+        routines: Sequence[str] = (),
     ) -> bytes:
+        """The document for `who`: the tables it may use, and `routines`, the procedures and
+        functions it may execute (POST /api/rpc/{name} takes those names)."""
         parts: list[Part] = []
         embeds: list[bytes] = []
         seen = set()
@@ -124,7 +127,7 @@ class OpenAPI:
                 b'{"openapi":"3.1.0","info":',
                 orjson.dumps(self.info),
                 b',"paths":',
-                joined(self._other_paths(importable), [p.paths for p in parts]),
+                joined(self._other_paths(importable, list(routines)), [p.paths for p in parts]),
                 b',"x-websockets":',
                 joined({"protocol": self.protocol}, [p.stream for p in parts if p.stream]),
                 b',"components":{"schemas":',
@@ -233,7 +236,9 @@ class OpenAPI:
             _inner(orjson.dumps(stream)),
         )
 
-    def _operation(self, route: Route, table: Table | None, importable: list[str] | None = None) -> dict:
+    def _operation(
+        self, route: Route, table: Table | None, importable: list[str] | None = None, routines: list[str] | None = None
+    ) -> dict:
         name = table.name if table is not None else ""
         operation: dict[str, Any] = {
             "operationId": f"{route.name}__{component(name)}" if table is not None else route.name,
@@ -248,7 +253,10 @@ class OpenAPI:
             if segment == "{key}":
                 parameters.append(ref("key", "parameters"))
             elif segment.startswith("{") and segment != "{table}":
-                parameters.append({"name": segment[1:-1], "in": "path", "required": True, "schema": {"type": "string"}})
+                schema: dict[str, Any] = {"type": "string"}
+                if segment == "{name}" and routines:
+                    schema = schema | {"enum": routines}
+                parameters.append({"name": segment[1:-1], "in": "path", "required": True, "schema": schema})
         parameters += [ref(option, "parameters") for option in route.options]
         if route.filters and table is not None:
             parameters.append(ref(f"{component(table.name)}.filters", "parameters"))
@@ -282,13 +290,13 @@ class OpenAPI:
         }
         return operation
 
-    def _other_paths(self, importable: list[str]) -> dict[str, dict]:
+    def _other_paths(self, importable: list[str], routines: list[str]) -> dict[str, dict]:
         """The routes that are not a table's: imports, jobs, the catalog, health, metrics."""
         paths: dict[str, dict] = {}
         for route in self.other_routes:
-            if route.checks == "import" and not importable:
+            if (route.checks == "import" and not importable) or (route.tag == "rpc" and not routines):
                 continue
-            paths.setdefault(route.path, {})[route.method.lower()] = self._operation(route, None, importable)
+            paths.setdefault(route.path, {})[route.method.lower()] = self._operation(route, None, importable, routines)
         return paths
 
 

@@ -98,6 +98,10 @@ async def test_execute_scopes(schema, settings):
         assert body["details"]["needs"] == "execute:bump"
         listed = [t["name"] for t in (await client.get("/api/tables", headers=headers)).json()["data"]]
         assert "greet" in listed and "bump" not in listed
+        # The OpenAPI document names the routines the caller may execute.
+        spec = (await client.get("/openapi.json", headers=headers)).json()
+        (name,) = [p for p in spec["paths"]["/api/rpc/{name}"]["post"]["parameters"] if p["name"] == "name"]
+        assert name["schema"]["enum"] == ["greet"]
         assert_error(await client.post("/api/rpc/greet", json={"input": {"who": "a"}}), 401, "unauthorized")
 
 
