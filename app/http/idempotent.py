@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ async def write_once(
         response = respond(result)
         return response.status_code, _stored_body(response)
 
-    replayed = as_response(await call.state.idempotency.once(_scoped(call, key), fingerprint, run, render))
+    replayed = as_response(await call.state.idempotency.once(await _scoped(call, key), fingerprint, run, render))
     replayed.headers.update(headers or {})
     return replayed
 
@@ -95,12 +96,18 @@ async def upload_once(
     request = call.request
     parts = [request.method, request.url.path, request.url.query, filename or ""]
     return as_response(
-        await call.state.idempotency.once_upload(_scoped(call, key), parts, chunks, run, render, refusal)
+        await call.state.idempotency.once_upload(await _scoped(call, key), parts, chunks, run, render, refusal)
     )
 
 
-def _scoped(call: Call, key: str) -> str:
+async def _scoped(call: Call, key: str) -> str:
     """A key is the caller's own: another caller sending it (with the same request) does not get
-    this caller's answer, which may hold rows a row policy hides from it. With auth off every
-    caller is the same one."""
-    return key if call.who.name == "anonymous" else f"{call.who.name}\n{key}"
+    this caller's answer, which may hold rows a row policy hides from it. The caller is its name
+    and the values of the claims row policies read (two tenants may share a token subject). With
+    auth off every caller is the same one."""
+    who = call.who
+    if who.name == "anonymous":
+        return key
+    claims = sorted({p.claim for p in (await call.state.policies.all()).values()})
+    held = "".join(f"\n{claim}={json.dumps(who.claims.get(claim), default=str)}" for claim in claims)
+    return f"{who.name}{held}\n{key}"

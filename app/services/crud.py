@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import groupby
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ from app.query.aggregates import AggregateQuery
 from app.query.embeds import Item, parse_items, tables_read
 from app.query.filters import equals, key_condition, key_values, parse_filter, parse_query_params
 from app.query.lists import ListQuery, list_query
-from app.query.nodes import Node, searches
+from app.query.nodes import Group, Node, searches
 from app.query.sql import Mode, Statement
 from app.rows.embedded import decoders
 from app.rows.objects import ObjectRows, Problems, Rows, refusal
@@ -149,6 +149,32 @@ class CrudService:
         restriction = await self.restriction()
         return restriction.read(table, query) if restriction is not None else query
 
+    async def _referenced(
+        self, restriction: Restriction | None, table: Table, columns: Sequence[Column], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Rows may refer (by a foreign key) only to rows of a table with a policy that the caller
+        sees: else one tenant's row would hold another's in place (its DELETE refused, or cascaded)."""
+        if restriction is None:
+            return
+        rows = list(rows)
+        for key in table.foreign_keys:
+            if key.target not in restriction.policies or not all(c in [x.name for x in columns] for c in key.columns):
+                continue
+            at = [[x.name for x in columns].index(c) for c in key.columns]
+            wanted = {tuple(row[i] for i in at) for row in rows}
+            wanted = {k for k in wanted if all(v is not None and v is not OMITTED for v in k)}
+            if not wanted:
+                continue
+            target = await self.catalog.table(key.target)
+            pairs = tuple(target.by_name[c] for c in key.target_columns)
+            found = Group("or", tuple(equals(pairs, k) for k in wanted))
+            counted = await self.db.fetch(*sql.count(target, restriction.where(target, found)))
+            if int(counted.rows[0][0]) < len(wanted):
+                raise Forbidden(
+                    f"'{table.name}' rows may refer only to rows of '{target.name}' the caller sees (its row policy)",
+                    {"table": target.name, "foreign_key": key.name},
+                )
+
     async def _transaction(
         self, work: Callable[[Session], Awaitable[T]], after: Hook | None, *, bulk: bool = False
     ) -> T:
@@ -237,6 +263,7 @@ class CrudService:
         if isinstance(checked, dict):
             raise refusal(checked)
         columns, values = list(checked.plan.columns), checked.values
+        await self._referenced(restriction, table, columns, values)
         if duplicates != "insert":
             one_row_per_key(table, columns, values)
         bulk = len(rows) > 100  # large bulk inserts get the bulk schedule's longer attempts
@@ -400,7 +427,12 @@ class CrudService:
     ) -> tuple[list[dict], dict]:
         table, query = await self.resolve(name, build)
         self.permitted(query, permit)
-        query = await self.visible(table, query)
+        restricted = await self.visible(table, query)
+        if restricted is not query and query.count == "estimated":
+            # A plan's estimate may ignore the policy's condition (no index on its column): it would
+            # count other callers' rows. A read under a policy is counted.
+            restricted = dataclasses.replace(restricted, count="exact")
+        query = restricted
         # A full-text search may read much of its index: the slow-read schedule, as a count's.
         page = self.db.fetch(*sql.select(table, query, extra_row=True), replica=True, slow=searches(query.where))
         if query.count is not None:  # the total runs beside the page
@@ -519,6 +551,7 @@ class CrudService:
         table, (assignments, where) = await self.resolve(name, build, writing=True)
         if (restriction := await self.restriction()) is not None:
             restriction.changes(table, assignments)
+            await self._referenced(restriction, table, list(assignments), [list(assignments.values())])
             where = restriction.where(table, where) or where
         statement = sql.update(table, assignments, where)
         rules = await self.rules.for_table(table)
@@ -540,6 +573,7 @@ class CrudService:
         by_key = equals(table.primary_key, old_key)
         if (restriction := await self.restriction()) is not None:
             restriction.changes(table, assignments)
+            await self._referenced(restriction, table, list(assignments), [list(assignments.values())])
             by_key = restriction.where(table, by_key) or by_key
         statement = sql.update(table, assignments, by_key)
         # The update may change the key itself: read the row back by its new key.
@@ -575,6 +609,7 @@ class CrudService:
             for columns, members in groups.items():
                 for i in members:
                     restriction.changes(table, dict(zip(columns, values[i])), i)
+                await self._referenced(restriction, table, columns, [values[i] for i in members])
         found = sql.found_keys(table, keys, table.columns if rules is not None else table.primary_key, also)
 
         async def work(session: Session) -> dict:

@@ -60,7 +60,7 @@ def bound(policy: Policy, table: Table, who: Principal) -> tuple[Column, Any]:
     row), or when the policy names a column the table no longer has."""
     column = table.column(policy.column)
     value = who.claims.get(policy.claim)
-    if column is None or value is None or isinstance(value, (dict, list)):
+    if column is None or value is None or isinstance(value, (dict, list)) or str(value).strip() == "":
         raise Forbidden(
             f"'{table.name}' has a row policy: its rows are seen by the claim '{policy.claim}', which "
             f"'{who.name}' does not hold" if column is not None else
@@ -204,7 +204,11 @@ class Restriction:
         return _and(self.of(table), self.node(where))
 
     def read(self, table: Table, query: ListQuery) -> ListQuery:
-        return dataclasses.replace(query, where=self.where(table, query.where), items=self.items(query.items))
+        """`query` itself when no table it reads has a policy."""
+        where, items = self.where(table, query.where), self.items(query.items)
+        if where == query.where and items == query.items:
+            return query
+        return dataclasses.replace(query, where=where, items=items)
 
     # --- writes: every row holds the caller's value; a row naming another is refused
 

@@ -153,3 +153,36 @@ async def test_an_idempotency_key_is_the_callers_own(schema, settings):
         again = await client.post("/api/notes", json={"input": {"body": "x"}}, headers=globex | {"Idempotency-Key": "k"})
         assert first.json()["data"]["tenant"] == "acme" and again.json()["data"]["tenant"] == "globex"
         assert "idempotent-replayed" not in again.headers
+
+
+async def test_what_a_security_review_found(schema, settings):
+    """Two tenants sharing a token subject, a foreign key into another tenant's row, an estimated
+    count, a view, an empty claim."""
+    only(schema, TABLES + ["CREATE VIEW all_notes AS SELECT * FROM notes"])
+    config = settings(auth_mode="jwt", jwt_secret=SECRET)
+
+    def as_(tenant, scope="read:* write:* admin:*"):
+        claims = {"sub": "svc", "exp": int(time.time()) + 300, "scope": scope, "tenant": tenant}
+        return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
+
+    async with running(config) as client:
+        acme, globex = as_("acme"), as_("globex")
+        for table in ("notes", "comments"):
+            await client.put(f"/api/policies/{table}", json={"column": "tenant", "claim": "tenant"}, headers=acme)
+        # One subject, two tenants: a key is each one's own.
+        first = await client.put("/api/notes/1", json={"input": {"body": "k"}}, headers=acme | {"Idempotency-Key": "k"})
+        again = await client.put("/api/notes/1", json={"input": {"body": "k"}}, headers=globex | {"Idempotency-Key": "k"})
+        assert first.status_code == 200 and again.status_code == 404, again.text
+        # A row may refer only to a row the caller sees.
+        assert_error(await client.post("/api/comments", json={"input": {"note_id": 3, "text": "x"}}, headers=acme),
+                     403, "forbidden")
+        assert (await client.post("/api/comments", json={"input": {"note_id": 1, "text": "x"}}, headers=acme)).status_code == 201
+        assert_error(await client.put("/api/comments/1", json={"input": {"note_id": 3}}, headers=acme), 403, "forbidden")
+        # An estimate could count other tenants' rows: a read under a policy is counted.
+        meta = (await client.get("/api/notes/query", params={"count": "estimated"}, headers=acme)).json()["meta"]
+        assert (meta["total"], meta["total_kind"]) == (2, "exact")
+        # A view reads as the database user: no policy is taken for one.
+        assert_error(await client.put("/api/policies/all_notes", json={"column": "tenant", "claim": "tenant"},
+                                      headers=acme), 405, "method_not_allowed")
+        # An empty claim is no claim.
+        assert_error(await client.get("/api/notes/query", headers=as_("")), 403, "forbidden")
