@@ -149,6 +149,17 @@ class CrudService:
         restriction = await self.restriction()
         return restriction.read(table, query) if restriction is not None else query
 
+    async def _owned(self, table: Table, where: Node, assignments: Mapping[Column, Any] | None = None) -> Node:
+        """An update's or a delete's filter, kept to the caller's rows where `table` has a row
+        policy; an update's values may not give a row away, nor refer to a row the caller does not see."""
+        restriction = await self.restriction()
+        if restriction is None:
+            return where
+        if assignments:
+            restriction.changes(table, assignments)
+            await self._referenced(restriction, table, list(assignments), [list(assignments.values())])
+        return restriction.where(table, where) or where
+
     async def _referenced(
         self, restriction: Restriction | None, table: Table, columns: Sequence[Column], rows: Iterable[Sequence[Any]]
     ) -> None:
@@ -156,11 +167,11 @@ class CrudService:
         sees: else one tenant's row would hold another's in place (its DELETE refused, or cascaded)."""
         if restriction is None:
             return
-        rows = list(rows)
+        rows, names = list(rows), [c.name for c in columns]
         for key in table.foreign_keys:
-            if key.target not in restriction.policies or not all(c in [x.name for x in columns] for c in key.columns):
+            if key.target not in restriction.policies or not all(c in names for c in key.columns):
                 continue
-            at = [[x.name for x in columns].index(c) for c in key.columns]
+            at = [names.index(c) for c in key.columns]
             wanted = {tuple(row[i] for i in at) for row in rows}
             wanted = {k for k in wanted if all(v is not None and v is not OMITTED for v in k)}
             if not wanted:
@@ -549,10 +560,7 @@ class CrudService:
             return prepare_values(t, values), where
 
         table, (assignments, where) = await self.resolve(name, build, writing=True)
-        if (restriction := await self.restriction()) is not None:
-            restriction.changes(table, assignments)
-            await self._referenced(restriction, table, list(assignments), [list(assignments.values())])
-            where = restriction.where(table, where) or where
+        where = await self._owned(table, where, assignments)
         statement = sql.update(table, assignments, where)
         rules = await self.rules.for_table(table)
         if rules is None:
@@ -570,11 +578,7 @@ class CrudService:
         table, (assignments, old_key) = await self.resolve(
             name, lambda t: (prepare_values(t, values), key_values(t, key)), writing=True
         )
-        by_key = equals(table.primary_key, old_key)
-        if (restriction := await self.restriction()) is not None:
-            restriction.changes(table, assignments)
-            await self._referenced(restriction, table, list(assignments), [list(assignments.values())])
-            by_key = restriction.where(table, by_key) or by_key
+        by_key = await self._owned(table, equals(table.primary_key, old_key), assignments)
         statement = sql.update(table, assignments, by_key)
         # The update may change the key itself: read the row back by its new key.
         new_key = tuple(assignments.get(c, v) for c, v in zip(table.primary_key, old_key))
@@ -670,14 +674,12 @@ class CrudService:
             return where
 
         table, where = await self.resolve(name, build, writing=True)
-        if (restriction := await self.restriction()) is not None:
-            where = restriction.where(table, where) or where
+        where = await self._owned(table, where)
         return await self._statement(sql.delete(table, where), _affected, after)
 
     async def delete_by_key(self, name: str, key: str, after: Hook | None = None) -> int:
         table, where = await self.resolve(name, lambda t: key_condition(t, key), writing=True)
-        if (restriction := await self.restriction()) is not None:
-            where = restriction.where(table, where) or where
+        where = await self._owned(table, where)
 
         def found(result: StatementResult) -> int:
             if result.affected == 0:

@@ -23,6 +23,7 @@ from app.db.database import Database
 from app.query.embeds import Embed, Item
 from app.query.lists import ListQuery
 from app.query.nodes import Condition, Exists, Group, Node
+from app.rows.values import to_compare
 
 log = logging.getLogger("gateway.policies")
 TABLE = "`_gateway_policies`"
@@ -71,10 +72,13 @@ def bound(policy: Policy, table: Table, who: Principal) -> tuple[Column, Any]:
 
 
 def condition(policy: Policy, table: Table, who: Principal) -> Condition:
-    from app.rows.values import to_compare  # a claim's value compared as a filter's value is
-
     column, value = bound(policy, table, who)
-    return Condition(column, "eq", to_compare(column, value if isinstance(value, str) else str(value), text=True))
+    return Condition(column, "eq", _as_text_value(column, value))
+
+
+def _as_text_value(column: Column, value: Any) -> Any:
+    """A claim's (or a written) value as the column compares it, read as a filter's text is."""
+    return to_compare(column, value if isinstance(value, str) else str(value), text=True)
 
 
 async def refuse_bulk(policies: "PolicyStore | None", table: Table, what: str) -> None:
@@ -238,14 +242,12 @@ class Restriction:
 
 def holds(made: Condition | None, value: Any) -> bool:
     """Does `value` (as given, or as converted for the column) equal the caller's value?"""
-    from app.rows.values import to_compare
-
     if made is None:
         return True
     if value is None:
         return False
     try:
-        return to_compare(made.column, value if isinstance(value, str) else str(value), text=True) == made.value
+        return _as_text_value(made.column, value) == made.value
     except GatewayError:
         return False
 
