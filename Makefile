@@ -18,6 +18,7 @@ run: $(STAMP)
 	  DATABASE_URL="$$url" exec $(PY) -m app
 
 test: $(STAMP)
+	@scripts/ensure-chromium.sh
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)

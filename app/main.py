@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
 
-from app.api import docs
+from app.api import console, docs
 from app.api.routes import ROUTES
 from app.core.auth import Authenticator
 from app.core.collector import tune_for_bulk
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     state.metrics = Metrics(state)
-    dispatcher = Dispatcher(ROUTES, mounts={docs.ASSETS_PATH: docs.assets})
+    dispatcher = Dispatcher(ROUTES, mounts={docs.ASSETS_PATH: docs.assets, console.ASSETS_PATH: console.assets})
     state.openapi = OpenAPI(ROUTES, dispatcher, title=TITLE, version=VERSION, max_limit=settings.max_limit)
     middleware: list[tuple[type, dict[str, Any]]] = [
         (

@@ -1,9 +1,10 @@
 """Files in and out: import an uploaded file (CSV, TSV, XLSX, XLS, ODS, JSON Lines, JSON) into a
-table, validate one without writing, export a table as a stream (CSV, JSON Lines, XLSX)."""
+table, validate one without writing, export a table as a stream (CSV, JSON Lines, XLSX, Parquet),
+its rows picked by a query string (GET) or a JSON filter (POST)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from app.http.idempotent import upload_once
 from app.http.route import Call
 from app.http.uploads import stream_file
 from app.imports.uploads import Format, opener, split_name, upload_options
+from app.services.exports import Export
 
 
 class ClosingStream(StreamingResponse):
@@ -104,10 +106,24 @@ async def validate_file(call: Call) -> Response:
 
 async def export_table(call: Call) -> Response:
     params = [(k, v) for k, v in call.request.query_params.multi_items() if k not in ("format", "null")]
-    export = await call.state.exports.open(
-        call.table, params, call.query["export_format"], call.query["null"],
-        permit=lambda table: call.who.require("read", table),  # tables it embeds, or filters by
-    )
+    return _attachment(await call.state.exports.open(
+        call.table, params, call.query["export_format"], call.query["null"], permit=_may_read(call),
+    ))
+
+
+async def export_query(call: Call) -> Response:
+    body = call.body
+    options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset}
+    return _attachment(await call.state.exports.open_body(
+        call.table, body.input, options, call.query["export_format"], call.query["null"], permit=_may_read(call),
+    ))
+
+
+def _may_read(call: Call) -> Callable[[str], None]:
+    return lambda table: call.who.require("read", table)  # tables it embeds, or filters by
+
+
+def _attachment(export: Export) -> Response:
     name, extension = export.table, export.format
     disposition = f"attachment; filename=\"{name}.{extension}\"; filename*=UTF-8''{quote(name)}.{extension}"
     if not name.isascii() or '"' in name or "\\" in name:

@@ -8,13 +8,14 @@ names, so a table can never be taken for one of them (a table called like one is
 
 from __future__ import annotations
 
-from app.api import catalog, docs, files, health, jobs, policies, rows, rules, streams
+from app.api import catalog, console, dead_letters, docs, files, health, jobs, policies, rows, rules, streams
 from app.http import schemas as shape
 from app.http.bodies import (
     AggregateBody,
     CallBody,
     CreateBody,
     DeleteBody,
+    ExportBody,
     JobBody,
     PolicyBody,
     QueryBody,
@@ -53,12 +54,15 @@ AGGREGATE = tuple(
     Param("limit", {"type": "integer", "minimum": 1}, parsed=False),
     Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}, parsed=False),
 )
-EXPORT = (
+EXPORT_FILE = (
     Param("format", {"type": "string", "enum": ["csv", "jsonl", "xlsx", "parquet"]},
           "csv (the default), jsonl, xlsx or parquet", "csv",
           key="export_format"),
     Param("null", {"type": "string", "maxLength": 64},
           "CSV: the text NULL is written as (\\N for MySQL's tools); without it an empty cell, and '' as \"\""),
+)
+EXPORT = (
+    *EXPORT_FILE,
     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ROWS}, parsed=False),
     Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ROWS}, parsed=False),
     Param("order", {"type": "string"}, "col.asc,other.desc", parsed=False),
@@ -195,6 +199,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/batch/{table}/export", files.export_table,
           "Stream a table out as CSV, JSON Lines, XLSX or Parquet (same filters as /query)", "export", "export",
           params=EXPORT, filters=True, media=FILE_MEDIA, errors=(413, 422)),
+    Route("POST", "/api/batch/{table}/export", files.export_query,
+          "Stream a table out, its rows picked by a JSON filter (as POST /query: `or` and `and` groups)",
+          "export", "export_query", body=ExportBody, params=EXPORT_FILE, request=shape.named("ExportQuery"),
+          media=FILE_MEDIA, errors=(413, 422)),
     # --- import jobs ---
     Route("POST", "/api/batch/jobs", jobs.create_job,
           "Start an import job that reads its file from S3-compatible storage (allowed buckets only)",
@@ -216,6 +224,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/batch/jobs/{job_id}/events", jobs.job_events,
           "A job's progress as Server-Sent Events (`progress`, then `end`)", "caller", "job_events",
           tag="jobs", checks="import", media=("text/event-stream",)),
+    # --- what broker streams could not apply ---
+    Route("GET", "/api/batch/dead-letters", dead_letters.list_dead_letters,
+          "Messages a broker stream could not apply, with the reason, newest first", "caller", "dead_letters",
+          tag="streams", checks="import", params=(
+              Param("table", {"type": "string"}, "only this table's", tables="import"),
+              Param("source", {"type": "string"}, "only this source's (kafka:GROUP:TOPIC, amqp:QUEUE, nats:...)"),
+              Param("before", {"type": "integer", "minimum": 1}, "ids below this one (next page: the last id)"),
+              Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, default=100),
+          ), answer=shape.inline("DeadLetters", {"type": "array", "items": {"type": "object"}})),
     # --- the service ---
     Route("GET", "/health/live", health.live,
           "The process answers", "open", "live",
@@ -228,4 +245,5 @@ ROUTES: tuple[Route, ...] = (
           tag="health", media=("text/plain",)),
     Route("GET", "/openapi.json", docs.openapi, "This document, for the caller", "caller", "openapi", documented=False),
     Route("GET", "/docs", docs.page, "Swagger UI", "open", "docs", documented=False),
+    Route("GET", "/console", console.page, "The web console (it calls this API)", "open", "console", documented=False),
 )

@@ -46,6 +46,21 @@ class QueryBody(Body):
         return one_of(data, "order_by", "order")
 
 
+class ExportBody(Body):
+    """POST /api/batch/{table}/export: the rows as POST /query picks them (no cursor, no count)."""
+
+    input: Filter | None = None
+    order_by: str | list[str] | None = None
+    fields: str | list[str | dict[str, Any]] | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _order(cls, data: Any) -> Any:
+        return one_of(data, "order_by", "order")
+
+
 class UpdateBody(Body):
     input: dict[str, Any]
     where: Filter | None = None

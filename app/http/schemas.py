@@ -279,6 +279,18 @@ SCHEMAS: dict[str, dict] = {
         },
         "additionalProperties": False,
     },
+    "ExportQuery": {
+        "type": "object",
+        "properties": {
+            "input": ref("Filter"),
+            "order_by": OPTIONAL_NAMES,
+            "order": OPTIONAL_NAMES,
+            "fields": ref("Fields"),
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_ROWS},
+            "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
+        },
+        "additionalProperties": False,
+    },
     "Aggregate": {
         "type": "object",
         "properties": {

@@ -22,7 +22,7 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,11 +34,11 @@ import xlsxwriter
 
 from app.core import jsontext
 from app.core.errors import InvalidBody, PayloadTooLarge
-from app.db.catalog import Column
+from app.db.catalog import Column, Table
 from app.db.database import Database, StatementResult
 from app.http.negotiation import csv_lines
 from app.query import sql
-from app.query.filters import parse_query_params
+from app.query.filters import parse_filter, parse_query_params
 from app.query.lists import ListQuery
 from app.rows.arrow import arrow_schema, record_batch
 from app.rows.embedded import flat_columns, flat_row, flat_tuples
@@ -92,20 +92,39 @@ class ExportService:
         self, name: str, params: Iterable[tuple[str, str]], fmt: ExportFormat = "csv", null: str | None = None,
         permit: Permit | None = None,
     ) -> Export:
-        """Start an export: the query runs and its first rows are read (through the wrapper) before
-        this returns, so a failure here is an ordinary error response. `null`: CSV's NULL marker."""
+        """Start an export of the rows a query string picks (GET .../export)."""
+        params = list(params)
+        options = {k: v for k, v in params if k in ("fields", "order", "limit", "offset")}
+        links = self.crud.catalog.relations
+        return await self.start(
+            name, lambda t: self.crud.list_request(t, parse_query_params(t, params, links), options, limited=False),
+            fmt, null, permit,
+        )
+
+    async def open_body(
+        self, name: str, spec: Any, options: Mapping[str, Any], fmt: ExportFormat = "csv", null: str | None = None,
+        permit: Permit | None = None,
+    ) -> Export:
+        """Start an export of the rows a JSON filter picks (POST .../export: `or` and `and` groups)."""
+        links = self.crud.catalog.relations
+        return await self.start(
+            name, lambda t: self.crud.list_request(t, parse_filter(t, spec, links), options, limited=False),
+            fmt, null, permit,
+        )
+
+    async def start(
+        self, name: str, build: Callable[[Table], ListQuery], fmt: ExportFormat, null: str | None,
+        permit: Permit | None,
+    ) -> Export:
+        """The query runs and its first rows are read (through the wrapper) before this returns, so a
+        failure here is an ordinary error response. `null`: CSV's NULL marker."""
         if null is not None and (fmt != "csv" or any(c in null for c in ',"\r\n')):
             raise InvalidBody(
                 "query.null: a NULL marker is for CSV exports (JSON Lines has null, a spreadsheet an empty cell)"
                 if fmt != "csv" else "query.null: a NULL marker cannot hold a comma, a double quote or a line break",
                 [{"where": "query.null", "problem": "not a marker for this export"}],
             )
-        params = list(params)
-        options = {k: v for k, v in params if k in ("fields", "order", "limit", "offset")}
-        links = self.crud.catalog.relations
-        table, query = await self.crud.resolve(
-            name, lambda t: self.crud.list_request(t, parse_query_params(t, params, links), options, limited=False)
-        )
+        table, query = await self.crud.resolve(name, build)
         self.crud.permitted(query, permit)
         query = await self.crud.visible(table, query)
         if query.embeds and null is not None:

@@ -14,9 +14,12 @@ a broker redelivers within minutes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
+from app.core.errors import TableNotFound
 from app.db.database import Database, Session
 
 IDS, OFFSETS, DEAD = "`_gateway_stream_ids`", "`_gateway_stream_offsets`", "`_gateway_dead_letters`"
@@ -133,3 +136,52 @@ async def forget_ids(db: Database, older_than_s: int, limit: int = 10_000) -> in
         f"DELETE FROM {IDS} WHERE `applied_at` < {NOW} - INTERVAL %s SECOND LIMIT %s", (older_than_s, limit)
     )
     return result.affected
+
+
+SHOWN_BYTES = 4096  # of a dead letter's payload, in a listing
+
+
+async def dead_letters(
+    db: Database, tables: Sequence[str] | None, source: str | None, before: int | None, limit: int
+) -> list[dict]:
+    """Dead letters, newest first: of `tables` (None: any), of `source`, with ids below `before`. A
+    payload is shown as text when it is UTF-8 (else base64), its first SHOWN_BYTES only."""
+    if tables is not None and not tables:
+        return []
+    where: list[str] = ["1"]
+    params: list[Any] = []
+    if tables is not None:
+        where.append(f"`table_name` IN ({', '.join(['%s'] * len(tables))})")
+        params.extend(tables)
+    if source is not None:
+        where.append("`source` = %s")
+        params.append(source)
+    if before is not None:
+        where.append("`id` < %s")
+        params.append(before)
+    try:
+        result = await db.fetch(
+            f"SELECT `id`, `source`, `table_name`, `position`, LEFT(`payload`, {SHOWN_BYTES}), LENGTH(`payload`),"
+            f" `reason`, `created_at` FROM {DEAD} WHERE {' AND '.join(where)} ORDER BY `id` DESC LIMIT %s",
+            (*params, limit),
+        )
+    except TableNotFound:  # no broker stream has run against this database: none
+        return []
+    return [_letter(*row) for row in result.rows]
+
+
+def _letter(ident: int, source: str, table: str, position: str, head: bytes, size: int, reason: str,
+            created: Any) -> dict:
+    head = bytes(head)
+    payload, encoding = base64.b64encode(head).decode("ascii"), "base64"  # binary: shown exactly
+    for cut in range(4 if size > len(head) else 1):  # text cut inside a character: up to its start
+        try:
+            payload, encoding = head[: len(head) - cut].decode("utf-8"), "utf-8"
+            break
+        except UnicodeDecodeError:
+            continue
+    return {
+        "id": int(ident), "source": source, "table": table, "position": position, "reason": reason,
+        "payload": payload, "payload_encoding": encoding, "payload_bytes": int(size),
+        "truncated": int(size) > len(head), "created_at": created,
+    }

@@ -137,6 +137,7 @@ def test_json_bodies_never_give_5xx(app_client):
         no_5xx(app_client.patch("/api/types", json={"input": [row, where]}, headers={"Prefer": prefer}))
         no_5xx(app_client.patch("/api/pairs", json={"input": [row]}))
         no_5xx(app_client.post("/api/types/query", json={"input": where, **options}))
+        no_5xx(app_client.post("/api/batch/types/export?format=jsonl", json={"input": where, **options}))
         no_5xx(app_client.put("/api/types", json={"input": row, "where": where}))
         no_5xx(app_client.request("DELETE", "/api/types", json={"input": where}))
         no_5xx(app_client.post("/api/types", json=extra))
@@ -150,7 +151,7 @@ def test_every_json_route_keeps_or_refuses_any_body(app_client):
     a rule accepted is stored and shown back exactly, every digit of it."""
     routes = [("POST", "/api/types"), ("POST", "/api/types/query"), ("POST", "/api/types/aggregate"),
               ("PUT", "/api/types"), ("DELETE", "/api/types"), ("PUT", "/api/types/1"), ("PATCH", "/api/types"),
-              ("PATCH", "/api/types/1"),
+              ("PATCH", "/api/types/1"), ("POST", "/api/batch/types/export"),
               ("PUT", "/api/schemas/types"), ("POST", "/api/batch/jobs")]
 
     @FUZZ

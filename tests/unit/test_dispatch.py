@@ -30,7 +30,7 @@ def test_every_route_is_declared_once_and_serves_its_own_path():
 
 def test_the_reserved_names_are_the_literal_segments_of_the_table():
     assert set(DISPATCHER.root.literal["api"].literal) == RESERVED
-    assert set(DISPATCHER.root.literal["api"].literal["batch"].literal) == {"import", "validate", "jobs"}
+    assert set(DISPATCHER.root.literal["api"].literal["batch"].literal) == {"import", "validate", "jobs", "dead-letters"}
 
 
 def test_a_literal_segment_is_never_taken_for_a_table():
