@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit lint bench bench-csv bench-exports bench-outcomes bench-catalog bench-client bench-ingest bench-galera soak cluster cluster-stop galera galera-stop db-stop clean
+.PHONY: run test unit lint bench bench-csv bench-exports bench-outcomes bench-catalog bench-client bench-ingest bench-galera soak screenshots cluster cluster-stop galera galera-stop db-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -51,6 +51,10 @@ bench-ingest: $(STAMP)
 
 bench-galera: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/galera.py
+
+screenshots: $(STAMP)
+	@scripts/ensure-chromium.sh
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) scripts/console_screenshots.py
 
 soak: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/soak.py
