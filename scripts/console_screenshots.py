@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -50,7 +51,8 @@ def main() -> None:
             cur.execute(statement)
         countries = ["FR", "DE", "PT", "US", "IN", "KR"]
         for i, name in enumerate(NAMES, 1):
-            email = name.split()[0].lower().encode("ascii", "ignore").decode() + "@example.org"
+            email = unicodedata.normalize("NFKD", name.split()[0].lower()).encode("ascii", "ignore").decode()
+            email += "@example.org"
             cur.execute("INSERT INTO customers (name, country, email, since) VALUES (%s, %s, %s, %s)",
                         (name, countries[i % 6], email, f"2024-0{1 + i % 9}-1{i % 9}"))
         for i in range(1, 61):

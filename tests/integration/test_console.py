@@ -107,6 +107,14 @@ async def test_sign_in_shows_only_the_tables_the_credential_may_read(console, sq
     await expect(console.page.locator("#credential")).to_be_visible()
     assert await console.page.evaluate("sessionStorage.length") == 0
 
+    # a credential refused mid-session (a token expired, a key revoked): asked for again, saying why
+    await console.open("/t/users", key="reader")
+    await expect(console.rows()).to_have_count(0)
+    await console.page.evaluate("sessionStorage.setItem('gateway-console.credential', 'revoked')")
+    await console.page.click(".side a[data-table=orders]")
+    await expect(console.page.locator("form.sign-in .error")).to_contain_text("401")
+    assert await console.page.evaluate("sessionStorage.length") == 0
+
 
 async def test_browse_sort_page_filter_and_count(console, sql):
     people(sql)

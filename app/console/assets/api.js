@@ -64,6 +64,9 @@ export async function request(method, path, { json, body, headers = {}, signal }
   return fetch(path, { method, headers: sent, body, signal, credentials: "omit" });
 }
 
+// A credential refused mid-session (a token expired, a key revoked): the page asks for another.
+export const REFUSED = "gateway-console:refused";
+
 async function failure(response) {
   const raw = await response.text();
   let body = null;
@@ -72,7 +75,9 @@ async function failure(response) {
   } catch {
     body = null;
   }
-  return new ApiError(response.status, body, raw.slice(0, 300));
+  const error = new ApiError(response.status, body, raw.slice(0, 300));
+  if (response.status === 401 && credential.get()) window.dispatchEvent(new CustomEvent(REFUSED, { detail: error }));
+  return error;
 }
 
 export async function api(method, path, options) {

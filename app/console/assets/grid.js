@@ -50,7 +50,8 @@ export function rowsView(main, table) {
     may("write") && table.kind !== "view" ? h("button", { type: "button", onclick: () => editor(null) }, "New row") : null,
     status,
   );
-  fill(main, h("details", { class: "filters", open: conditions(state.filter) > 0 }, h("summary", {}, "Filter"), filterForm), tools, messages, h("div", { class: "split" }, h("div", {}, gridBox, pager), detail));
+  const unkeyed = keyed ? null : h("p", { class: "hint" }, `${table.kind === "view" ? "A view" : "This table"} has no primary key: its rows cannot be opened one by one, and pages go by offset.`);
+  fill(main, h("details", { class: "filters", open: conditions(state.filter) > 0 }, h("summary", {}, "Filter"), filterForm), tools, unkeyed, messages, h("div", { class: "split" }, h("div", {}, gridBox, pager), detail));
 
   async function load() {
     const page = state.pages.at(-1);

@@ -1,7 +1,7 @@
 // The console: sign in, the tables the credential may read, and a page per table (rows, import,
 // rules) and for dead letters, chosen by the URL's fragment (#/t/users/import).
 
-import { ApiError, api, credential, path, problem } from "./api.js";
+import { ApiError, REFUSED, api, credential, path, problem } from "./api.js";
 import { fill, h } from "./dom.js";
 import { rowsView } from "./grid.js";
 import { importView } from "./importer.js";
@@ -107,7 +107,7 @@ async function route() {
   try {
     table = (await api("GET", `/api/tables/${path(name)}`)).data;
   } catch (error) {
-    fill(main, problem(error));
+    if (error.status !== 401) fill(main, problem(error)); // a 401: the sign-in form has taken the page
     return;
   }
   const tabs = [["rows", "Rows"], ["columns", "Columns"]];
@@ -166,4 +166,9 @@ signOut.addEventListener("click", () => {
   signIn();
 });
 window.addEventListener("hashchange", route);
+window.addEventListener(REFUSED, (event) => {
+  if (tables === null) return; // signing in: enter() says why
+  credential.set(null);
+  signIn(event.detail);
+});
 boot();
