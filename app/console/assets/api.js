@@ -152,3 +152,38 @@ export function problem(error) {
 }
 
 export const path = (...parts) => parts.map((p) => encodeURIComponent(p)).join("/");
+
+// A table's routes by their long form, /api/tables/{table}/...: any name is a table's there (a table
+// called "batch", "rpc" or "tables" included), never one of the gateway's own routes.
+export const tableUrl = (name, ...rest) => ["/api/tables", encodeURIComponent(name), ...rest].join("/");
+
+// A value as a column shows it: a JSON column's value as JSON (a JSON string keeps its quotes).
+export function shown(column, value) {
+  if (value === null || value === undefined) return null;
+  return column?.kind === "json" ? JSON.stringify(value) : text(value);
+}
+
+// A file sent with its upload's progress (fetch tells none), answered as api() answers.
+export function upload(path, form, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    const held = credential.get();
+    if (held) xhr.setRequestHeader("Authorization", "Bearer " + held);
+    xhr.upload.onprogress = (e) => e.lengthComputable && progress(e.loaded, e.total);
+    xhr.onerror = () => reject(new Error("the upload failed: the connection broke"));
+    xhr.onload = () => {
+      let body = null;
+      try {
+        body = xhr.responseText ? parse(xhr.responseText) : null;
+      } catch {
+        body = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(body);
+      const error = new ApiError(xhr.status, body, xhr.responseText.slice(0, 300));
+      if (xhr.status === 401 && credential.get()) window.dispatchEvent(new CustomEvent(REFUSED, { detail: error }));
+      reject(error);
+    };
+    xhr.send(form);
+  });
+}

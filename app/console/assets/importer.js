@@ -1,7 +1,7 @@
 // A file into a table: validate it first (the bad rows by line), then import it as a job and follow
 // the job's events live, with cancel; the table's recent jobs below.
 
-import { ApiError, api, events, path, problem } from "./api.js";
+import { ApiError, api, events, path, problem, upload } from "./api.js";
 import { fill, h, select } from "./dom.js";
 
 const ACCEPT = ".csv,.tsv,.txt,.xlsx,.xls,.ods,.json,.jsonl,.ndjson,.parquet";
@@ -39,16 +39,23 @@ export function importView(main, table) {
     fill(report);
   }
 
-  async function send(route, extra = "") {
+  // The file up, with its progress in `where` (a big file takes a while before the gateway answers).
+  async function send(route, where, extra = "") {
     const form = new FormData();
     form.append("file", file, file.name);
-    return api("POST", `/api/batch/${route}?table=${encodeURIComponent(table.name)}&mode=${mode.value}${extra}`, { body: form });
+    const bar = h("progress", { max: 1, value: 0 });
+    const said = h("span", { class: "status" }, "uploading…");
+    fill(where, h("div", { class: "tools" }, bar, said));
+    return upload(`/api/batch/${route}?table=${encodeURIComponent(table.name)}&mode=${mode.value}${extra}`, form, (done, total) => {
+      bar.max = total;
+      bar.value = done;
+      fill(said, done < total ? `uploading: ${Math.round((100 * done) / total)}%` : "uploaded: the gateway is reading it…");
+    });
   }
 
   async function validate() {
-    fill(report, "validating…");
     try {
-      const answer = await send("validate");
+      const answer = await send("validate", report);
       const r = answer.data;
       fill(
         report,
@@ -58,7 +65,7 @@ export function importView(main, table) {
               "table",
               { class: "grid small errors" },
               h("thead", {}, h("tr", {}, h("th", {}, "line"), h("th", {}, "column"), h("th", {}, "code"), h("th", {}, "reason"))),
-              h("tbody", {}, r.errors.map((e) => h("tr", {}, h("td", {}, e.line ?? ""), h("td", {}, e.column ?? ""), h("td", {}, e.code ?? ""), h("td", {}, e.reason ?? "")))),
+              h("tbody", {}, r.errors.map((e) => h("tr", {}, h("td", {}, e.line ?? e.row ?? ""), h("td", {}, e.column ?? ""), h("td", {}, e.code ?? ""), h("td", {}, e.reason ?? "")))),
             )
           : null,
         r.errors_total > r.errors.length ? h("p", {}, `… and ${r.errors_total - r.errors.length} more`) : null,
@@ -69,9 +76,8 @@ export function importView(main, table) {
   }
 
   async function start() {
-    fill(job, "uploading…");
     try {
-      const answer = await send("import", "&async=true");
+      const answer = await send("import", job, "&async=true");
       follow(answer.data);
     } catch (error) {
       fill(job, problem(error));
@@ -88,7 +94,7 @@ export function importView(main, table) {
       fill(line, `job ${v.id}: ${v.state} — ${v.rows_written} written, ${v.rows_failed} failed of ${v.rows_read} read`);
       line.dataset.state = v.state;
       cancel.hidden = ["succeeded", "failed", "cancelled"].includes(v.state);
-      if (v.errors?.length) fill(problems, h("ul", { class: "job-errors" }, v.errors.slice(0, 50).map((e) => h("li", {}, `line ${e.line ?? "?"}: ${e.column ? e.column + ": " : ""}${e.reason ?? e.code}`))));
+      if (v.errors?.length) fill(problems, h("ul", { class: "job-errors" }, v.errors.slice(0, 50).map((e) => h("li", {}, `${e.line !== undefined ? "line " + e.line : e.row !== undefined ? "row " + e.row : "?"}: ${e.column ? e.column + ": " : ""}${e.reason ?? e.code}`))));
       if (v.error) fill(problems, h("div", { class: "error" }, v.error.message || JSON.stringify(v.error)));
     };
     fill(job, h("div", { class: "tools" }, bar, line, cancel), problems);

@@ -3,6 +3,12 @@
 import { api, problem } from "./api.js";
 import { fill, h } from "./dom.js";
 
+// A long payload folded: its first 200 characters, the rest on a click.
+function clamped(text) {
+  if (text.length <= 200) return h("code", {}, text);
+  return h("details", {}, h("summary", {}, h("code", {}, text.slice(0, 200) + "…")), h("code", {}, text));
+}
+
 export function lettersView(main) {
   const list = h("div", {});
   const more = h("div", { class: "pager" });
@@ -23,7 +29,7 @@ export function lettersView(main) {
       }
       for (const l of answer.data) {
         const payload = l.payload_encoding === "base64" ? `(base64) ${l.payload}` : l.payload;
-        body.append(h("tr", {}, h("td", {}, l.created_at), h("td", {}, l.source), h("td", {}, l.table), h("td", {}, l.position), h("td", { class: "reason" }, l.reason), h("td", { class: "payload" }, h("code", {}, payload + (l.truncated ? " …" : "")))));
+        body.append(h("tr", {}, h("td", {}, l.created_at), h("td", {}, l.source), h("td", {}, l.table), h("td", {}, l.position), h("td", { class: "reason" }, l.reason), h("td", { class: "payload" }, clamped(payload + (l.truncated ? " …" : "")))));
       }
       const last = answer.data.at(-1);
       fill(more, answer.data.length === 50 ? h("button", { type: "button", onclick: () => page(last.id) }, "Older") : null);

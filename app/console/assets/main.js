@@ -88,17 +88,33 @@ function drawSide(term) {
   });
   fill(
     side,
+    h("p", {}, h("a", { href: "#/dead-letters" }, "Dead letters")),
     search,
     h("p", { class: "hint" }, `${matching.length} of ${tables.length} table(s)`),
     list,
     matching.length > SHOWN ? h("p", { class: "hint" }, `… ${matching.length - SHOWN} more: narrow the filter`) : null,
-    h("p", {}, h("a", { href: "#/dead-letters" }, "Dead letters")),
   );
+  marked();
+}
+
+function fragment() {
+  try {
+    return location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  } catch {
+    return []; // a fragment that is not percent-encoding: the tables
+  }
+}
+
+// The side bar's link to the table on show, marked.
+function marked() {
+  const parts = fragment();
+  for (const link of side.querySelectorAll("a[data-table]")) link.toggleAttribute("aria-current", parts[0] === "t" && link.dataset.table === parts[1]);
 }
 
 async function route() {
   if (!tables) return;
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const parts = fragment();
+  marked();
   if (parts[0] === "dead-letters") return lettersView(main);
   if (parts[0] !== "t" || !parts[1]) return home();
   const name = parts[1];
@@ -112,7 +128,7 @@ async function route() {
   }
   const tabs = [["rows", "Rows"], ["columns", "Columns"]];
   if (table.access.includes("import") && table.kind !== "view") tabs.push(["import", "Import"]);
-  tabs.push(["rules", "Rules"]);
+  if (table.kind !== "view") tabs.push(["rules", "Rules"]); // rules check writes: a view takes none
   const body = h("div", { class: "tab-body" });
   fill(
     main,
@@ -122,7 +138,7 @@ async function route() {
   );
   if (tab === "columns") columnsView(body, table);
   else if (tab === "import" && tabs.some(([id]) => id === "import")) importView(body, table);
-  else if (tab === "rules") rulesView(body, table);
+  else if (tab === "rules" && table.kind !== "view") rulesView(body, table);
   else rowsView(body, table);
 }
 
@@ -157,6 +173,7 @@ function home() {
       h("thead", {}, h("tr", {}, ["table", "kind", "columns", "you may"].map((n) => h("th", {}, n)))),
       h("tbody", {}, tables.slice(0, SHOWN).map((t) => h("tr", {}, h("td", {}, h("a", { href: `#/t/${encodeURIComponent(t.name)}` }, t.name)), h("td", {}, t.kind), h("td", {}, t.columns), h("td", {}, t.access.join(", "))))),
     ),
+    tables.length > SHOWN ? h("p", { class: "hint" }, `The first ${SHOWN} of ${tables.length} tables: find the others in the side bar.`) : null,
   );
 }
 

@@ -1,7 +1,7 @@
 // A table's rules: its JSON Schema versions, the current one edited and stored as a new version (the
 // gateway's 400 shown in place), and a roll back to the version before.
 
-import { ApiError, api, path, problem } from "./api.js";
+import { ApiError, api, parse, path, problem } from "./api.js";
 import { fill, h } from "./dom.js";
 
 export function rulesView(main, table) {
@@ -10,6 +10,7 @@ export function rulesView(main, table) {
   const editor = h("textarea", { class: "schema", rows: 18, spellcheck: false, "aria-label": "JSON Schema", readonly: !may, disabled: true });
   const messages = h("div", { class: "messages" });
   const versions = h("div", {});
+  const rollBackButton = h("button", { type: "button", class: "danger", hidden: true, onclick: () => rollBack() }, "Roll back");
   const url = `/api/schemas/${path(table.name)}`;
   fill(
     main,
@@ -22,7 +23,7 @@ export function rulesView(main, table) {
           "div",
           { class: "tools" },
           h("button", { type: "button", class: "primary", onclick: () => store() }, "Store as a new version"),
-          h("button", { type: "button", class: "danger", onclick: () => rollBack() }, "Roll back"),
+          rollBackButton,
         )
       : null,
     h("h4", {}, "Versions"),
@@ -31,6 +32,7 @@ export function rulesView(main, table) {
 
   function show(rules, message) {
     editor.disabled = false;
+    rollBackButton.hidden = !rules;
     editor.value = rules ? JSON.stringify(rules.schema, null, 2) : '{\n  "type": "object",\n  "properties": {}\n}';
     fill(
       versions,
@@ -58,7 +60,7 @@ export function rulesView(main, table) {
   async function store() {
     let schema;
     try {
-      schema = JSON.parse(editor.value);
+      schema = parse(editor.value); // integers past 2^53 kept as written
     } catch (error) {
       fill(messages, problem(new Error("not JSON: " + error.message)));
       return;
