@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from app.core.ratelimit import RateLimiter, parse_rates
 from app.db.catalog import catalog_of
 from app.db.database import Database
 from app.db.routines import routines_of
+from app.feed.hub import GAP, Feed
 from app.http.app import Gateway
 from app.http.dispatch import Dispatcher
 from app.http.middleware import RequestMiddleware
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         if settings.s3_buckets:
             await state.objects.warm()
         yield
+        await state.feed.stop()
         await state.job_runner.stop()
         await state.streams.stop()
         await state.objects.close()
@@ -106,6 +109,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
     )
     state.jobs = JobService(state.job_store, state.job_runner, state.objects, catalog, settings, state.policies)
     state.streams = Streams(db, catalog, state.rules, settings, state.policies)
+    state.feed = Feed(settings, db)
+    state.feed.listen(lambda tx: catalog_follows(catalog, tx))
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     state.metrics = Metrics(state)
@@ -136,6 +141,20 @@ def create_app(settings: Settings | None = None) -> Gateway:
         )
     app.serve(dispatcher, middleware)
     return app
+
+
+def catalog_follows(catalog: Any, tx: Any) -> None:
+    """A table defined anew in the binlog (CREATE, ALTER, DROP, RENAME) is looked at again at once,
+    from any writer, rather than at the catalog's next refresh."""
+    names = {"*"} if tx is GAP else tx.defined
+    looks = [catalog.refreshed()] if "*" in names else [catalog.look(name) for name in names]
+    for look in looks:
+        asyncio.ensure_future(look).add_done_callback(_looked)
+
+
+def _looked(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:  # the timer's refresh catches up
+        log.warning("the catalog could not look again after a change in the binlog: %s", future.exception())
 
 
 app = create_app()

@@ -38,7 +38,7 @@ def _binary(*names: str) -> str:
 
 
 class PrivateServer:
-    def __init__(self, base: Path, server_id: int):
+    def __init__(self, base: Path, server_id: int, extra: tuple[str, ...] = ()):
         self.dir = base / f"server{server_id}"
         self.server_id = server_id
         self.port = _free_port()
@@ -55,7 +55,7 @@ class PrivateServer:
             _binary("mariadbd", "mysqld"), "--no-defaults", f"--datadir={self.dir / 'data'}", f"--socket={self.socket}",
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--server-id={server_id}",
             f"--log-bin={self.dir / 'data' / 'binlog'}", "--innodb-buffer-pool-size=64M",
-            f"--pid-file={self.dir / 'mysqld.pid'}", f"--log-error={self.dir / 'error.log'}", *user,
+            f"--pid-file={self.dir / 'mysqld.pid'}", f"--log-error={self.dir / 'error.log'}", *user, *extra,
         ]
 
     def url(self, database: str) -> str:
@@ -93,3 +93,7 @@ def replicating_pair(base: Path) -> tuple[PrivateServer, PrivateServer]:
     )
     replica.sql("START SLAVE")
     return primary, replica
+
+
+# What the change feed reads (app/feed/reader.py): every row change whole, with its columns' names.
+FEED_FLAGS = ("--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL")

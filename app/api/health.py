@@ -24,7 +24,8 @@ async def ready(call: Call) -> Response:
     except GatewayError as exc:
         return error(ServiceUnavailable("not ready: " + exc.message, {"cause": exc.code}))
     auth = call.state.auth.mode
-    data = {"status": "ready", "tables": len(catalog.tables()), "pool": db.pool_stats(), "auth": auth}
+    data = {"status": "ready", "tables": len(catalog.tables()), "pool": db.pool_stats(), "auth": auth,
+            "feed": call.state.feed.describe()}
     if db.nodes.clustered:
         data["nodes"] = [node.describe() for node in db.nodes.all]
     if auth == "none":

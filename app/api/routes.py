@@ -8,7 +8,7 @@ names, so a table can never be taken for one of them (a table called like one is
 
 from __future__ import annotations
 
-from app.api import catalog, console, dead_letters, docs, files, health, jobs, policies, rows, rules, streams
+from app.api import catalog, changes, console, dead_letters, docs, files, health, jobs, policies, rows, rules, streams
 from app.http import schemas as shape
 from app.http.bodies import (
     AggregateBody,
@@ -139,6 +139,17 @@ ROUTES: tuple[Route, ...] = (
     Route("WS", "/api/{table}/ws", streams.stream,
           "Rows into the table as messages, each answered once committed, an id applied once", "import", "stream",
           params=(Param("mode", {"type": "string", "enum": ["insert", "upsert"]}, parsed=False),)),
+    Route("GET", "/api/{table}/changes", changes.changes,
+          "The table's committed changes as they happen (Server-Sent Events from the binlog), filtered as /query",
+          "read", "changes", tag="changes", filters=True, media=("text/event-stream",), params=(
+              Param("after", {"type": "string"}, "the position to go on after (an event's id: file:offset:index)",
+                    parsed=False),
+              Param("Last-Event-ID", {"type": "string"}, "as after= (what EventSource sends when it reconnects)",
+                    where="header", parsed=False),
+          ), errors=(410,)),
+    Route("WS", "/api/{table}/changes/ws", changes.changes_ws,
+          "The table's committed changes as they happen, as WebSocket messages", "read", "changes_ws",
+          params=(Param("after", {"type": "string"}, parsed=False),)),
     # --- row policies ---
     Route("GET", "/api/policies/{table}", policies.get_policy,
           "The table's row policy: the column each caller sees its own rows by", "admin", "get_policy",

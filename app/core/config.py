@@ -233,6 +233,19 @@ class Settings(BaseSettings):
         gt=0,
     )
 
+    # --- the change feed (app/feed) ---
+    feed: Literal["auto", "off"] = _(
+        "auto",
+        "`auto`: the change feed reads the binlog when first needed (a subscriber); it needs"
+        " binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL and REPLICATION SLAVE and"
+        " BINLOG MONITOR (REPLICATION CLIENT) grants; `off`: no feed",
+    )
+    feed_queue: int = _(10_000, "a subscriber more than this many changes behind is cut off, with the reason", ge=1)
+    feed_buffer: int = _(
+        10_000, "recent changes kept in memory: a subscriber resuming within them needs no reader of its own", ge=1
+    )
+    feed_heartbeat_s: float = _(1.0, "the server's heartbeat on the feed's connection when the binlog is quiet", gt=0)
+
     # --- logs ---
     log_format: Literal["json", "text"] = _("json", "`json` (one object a line) or `text`")
     log_level: str = _("info", "the log level")

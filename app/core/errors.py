@@ -77,6 +77,12 @@ class InvalidCursor(GatewayError):
     status, code = 400, "invalid_cursor"
 
 
+class InvalidPosition(GatewayError):
+    """A change feed's position (`after=`, `Last-Event-ID`) that is not one the feed gives: file:offset:index."""
+
+    status, code = 400, "invalid_position"
+
+
 class InvalidCsv(GatewayError):
     """A CSV file that cannot be read (a quote that never ends, not UTF-8), or no file name."""
 
@@ -271,6 +277,13 @@ class InternalError(GatewayError):
     status, code = 500, "internal_error"
 
 
+class PositionGone(GatewayError):
+    """The binlog no longer holds the change feed's position (purged past its retention): re-read
+    the table, then follow the feed from `details.position`, taken before the re-read."""
+
+    status, code = 410, "position_gone"
+
+
 class SourceUnavailable(GatewayError):
     """The object store refused the gateway's credentials or did not answer (a job's source)."""
 
@@ -282,6 +295,13 @@ class ServiceUnavailable(GatewayError):
     the gateway's own setup."""
 
     status, code = 503, "service_unavailable"
+
+
+class FeedUnavailable(GatewayError):
+    """The change feed cannot read the database's binlog: off, not ROW with full images and column
+    metadata, or the grants are missing (`details.reason`; /health/ready says the same)."""
+
+    status, code = 503, "feed_unavailable"
 
 
 class GatewayTimeout(GatewayError):
@@ -300,13 +320,13 @@ class CommitOutcomeUnknown(GatewayError):
 # Every public error, by status: what clients may meet.
 ERRORS: tuple[type[GatewayError], ...] = (
     InvalidBody, UnknownColumn, UnknownRelation, AmbiguousRelation, InvalidFilter, WhereRequired,
-    InvalidAggregate, InvalidCursor, InvalidCsv,
+    InvalidAggregate, InvalidCursor, InvalidPosition, InvalidCsv,
     InvalidHeader, InvalidSpreadsheet, InvalidJson, InvalidParquet, InvalidSchema, InvalidSource, UploadInterrupted,
     Unauthorized, Forbidden, SourceNotAllowed, TableNotFound, RowNotFound, RoutineNotFound,
     RouteNotFound, SchemaNotFound,
-    JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PayloadTooLarge,
+    JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PositionGone, PayloadTooLarge,
     UnsupportedMediaType, InvalidValue, MissingColumn, ImportRolledBack, IdempotencyKeyReused, RateLimited,
-    InternalError, SourceUnavailable, ServiceUnavailable, GatewayTimeout, CommitOutcomeUnknown,
+    InternalError, SourceUnavailable, ServiceUnavailable, FeedUnavailable, GatewayTimeout, CommitOutcomeUnknown,
 )
 
 

@@ -101,6 +101,15 @@ class _StateCollector(Collector):
                       ])
         yield _family(CounterFamily, "gateway_stream_rows", "Rows written from WebSocket streams", ["table", "mode"],
                       [(key, counters.rows) for key, counters in streams])
+        feed = self.state.feed
+        if feed.running:
+            yield GaugeFamily("gateway_feed_lag_seconds", "Now less the commit time of the last change the feed read"
+                              " (a cached answer is never older than this)", value=feed.lag_s or 0.0)
+            yield GaugeFamily("gateway_feed_subscribers", "Change feed subscribers here", value=feed.subscribers)
+        yield CounterFamily("gateway_feed_changes", "Row changes the feed read", value=feed.metrics_changes)
+        yield CounterFamily("gateway_feed_transactions", "Transactions the feed read", value=feed.metrics_transactions)
+        yield CounterFamily("gateway_feed_cut", "Subscribers the feed let go (too slow, reader lost)",
+                            value=feed.metrics_cut)
 
 
 JOB_STATES = ("uploading", "queued", "running", "succeeded", "failed", "cancelled")  # the last three: ended

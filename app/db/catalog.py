@@ -379,6 +379,10 @@ class Catalog:
     def tables(self) -> list[Table]:
         return [self._tables[name] for name in sorted(self._tables)]
 
+    def known(self, name: str) -> Table | None:
+        """The table as the catalog knows it now, without looking (None: not known)."""
+        return self._tables.get(name)
+
     def relations(self, table: Table) -> tuple[Relation, ...]:
         """The relations of `table` to the exposed tables, as the catalog knows them now."""
         if self._incoming is None:

@@ -1,0 +1,129 @@
+"""A table's committed changes, as they happen: GET /api/{table}/changes (Server-Sent Events) and
+/api/{table}/changes/ws (a WebSocket), from the change feed (app/feed).
+
+Every event is one row change: `{"op", "table", "key", "before", "after", "gtid", "committed_at",
+"position"}`, in commit order, values as GET shows them. Its `position` is its SSE id; reconnecting
+with `Last-Event-ID` (SSE) or `?after=` goes on from the next change, without a gap or a duplicate,
+as long as the binlog holds it (410 `position_gone` past that). The query string's filters (as
+GET /query takes them, on the table's own columns) narrow the rows followed, and the caller's row
+policy applies as on every read. A first `ready` event gives the position the stream starts after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.api.streams import POLICY, _authenticate
+from app.core import jsontext
+from app.core.auth import Principal
+from app.core.errors import GatewayError, InvalidFilter
+from app.feed.changes import converters, event, feed_filter, row_of, seen_as
+from app.feed.hub import Cut, Subscription
+from app.feed.positions import Position, parse
+from app.http.access import take
+from app.http.route import Call
+from app.query.filters import RESERVED_PARAMS, parse_query_params
+from app.query.nodes import Node
+from app.rows.values import json_default
+from app.services.policies import Restriction
+
+SEND_TIMEOUT_S = 30.0  # a subscriber whose socket takes no more for this long is let go
+
+
+async def changes(call: Call) -> Response:
+    after = call.request.query_params.get("after") or call.request.headers.get("last-event-id")
+    params = [(k, v) for k, v in call.request.query_params.multi_items() if k != "after"]
+    table, where, subscription = await _open(call.state, call.who, call.table, params, after)
+    return EventSourceResponse(_sse(call.state, table, where, subscription), ping=15, send_timeout=SEND_TIMEOUT_S)
+
+
+async def changes_ws(websocket: WebSocket, path: dict[str, str]) -> None:
+    state = websocket.app.state
+    await websocket.accept()
+    try:
+        who = await _authenticate(websocket, state.settings.ws_auth_timeout_s)
+        who.require("read", path["table"])
+        take(websocket, who, "read")
+        params = [(k, v) for k, v in websocket.query_params.multi_items() if k != "after"]
+        table, where, subscription = await _open(state, who, path["table"], params, websocket.query_params.get("after"))
+    except (GatewayError, WebSocketDisconnect, TimeoutError) as exc:
+        with contextlib.suppress(Exception):
+            reason = f"{exc.code}: {exc.message}" if isinstance(exc, GatewayError) else "no credentials in time"
+            await websocket.close(POLICY, reason[:120])
+        return
+    closed = asyncio.create_task(_until_closed(websocket))
+    sending = asyncio.create_task(_send(websocket, _events(state, table, where, subscription)))
+    try:
+        await asyncio.wait({closed, sending}, return_when=asyncio.FIRST_COMPLETED)  # the client left, or the feed
+    finally:
+        subscription.close()
+        for task in (closed, sending):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _send(websocket: WebSocket, events: AsyncIterator[dict]) -> None:
+    with contextlib.suppress(WebSocketDisconnect, TimeoutError, RuntimeError):
+        async for item in events:
+            await asyncio.wait_for(websocket.send_text(jsontext.dumps(item, json_default).decode()), SEND_TIMEOUT_S)
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    with contextlib.suppress(Exception):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+
+async def _open(state: Any, who: Principal, name: str, params: list[tuple[str, str]], after: str | None,
+                ) -> tuple[Any, Node | None, Subscription]:
+    position = parse(after) if after else None
+    listed = sorted({k for k, _ in params if k in RESERVED_PARAMS})
+    if listed:
+        raise InvalidFilter(f"a change feed takes filters and after=, not {', '.join(listed)}", {"parameters": listed})
+    table = await state.catalog.table(name)
+    where = feed_filter(parse_query_params(table, params))
+    policies = await state.policies.all()
+    if policies:
+        where = Restriction(policies, who).where(table, where)
+    return table, where, await state.feed.subscribe(position)
+
+
+async def _events(state: Any, table: Any, where: Node | None, subscription: Subscription) -> AsyncIterator[dict]:
+    """The subscriber's events: `ready` first, then each change it sees, then `cut` if the feed lets it go."""
+    after = subscription.after
+    yield {"event": "ready", "position": str(after)}
+    convert = converters(table)
+    try:
+        async for tx in subscription.transactions():
+            for index, change in enumerate(tx.changes):
+                if change.table != table.name:
+                    continue
+                position = Position(tx.position.seq, tx.position.offset, index, tx.position.file)
+                if position <= after:
+                    continue
+                known = state.catalog.known(table.name)
+                if known is not None and known is not table:  # altered: its new columns' conversions
+                    table, convert = known, converters(known)
+                seen = seen_as(change, where, lambda row: row_of(row, convert))
+                if seen is not None:
+                    yield {"event": "change", **event(table, tx, position, *seen)}
+    except Cut as cut:
+        yield {"event": "cut", "reason": str(cut)}
+
+
+async def _sse(state: Any, table: Any, where: Node | None, subscription: Subscription) -> AsyncIterator[dict]:
+    try:
+        async for item in _events(state, table, where, subscription):
+            kind = item.pop("event")
+            ident = item.get("position")
+            yield {"event": kind, "id": ident, "data": jsontext.dumps(item, json_default).decode()}
+    finally:
+        subscription.close()
