@@ -29,6 +29,7 @@ from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
+from app.services.cache import ReadCache
 from app.services.crud import CrudService
 from app.services.exports import ExportService
 from app.services.idempotency import IdempotencyStore
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         await state.job_runner.stop()
         await state.streams.stop()
         await state.objects.close()
+        await state.cache.close()
         await db.close()
         # uvicorn ends a SIGTERMed process by the signal itself, after this: no atexit, so the
         # access lines still waiting in BunchedStreamHandler are written now.
@@ -77,6 +79,10 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state: Any = app.state
     state.settings, state.db, state.catalog, state.title = settings, db, catalog, TITLE
     state.rules = RulesStore(db, settings.rules_ttl_s)
+    state.cache = ReadCache(
+        settings.cache_url, namespace=f"{settings.cache_namespace}:{settings.db.database}", ttl_s=settings.cache_ttl_s,
+        timeout_ms=settings.cache_timeout_ms, max_entry_bytes=settings.cache_max_entry_bytes,
+    )
     state.policies = PolicyStore(db, settings.policies_ttl_s)
     state.crud = CrudService(
         db, catalog, state.rules,
@@ -89,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         batch_rows=settings.import_batch_rows, batch_bytes=settings.import_batch_bytes, writers=settings.import_writers,
         max_errors=settings.import_max_errors, load_data=settings.import_load_data, policies=state.policies,
     )
+    state.imports.changed = state.cache.invalidate
     state.exports = ExportService(
         db, state.crud, state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
     )
@@ -129,8 +136,9 @@ def create_app(settings: Settings | None = None) -> Gateway:
                 {
                     "allow_origins": list(settings.cors_origins),
                     "allow_methods": ["GET", "POST", "PUT", "DELETE"],
-                    "allow_headers": ["content-type", "idempotency-key", "x-request-id", "authorization"],
-                    "expose_headers": ["x-request-id", "idempotent-replayed", "retry-after"],
+                    "allow_headers": ["content-type", "idempotency-key", "x-request-id", "authorization", "if-match",
+                                      "if-none-match"],
+                    "expose_headers": ["x-request-id", "idempotent-replayed", "retry-after", "etag"],
                 },
             )
         )
