@@ -101,7 +101,7 @@ class ReadCache:
 
             self._redis = redis.Redis.from_url(
                 url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
-                retry=Retry(NoBackoff(), 0), health_check_interval=0,
+                retry=Retry(NoBackoff(), 1), health_check_interval=0,  # once more: a pooled connection Redis closed
             )
             self._scripts = {name: self._redis.register_script(text)
                              for name, text in (("lookup", LOOKUP), ("store", STORE), ("invalidate", INVALIDATE))}
