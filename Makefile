@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit lint bench bench-csv bench-exports bench-outcomes bench-catalog bench-client bench-ingest bench-galera soak screenshots cluster cluster-stop galera galera-stop db-stop clean
+.PHONY: run test unit lint bench bench-csv bench-exports bench-outcomes bench-catalog bench-client bench-ingest bench-galera bench-cache soak screenshots cluster cluster-stop galera galera-stop db-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -48,6 +48,9 @@ bench-client: $(STAMP)
 
 bench-ingest: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/ingest.py
+
+bench-cache: $(STAMP)
+	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/cache.py
 
 bench-galera: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/galera.py

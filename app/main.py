@@ -22,6 +22,7 @@ from app.db.catalog import catalog_of
 from app.db.database import Database
 from app.db.routines import routines_of
 from app.feed.hub import GAP, Feed
+from app.feed.invalidation import CacheFollower
 from app.http.app import Gateway
 from app.http.dispatch import Dispatcher
 from app.http.middleware import RequestMiddleware
@@ -31,6 +32,7 @@ from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
+from app.services.cache import ReadCache
 from app.services.crud import CrudService
 from app.services.exports import ExportService
 from app.services.idempotency import IdempotencyStore
@@ -66,11 +68,15 @@ def create_app(settings: Settings | None = None) -> Gateway:
         state.job_runner.start()
         if settings.s3_buckets:
             await state.objects.warm()
+        if state.cache.enabled:
+            state.cache_follower.start()
         yield
+        await state.cache_follower.stop()
         await state.feed.stop()
         await state.job_runner.stop()
         await state.streams.stop()
         await state.objects.close()
+        await state.cache.close()
         await db.close()
         # uvicorn ends a SIGTERMed process by the signal itself, after this: no atexit, so the
         # access lines still waiting in BunchedStreamHandler are written now.
@@ -80,6 +86,10 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state: Any = app.state
     state.settings, state.db, state.catalog, state.title = settings, db, catalog, TITLE
     state.rules = RulesStore(db, settings.rules_ttl_s)
+    state.cache = ReadCache(
+        settings.cache_url, namespace=f"{settings.cache_namespace}:{settings.db.database}", ttl_s=settings.cache_ttl_s,
+        timeout_ms=settings.cache_timeout_ms, max_entry_bytes=settings.cache_max_entry_bytes,
+    )
     state.policies = PolicyStore(db, settings.policies_ttl_s)
     state.crud = CrudService(
         db, catalog, state.rules,
@@ -92,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         batch_rows=settings.import_batch_rows, batch_bytes=settings.import_batch_bytes, writers=settings.import_writers,
         max_errors=settings.import_max_errors, load_data=settings.import_load_data, policies=state.policies,
     )
+    state.imports.changed = state.cache.invalidate
     state.exports = ExportService(
         db, state.crud, state.rows_moved, batch_rows=settings.export_batch_rows, spool_dir=settings.spool_dir
     )
@@ -111,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.streams = Streams(db, catalog, state.rules, settings, state.policies)
     state.feed = Feed(settings, db)
     state.feed.listen(lambda tx: catalog_follows(catalog, tx))
+    state.cache_follower = CacheFollower(state.feed, state.cache)
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     state.metrics = Metrics(state)
@@ -134,8 +146,9 @@ def create_app(settings: Settings | None = None) -> Gateway:
                 {
                     "allow_origins": list(settings.cors_origins),
                     "allow_methods": ["GET", "POST", "PUT", "DELETE"],
-                    "allow_headers": ["content-type", "idempotency-key", "x-request-id", "authorization"],
-                    "expose_headers": ["x-request-id", "idempotent-replayed", "retry-after"],
+                    "allow_headers": ["content-type", "idempotency-key", "x-request-id", "authorization", "if-match",
+                                      "if-none-match"],
+                    "expose_headers": ["x-request-id", "idempotent-replayed", "retry-after", "etag"],
                 },
             )
         )

@@ -30,6 +30,7 @@ async def put_policy(call: Call) -> Response:
     if not body.claim.strip():
         raise InvalidBody("claim names a claim of the caller's token (or a key of an API key's claims)")
     policy = await call.state.policies.put(found, body.column, body.claim, call.who.name)
+    await call.state.cache.invalidate(found.name)  # its answers were made for every caller
     said = f"'{found.name}' shows each caller the rows whose {body.column} is its claim {body.claim}"
     return success(policy.describe(), said)
 
@@ -38,4 +39,5 @@ async def remove_policy(call: Call) -> Response:
     found = await call.state.catalog.table(call.table)
     if not await call.state.policies.remove(found):
         raise RowNotFound(f"'{found.name}' has no row policy", {"table": found.name})
+    await call.state.cache.invalidate(found.name)
     return success(None, f"'{found.name}' has no row policy now: every caller with read sees every row")

@@ -25,6 +25,7 @@ from app.http.bodies import (
 )
 from app.http.idempotent import IDEMPOTENCY_KEY
 from app.http.route import Param, Route
+from app.http.validators import IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED
 from app.imports.uploads import EXTENSIONS
 from app.query.aggregates import FUNCTIONS
 from app.query.lists import MAX_ROWS
@@ -86,6 +87,7 @@ PREFER_CREATE = Param(
     where="header", parsed=False,
 )
 KEYED = (IDEMPOTENCY_KEY, PREFER)
+BY_KEY = (*KEYED, IF_MATCH)  # a write by key may be conditional on the row's ETag
 NO_CONTENT = ((204, None),)  # Prefer: return=minimal
 
 # Each entry: method, path, handler, summary, access, operation name; then what it takes and answers.
@@ -93,11 +95,12 @@ ROUTES: tuple[Route, ...] = (
     # --- a table's rows ---
     Route("GET", "/api/{table}/query", rows.list_rows,
           "List rows (query-string filters)", "read", "list",
-          options=LIST, filters=True, answer=shape.rows, listing=True, negotiated=True, errors=(406,)),
+          options=LIST, filters=True, params=(IF_NONE_MATCH,), answer=shape.rows, listing=True, negotiated=True,
+          also=NOT_MODIFIED, errors=(406,)),
     Route("POST", "/api/{table}/query", rows.query_rows,
           "List rows (JSON filter)", "read", "query",
-          body=QueryBody, request=shape.named("Query"), answer=shape.rows, listing=True, negotiated=True,
-          errors=(406,)),
+          body=QueryBody, params=(IF_NONE_MATCH,), request=shape.named("Query"), answer=shape.rows, listing=True,
+          negotiated=True, also=NOT_MODIFIED, errors=(406,)),
     Route("GET", "/api/{table}/aggregate", rows.aggregate_rows,
           "Aggregates by group (query-string filters)", "read", "aggregate",
           params=AGGREGATE, filters=True, answer=shape.named("Groups"), listing=True),
@@ -123,19 +126,19 @@ ROUTES: tuple[Route, ...] = (
           also=NO_CONTENT, errors=(409, 422)),
     Route("GET", "/api/{table}/{key}", rows.get_row,
           "Get one row by primary key (a,b for composite keys)", "read", "get",
-          params=(Param("fields", {"type": "string"}, "a,b", parsed=False),), answer=shape.row, negotiated=True,
-          errors=(406, 422)),
+          params=(Param("fields", {"type": "string"}, "a,b", parsed=False), IF_NONE_MATCH), answer=shape.row,
+          negotiated=True, also=NOT_MODIFIED, errors=(406, 422)),
     Route("PUT", "/api/{table}/{key}", rows.update_row,
           "Update one row by primary key", "write", "update_by_key",
-          body=UpdateByKeyBody, params=KEYED, request=shape.changes_by_key, answer=shape.row,
-          also=NO_CONTENT, errors=(409, 422)),
+          body=UpdateByKeyBody, params=BY_KEY, request=shape.changes_by_key, answer=shape.row,
+          also=NO_CONTENT, errors=(409, 412, 422)),
     Route("PATCH", "/api/{table}/{key}", rows.update_row,
           "Update one row by primary key (as PUT by key)", "write", "patch_by_key",
-          body=UpdateByKeyBody, params=KEYED, request=shape.changes_by_key, answer=shape.row,
-          also=NO_CONTENT, errors=(409, 422)),
+          body=UpdateByKeyBody, params=BY_KEY, request=shape.changes_by_key, answer=shape.row,
+          also=NO_CONTENT, errors=(409, 412, 422)),
     Route("DELETE", "/api/{table}/{key}", rows.delete_row,
           "Delete one row by primary key", "write", "delete_by_key",
-          params=KEYED, answer=shape.affected, also=NO_CONTENT, errors=(409, 422)),
+          params=BY_KEY, answer=shape.affected, also=NO_CONTENT, errors=(409, 412, 422)),
     Route("WS", "/api/{table}/ws", streams.stream,
           "Rows into the table as messages, each answered once committed, an id applied once", "import", "stream",
           params=(Param("mode", {"type": "string", "enum": ["insert", "upsert"]}, parsed=False),)),

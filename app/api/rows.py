@@ -4,7 +4,7 @@ Accept header asks: JSON, CSV or JSON Lines; http/negotiation.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -12,10 +12,11 @@ from starlette.datastructures import URL
 from starlette.responses import Response
 
 from app.core.errors import Forbidden
-from app.http import prefer
+from app.http import cached, prefer, validators
+from app.http.answers import Answer
 from app.http.envelope import success
 from app.http.idempotent import write_once
-from app.http.negotiation import Representation, choose, rows_response
+from app.http.negotiation import Representation, choose, rows_body
 from app.http.prefer import Preferences
 from app.http.route import Call
 from app.query.embeds import Embed
@@ -28,24 +29,23 @@ from app.services.crud import Permit
 DUPLICATES: dict[str | None, Mode] = {None: "insert", "merge-duplicates": "upsert", "ignore-duplicates": "keep"}
 
 
-def listed(rows: list[dict], meta: dict) -> Response:
-    return success(rows, f"{meta['count']} row(s)", meta=meta)
+VARY = {"Vary": "Accept"}  # a read's answer depends on its Accept header
 
 
 async def _as_asked(
     call: Call, kind: Representation, rows: list[dict], meta: dict | None, fields: str | list[str] | None,
     url: URL | None = None,
-) -> Response:
+) -> Answer:
     """Rows in the representation the Accept header chose (before the query ran: a 406 costs nothing).
     CSV is flat: an embedded row's columns are `customer.name` cells, an embedded array one JSON cell."""
     if kind == "json":
         if meta is None:
-            return success(rows[0])
-        return listed(rows, meta)
+            return Answer.envelope(rows[0], headers=VARY)
+        return Answer.envelope(rows, f"{meta['count']} row(s)", meta, VARY)
     items = await call.state.crud.items(call.table, fields)
     if kind == "csv" and any(isinstance(i, Embed) for i in items):
         rows = [flat_row(items, row) for row in rows]
-    return rows_response(kind, flat_columns(items), rows, url, meta)
+    return Answer.raw(*rows_body(kind, flat_columns(items), rows, url, meta))
 
 
 def _may_read(call: Call) -> Permit:
@@ -62,10 +62,17 @@ def created(given: dict | list, rows: list[dict]) -> Response:
 async def list_rows(call: Call) -> Response:
     kind = choose(call.request.headers.get("accept"))
     params = call.request.query_params
-    rows, meta = await call.state.crud.list_from_params(
-        call.table, params.multi_items(), json_as_text=kind == "csv", permit=_may_read(call)
-    )
-    return await _as_asked(call, kind, rows, meta, params.get("fields"), call.request.url)
+    items = params.multi_items()
+
+    async def make(permit: Permit) -> Answer:
+        rows, meta = await call.state.crud.list_from_params(
+            call.table, items, json_as_text=kind == "csv", permit=permit
+        )
+        return await _as_asked(call, kind, rows, meta, params.get("fields"), call.request.url)
+
+    # The parameters by name (a name's own values keep their order); a Link header holds the URL.
+    where = str(call.request.url.replace(query="")) if kind != "json" else None
+    return await cached.read(call, ["list", kind, sorted(items, key=lambda item: item[0]), where], make)
 
 
 async def query_rows(call: Call) -> Response:
@@ -73,10 +80,14 @@ async def query_rows(call: Call) -> Response:
     body = call.body
     options = {"fields": body.fields, "order": body.order_by, "limit": body.limit, "offset": body.offset,
                "cursor": body.cursor, "count": body.count}
-    rows, meta = await call.state.crud.list_from_body(
-        call.table, body.input, options, json_as_text=kind == "csv", permit=_may_read(call)
-    )
-    return await _as_asked(call, kind, rows, meta, body.fields)
+
+    async def make(permit: Permit) -> Answer:
+        rows, meta = await call.state.crud.list_from_body(
+            call.table, body.input, options, json_as_text=kind == "csv", permit=permit
+        )
+        return await _as_asked(call, kind, rows, meta, body.fields)
+
+    return await cached.read(call, ["query", kind, body.model_dump()], make)
 
 
 async def aggregate_rows(call: Call) -> Response:
@@ -128,19 +139,20 @@ async def create_rows(call: Call) -> Response:
             return Response(status_code=201, headers=_location(call, rows) if not isinstance(given, list) else {})
         return created(given, rows)
 
-    return await write_once(
+    return await _invalidating(call, write_once(
         call,
         lambda after: call.state.crud.create(call.table, given, after, duplicates=duplicates,
                                              read_back=not prefs.minimal),
         answer, prefs.headers(),
-    )
+    ))
 
 
 async def update_rows(call: Call) -> Response:
     body, prefs = call.body, _preferences(call)
-    return await write_once(call, lambda after: call.state.crud.update(call.table, body.input, body.where, after),
-                            _no_content(prefs, lambda n: success({"affected": n}, f"{n} row(s) updated")),
-                            prefs.headers())
+    return await _invalidating(call, write_once(
+        call, lambda after: call.state.crud.update(call.table, body.input, body.where, after),
+        _no_content(prefs, lambda n: success({"affected": n}, f"{n} row(s) updated")), prefs.headers(),
+    ))
 
 
 async def update_many(call: Call) -> Response:
@@ -150,40 +162,71 @@ async def update_many(call: Call) -> Response:
         missing = f", {len(done['missing'])} key(s) not found" if done["missing"] else ""
         return success(done, f"{done['affected']} row(s) updated{missing}")
 
-    return await write_once(call, lambda after: call.state.crud.update_many(call.table, call.body.input, after),
-                            _no_content(prefs, answer), prefs.headers())
+    return await _invalidating(call, write_once(
+        call, lambda after: call.state.crud.update_many(call.table, call.body.input, after),
+        _no_content(prefs, answer), prefs.headers(),
+    ))
 
 
 async def delete_rows(call: Call) -> Response:
     prefs = _preferences(call)
-    return await write_once(call, lambda after: call.state.crud.delete(call.table, call.body.input, after),
-                            _no_content(prefs, lambda n: success({"affected": n}, f"{n} row(s) deleted")),
-                            prefs.headers())
+    return await _invalidating(call, write_once(
+        call, lambda after: call.state.crud.delete(call.table, call.body.input, after),
+        _no_content(prefs, lambda n: success({"affected": n}, f"{n} row(s) deleted")), prefs.headers(),
+    ))
 
 
 async def get_row(call: Call) -> Response:
     kind = choose(call.request.headers.get("accept"))
     fields = call.request.query_params.get("fields")
-    row = await call.state.crud.get(
-        call.table, call.path["key"], fields, json_as_text=kind == "csv", permit=_may_read(call)
-    )
-    return await _as_asked(call, kind, [row], None, fields)
+
+    async def make(permit: Permit) -> Answer:
+        row = await call.state.crud.get(
+            call.table, call.path["key"], fields, json_as_text=kind == "csv", permit=permit
+        )
+        return await _as_asked(call, kind, [row], None, fields)
+
+    return await cached.read(call, ["get", kind, call.path["key"], fields], make)
+
+
+async def _invalidating(call: Call, write: Awaitable[Response]) -> Response:
+    """A write, then its table's cached answers dropped, whatever it answered (a failed write may
+    have committed: commit_outcome_unknown). The change feed drops them too, for every writer;
+    this keeps the gateway right on its own."""
+    try:
+        return await write
+    finally:
+        await call.state.cache.invalidate(call.table)
 
 
 async def update_row(call: Call) -> Response:
-    """PUT or PATCH by key: the columns given change, the others stay."""
+    """PUT or PATCH by key: the columns given change, the others stay. With If-Match, only if the
+    row is still the one the client read (the answer's ETag is the new row's)."""
     key, values, prefs = call.path["key"], call.body.input, _preferences(call)
-    return await write_once(
+    precondition = validators.if_match(call.request.headers.get("if-match"))
+
+    def answer(row: dict | None) -> Response:
+        if prefs.minimal or row is None:
+            return Response(status_code=204)
+        response = success(row, "row updated")
+        response.headers["ETag"] = validators.row_etag(row)
+        return response
+
+    return await _invalidating(call, write_once(
         call,
-        lambda after: call.state.crud.update_by_key(call.table, key, values, after, read_back=not prefs.minimal),
-        _no_content(prefs, lambda row: success(row, "row updated")), prefs.headers(),
-    )
+        lambda after: call.state.crud.update_by_key(call.table, key, values, after, read_back=not prefs.minimal,
+                                                    precondition=precondition),
+        answer, prefs.headers(),
+    ))
 
 
 async def delete_row(call: Call) -> Response:
     key, prefs = call.path["key"], _preferences(call)
-    return await write_once(call, lambda after: call.state.crud.delete_by_key(call.table, key, after),
-                            _no_content(prefs, lambda n: success({"affected": n}, "row deleted")), prefs.headers())
+    precondition = validators.if_match(call.request.headers.get("if-match"))
+    return await _invalidating(call, write_once(
+        call, lambda after: call.state.crud.delete_by_key(call.table, key, after, precondition=precondition),
+        _no_content(prefs, lambda n: success({"affected": n}, "row deleted")), prefs.headers(),
+    ))
 
 
 async def call_routine(call: Call) -> Response:
@@ -191,5 +234,8 @@ async def call_routine(call: Call) -> Response:
     name = call.path["name"]
     if not call.who.may("execute", name):
         raise Forbidden(f"'{call.who.name}' may not execute '{name}'", {"needs": f"execute:{name}"})
-    data, meta = await call.state.rpc.call(name, call.body.input)
+    try:
+        data, meta = await call.state.rpc.call(name, call.body.input)
+    finally:
+        await call.state.cache.invalidate_all()  # a procedure may have written any table
     return success(data, f"'{name}' called", meta=meta or None)

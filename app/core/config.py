@@ -218,6 +218,24 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_s: int = _(86400, "how long an `Idempotency-Key` is remembered", ge=1)
 
+    # --- the read cache ---
+    cache_url: str | None = _(
+        None,
+        "`redis://host:6379/0`: GET by key and list/query answers are kept there, shared by every instance and"
+        " dropped when their table changes (docs/api.md, the read cache); unset: no cache",
+    )
+    cache_ttl_s: float = _(
+        300.0, "an answer is kept at most this long (a safety net: a change drops it at once)", gt=0
+    )
+    cache_timeout_ms: float = _(
+        50.0, "each call to Redis gets this long; past it (or on any error) the database answers", gt=0
+    )
+    cache_namespace: str = _(
+        "gateway", "the prefix of the cache's keys (the database's name follows it): gateways serving other"
+        " databases may share one Redis", min_length=1,
+    )
+    cache_max_entry_bytes: int = _(1024 * 1024, "answers larger than this are not kept", ge=1)
+
     # --- the catalog ---
     tables_allow: CsvStrs = _((), "comma-separated glob patterns of the tables to expose (all by default)")
     tables_deny: CsvStrs = _((), "comma-separated glob patterns of tables to hide")

@@ -230,6 +230,13 @@ class JobEnded(GatewayError):
     status, code = 409, "job_ended"
 
 
+class PreconditionFailed(GatewayError):
+    """A write by key with `If-Match` whose ETag is not the row's current one: the row changed since
+    it was read (details.etag is the current one). Nothing was written."""
+
+    status, code = 412, "precondition_failed"
+
+
 # --- 413, 415, 422: the content ---------------------------------------------------------------------
 
 class PayloadTooLarge(GatewayError):
@@ -324,7 +331,8 @@ ERRORS: tuple[type[GatewayError], ...] = (
     InvalidHeader, InvalidSpreadsheet, InvalidJson, InvalidParquet, InvalidSchema, InvalidSource, UploadInterrupted,
     Unauthorized, Forbidden, SourceNotAllowed, TableNotFound, RowNotFound, RoutineNotFound,
     RouteNotFound, SchemaNotFound,
-    JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PositionGone, PayloadTooLarge,
+    JobNotFound, SourceNotFound, MethodNotAllowed, NotAcceptable, Conflict, JobEnded, PositionGone,
+    PreconditionFailed, PayloadTooLarge,
     UnsupportedMediaType, InvalidValue, MissingColumn, ImportRolledBack, IdempotencyKeyReused, RateLimited,
     InternalError, SourceUnavailable, ServiceUnavailable, FeedUnavailable, GatewayTimeout, CommitOutcomeUnknown,
 )

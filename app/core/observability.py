@@ -110,6 +110,20 @@ class _StateCollector(Collector):
         yield CounterFamily("gateway_feed_transactions", "Transactions the feed read", value=feed.metrics_transactions)
         yield CounterFamily("gateway_feed_cut", "Subscribers the feed let go (too slow, reader lost)",
                             value=feed.metrics_cut)
+        cache = getattr(self.state, "cache", None)
+        if cache is not None and cache.enabled:
+            counts = cache.counts
+            yield _family(CounterFamily, "gateway_cache_reads", "Cacheable reads: from the cache (hit), from the"
+                          " database (miss), or not looked up (bypass: cache paused, a view, an invalidation owed)",
+                          ["outcome"], [(o, counts.get(o, 0)) for o in ("hit", "miss", "bypass")])
+            yield _family(CounterFamily, "gateway_cache_stores", "Answers kept (stored) or not (skipped: a change"
+                          " came since the read began, too large, or it read other tables)", ["outcome"],
+                          [(o, counts.get(o, 0)) for o in ("stored", "skipped")])
+            yield CounterFamily("gateway_cache_invalidations", "Tables' cached answers dropped (or all tables')",
+                                value=counts.get("invalidated", 0))
+            yield _family(CounterFamily, "gateway_cache_errors", "Calls to Redis that failed or timed out (the"
+                          " database answered)", ["op"],
+                          [(o, counts.get(f"error_{o}", 0)) for o in ("lookup", "store", "invalidate")])
 
 
 JOB_STATES = ("uploading", "queued", "running", "succeeded", "failed", "cancelled")  # the last three: ended

@@ -138,6 +138,7 @@ class Feed:
         self._reader: Reader | None = None
         self._start_lock = asyncio.Lock()
         self.last: Position | None = None  # after the last transaction handed on
+        self.read_to: Position | None = None  # where the last transaction handed on ends in the binlog
         self.lag_s: float | None = None
         self.metrics_changes = self.metrics_transactions = self.metrics_cut = 0
 
@@ -172,7 +173,7 @@ class Feed:
             if self.running:
                 return
             end = await self._end()
-            self.last = end
+            self.last = self.read_to = end
             self._reader = Reader(self.source, end, self._publish, self._failed, self.heartbeat_s)
             self.status = Status("running")
             log.info("change feed reading the binlog from %s", end)
@@ -210,6 +211,7 @@ class Feed:
 
     def _publish(self, tx: Transaction) -> None:
         self.last = Position(tx.position.seq, tx.position.offset, max(len(tx.changes) - 1, 0), tx.position.file)
+        self.read_to = tx.end or self.read_to
         self.lag_s = max(time.time() - tx.committed_at, 0.0)
         self.metrics_transactions += 1
         self.metrics_changes += len(tx.changes)

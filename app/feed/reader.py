@@ -50,6 +50,7 @@ class Transaction:
     committed_at: int  # seconds since the epoch (the binlog's precision)
     changes: list[Change] = field(default_factory=list)
     defined: set[str] = field(default_factory=set)  # tables a statement created, altered or dropped ("*": unknown)
+    end: Position | None = None  # where its last event ends: a server whose binlog ends here has nothing newer
 
 
 @dataclass(frozen=True)
@@ -88,18 +89,21 @@ def read(source: Source, start: Position, emit: Callable[[Transaction], None], s
                 if event.schema == source.schema:
                     current.changes.extend(_changes(event))
             elif isinstance(event, XidEvent):
+                current.end = Position.start(stream.log_file, stream.log_pos)
                 emit(current)
                 current = None
             elif isinstance(event, QueryEvent):
                 query = event.query if isinstance(event.query, str) else bytes(event.query).decode("utf-8", "replace")
                 verb = query.strip().upper()
                 if verb == "COMMIT":
+                    current.end = Position.start(stream.log_file, stream.log_pos)
                     emit(current)
                     current = None
                 elif verb not in ("BEGIN", "ROLLBACK"):
                     schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
                     current.defined |= defined_tables(query, schema, source.schema)
                     if standalone:
+                        current.end = Position.start(stream.log_file, stream.log_pos)
                         emit(current)
                         current = None
     finally:

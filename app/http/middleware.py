@@ -20,13 +20,14 @@ from app.core.observability import Metrics, access_log
 from app.http.envelope import error
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# On every response: no MIME sniffing, no framing, no referrer, and API answers are not cached.
+# On every response: no MIME sniffing, no framing, no referrer, and API answers are not cached
+# (unless the answer says otherwise: a read with an ETag may be kept to be revalidated).
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
 ]
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class RequestMiddleware:
@@ -58,7 +59,10 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id), *SECURITY_HEADERS]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id), *SECURITY_HEADERS]
+                if not any(name == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = headers
             await send(message)
 
         try:

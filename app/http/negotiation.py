@@ -84,6 +84,15 @@ def rows_response(
 ) -> Response:
     """Rows as CSV (a header, then a line a row) or JSON Lines; `meta` (a list's) in headers, with
     `url` (a GET's) for the Link to the next page."""
+    body, media_type, headers = rows_body(kind, columns, rows, url, meta)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def rows_body(
+    kind: Literal["csv", "jsonl"], columns: Sequence[Column], rows: Sequence[dict], url: URL | None = None,
+    meta: dict | None = None,
+) -> tuple[bytes, str, dict[str, str]]:
+    """What `rows_response` answers: the body, its media type and its headers."""
     if kind == "csv":
         body = csv_lines(columns, rows, header=True)
     else:
@@ -91,7 +100,7 @@ def rows_response(
     headers = {"Vary": "Accept"}
     if meta is not None:
         headers |= _page_headers(meta, url)
-    return Response(body, media_type=MEDIA_TYPES[kind], headers=headers)
+    return body, MEDIA_TYPES[kind], headers
 
 
 def csv_lines(columns: Sequence[Column], rows: Sequence[dict], *, header: bool) -> bytes:

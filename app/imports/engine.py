@@ -54,6 +54,8 @@ class ImportEngine:
         self.max_errors = max_errors
         self.writer = BatchWriter(db, load_data)
         self.rows_moved = rows_moved  # (import|export, table) -> rows, for metrics
+        # Told the table after an import ends (its batches are committed): the read cache's invalidation.
+        self.changed: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def batches_by_path(self) -> dict[str, int]:
@@ -81,6 +83,8 @@ class ImportEngine:
             return await self._run(table, source, mode, atomic, null, dry_run, after, checkpoint)
         finally:
             await source.close()
+            if not dry_run and self.changed is not None:
+                await self.changed(table.name)  # the read cache: the table's answers go
 
     async def _run(
         self, table: Table, source: Source, mode: Mode, atomic: bool, null: str | None, dry_run: bool,

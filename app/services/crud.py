@@ -70,6 +70,9 @@ def to_records(table_columns: tuple[Column, ...], result: StatementResult, json_
 
 
 Hook = Callable[[Session, Any], Awaitable[None]]  # runs inside a write's transaction, after the write
+# A write by key's precondition (If-Match): given the row as GET by key shows it, read FOR UPDATE in
+# the write's transaction; raises to refuse the write.
+Precondition = Callable[[dict], None]
 
 
 def check_updated_rows(rules: Rules, table: Table, rows: list[tuple], assignments: dict[Column, Any]) -> None:
@@ -573,7 +576,8 @@ class CrudService:
         return await self._transaction(work, after)
 
     async def update_by_key(
-        self, name: str, key: str, values: Mapping[str, Any], after: Hook | None = None, *, read_back: bool = True
+        self, name: str, key: str, values: Mapping[str, Any], after: Hook | None = None, *, read_back: bool = True,
+        precondition: Precondition | None = None,
     ) -> dict | None:
         table, (assignments, old_key) = await self.resolve(
             name, lambda t: (prepare_values(t, values), key_values(t, key)), writing=True
@@ -587,6 +591,8 @@ class CrudService:
         rules = await self.rules.for_table(table)
 
         async def work(session: Session) -> dict | None:
+            if precondition is not None:
+                await self._precondition(session, table, by_key, key, precondition)
             if rules is not None:
                 await self._check_update(session, rules, table, by_key, assignments)
             if (await session.execute(*statement)).affected == 0:
@@ -677,7 +683,9 @@ class CrudService:
         where = await self._owned(table, where)
         return await self._statement(sql.delete(table, where), _affected, after)
 
-    async def delete_by_key(self, name: str, key: str, after: Hook | None = None) -> int:
+    async def delete_by_key(
+        self, name: str, key: str, after: Hook | None = None, *, precondition: Precondition | None = None
+    ) -> int:
         table, where = await self.resolve(name, lambda t: key_condition(t, key), writing=True)
         where = await self._owned(table, where)
 
@@ -686,4 +694,23 @@ class CrudService:
                 raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
             return result.affected
 
-        return await self._statement(sql.delete(table, where), found, after)
+        if precondition is None:
+            return await self._statement(sql.delete(table, where), found, after)
+
+        async def work(session: Session) -> int:
+            await self._precondition(session, table, where, key, precondition)
+            return found(await session.execute(*sql.delete(table, where)))
+
+        return await self._transaction(work, after)
+
+    async def _precondition(
+        self, session: Session, table: Table, where: Node, key: str, precondition: Precondition
+    ) -> None:
+        """The row a write by key changes, locked, as GET by key shows it, given to `precondition`.
+        A row the caller does not see (`where` holds its policy) is not found: a 404, never a 412
+        that would tell it exists."""
+        statement, params = sql.select_where(table, where)
+        result = await session.execute(f"{statement} FOR UPDATE", params)
+        if not result.rows:
+            raise RowNotFound(f"no row in '{table.name}' with key {key}", {"key": key})
+        precondition(to_records(table.columns, result)[0])

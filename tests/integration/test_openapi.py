@@ -25,7 +25,8 @@ async def test_the_spec_is_per_caller_and_follows_the_catalog(schema, settings):
         assert (await client.get("/openapi.json")).status_code == 401
         writer = (await client.get("/openapi.json", headers={"X-API-Key": KEYS["orders-writer"]})).json()
         assert {p for p in writer["paths"] if p.startswith("/api/") and p not in ("/api/tables", "/api/rpc/{name}")} == {
-            "/api/orders/query", "/api/orders/aggregate", "/api/orders", "/api/orders/{key}", "/api/tables/orders", "/api/schemas/orders"
+            "/api/orders/query", "/api/orders/aggregate", "/api/orders", "/api/orders/{key}", "/api/tables/orders", "/api/schemas/orders",
+            "/api/orders/changes"
         }
         reader = bearer(KEYS["reader"])
         run_sql(schema, "CREATE TABLE fresh (id INT PRIMARY KEY)")

@@ -1,0 +1,72 @@
+"""The read cache kept exact by the change feed: every table a committed transaction changed (from
+any writer: the gateway, a script, a replica's primary) has its cached answers dropped, and a table
+a DDL statement defined anew too.
+
+The cache is used only while the feed follows the binlog: from the moment its reader starts (every
+answer cached before is dropped then, as nobody followed what changed meanwhile) until the reader
+loses its place. Tables changed within one turn of the event loop are dropped in one call each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from app.core.errors import GatewayError
+from app.feed.hub import GAP, Feed
+from app.services.cache import ReadCache
+
+log = logging.getLogger("gateway.feed")
+EVERY = "*"
+
+
+class CacheFollower:
+    def __init__(self, feed: Feed, cache: ReadCache, retry_s: float = 1.0):
+        self.feed, self.cache, self.retry_s = feed, cache, retry_s
+        self._owed: set[str] = set()
+        self._flushing: asyncio.Task | None = None
+        self._keeping: asyncio.Task | None = None
+        feed.listen(self.seen)
+
+    def start(self) -> None:
+        if not self.feed.enabled:
+            log.warning("GATEWAY_CACHE_URL is set but the change feed is off (GATEWAY_FEED=off): the read cache is"
+                        " not used, as nothing would drop what other writers change")
+            return
+        self._keeping = asyncio.create_task(self._keep())
+
+    async def stop(self) -> None:
+        if self._keeping is not None:
+            self._keeping.cancel()
+
+    async def _keep(self) -> None:
+        """Keep the feed reading while the cache is on (it starts again after losing its place)."""
+        while True:
+            if not self.feed.running:
+                self.cache.following = False
+                try:
+                    await self.feed.start()
+                    await self.cache.invalidate_all()  # changes made while nobody followed
+                    self.cache.following = True
+                except GatewayError as exc:  # the feed cannot run: the cache stays unused, /health/ready says why
+                    log.debug("read cache waits for the change feed: %s", exc.message)
+            await asyncio.sleep(self.retry_s)
+
+    def seen(self, tx: Any) -> None:
+        if tx is GAP:
+            self.cache.following = False
+            self._owed.add(EVERY)
+        else:
+            self._owed.update(change.table for change in tx.changes)
+            self._owed.update(tx.defined)
+        if self._owed and (self._flushing is None or self._flushing.done()):
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._owed:
+            owed, self._owed = self._owed, set()
+            if EVERY in owed:
+                await self.cache.invalidate_all()
+            else:
+                await asyncio.gather(*(self.cache.invalidate(table) for table in owed))
