@@ -29,12 +29,14 @@ from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
+from app.services.accounts import CredentialStore
 from app.services.crud import CrudService
 from app.services.exports import ExportService
 from app.services.idempotency import IdempotencyStore
 from app.services.policies import PolicyStore
 from app.services.rpc import RpcService
 from app.services.rules_store import RulesStore
+from app.services.tokens import GatewayTokens, TokenIssuer
 from app.streams import positions
 from app.streams.registry import Streams
 
@@ -108,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.streams = Streams(db, catalog, state.rules, settings, state.policies)
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))
+    accounts(state, settings)
     state.metrics = Metrics(state)
     dispatcher = Dispatcher(ROUTES, mounts={docs.ASSETS_PATH: docs.assets})
     state.openapi = OpenAPI(ROUTES, dispatcher, title=TITLE, version=VERSION, max_limit=settings.max_limit)
@@ -136,6 +139,25 @@ def create_app(settings: Settings | None = None) -> Gateway:
         )
     app.serve(dispatcher, middleware)
     return app
+
+
+def accounts(state: Any, settings: Settings) -> None:
+    """Keys and accounts in the database, and the tokens the gateway issues: only with auth on (with
+    `none` nobody holds `admin`, and POST /token answers 404)."""
+    state.accounts = CredentialStore(db=state.db, ttl_s=settings.accounts_ttl_s)
+    state.token_limiter = RateLimiter(parse_rates(settings.token_rate_limits))
+    secret = settings.token_secret or (
+        settings.jwt_secret if settings.auth_mode == "jwt" and settings.jwt_algorithm == "HS256" else None
+    )
+    state.tokens = None
+    if settings.auth_mode == "none":
+        return
+    state.auth.sources.append(state.accounts)
+    if secret:
+        state.tokens = TokenIssuer(
+            state.db, state.accounts, secret, settings.access_token_ttl_s, settings.refresh_token_ttl_s
+        )
+        state.auth.sources.append(GatewayTokens(state.accounts, secret))
 
 
 app = create_app()
