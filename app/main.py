@@ -30,6 +30,7 @@ from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
 from app.services.accounts import CredentialStore
+from app.services.audit import AuditTrail
 from app.services.crud import CrudService
 from app.services.exports import ExportService
 from app.services.idempotency import IdempotencyStore
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
             await state.rules.ensure_table()
             await state.job_store.ensure_tables()
             await positions.ensure_tables(db)
+            if state.audit is not None:
+                await state.audit.ensure_table()
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
@@ -69,6 +72,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
         yield
         await state.job_runner.stop()
         await state.streams.stop()
+        if state.audit is not None:
+            await state.audit.flush()
         await state.objects.close()
         await db.close()
         # uvicorn ends a SIGTERMed process by the signal itself, after this: no atexit, so the
@@ -145,6 +150,10 @@ def accounts(state: Any, settings: Settings) -> None:
     """Keys and accounts in the database, and the tokens the gateway issues: only with auth on (with
     `none` nobody holds `admin`, and POST /token answers 404)."""
     state.accounts = CredentialStore(db=state.db, ttl_s=settings.accounts_ttl_s)
+    on = settings.audit if settings.audit is not None else settings.auth_mode != "none"
+    state.audit = AuditTrail(state.db) if on else None
+    if state.audit is not None:
+        state.accounts.audit = state.audit.in_transaction
     state.token_limiter = RateLimiter(parse_rates(settings.token_rate_limits))
     secret = settings.token_secret or (
         settings.jwt_secret if settings.auth_mode == "jwt" and settings.jwt_algorithm == "HS256" else None

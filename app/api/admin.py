@@ -8,12 +8,13 @@ An admin grants only scopes it holds itself (a glob it holds covers a narrower o
 from __future__ import annotations
 
 import fnmatch
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
 from app.core.auth import Principal, parse_scopes, scope_text
-from app.core.errors import Forbidden, InvalidBody
+from app.core.errors import Forbidden, InvalidBody, RouteNotFound
 from app.http.envelope import success
 from app.http.route import Call
 from app.services.accounts import check_name, expiry, new_key
@@ -99,6 +100,26 @@ async def rotate_key(call: Call) -> Response:
     _, secret, key = new_key(key_id)  # the same id: a 404 below when no live key has it
     await call.state.accounts.rotate("key", key_id, secret, call.who.name, revoke_refresh)
     return success({"id": key_id, "key": key}, "key rotated: the new key is shown this once, the old one ends")
+
+
+def _instant(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.removesuffix("Z"))
+    except ValueError:
+        raise InvalidBody(f"query.{name}: an ISO 8601 time (UTC), as 2026-01-31T12:00:00Z", {"field": name}) from None
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
+async def read_audit(call: Call) -> Response:
+    trail = call.state.audit
+    if trail is None:
+        raise RouteNotFound("the audit trail is off (GATEWAY_AUDIT)")
+    query = call.query
+    found = await trail.read(query.get("table"), query.get("subject"), _instant(query.get("since"), "since"),
+                             _instant(query.get("until"), "until"), *_page(call))
+    return success(found, f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}")
 
 
 async def rotate_user(call: Call) -> Response:

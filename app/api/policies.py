@@ -8,6 +8,7 @@ from starlette.responses import Response
 from app.core.echo import shown
 from app.core.errors import InvalidBody, RowNotFound, UnknownColumn
 from app.http.envelope import success
+from app.http.idempotent import audited
 from app.http.route import Call
 
 
@@ -30,6 +31,7 @@ async def put_policy(call: Call) -> Response:
     if not body.claim.strip():
         raise InvalidBody("claim names a claim of the caller's token (or a key of an API key's claims)")
     policy = await call.state.policies.put(found, body.column, body.claim, call.who.name)
+    audited(call, found.name, 1)
     said = f"'{found.name}' shows each caller the rows whose {body.column} is its claim {body.claim}"
     return success(policy.describe(), said)
 
@@ -38,4 +40,5 @@ async def remove_policy(call: Call) -> Response:
     found = await call.state.catalog.table(call.table)
     if not await call.state.policies.remove(found):
         raise RowNotFound(f"'{found.name}' has no row policy", {"table": found.name})
+    audited(call, found.name, 1)
     return success(None, f"'{found.name}' has no row policy now: every caller with read sees every row")

@@ -254,6 +254,15 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/admin/users/{user}/rotate", admin.rotate_user,
           "Set a user's new password: its access and refresh tokens end", "manage", "rotate_user",
           tag="accounts", body=PasswordBody, errors=(404,)),
+    Route("GET", "/api/admin/audit", admin.read_audit,
+          "The audit trail: who changed which rows, rules, policies and keys, newest first", "audit", "read_audit",
+          tag="accounts", params=(
+              Param("table", {"type": "string", "maxLength": 64}, "only this table's entries"),
+              Param("subject", {"type": "string", "maxLength": 255}, "only this caller's entries"),
+              Param("since", {"type": "string", "format": "date-time", "maxLength": 40}, "from this time (UTC)"),
+              Param("until", {"type": "string", "format": "date-time", "maxLength": 40}, "before this time (UTC)"),
+              *PAGE,
+          ), answer=shape.inline("AuditEntries", {"type": "array", "items": shape.ref("AuditEntry")}), errors=(404,)),
     # --- the service ---
     Route("GET", "/health/live", health.live,
           "The process answers", "open", "live",

@@ -230,6 +230,10 @@ class Settings(BaseSettings):
         "account=10/min,address=60/min",
         "POST /token attempts per account (login or key id) and per client address, per instance (429 past it)",
     )
+    audit: bool | None = _(
+        None, "the audit trail (`_gateway_audit`, GET /api/admin/audit): who changed which rows, rules, policies"
+        " and keys; on by default when the auth mode is not `none` (where every caller is `anonymous`)",
+    )
     rate_limits: str = _(
         "", "per caller and action, per instance: `read=200/s,write=50/s,import=2/min,export=10/min` (empty: no limits)"
     )

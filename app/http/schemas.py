@@ -289,6 +289,15 @@ SCHEMAS: dict[str, dict] = {
         },
         "required": ["id"],
     },
+    "AuditEntry": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"}, "at": {"type": "string"}, "request_id": {"type": "string"},
+            "subject": {"type": "string"}, "table": {"type": "string"}, "action": {"type": "string"},
+            "count": {"type": "integer"},
+        },
+        "required": ["id", "at", "request_id", "subject", "table", "action", "count"],
+    },
     "Patched": {
         "type": "object",
         "properties": {

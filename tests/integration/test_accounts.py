@@ -293,3 +293,40 @@ def test_no_input_gives_a_5xx(schema, settings):
 
         token()
         admin()
+
+
+async def test_the_audit_trail(schema, settings):
+    async with running(config(settings)) as client:
+        made = await client.post("/api/users", json={"input": [{"name": "Ann"}, {"name": "Bob"}]}, headers=ROOT)
+        assert made.status_code == 201, made.text
+        for _ in range(2):  # the replay changed nothing: one entry
+            keyed = await client.post("/api/users", json={"input": {"name": "Cy"}},
+                                      headers=ROOT | {"Idempotency-Key": "k1"})
+            assert keyed.status_code == 201, keyed.text
+        assert (await client.put("/api/users", json={"input": {"age": 3}, "where": {"name": "Ann"}},
+                                 headers=ROOT)).status_code == 200
+        assert (await client.request("DELETE", "/api/users", json={"where": {"name": {"in": ["Ann", "Bob"]}}},
+                                     headers=ROOT)).status_code == 200
+        assert_error(await client.post("/api/users", json={"input": {"nope": 1}}, headers=ROOT), 400, "unknown_column")
+        assert (await client.put("/api/schemas/users", json={"type": "object"}, headers=ROOT)).status_code == 200
+        assert (await client.put("/api/policies/orders", json={"column": "user_id", "claim": "uid"},
+                                 headers=ROOT)).status_code == 200
+        key = await data(await client.post("/api/admin/keys", json={"name": "auditor", "scopes": ["audit"]},
+                                           headers=ROOT), 201)
+        await data(await client.delete(f"/api/admin/keys/{key['id']}", headers=ROOT))
+        trail = await data(await client.get("/api/admin/audit", headers=ROOT))
+        assert [(e["subject"], e["table"], e["action"], e["count"]) for e in reversed(trail)] == [
+            ("root", "users", "create", 2), ("root", "users", "create", 1), ("root", "users", "update", 1),
+            ("root", "users", "delete", 2), ("root", "users", "put_rules", 1), ("root", "orders", "put_policy", 1),
+            ("root", "_gateway_credentials", "create_key", 1), ("root", "_gateway_credentials", "revoke_key", 1)]
+        assert trail[-1]["request_id"] == made.headers["x-request-id"]
+        assert "Ann" not in json.dumps(trail) and key["key"] not in json.dumps(trail)
+        only_orders = await data(await client.get("/api/admin/audit", params={"table": "orders"}, headers=ROOT))
+        assert [e["action"] for e in only_orders] == ["put_policy"]
+        assert await data(await client.get("/api/admin/audit", params={"since": "2999-01-01T00:00:00Z"},
+                                           headers=ROOT)) == []
+        assert len(await data(await client.get("/api/admin/audit", params={"limit": 2, "offset": 1},
+                                               headers=ROOT))) == 2
+        assert_error(await client.get("/api/admin/audit", params={"since": "yesterday"}, headers=ROOT),
+                     400, "invalid_body")
+        assert_error(await client.get("/api/admin/audit", headers={"X-API-Key": "reader-key"}), 403, "forbidden")
