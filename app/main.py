@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.api import docs
 from app.api.routes import ROUTES
+from app.core import tracing
 from app.core.auth import Authenticator
 from app.core.collector import tune_for_bulk
 from app.core.config import Settings
@@ -45,8 +46,11 @@ log = logging.getLogger("gateway")
 TITLE, VERSION = "MySQL REST gateway", "0.1.0"
 
 
-def create_app(settings: Settings | None = None) -> Gateway:
+def create_app(settings: Settings | None = None, span_exporter: Any = None) -> Gateway:
+    """The gateway. `span_exporter` (tests): tracing on, spans to it, as OTEL_EXPORTER_OTLP_ENDPOINT
+    turns it on with the OTLP exporter."""
     settings = settings or Settings()
+    traces = tracing.setup(span_exporter) if span_exporter is not None or tracing.wanted() else None
     db = Database(settings)
     catalog = catalog_of(db, settings)
 
@@ -76,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
             await state.audit.flush()
         await state.objects.close()
         await db.close()
+        if traces is not None:
+            tracing.teardown(traces)
         # uvicorn ends a SIGTERMed process by the signal itself, after this: no atexit, so the
         # access lines still waiting in BunchedStreamHandler are written now.
         flush_logs()
@@ -130,6 +136,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
             },
         )
     ]
+    if traces is not None:  # outermost: the access line and every span are inside the request's span
+        middleware.insert(0, tracing.middleware(traces))
     if settings.cors_origins:
         middleware.append(
             (
