@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, span_exporter: Any = None) -> G
         await state.job_runner.stop()
         await state.streams.stop()
         if state.audit is not None:
-            await state.audit.flush()
+            await state.audit.stop()
         await state.objects.close()
         await db.close()
         if traces is not None:

@@ -148,6 +148,7 @@ class CredentialStore:
         self._read_at: float | None = None
         self._reading: asyncio.Future[dict[str, Credential]] | None = None
         self._verified: dict[bytes, tuple[str, int]] = {}  # sha256(key) -> (id, version)
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}  # checks under way, by sha256(key)
         # Argon2 for a key whose secret is wrong is CPU spent: at most this many a second per key id.
         self._failures = RateLimiter({"verify": verify_rate})
         self.audit: Audit | None = None  # app/main.py: the audit trail, written in each change's transaction
@@ -210,11 +211,17 @@ class CredentialStore:
         fast = hashlib.sha256(key.encode()).digest()
         if self._verified.get(fast) == (row.id, row.version):
             return row
-        try:
-            self._failures.take(row.id, "verify")
-        except RateLimited as exc:
-            raise RateLimited("too many attempts with this key id; retry later", None, exc.headers) from None
-        if not await asyncio.to_thread(verify_secret, row.secret, parts[1]):
+        # Requests arriving together with one new key (a client's pool opening) share one check.
+        pending = self._pending.get(fast)
+        if pending is None:
+            try:
+                self._failures.take(row.id, "verify")
+            except RateLimited as exc:
+                raise RateLimited("too many attempts with this key id; retry later", None, exc.headers) from None
+            check = asyncio.to_thread(verify_secret, row.secret, parts[1])
+            pending = self._pending[fast] = asyncio.ensure_future(check)
+            pending.add_done_callback(lambda _: self._pending.pop(fast, None))
+        if not await asyncio.shield(pending):
             raise Unauthorized("unknown API key")
         if len(self._verified) >= MAX_VERIFIED:
             self._verified.clear()

@@ -88,6 +88,12 @@ class AuditTrail:
         await asyncio.sleep(self.FLUSH_S)
         await self.flush()
 
+    async def stop(self) -> None:
+        """At shutdown: what is pending is written now, the timer dropped."""
+        if self._flushing is not None and not self._flushing.done():
+            self._flushing.cancel()
+        await self.flush()
+
     async def flush(self) -> None:
         """Write what is pending now (a read of the trail, and the shutdown, call this)."""
         while self._pending:

@@ -173,6 +173,9 @@ class GatewayTokens:
         try:
             if jwt.get_unverified_header(credential).get("kid") != KID:
                 return None
+        except jwt.PyJWTError:
+            return None  # not a token, or not ours: the mode's own way reads it (a key may hold dots)
+        try:
             claims = jwt.decode(credential, self.secret, algorithms=[ALGORITHM],
                                 options={"require": ["exp", "sub", "gid", "ver", "jti"]}, leeway=5)
         except jwt.PyJWTError as exc:
