@@ -31,6 +31,7 @@ from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
 from app.services.accounts import CredentialStore
+from app.services.audit import CREATE as AUDIT_TABLE
 from app.services.audit import AuditTrail
 from app.services.crud import CrudService
 from app.services.exports import ExportService
@@ -162,6 +163,7 @@ def accounts(state: Any, settings: Settings) -> None:
     state.audit = AuditTrail(state.db) if on else None
     if state.audit is not None:
         state.accounts.audit = state.audit.in_transaction
+        state.accounts.tables.append(AUDIT_TABLE)
     state.token_limiter = RateLimiter(parse_rates(settings.token_rate_limits))
     secret = settings.token_secret or (
         settings.jwt_secret if settings.auth_mode == "jwt" and settings.jwt_algorithm == "HS256" else None

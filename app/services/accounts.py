@@ -152,9 +152,11 @@ class CredentialStore:
         # Argon2 for a key whose secret is wrong is CPU spent: at most this many a second per key id.
         self._failures = RateLimiter({"verify": verify_rate})
         self.audit: Audit | None = None  # app/main.py: the audit trail, written in each change's transaction
+        self.tables = [CREATE]  # what a change needs (app/main.py adds the audit trail's table)
 
     async def ensure_table(self) -> None:
-        await self.db.fetch(CREATE)
+        for create in self.tables:
+            await self.db.fetch(create)
 
     # --- reading -------------------------------------------------------------------------------
 
