@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.api import console, docs
 from app.api.routes import ROUTES
+from app.core import tracing
 from app.core.auth import Authenticator
 from app.core.collector import tune_for_bulk
 from app.core.config import Settings
@@ -32,6 +33,9 @@ from app.jobs.runner import JobRunner
 from app.jobs.s3 import ObjectStore
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
+from app.services.accounts import CredentialStore
+from app.services.audit import CREATE as AUDIT_TABLE
+from app.services.audit import AuditTrail
 from app.services.cache import ReadCache
 from app.services.crud import CrudService
 from app.services.exports import ExportService
@@ -39,6 +43,7 @@ from app.services.idempotency import IdempotencyStore
 from app.services.policies import PolicyStore
 from app.services.rpc import RpcService
 from app.services.rules_store import RulesStore
+from app.services.tokens import GatewayTokens, TokenIssuer
 from app.streams import positions
 from app.streams.registry import Streams
 
@@ -46,8 +51,11 @@ log = logging.getLogger("gateway")
 TITLE, VERSION = "MySQL REST gateway", "0.1.0"
 
 
-def create_app(settings: Settings | None = None) -> Gateway:
+def create_app(settings: Settings | None = None, span_exporter: Any = None) -> Gateway:
+    """The gateway. `span_exporter` (tests): tracing on, spans to it, as OTEL_EXPORTER_OTLP_ENDPOINT
+    turns it on with the OTLP exporter."""
     settings = settings or Settings()
+    traces = tracing.setup(span_exporter) if span_exporter is not None or tracing.wanted() else None
     db = Database(settings)
     catalog = catalog_of(db, settings)
 
@@ -60,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
             await state.rules.ensure_table()
             await state.job_store.ensure_tables()
             await positions.ensure_tables(db)
+            if state.audit is not None:
+                await state.audit.ensure_table()
         except GatewayError as exc:
             # Start anyway: readiness reports it, and the first request loads the catalog.
             log.error("database not usable at start: %s (%s); serving, not ready", exc.message, exc.code)
@@ -75,9 +85,13 @@ def create_app(settings: Settings | None = None) -> Gateway:
         await state.feed.stop()
         await state.job_runner.stop()
         await state.streams.stop()
+        if state.audit is not None:
+            await state.audit.stop()
         await state.objects.close()
         await state.cache.close()
         await db.close()
+        if traces is not None:
+            tracing.teardown(traces)
         # uvicorn ends a SIGTERMed process by the signal itself, after this: no atexit, so the
         # access lines still waiting in BunchedStreamHandler are written now.
         flush_logs()
@@ -125,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     state.cache_follower = CacheFollower(state.feed, state.cache)
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))
+    accounts(state, settings)
     state.metrics = Metrics(state)
     dispatcher = Dispatcher(ROUTES, mounts={docs.ASSETS_PATH: docs.assets, console.ASSETS_PATH: console.assets})
     state.openapi = OpenAPI(ROUTES, dispatcher, title=TITLE, version=VERSION, max_limit=settings.max_limit)
@@ -139,6 +154,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
             },
         )
     ]
+    if traces is not None:  # outermost: the access line and every span are inside the request's span
+        middleware.insert(0, tracing.middleware(traces))
     if settings.cors_origins:
         middleware.append(
             (
@@ -168,6 +185,30 @@ def catalog_follows(catalog: Any, tx: Any) -> None:
 def _looked(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:  # the timer's refresh catches up
         log.warning("the catalog could not look again after a change in the binlog: %s", future.exception())
+
+
+def accounts(state: Any, settings: Settings) -> None:
+    """Keys and accounts in the database, and the tokens the gateway issues: only with auth on (with
+    `none` nobody holds `admin`, and POST /token answers 404)."""
+    state.accounts = CredentialStore(db=state.db, ttl_s=settings.accounts_ttl_s)
+    on = settings.audit if settings.audit is not None else settings.auth_mode != "none"
+    state.audit = AuditTrail(state.db) if on else None
+    if state.audit is not None:
+        state.accounts.audit = state.audit.in_transaction
+        state.accounts.tables.append(AUDIT_TABLE)
+    state.token_limiter = RateLimiter(parse_rates(settings.token_rate_limits))
+    secret = settings.token_secret or (
+        settings.jwt_secret if settings.auth_mode == "jwt" and settings.jwt_algorithm == "HS256" else None
+    )
+    state.tokens = None
+    if settings.auth_mode == "none":
+        return
+    state.auth.sources.append(state.accounts)
+    if secret:
+        state.tokens = TokenIssuer(
+            state.db, state.accounts, secret, settings.access_token_ttl_s, settings.refresh_token_ttl_s
+        )
+        state.auth.sources.append(GatewayTokens(state.accounts, secret))
 
 
 app = create_app()

@@ -9,6 +9,10 @@ In one run, one after another on the same 10,000-row table, each server with 2 p
 and for GET by primary key, a 100-row page and a one-row POST prints requests/s, p50 and p99
 (median of BENCH_REPEATS runs of `wrk -t1 -c32 -d BENCH_SECONDS`) and each ratio to xmysql.
 
+Then the cost of tracing (issue 29): GET by key and a 100-row page on a gateway with tracing off
+and one with OpenTelemetry on (OTEL_EXPORTER_OTLP_ENDPOINT at a local sink that takes the spans and
+answers 200), side by side; BENCH_TRACING=0 skips it, BENCH_TRACING_ONLY=1 runs only it.
+
 Then deep pages: on a table of DEEP_ROWS (2,000,000) rows, the time of page 1 and of the page after
 row 1,000,000, by offset and by cursor (median of 5 requests each), in key order and in the order
 of an indexed column with ties.
@@ -53,6 +57,8 @@ XMYSQL_DIR = Path(os.environ.get("BENCH_XMYSQL_DIR", ROOT / ".data" / "bench" / 
 ROWS = 10_000
 DEEP_ROWS = int(os.environ.get("BENCH_DEEP_ROWS", "2000000"))
 EMBED = os.environ.get("BENCH_EMBED", "1") != "0"
+TRACING = os.environ.get("BENCH_TRACING", "1") != "0"
+TRACING_ONLY = os.environ.get("BENCH_TRACING_ONLY", "0") == "1"
 
 GET_LUA = """
 math.randomseed(os.time())
@@ -225,6 +231,9 @@ def main() -> None:
                     " qty INT NOT NULL, price DECIMAL(10,2) NOT NULL, created DATETIME DEFAULT CURRENT_TIMESTAMP)")
         cur.executemany("INSERT INTO items (name, qty, price) VALUES (%s, %s, %s)",
                         [(f"item {i}", i % 100, f"{i % 1000}.50") for i in range(ROWS)])
+        if TRACING_ONLY:
+            tracing_cost(url)
+            return
         try:
             servers: list[tuple[str, str, tuple[str, str, str], str]] = []  # label, base, paths, POST script
             gateway_paths = ("/api/items/%d", "/api/items/query?limit=100", "/api/items")
@@ -261,6 +270,8 @@ def main() -> None:
             writes(servers[0][1], figures)
             if EMBED:
                 embedded(db, servers[0][1], servers[2][1])
+            if TRACING:
+                tracing_cost(url)
             if DEEP_ROWS:
                 deep_pages(db, servers[0][1])
         finally:
@@ -268,6 +279,59 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(20)
             for log in logs.values():
+                log.unlink(missing_ok=True)
+
+
+@contextmanager
+def otlp_sink() -> Iterator[int]:
+    """An OTLP/HTTP endpoint on loopback that takes every export and answers 200 (its port)."""
+    import http.server
+    import threading
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def tracing_cost(url: str) -> None:
+    """GET by key and a 100-row page, tracing off and on (each its own 2-process gateway)."""
+    with otlp_sink() as sink:
+        procs, bases = [], {}
+        try:
+            endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink}"}
+            sampled = endpoint | {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+            for label, env in (("off", {}), ("on", endpoint), ("10%", sampled)):
+                port = free_port()
+                log = Path(tempfile.mkstemp(prefix="gwbench-", suffix=".log")[1])
+                procs.append((gateway(url, port, log, **env), log))
+                bases[label] = f"http://127.0.0.1:{port}"
+            print(f"tracing (OpenTelemetry to a local OTLP sink), wrk -c{CONNECTIONS} -d{SECONDS}s, median of {REPEATS}")
+            print("('on': every request traced; '10%': OTEL_TRACES_SAMPLER=parentbased_traceidratio, ARG 0.1)")
+            print(f"{'case':<14} {'tracing':<8} {'req/s':>8} {'p50':>9} {'p99':>9} {'cost':>7}")
+            for case, path, script in (("GET by key", "/api/items/%d", GET_LUA), ("100-row page", "/api/items/query?limit=100", "")):
+                off = None
+                for label, base in bases.items():
+                    f = median_case(base + path, script)
+                    off = off or f
+                    cost = 1 - f["rps"] / off["rps"]
+                    print(f"{case:<14} {label:<8} {f['rps']:>8.0f} {f['p50']:>9} {f['p99']:>9} {cost:>6.1%}")
+        finally:
+            for proc, log in procs:
+                proc.terminate()
+                proc.wait(20)
                 log.unlink(missing_ok=True)
 
 

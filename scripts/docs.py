@@ -26,7 +26,8 @@ from app.core.config import Settings  # noqa: E402
 from app.core.errors import ERRORS, meaning  # noqa: E402
 from app.query.operators import OPERATORS  # noqa: E402
 
-ACCESS = {"open": "anyone", "caller": "any caller (the handler checks the table's scope)"}
+ACCESS = {"open": "anyone", "caller": "any caller (the handler checks the table's scope)",
+          "manage": "the scope `admin`", "audit": "the scope `audit`"}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

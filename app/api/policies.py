@@ -8,6 +8,7 @@ from starlette.responses import Response
 from app.core.echo import shown
 from app.core.errors import InvalidBody, RowNotFound, UnknownColumn
 from app.http.envelope import success
+from app.http.idempotent import audited
 from app.http.route import Call
 
 
@@ -31,6 +32,7 @@ async def put_policy(call: Call) -> Response:
         raise InvalidBody("claim names a claim of the caller's token (or a key of an API key's claims)")
     policy = await call.state.policies.put(found, body.column, body.claim, call.who.name)
     await call.state.cache.invalidate(found.name)  # its answers were made for every caller
+    audited(call, found.name, 1)
     said = f"'{found.name}' shows each caller the rows whose {body.column} is its claim {body.claim}"
     return success(policy.describe(), said)
 
@@ -40,4 +42,5 @@ async def remove_policy(call: Call) -> Response:
     if not await call.state.policies.remove(found):
         raise RowNotFound(f"'{found.name}' has no row policy", {"table": found.name})
     await call.state.cache.invalidate(found.name)
+    audited(call, found.name, 1)
     return success(None, f"'{found.name}' has no row policy now: every caller with read sees every row")

@@ -8,7 +8,22 @@ names, so a table can never be taken for one of them (a table called like one is
 
 from __future__ import annotations
 
-from app.api import catalog, changes, console, dead_letters, docs, files, health, jobs, policies, rows, rules, streams
+from app.api import (
+    admin,
+    catalog,
+    changes,
+    console,
+    dead_letters,
+    docs,
+    files,
+    health,
+    jobs,
+    policies,
+    rows,
+    rules,
+    streams,
+    token,
+)
 from app.http import schemas as shape
 from app.http.bodies import (
     AggregateBody,
@@ -17,11 +32,14 @@ from app.http.bodies import (
     DeleteBody,
     ExportBody,
     JobBody,
+    KeyBody,
+    PasswordBody,
     PolicyBody,
     QueryBody,
     UpdateBody,
     UpdateByKeyBody,
     UpdateManyBody,
+    UserBody,
 )
 from app.http.idempotent import IDEMPOTENCY_KEY
 from app.http.route import Param, Route
@@ -88,6 +106,10 @@ PREFER_CREATE = Param(
 )
 KEYED = (IDEMPOTENCY_KEY, PREFER)
 BY_KEY = (*KEYED, IF_MATCH)  # a write by key may be conditional on the row's ETag
+PAGE = (
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, default=100),
+    Param("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000}, default=0),
+)
 NO_CONTENT = ((204, None),)  # Prefer: return=minimal
 
 # Each entry: method, path, handler, summary, access, operation name; then what it takes and answers.
@@ -247,6 +269,46 @@ ROUTES: tuple[Route, ...] = (
               Param("before", {"type": "integer", "minimum": 1}, "ids below this one (next page: the last id)"),
               Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, default=100),
           ), answer=shape.inline("DeadLetters", {"type": "array", "items": {"type": "object"}})),
+    # --- accounts, keys and tokens (scope `admin`) ---
+    Route("POST", "/token", token.token,
+          "OAuth2 token endpoint (form-encoded): password, client_credentials and refresh_token grants",
+          "open", "token", tag="accounts", request=shape.token_form, answer=shape.token_answer, raw=True,
+          errors=(400, 401, 403, 404, 429)),
+    Route("POST", "/api/admin/keys", admin.create_key,
+          "Create an API key (`gw_...`): answered once, only its Argon2 hash is kept", "manage", "create_key",
+          tag="accounts", body=KeyBody, status=201, answer=shape.named("Credential"), errors=(403,)),
+    Route("GET", "/api/admin/keys", admin.list_keys,
+          "API keys, live and revoked (never a secret)", "manage", "list_keys",
+          tag="accounts", params=PAGE, answer=shape.inline("Credentials", {"type": "array", "items": shape.ref(
+              "Credential")})),
+    Route("DELETE", "/api/admin/keys/{key_id}", admin.revoke_key,
+          "Revoke an API key: every instance refuses it within GATEWAY_ACCOUNTS_TTL_S", "manage", "revoke_key",
+          tag="accounts", errors=(404,)),
+    Route("POST", "/api/admin/keys/{key_id}/rotate", admin.rotate_key,
+          "A new secret for the key (answered once); the old one ends", "manage", "rotate_key",
+          tag="accounts", answer=shape.named("Credential"), errors=(404,)),
+    Route("POST", "/api/admin/users", admin.create_user,
+          "Create a user who logs in at POST /token (password grant)", "manage", "create_user",
+          tag="accounts", body=UserBody, status=201, answer=shape.named("Credential"), errors=(403, 409)),
+    Route("GET", "/api/admin/users", admin.list_users,
+          "Users, live and revoked", "manage", "list_users",
+          tag="accounts", params=PAGE, answer=shape.inline("Credentials", {"type": "array", "items": shape.ref(
+              "Credential")})),
+    Route("DELETE", "/api/admin/users/{user}", admin.revoke_user,
+          "Revoke a user: its access and refresh tokens end", "manage", "revoke_user",
+          tag="accounts", errors=(404,)),
+    Route("POST", "/api/admin/users/{user}/rotate", admin.rotate_user,
+          "Set a user's new password: its access and refresh tokens end", "manage", "rotate_user",
+          tag="accounts", body=PasswordBody, errors=(404,)),
+    Route("GET", "/api/admin/audit", admin.read_audit,
+          "The audit trail: who changed which rows, rules, policies and keys, newest first", "audit", "read_audit",
+          tag="accounts", params=(
+              Param("table", {"type": "string", "maxLength": 64}, "only this table's entries"),
+              Param("subject", {"type": "string", "maxLength": 255}, "only this caller's entries"),
+              Param("since", {"type": "string", "format": "date-time", "maxLength": 40}, "from this time (UTC)"),
+              Param("until", {"type": "string", "format": "date-time", "maxLength": 40}, "before this time (UTC)"),
+              *PAGE,
+          ), answer=shape.inline("AuditEntries", {"type": "array", "items": shape.ref("AuditEntry")}), errors=(404,)),
     # --- the service ---
     Route("GET", "/health/live", health.live,
           "The process answers", "open", "live",

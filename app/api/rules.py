@@ -11,6 +11,7 @@ from starlette.responses import Response
 from app.core import jsontext
 from app.core.errors import InvalidBody
 from app.http.envelope import success
+from app.http.idempotent import audited
 from app.http.route import Call
 
 
@@ -21,6 +22,7 @@ async def put_rules(call: Call) -> Response:
         raise InvalidBody(f"the body is not valid JSON: {exc}") from None
     found = await call.state.catalog.writable(call.table)  # rules are for writes: a view takes none
     described = await call.state.rules.put(found, schema, call.who.name)
+    audited(call, found.name, 1)
     return success(described, f"rules version {described['version']} stored for '{found.name}'")
 
 
@@ -32,6 +34,7 @@ async def get_rules(call: Call) -> Response:
 async def remove_rules(call: Call) -> Response:
     found = await call.state.catalog.table(call.table)
     described = await call.state.rules.roll_back(found, call.who.name)
+    audited(call, found.name, 1)
     if described is None:
         return success(None, f"'{found.name}' has no rules now")
     return success(described, f"'{found.name}' is back to rules version {described['version']}")

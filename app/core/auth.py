@@ -12,6 +12,13 @@ Modes (GATEWAY_AUTH_MODE):
 
 A scope is `action:table`, with action in read, write, import, export and table a name or a glob
 (`read:*`, `write:orders`, `import:order_*`), or `execute:routine` for a stored procedure or function.
+Two scopes are the gateway's own, bare words: `admin` (accounts and keys, /api/admin/...) and `audit`
+(the audit trail); `admin:*` (every table's row policy) does not hold `admin`.
+
+In `api-key` and `jwt` modes, the credentials the gateway keeps itself (keys and accounts in the
+database, tokens it issued: app/services/accounts.py, tokens.py) are tried first, by `sources`, each of
+which answers only for a credential of its own form (`gw_...`, a token whose header names the
+gateway's `kid`); every other credential goes the mode's way, as before.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
@@ -36,6 +43,7 @@ from app.core.errors import Forbidden, Unauthorized
 log = logging.getLogger("gateway.auth")
 # execute: a stored procedure or function; admin: a table's row policy (PUT /api/policies/{table})
 ACTIONS = ("read", "write", "import", "export", "execute", "admin")
+BARE = ("admin", "audit")  # the gateway's own scopes: held as (word, "")
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,14 @@ class Principal:
         if not self.may(action, table):
             raise Forbidden(f"'{self.name}' may not {action} table '{table}'", {"needs": f"{action}:{table}"})
 
+    def holds(self, scope: str) -> bool:
+        """A bare scope (`admin`, `audit`): never implied by a glob."""
+        return (scope, "") in self.scopes
+
+    def require_scope(self, scope: str) -> None:
+        if not self.holds(scope):
+            raise Forbidden(f"'{self.name}' does not hold the scope '{scope}'", {"needs": scope})
+
 
 EVERYONE = Principal("anonymous", frozenset((action, "*") for action in ACTIONS))
 NOBODY = Principal("unauthenticated", frozenset())  # the caller of an open route: credentials are not read
@@ -61,10 +77,24 @@ def parse_scopes(scopes: Any) -> frozenset[tuple[str, str]]:
     items = scopes.split() if isinstance(scopes, str) else list(scopes or [])
     parsed = set()
     for item in items:
-        action, _, table = str(item).partition(":")
+        action, colon, table = str(item).partition(":")
         if action in ACTIONS and table:
             parsed.add((action, table))
+        elif action in BARE and not colon:
+            parsed.add((action, ""))
     return frozenset(parsed)
+
+
+def scope_text(scopes: frozenset[tuple[str, str]]) -> list[str]:
+    """Scopes as they are written (`read:*`, `admin`), sorted."""
+    return sorted(f"{a}:{t}" if t else a for a, t in scopes)
+
+
+class CredentialSource(Protocol):
+    """Credentials the gateway keeps itself: None for a credential not of its form (the next source,
+    or the mode's own way, reads it), a Principal, or 401."""
+
+    async def principal(self, credential: str) -> Principal | None: ...
 
 
 class Jwks:
@@ -117,6 +147,7 @@ class Authenticator:
 
     def __init__(self, settings: Any):
         self.mode = settings.auth_mode
+        self.sources: list[CredentialSource] = []  # app/main.py adds the database's keys and issued tokens
         self._keys: dict[bytes, Principal] = {}
         if self.mode == "api-key":
             entries = json.loads(
@@ -162,6 +193,10 @@ class Authenticator:
             return EVERYONE
         if not credential:
             raise Unauthorized("credentials required: Authorization: Bearer <token or key>, or X-API-Key")
+        for source in self.sources:
+            found = await source.principal(credential)
+            if found is not None:
+                return found
         if self.mode == "api-key":
             digest = hashlib.sha256(credential.encode()).digest()
             for known, principal in self._keys.items():

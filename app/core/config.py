@@ -213,6 +213,27 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = _(None, "checked when set")
     jwt_issuer: str | None = _(None, "checked when set")
+    accounts_ttl_s: float = _(
+        1.0, "keys and accounts kept in the database (/api/admin/...) are read again when this instance's copy is"
+        " older: a key revoked or rotated anywhere stops working everywhere within this", ge=0,
+    )
+    token_secret: str | None = _(
+        None, "the HS256 secret POST /token signs its access tokens with (at least 32 characters); without it,"
+        " GATEWAY_JWT_SECRET when the mode is jwt with HS256; neither: the gateway issues no tokens",
+        min_length=32,
+    )
+    access_token_ttl_s: int = _(300, "how long an access token from POST /token lasts", ge=1, le=86400)
+    refresh_token_ttl_s: int = _(
+        14 * 86400, "how long a refresh token lasts unused (each use replaces it)", ge=60
+    )
+    token_rate_limits: str = _(
+        "account=10/min,address=60/min",
+        "POST /token attempts per account (login or key id) and per client address, per instance (429 past it)",
+    )
+    audit: bool | None = _(
+        None, "the audit trail (`_gateway_audit`, GET /api/admin/audit): who changed which rows, rules, policies"
+        " and keys; on by default when the auth mode is not `none` (where every caller is `anonymous`)",
+    )
     rate_limits: str = _(
         "", "per caller and action, per instance: `read=200/s,write=50/s,import=2/min,export=10/min` (empty: no limits)"
     )

@@ -20,6 +20,8 @@ from prometheus_client.core import CounterMetricFamily as CounterFamily
 from prometheus_client.core import GaugeMetricFamily as GaugeFamily
 from prometheus_client.registry import Collector
 
+from app.core import tracing
+
 access_log = logging.getLogger("gateway.access")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 6, 10, 30)
@@ -153,6 +155,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         line.update(getattr(record, "fields", {}))
+        if tracing.tracer is not None and (trace_id := tracing.trace_id()) is not None:
+            line["trace_id"] = trace_id
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         try:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from app.core import context
+from app.core import context, tracing
 from app.core.errors import DatabaseError, GatewayError, GatewayTimeout, PoolExhausted, ServiceUnavailable
 from app.db.errors import SERVER_TIMEOUT, commit_outcome, is_retryable, kind_of
 
@@ -89,6 +89,15 @@ class Resilience:
 
     async def _attempt(self, operation: Operation[T], attempt: Attempt) -> T:
         attempt.seconds = self.timeouts[attempt.number - 1]
+        if tracing.tracer is not None:  # off: this check is all tracing costs
+            attributes = {"db.attempt.number": attempt.number, "db.retry": attempt.number - 1,
+                          "db.attempt.timeout_ms": int(attempt.seconds * 1000)}
+            with tracing.tracer.start_as_current_span("db.attempt", attributes=attributes):
+                return await self._timed(operation, attempt)
+        return await self._timed(operation, attempt)
+
+    @staticmethod
+    async def _timed(operation: Operation[T], attempt: Attempt) -> T:
         async with asyncio.timeout(attempt.seconds) as timeout:
             attempt.timeout = timeout
             return await operation(attempt)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Filter = dict[str, Any]
 
@@ -75,6 +75,34 @@ class PolicyBody(Body):
 
     column: str
     claim: str
+
+
+MAX_EXPIRY_S = 10 * 366 * 86400
+
+
+class KeyBody(Body):
+    """POST /api/admin/keys: a new API key (its secret is answered once)."""
+
+    name: str = Field(min_length=1, max_length=190, description="a label: the key's callers are named so")
+    scopes: list[str] = Field([], max_length=200, description="`action:table` and the bare `admin`, `audit`")
+    claims: dict[str, Any] = Field({}, description="what row policies compare a table's column with")
+    expires_in_s: int | None = Field(None, ge=1, le=MAX_EXPIRY_S, description="none: it never expires")
+
+
+class UserBody(Body):
+    """POST /api/admin/users: an account that logs in at POST /token (password grant)."""
+
+    username: str = Field(min_length=1, max_length=190)
+    password: str = Field(min_length=8, max_length=1024)
+    scopes: list[str] = Field([], max_length=200)
+    claims: dict[str, Any] = {}
+    expires_in_s: int | None = Field(None, ge=1, le=MAX_EXPIRY_S)
+
+
+class PasswordBody(Body):
+    """POST /api/admin/users/{user}/rotate: the user's new password (its tokens end)."""
+
+    password: str = Field(min_length=8, max_length=1024)
 
 
 class CallBody(Body):

@@ -25,10 +25,10 @@ from starlette.websockets import WebSocket
 from app.core import context, jsontext
 from app.core.auth import NOBODY
 from app.core.errors import GatewayError, InvalidBody, MethodNotAllowed, RouteNotFound
-from app.http.access import allow, principal
+from app.http.access import allow, principal, take
 from app.http.envelope import error
 from app.http.failures import body_problem, failure
-from app.http.route import Call, Param, Route
+from app.http.route import BARE_ACCESS, Call, Param, Route
 
 TABLES_PREFIX = ("api", "tables")  # /api/tables/{table}/...: a table's routes, whatever its name
 ALIASED = (("api", "{table}"), ("api", "batch", "{table}"))  # the shapes whose {table} meets reserved names
@@ -178,7 +178,10 @@ class Dispatcher:
         its body (400 invalid_body)."""
         who = await principal(request) if route.access != "open" else NOBODY
         context.current().who = who
-        if route.access not in ("open", "caller"):
+        if route.access in BARE_ACCESS:
+            who.require_scope(BARE_ACCESS[route.access])
+            take(request, who, route.access)
+        elif route.access not in ("open", "caller"):
             allow(request, who, route.access, found["table"])
         query = parse_params(route.params, request) if route.params else _NO_QUERY
         if route.body is not None and request.url.query:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from app.core.errors import ImportRolledBack, InvalidBody
 from app.http.envelope import error
 from app.http.route import Call, Param
+from app.services.audit import count_of
 from app.services.crud import Hook
 from app.services.idempotency import request_hash
 
@@ -23,13 +24,20 @@ IDEMPOTENCY_KEY = Param(
 
 
 async def write_once(
-    call: Call, run: Callable[[Hook | None], Awaitable[Any]], respond: Callable[[Any], Response],
+    call: Call, write: Callable[[Hook | None], Awaitable[Any]], respond: Callable[[Any], Response],
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Run a write route's service call and `respond`; with an Idempotency-Key, at most once per key.
-    `headers` (Preference-Applied) go on the answer and on every replay of it."""
+    `headers` (Preference-Applied) go on the answer and on every replay of it. A write that ran and
+    committed is recorded in the audit trail (a replay is not: it changed nothing)."""
     request = call.request
     key = request.headers.get("idempotency-key")
+
+    async def run(after: Hook | None) -> Any:
+        result = await write(after)
+        audited(call, call.table, count_of(result))
+        return result
+
     if key is None:
         response = respond(await run(None))
         response.headers.update(headers or {})
@@ -65,6 +73,14 @@ def as_response(stored: Any) -> Response:
         headers["Location"] = orjson.loads(kept)["location"]
     media = "application/json" if body else None
     return Response(body, status_code=stored.status, media_type=media, headers=headers)
+
+
+def audited(call: Call, table: str, count: int) -> None:
+    """A committed change, for the audit trail (when it is on), named by the route's operation."""
+    trail = call.state.audit
+    if trail is not None:
+        route = call.request.scope.get("route")
+        trail.record(call.who.name, table, getattr(route, "name", "write"), count)
 
 
 def check_key(key: str) -> None:

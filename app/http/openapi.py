@@ -22,8 +22,8 @@ from app.core.auth import Principal
 from app.db.catalog import Column, Table
 from app.db.relations import Relation, names_alone
 from app.http.negotiation import MEDIA_TYPES
-from app.http.route import Param, Route
-from app.http.schemas import SCHEMAS, component, envelope, error_responses, list_options, ref, table_schemas, upload
+from app.http.route import BARE_ACCESS, Param, Route
+from app.http.schemas import SCHEMAS, component, envelope, error_responses, list_options, ref, table_schemas
 from app.query.filters import RESERVED_PARAMS
 from app.query.operators import summary as operators
 
@@ -127,7 +127,7 @@ class OpenAPI:
                 b'{"openapi":"3.1.0","info":',
                 orjson.dumps(self.info),
                 b',"paths":',
-                joined(self._other_paths(importable, list(routines)), [p.paths for p in parts]),
+                joined(self._other_paths(importable, list(routines), who), [p.paths for p in parts]),
                 b',"x-websockets":',
                 joined({"protocol": self.protocol}, [p.stream for p in parts if p.stream]),
                 b',"components":{"schemas":',
@@ -268,7 +268,7 @@ class OpenAPI:
             else ({"$ref": f"#/components/schemas/{route.body.__name__}"} if route.body else None)
         )
         if body is not None:
-            media = "multipart/form-data" if route.request is upload else "application/json"
+            media = route.request.media if route.request is not None else "application/json"
             operation["requestBody"] = {"required": True, "content": {media: {"schema": body}}}
         if route.media != ("application/json",):
             ok: dict[str, Any] = {
@@ -290,11 +290,14 @@ class OpenAPI:
         }
         return operation
 
-    def _other_paths(self, importable: list[str], routines: list[str]) -> dict[str, dict]:
-        """The routes that are not a table's: imports, jobs, the catalog, health, metrics."""
+    def _other_paths(self, importable: list[str], routines: list[str], who: Principal) -> dict[str, dict]:
+        """The routes that are not a table's: imports, jobs, the catalog, accounts, health, metrics
+        (the admin routes only for a caller holding `admin`)."""
         paths: dict[str, dict] = {}
         for route in self.other_routes:
             if (route.checks == "import" and not importable) or (route.tag == "rpc" and not routines):
+                continue
+            if route.access in BARE_ACCESS and not who.holds(BARE_ACCESS[route.access]):
                 continue
             paths.setdefault(route.path, {})[route.method.lower()] = self._operation(route, None, importable, routines)
         return paths
@@ -337,7 +340,8 @@ def _answer_name(route: Route, table: Table | None) -> str:
 def _answer(route: Route, table: Table | None) -> dict:
     """The answer's envelope, as a response component."""
     assert route.answer is not None
-    content = {"application/json": {"schema": envelope(route.answer(table), listing=route.listing)}}
+    answer = route.answer(table)
+    content = {"application/json": {"schema": answer if route.raw else envelope(answer, listing=route.listing)}}
     if route.negotiated:  # the same rows, by Accept (app/http/negotiation.py); a list's meta in headers
         content |= {media.split(";")[0]: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()}
     return {"description": "OK", "content": content}

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "WS"]
 # Who may call: the scope `action:{table}` for the route's table ("read", "write", "import",
 # "export"); "caller": any authenticated caller (the handler checks scopes itself, e.g. when the
-# table comes from a file's name); "open": anyone (health, metrics, the docs' assets).
-Access = Literal["read", "write", "import", "export", "admin", "caller", "open"]
+# table comes from a file's name); "open": anyone (health, metrics, the docs' assets); "manage" and
+# "audit": the gateway's own bare scopes `admin` (accounts and keys) and `audit` (the audit trail).
+Access = Literal["read", "write", "import", "export", "admin", "manage", "audit", "caller", "open"]
+BARE_ACCESS = {"manage": "admin", "audit": "audit"}  # access -> the bare scope it needs
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Route:
     status: int = 200
     request: "Shape | None" = None  # how OpenAPI shows the body, per table (default: the body model's schema)
     answer: "Shape | None" = None  # how OpenAPI shows the answer's `data`
+    raw: bool = False  # the answer is `answer` itself, not in the envelope (POST /token: RFC 6749's JSON)
     listing: bool = False  # the answer is a list with `meta` (count, limit, offset, next, next_cursor)
     options: tuple[str, ...] = ()  # the list options it takes (limit, offset, order, fields, cursor, count)
     filters: bool = False  # takes a filter per column in the query string

@@ -125,6 +125,7 @@ class Shape:
     key: str  # its name among the document's components
     make: Callable[[Table | None], dict]
     per_table: bool = True
+    media: str = "application/json"  # a body's media type
 
     def __call__(self, table: Table | None) -> dict:
         return self.make(table)
@@ -188,6 +189,39 @@ upload = Shape(
         "required": ["file"],
     },
     per_table=False,
+    media="multipart/form-data",
+)
+token_form = Shape(
+    "TokenForm",
+    lambda table: {
+        "type": "object",
+        "properties": {
+            "grant_type": {"type": "string", "enum": ["password", "client_credentials", "refresh_token"]},
+            "username": {"type": "string", "description": "password grant"},
+            "password": {"type": "string", "format": "password", "description": "password grant"},
+            "client_id": {"type": "string", "description": "client_credentials: the key's id (or HTTP Basic)"},
+            "client_secret": {"type": "string", "format": "password",
+                              "description": "client_credentials: the whole gw_... key"},
+            "refresh_token": {"type": "string", "description": "refresh_token grant"},
+            "scope": {"type": "string", "description": "space-separated: some of the credential's scopes"},
+        },
+        "required": ["grant_type"],
+    },
+    per_table=False,
+    media="application/x-www-form-urlencoded",
+)
+token_answer = Shape(
+    "Token",
+    lambda table: {
+        "type": "object",
+        "properties": {
+            "access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["bearer"]},
+            "expires_in": {"type": "integer"}, "scope": {"type": "string"},
+            "refresh_token": {"type": "string", "description": "password and refresh_token grants"},
+        },
+        "required": ["access_token", "token_type", "expires_in", "scope"],
+    },
+    per_table=False,
 )
 
 
@@ -243,6 +277,26 @@ SCHEMAS: dict[str, dict] = {
         "type": "object",
         "properties": {"table": {"type": "string"}, "column": {"type": "string"}, "claim": {"type": "string"}},
         "required": ["table", "column", "claim"],
+    },
+    "Credential": {
+        "type": "object",
+        "description": "an API key or a user; `key` only when it is made or rotated",
+        "properties": {
+            "id": {"type": "string"}, "kind": {"type": "string", "enum": ["key", "user"]},
+            "name": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
+            "claims": {"type": "object"}, "key": {"type": "string"},
+            "expires_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]},
+        },
+        "required": ["id"],
+    },
+    "AuditEntry": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"}, "at": {"type": "string"}, "request_id": {"type": "string"},
+            "subject": {"type": "string"}, "table": {"type": "string"}, "action": {"type": "string"},
+            "count": {"type": "integer"},
+        },
+        "required": ["id", "at", "request_id", "subject", "table", "action", "count"],
     },
     "Patched": {
         "type": "object",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Literal, TypeVar
 
+from app.core import tracing
 from app.core.errors import CommitOutcomeUnknown, Conflict, DatabaseError, GatewayError, ImportRolledBack
 from app.db.catalog import Column, Table
 from app.db.database import Database, Session
@@ -185,6 +186,10 @@ class BatchWriter:
         """Write one batch. With a duplicate probe (plain inserts into a table with unique keys), the
         rows whose key is taken are reported first and left out; a batch the probe skipped that
         turns out to hold duplicates is probed and written again, never split row by row."""
+        with tracing.span("import.batch", **{"gateway.table": run.table.name, "import.rows": len(batch.records)}):
+            await self._write(run, batch)
+
+    async def _write(self, run: ImportRun, batch: Batch) -> None:
         batch = self.checked(run, batch)
         if not batch.records:
             return

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.core import jsontext
+from app.core import jsontext, tracing
 from app.core.errors import Conflict, DatabaseError
 from app.db.catalog import Catalog, Table
 from app.db.database import Database, Session
@@ -95,7 +95,8 @@ class StreamApplier:
         return current
 
     async def apply(self, messages: Sequence[Message]) -> list[Outcome]:
-        return await self.commit(await self.prepare(messages))
+        with tracing.span("stream.group", **{"stream.source": str(self.source), "stream.messages": len(messages)}):
+            return await self.commit(await self.prepare(messages))
 
     async def prepare(self, messages: Sequence[Message]) -> Prepared:
         """Step 1, and what LOAD DATA will read, serialized: the CPU's part, which a consumer does

@@ -11,7 +11,7 @@ from app.http.dispatch import Dispatcher
 from app.http.route import Route
 
 DISPATCHER = Dispatcher(ROUTES)
-RESERVED = {"tables", "batch", "schemas", "rpc", "policies"}  # /api's own first segments, as the table declares them
+RESERVED = {"tables", "batch", "schemas", "rpc", "policies", "admin"}  # /api's own first segments, as the table declares them
 
 
 def serving(path: str, method: str = "GET") -> Route | None:
