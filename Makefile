@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit lint bench bench-csv bench-exports bench-outcomes bench-catalog bench-client bench-ingest bench-galera bench-cache soak screenshots cluster cluster-stop galera galera-stop db-stop clean
+.PHONY: run test unit lint bench bench-csv bench-exports bench-outcomes bench-catalog bench-client bench-ingest bench-galera bench-cache soak screenshots bench-feed cluster cluster-stop galera galera-stop db-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -54,6 +54,9 @@ bench-cache: $(STAMP)
 
 bench-galera: $(STAMP)
 	@url=$$(PYTHON=$(PY) scripts/ensure-db.sh) && DATABASE_URL="$$url" $(PY) bench/galera.py
+
+bench-feed: $(STAMP)
+	$(PY) bench/feed.py
 
 screenshots: $(STAMP)
 	@scripts/ensure-chromium.sh

@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, span_exporter: Any = None) -> G
     state.cache = ReadCache(
         settings.cache_url, namespace=f"{settings.cache_namespace}:{settings.db.database}", ttl_s=settings.cache_ttl_s,
         timeout_ms=settings.cache_timeout_ms, max_entry_bytes=settings.cache_max_entry_bytes,
+        local_entries=settings.cache_local_entries,
     )
     state.policies = PolicyStore(db, settings.policies_ttl_s)
     state.crud = CrudService(

@@ -6,6 +6,7 @@
 #   2. otherwise a private MariaDB for this checkout: its own data dir and socket under .data/,
 #      no TCP port (so it can never collide with another server); installed with apt-get when
 #      mariadbd is missing and we are root. It is left running for the next run; `make db-stop` stops it.
+#      It writes the binlog the change feed reads (row images whole, with column names), kept an hour.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -56,7 +57,9 @@ echo "ensure-db: starting a private MariaDB on $sock" >&2
 rm -f "$sock"
 setsid "$server" --no-defaults --datadir="$data/db" --socket="$sock" --skip-networking \
   --pid-file="$data/mariadb.pid" --log-error="$data/mariadb.err" "${user_opt[@]}" \
-  --innodb-buffer-pool-size=256M --max-connections=500 </dev/null >/dev/null 2>&1 &
+  --innodb-buffer-pool-size=256M --max-connections=500 \
+  --server-id=1 --log-bin="$data/db/binlog" --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL \
+  --binlog-expire-logs-seconds=3600 --max-binlog-size=64M </dev/null >/dev/null 2>&1 &
 for _ in $(seq 1 60); do
   if [ -S "$sock" ] && "$py" scripts/dbcheck.py "$url" --create 2>/dev/null; then
     echo "$url"; exit 0

@@ -70,10 +70,11 @@ async def changes_ws(websocket: WebSocket, path: dict[str, str]) -> None:
             await websocket.close()
 
 
-async def _send(websocket: WebSocket, events: AsyncIterator[dict]) -> None:
+async def _send(websocket: WebSocket, events: AsyncIterator[list[dict]]) -> None:
     with contextlib.suppress(WebSocketDisconnect, TimeoutError, RuntimeError):
-        async for item in events:
-            await asyncio.wait_for(websocket.send_text(jsontext.dumps(item, json_default).decode()), SEND_TIMEOUT_S)
+        async for batch in events:
+            for item in batch:
+                await asyncio.wait_for(websocket.send_text(jsontext.dumps(item, json_default).decode()), SEND_TIMEOUT_S)
 
 
 async def _until_closed(websocket: WebSocket) -> None:
@@ -96,34 +97,46 @@ async def _open(state: Any, who: Principal, name: str, params: list[tuple[str, s
     return table, where, await state.feed.subscribe(position)
 
 
-async def _events(state: Any, table: Any, where: Node | None, subscription: Subscription) -> AsyncIterator[dict]:
-    """The subscriber's events: `ready` first, then each change it sees, then `cut` if the feed lets it go."""
+async def _events(state: Any, table: Any, where: Node | None, subscription: Subscription,
+                  ) -> AsyncIterator[list[dict]]:
+    """The subscriber's events, a transaction's at a time: `ready` first, then the changes it sees,
+    then `cut` if the feed lets it go."""
     after = subscription.after
-    yield {"event": "ready", "position": str(after)}
+    yield [{"event": "ready", "position": str(after)}]
     convert = converters(table)
     try:
         async for tx in subscription.transactions():
+            batch = []
+            known = state.catalog.known(table.name)
+            if known is not None and known is not table:  # altered: its new columns' conversions
+                table, convert = known, converters(known)
             for index, change in enumerate(tx.changes):
                 if change.table != table.name:
                     continue
                 position = Position(tx.position.seq, tx.position.offset, index, tx.position.file)
                 if position <= after:
                     continue
-                known = state.catalog.known(table.name)
-                if known is not None and known is not table:  # altered: its new columns' conversions
-                    table, convert = known, converters(known)
                 seen = seen_as(change, where, lambda row: row_of(row, convert))
                 if seen is not None:
-                    yield {"event": "change", **event(table, tx, position, *seen)}
+                    batch.append({"event": "change", **event(table, tx, position, *seen)})
+            if batch:
+                yield batch
     except Cut as cut:
-        yield {"event": "cut", "reason": str(cut)}
+        yield [{"event": "cut", "reason": str(cut)}]
 
 
-async def _sse(state: Any, table: Any, where: Node | None, subscription: Subscription) -> AsyncIterator[dict]:
+def _frame(item: dict) -> bytes:
+    """One event as SSE writes it (`data` is one line: JSON has no raw line breaks)."""
+    kind = item.pop("event")
+    ident = item.get("position")
+    head = f"event: {kind}\r\n" + (f"id: {ident}\r\n" if ident else "")
+    return head.encode() + b"data: " + jsontext.dumps(item, json_default) + b"\r\n\r\n"
+
+
+async def _sse(state: Any, table: Any, where: Node | None, subscription: Subscription) -> AsyncIterator[bytes]:
+    """A transaction's events in one write: the socket is written once a transaction, not once a change."""
     try:
-        async for item in _events(state, table, where, subscription):
-            kind = item.pop("event")
-            ident = item.get("position")
-            yield {"event": kind, "id": ident, "data": jsontext.dumps(item, json_default).decode()}
+        async for batch in _events(state, table, where, subscription):
+            yield b"".join(_frame(item) for item in batch)
     finally:
         subscription.close()

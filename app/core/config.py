@@ -256,6 +256,12 @@ class Settings(BaseSettings):
         " databases may share one Redis", min_length=1,
     )
     cache_max_entry_bytes: int = _(1024 * 1024, "answers larger than this are not kept", ge=1)
+    cache_local_entries: int = _(
+        10_000,
+        "answers each instance also keeps in its own memory (the least recently used go first), dropped by its"
+        " own change feed as Redis's are: a hit there costs no round trip; 0: none",
+        ge=0,
+    )
 
     # --- the catalog ---
     tables_allow: CsvStrs = _((), "comma-separated glob patterns of the tables to expose (all by default)")

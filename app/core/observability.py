@@ -121,6 +121,8 @@ class _StateCollector(Collector):
             yield _family(CounterFamily, "gateway_cache_stores", "Answers kept (stored) or not (skipped: a change"
                           " came since the read began, too large, or it read other tables)", ["outcome"],
                           [(o, counts.get(o, 0)) for o in ("stored", "skipped")])
+            yield CounterFamily("gateway_cache_local_hits", "Cache hits served from this instance's own memory (no"
+                                " round trip)", value=counts.get("hit_local", 0))
             yield CounterFamily("gateway_cache_invalidations", "Tables' cached answers dropped (or all tables')",
                                 value=counts.get("invalidated", 0))
             yield _family(CounterFamily, "gateway_cache_errors", "Calls to Redis that failed or timed out (the"

@@ -9,6 +9,7 @@ it an update; a row the caller's policy does not give it is never shown, before 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -99,9 +100,14 @@ def event(table: Table, tx: Transaction, position: Position, op: str, before: di
     key = {c.name: shown.get(c.name) for c in table.primary_key} if shown is not None and table.primary_key else None
     return {
         "op": op, "table": table.name, "key": key, "before": before, "after": after, "gtid": tx.gtid,
-        "committed_at": dt.datetime.fromtimestamp(tx.committed_at, dt.timezone.utc).isoformat().replace("+00:00", "Z"),
-        "position": str(position),
+        "committed_at": committed(tx.committed_at), "position": str(position),
     }
+
+
+@functools.lru_cache(maxsize=64)
+def committed(seconds: int) -> str:
+    """A commit time as ISO 8601 UTC (the changes of one second share it)."""
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # --- a filter, evaluated on a row in hand --------------------------------------------------------

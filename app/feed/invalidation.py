@@ -57,9 +57,12 @@ class CacheFollower:
         if tx is GAP:
             self.cache.following = False
             self._owed.add(EVERY)
+            self.cache.forget(None)
         else:
-            self._owed.update(change.table for change in tx.changes)
-            self._owed.update(tx.defined)
+            tables = {change.table for change in tx.changes} | tx.defined
+            self._owed.update(tables)
+            for table in tables:  # this instance's own entries at once; Redis's in the flush below
+                self.cache.forget(None if table == EVERY else table)
         if self._owed and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 

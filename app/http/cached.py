@@ -58,13 +58,18 @@ async def read(call: Call, request: Any, make: Callable[[Permit], Awaitable[Answ
     """Answer a read: `make(permit)` reads the database (calling `permit` for every other table
     it reads); `request` is the normalized request (JSON-able) the key is made from."""
     cache = call.state.cache
-    found = None
+    found = mark = key = name = None
     if cache.enabled:
         table = await call.state.catalog.table(call.table)
+        name = table.name
         if table.view or not cache.usable(table.name):
             cache.count("bypass")
         else:
-            found = await cache.lookup(table.name, await request_key(call, table, request))
+            key = await request_key(call, table, request)
+            if (kept := cache.recall(table.name, key)) is not None:  # this instance's own: no round trip
+                return _respond(call, kept)
+            mark = cache.mark(table.name)
+            found = await cache.lookup(table.name, key)
             if found is not None and found.entry is not None and (kept := Answer.load(found.entry)) is not None:
                 return _respond(call, kept)
     others: set[str] = set()
@@ -74,11 +79,13 @@ async def read(call: Call, request: Any, make: Callable[[Permit], Awaitable[Answ
         call.who.require("read", name)
 
     answer = await make(permit)
-    if found is not None:
-        if others - {found.table}:
+    if name is not None and key is not None and mark is not None:
+        if others - {name}:
             cache.count("skipped")  # it read another table: its changes would not drop the entry
         else:
-            await cache.store(found, answer.dump())
+            cache.keep(name, key, mark, answer)
+            if found is not None:
+                await cache.store(found, answer.dump())
     return _respond(call, answer)
 
 

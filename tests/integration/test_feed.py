@@ -10,6 +10,9 @@ import json
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from app.core.config import Settings
 from tests.conftest import running, serving
@@ -229,3 +232,25 @@ async def test_without_a_fit_binlog_the_feed_says_why(database, server):
             assert ready["state"] == "unavailable" and "binlog_row_metadata" in ready["reason"]
     finally:
         server.sql("SET GLOBAL binlog_row_metadata = 'FULL'")
+
+
+async def test_no_query_string_or_position_gives_a_server_error(database):
+    """Whatever the query string and Last-Event-ID hold, the feed answers 200 (a stream) or a 4xx."""
+    url, _ = database
+    texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+    params = st.lists(st.tuples(st.sampled_from(["id", "name", "price", "status", "after", "nope", "limit", "q", "or"]),
+                                texts), max_size=3)
+    async with serving(Settings(database_url=url)) as (app, base), httpx.AsyncClient(base_url=base) as client:
+        seen = []
+
+        @hypothesis_settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                             suppress_health_check=list(HealthCheck))
+        @given(params=params, last=st.one_of(st.none(), texts))
+        def check(params, last):
+            seen.append((params, last))
+
+        check()
+        for query, last in seen:
+            headers = {"Last-Event-ID": last} if last is not None and last.isprintable() and last.isascii() else {}
+            async with client.stream("GET", "/api/items/changes", params=query, headers=headers) as answer:
+                assert answer.status_code < 500, (query, last, (await answer.aread())[:300])

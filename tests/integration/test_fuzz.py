@@ -20,7 +20,8 @@ TABLES = ("users", "orders", "types", "pairs")
 def api_schema(schema, settings):
     # No job workers: schemathesis calls the app from loops of its own, and a worker would share the
     # pool with them from the lifespan's loop. Jobs it starts stay queued.
-    app = create_app(settings(tables_allow=TABLES, job_workers=0))
+    # No change feed: GET /api/{table}/changes would stream for ever (test_feed.py holds it).
+    app = create_app(settings(tables_allow=TABLES, job_workers=0, feed="off"))
     with TestClient(app):  # runs the lifespan (pools, catalog)
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
 
@@ -34,6 +35,8 @@ def test_no_server_errors_and_responses_match_the_schema(api_schema):
             "GET /api/tables/users", "GET /metrics", "POST /api/batch/jobs", "GET /api/batch/jobs/{job_id}",
             "DELETE /api/batch/jobs/{job_id}", "GET /api/batch/jobs/{job_id}/events", "GET /api/batch/jobs"} <= labels
     for operation in operations:
+        if operation.path.endswith("/changes"):
+            continue  # a stream without end (503 here, with no feed): test_feed.py fuzzes its parameters
 
         @given(case=operation.as_strategy())
         @hypothesis_settings(max_examples=8, deadline=None, derandomize=True, database=None,
