@@ -24,6 +24,7 @@ from app.db.database import Database
 from app.db.routines import routines_of
 from app.feed.hub import GAP, Feed
 from app.feed.invalidation import CacheFollower
+from app.feed.sinks import Sink, parse_sinks
 from app.http.app import Gateway
 from app.http.dispatch import Dispatcher
 from app.http.middleware import RequestMiddleware
@@ -80,7 +81,11 @@ def create_app(settings: Settings | None = None, span_exporter: Any = None) -> G
             await state.objects.warm()
         if state.cache.enabled:
             state.cache_follower.start()
+        for sink in state.sinks:
+            sink.start()
         yield
+        for sink in state.sinks:
+            await sink.stop()
         await state.cache_follower.stop()
         await state.feed.stop()
         await state.job_runner.stop()
@@ -138,6 +143,7 @@ def create_app(settings: Settings | None = None, span_exporter: Any = None) -> G
     state.feed = Feed(settings, db)
     state.feed.listen(lambda tx: catalog_follows(catalog, tx))
     state.cache_follower = CacheFollower(state.feed, state.cache)
+    state.sinks = [Sink(config, state.feed, db, catalog) for config in parse_sinks(settings.feed_sinks)]
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))
     accounts(state, settings)

@@ -25,7 +25,8 @@ async def ready(call: Call) -> Response:
         return error(ServiceUnavailable("not ready: " + exc.message, {"cause": exc.code}))
     auth = call.state.auth.mode
     data = {"status": "ready", "tables": len(catalog.tables()), "pool": db.pool_stats(), "auth": auth,
-            "feed": call.state.feed.describe()}
+            "feed": call.state.feed.describe() | (
+                {"sinks": [sink.describe() for sink in call.state.sinks]} if call.state.sinks else {})}
     if db.nodes.clustered:
         data["nodes"] = [node.describe() for node in db.nodes.all]
     if auth == "none":

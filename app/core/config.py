@@ -290,6 +290,11 @@ class Settings(BaseSettings):
         10_000, "recent changes kept in memory: a subscriber resuming within them needs no reader of its own", ge=1
     )
     feed_heartbeat_s: float = _(1.0, "the server's heartbeat on the feed's connection when the binlog is quiet", gt=0)
+    feed_sinks: str = _(
+        "",
+        "brokers the changes of chosen tables are published to (app/feed/sinks.py): nats://HOST:PORT?subject=S&tables=a,b,"
+        " amqp://USER:PASSWORD@HOST:PORT/VHOST?queue=Q&tables=a, kafka://HOST:PORT/TOPIC?tables=a; commas between",
+    )
 
     # --- logs ---
     log_format: Literal["json", "text"] = _("json", "`json` (one object a line) or `text`")

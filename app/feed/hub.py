@@ -210,7 +210,7 @@ class Feed:
     # --- the shared reader's transactions --------------------------------------------------------
 
     def _publish(self, tx: Transaction) -> None:
-        self.last = Position(tx.position.seq, tx.position.offset, max(len(tx.changes) - 1, 0), tx.position.file)
+        self.last = tx.last
         self.read_to = tx.end or self.read_to
         self.lag_s = max(time.time() - tx.committed_at, 0.0)
         self.metrics_transactions += 1

@@ -52,6 +52,11 @@ class Transaction:
     defined: set[str] = field(default_factory=set)  # tables a statement created, altered or dropped ("*": unknown)
     end: Position | None = None  # where its last event ends: a server whose binlog ends here has nothing newer
 
+    @property
+    def last(self) -> Position:
+        """Its last change's position: a reader resuming after it starts at the next transaction."""
+        return Position(self.position.seq, self.position.offset, max(len(self.changes) - 1, 0), self.position.file)
+
 
 @dataclass(frozen=True)
 class Source:
