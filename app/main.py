@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, span_exporter: Any = None) -> G
     state.streams = Streams(db, catalog, state.rules, settings, state.policies)
     state.feed = Feed(settings, db)
     state.feed.listen(lambda tx: catalog_follows(catalog, tx))
-    state.cache_follower = CacheFollower(state.feed, state.cache)
+    state.cache_follower = CacheFollower(state.feed, state.cache, catalog)
     state.sinks = [Sink(config, state.feed, db, catalog) for config in parse_sinks(settings.feed_sinks)]
     state.auth = Authenticator(settings)
     state.limiter = RateLimiter(parse_rates(settings.rate_limits))

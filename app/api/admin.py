@@ -30,7 +30,7 @@ def granted(who: Principal, scopes: list[str]) -> str:
             raise InvalidBody(f"scope '{str(item)[:100]}' is not `action:table` (read, write, import, export, execute,"
                               " admin) nor one of `admin`, `audit`", {"scope": str(item)[:100]})
         parsed |= one
-    for action, glob in parsed:
+    for action, glob in sorted(parsed):
         covered = (action, glob) in who.scopes or (glob != "" and any(
             a == action and g != "" and fnmatch.fnmatchcase(glob, g) for a, g in who.scopes))
         if not covered:
@@ -85,20 +85,25 @@ async def list_users(call: Call) -> Response:
     return success(found, f"{len(found)} user(s)")
 
 
+def _stronger(call: Call) -> Any:
+    """The check that the caller holds every scope of the credential it changes."""
+    return lambda scopes: granted(call.who, scopes.split())
+
+
 async def revoke_key(call: Call) -> Response:
-    id_ = await call.state.accounts.revoke("key", call.path["key_id"], call.who.name, revoke_refresh)
+    id_ = await call.state.accounts.revoke("key", call.path["key_id"], call.who.name, revoke_refresh, _stronger(call))
     return success({"id": id_, "revoked": True}, "key revoked")
 
 
 async def revoke_user(call: Call) -> Response:
-    id_ = await call.state.accounts.revoke("user", call.path["user"], call.who.name, revoke_refresh)
+    id_ = await call.state.accounts.revoke("user", call.path["user"], call.who.name, revoke_refresh, _stronger(call))
     return success({"id": id_, "revoked": True}, "user revoked: its tokens end")
 
 
 async def rotate_key(call: Call) -> Response:
     key_id = call.path["key_id"]
     _, secret, key = new_key(key_id)  # the same id: a 404 below when no live key has it
-    await call.state.accounts.rotate("key", key_id, secret, call.who.name, revoke_refresh)
+    await call.state.accounts.rotate("key", key_id, secret, call.who.name, revoke_refresh, _stronger(call))
     return success({"id": key_id, "key": key}, "key rotated: the new key is shown this once, the old one ends")
 
 
@@ -124,5 +129,5 @@ async def read_audit(call: Call) -> Response:
 
 async def rotate_user(call: Call) -> Response:
     id_ = await call.state.accounts.rotate("user", call.path["user"], call.body.password, call.who.name,
-                                           revoke_refresh)
+                                           revoke_refresh, _stronger(call))
     return success({"id": id_}, "password changed: the user's tokens end")

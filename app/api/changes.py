@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app.api.streams import POLICY, _authenticate
+from app.api.streams import POLICY
 from app.core import jsontext
 from app.core.auth import Principal
 from app.core.errors import GatewayError, InvalidFilter
 from app.feed.changes import converters, event, feed_filter, row_of, seen_as
 from app.feed.hub import Cut, Subscription
 from app.feed.positions import Position, parse
-from app.http.access import take
+from app.http.access import credential, take
 from app.http.route import Call
 from app.query.filters import RESERVED_PARAMS, parse_query_params
 from app.query.nodes import Node
@@ -35,31 +38,34 @@ from app.rows.values import json_default
 from app.services.policies import Restriction
 
 SEND_TIMEOUT_S = 30.0  # a subscriber whose socket takes no more for this long is let go
+RECHECK_S = 1.0  # the caller's credential, scope and row policy are looked at again this often
 
 
 async def changes(call: Call) -> Response:
     after = call.request.query_params.get("after") or call.request.headers.get("last-event-id")
     params = [(k, v) for k, v in call.request.query_params.multi_items() if k != "after"]
-    table, where, subscription = await _open(call.state, call.who, call.table, params, after)
-    return EventSourceResponse(_sse(call.state, table, where, subscription), ping=15, send_timeout=SEND_TIMEOUT_S)
+    viewer = Viewer(call.state, credential(call.request.headers), call.who, call.table)
+    table, subscription = await _open(viewer, params, after)
+    return EventSourceResponse(_sse(viewer, table, subscription), ping=15, send_timeout=SEND_TIMEOUT_S)
 
 
 async def changes_ws(websocket: WebSocket, path: dict[str, str]) -> None:
     state = websocket.app.state
     await websocket.accept()
     try:
-        who = await _authenticate(websocket, state.settings.ws_auth_timeout_s)
+        given, who = await _caller(websocket, state.settings.ws_auth_timeout_s)
         who.require("read", path["table"])
         take(websocket, who, "read")
         params = [(k, v) for k, v in websocket.query_params.multi_items() if k != "after"]
-        table, where, subscription = await _open(state, who, path["table"], params, websocket.query_params.get("after"))
+        viewer = Viewer(state, given, who, path["table"])
+        table, subscription = await _open(viewer, params, websocket.query_params.get("after"))
     except (GatewayError, WebSocketDisconnect, TimeoutError) as exc:
         with contextlib.suppress(Exception):
             reason = f"{exc.code}: {exc.message}" if isinstance(exc, GatewayError) else "no credentials in time"
             await websocket.close(POLICY, reason[:120])
         return
     closed = asyncio.create_task(_until_closed(websocket))
-    sending = asyncio.create_task(_send(websocket, _events(state, table, where, subscription)))
+    sending = asyncio.create_task(_send(websocket, _events(viewer, table, subscription)))
     try:
         await asyncio.wait({closed, sending}, return_when=asyncio.FIRST_COMPLETED)  # the client left, or the feed
     finally:
@@ -83,46 +89,85 @@ async def _until_closed(websocket: WebSocket) -> None:
             pass
 
 
-async def _open(state: Any, who: Principal, name: str, params: list[tuple[str, str]], after: str | None,
-                ) -> tuple[Any, Node | None, Subscription]:
+async def _caller(websocket: WebSocket, timeout_s: float) -> tuple[str | None, Principal]:
+    """The credential (the handshake's headers, or a first message {"token": ...}) and its caller."""
+    auth = websocket.app.state.auth
+    given = credential(websocket.headers)
+    if not given and auth.mode != "none":
+        async with asyncio.timeout(timeout_s):
+            first = await websocket.receive_text()
+        try:
+            token = orjson.loads(first).get("token")
+        except (orjson.JSONDecodeError, AttributeError):
+            token = None
+        given = token if isinstance(token, str) else None
+    return given, await auth.authenticate(given)
+
+
+@dataclass
+class Viewer:
+    """Who follows a table, and what it may see: looked at again at most every RECHECK_S while it
+    follows, so a key revoked, a token expired or a row policy put since ends or narrows the stream."""
+
+    state: Any
+    credential: str | None
+    who: Principal
+    name: str
+    where: Node | None = None  # the subscriber's filter
+    owned: Node | None = None  # the caller's row policy on the table
+    checked: float = 0.0
+
+    async def recheck(self, table: Any, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.checked < RECHECK_S:
+            return
+        self.checked = now
+        if not force:
+            self.who = await self.state.auth.authenticate(self.credential)  # 401 when it no longer holds
+            self.who.require("read", self.name)
+        policies = await self.state.policies.all()
+        self.owned = Restriction(policies, self.who).of(table) if policies else None
+
+
+async def _open(viewer: Viewer, params: list[tuple[str, str]], after: str | None) -> tuple[Any, Subscription]:
     position = parse(after) if after else None
     listed = sorted({k for k, _ in params if k in RESERVED_PARAMS})
     if listed:
         raise InvalidFilter(f"a change feed takes filters and after=, not {', '.join(listed)}", {"parameters": listed})
-    table = await state.catalog.table(name)
-    where = feed_filter(parse_query_params(table, params))
-    policies = await state.policies.all()
-    if policies:
-        where = Restriction(policies, who).where(table, where)
-    return table, where, await state.feed.subscribe(position)
+    table = await viewer.state.catalog.table(viewer.name)
+    viewer.where = feed_filter(parse_query_params(table, params))
+    await viewer.recheck(table, force=True)
+    return table, await viewer.state.feed.subscribe(position)
 
 
-async def _events(state: Any, table: Any, where: Node | None, subscription: Subscription,
-                  ) -> AsyncIterator[list[dict]]:
+async def _events(viewer: Viewer, table: Any, subscription: Subscription) -> AsyncIterator[list[dict]]:
     """The subscriber's events, a transaction's at a time: `ready` first, then the changes it sees,
-    then `cut` if the feed lets it go."""
-    after = subscription.after
+    then `cut` if the feed lets it go or the caller may no longer follow."""
+    after, catalog = subscription.after, viewer.state.catalog
     yield [{"event": "ready", "position": str(after)}]
     convert = converters(table)
     try:
         async for tx in subscription.transactions():
             batch = []
-            known = state.catalog.known(table.name)
+            known = catalog.known(table.name)
             if known is not None and known is not table:  # altered: its new columns' conversions
                 table, convert = known, converters(known)
+            await viewer.recheck(table)
             for index, change in enumerate(tx.changes):
                 if change.table != table.name:
                     continue
                 position = Position(tx.position.seq, tx.position.offset, index, tx.position.file)
                 if position <= after:
                     continue
-                seen = seen_as(change, where, lambda row: row_of(row, convert))
+                seen = seen_as(change, viewer.where, lambda row: row_of(row, convert), viewer.owned)
                 if seen is not None:
                     batch.append({"event": "change", **event(table, tx, position, *seen)})
             if batch:
                 yield batch
     except Cut as cut:
         yield [{"event": "cut", "reason": str(cut)}]
+    except GatewayError as exc:  # the credential or the scope no longer holds
+        yield [{"event": "cut", "reason": f"{exc.code}: {exc.message}"}]
 
 
 def _frame(item: dict) -> bytes:
@@ -133,10 +178,10 @@ def _frame(item: dict) -> bytes:
     return head.encode() + b"data: " + jsontext.dumps(item, json_default) + b"\r\n\r\n"
 
 
-async def _sse(state: Any, table: Any, where: Node | None, subscription: Subscription) -> AsyncIterator[bytes]:
+async def _sse(viewer: Viewer, table: Any, subscription: Subscription) -> AsyncIterator[bytes]:
     """A transaction's events in one write: the socket is written once a transaction, not once a change."""
     try:
-        async for batch in _events(state, table, where, subscription):
+        async for batch in _events(viewer, table, subscription):
             yield b"".join(_frame(item) for item in batch)
     finally:
         subscription.close()

@@ -81,11 +81,16 @@ def row_of(values: dict[str, Any] | None, convert: dict[str, Value]) -> dict[str
 Seen = tuple[str, dict | None, dict | None]
 
 
-def seen_as(change: Change, where: Node | None, row: Callable[[dict | None], dict | None]) -> Seen | None:
-    """(op, before, after) as the subscriber sees the change through `where`; None: not at all."""
+def seen_as(change: Change, where: Node | None, row: Callable[[dict | None], dict | None],
+            owned: Node | None = None) -> Seen | None:
+    """(op, before, after) as the subscriber sees the change through `where` and, under a row policy,
+    `owned` (compared exactly: a value the column's collation takes for the claim but that is not
+    it is never shown, rather than shown to a tenant it does not belong to); None: not at all."""
     before, after = row(change.before), row(change.after)
-    was = before is not None and (where is None or matches(where, before))
-    now = after is not None and (where is None or matches(where, after))
+    was = before is not None and (owned is None or matches(owned, before, exact=True)) and (
+        where is None or matches(where, before))
+    now = after is not None and (owned is None or matches(owned, after, exact=True)) and (
+        where is None or matches(where, after))
     if was and now:
         return "update", before, after
     if now:
@@ -113,12 +118,15 @@ def committed(seconds: int) -> str:
 # --- a filter, evaluated on a row in hand --------------------------------------------------------
 
 
-def matches(node: Node, row: dict[str, Any]) -> bool:
+def matches(node: Node, row: dict[str, Any], *, exact: bool = False) -> bool:
     if isinstance(node, Group):
         if node.op == "and":
-            return all(matches(item, row) for item in node.items)
-        return any(matches(item, row) for item in node.items)
+            return all(matches(item, row, exact=exact) for item in node.items)
+        return any(matches(item, row, exact=exact) for item in node.items)
     if isinstance(node, Condition):
+        if exact:
+            value = row.get(node.column.name)
+            return value is not None and node.op == "eq" and str(value) == str(node.value)
         return _holds(node, row.get(node.column.name))
     raise InvalidFilter("a change feed filters on the table's own columns", {})
 

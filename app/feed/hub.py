@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.config import Settings
-from app.core.errors import DatabaseError, FeedUnavailable, GatewayError, PositionGone
+from app.core.errors import DatabaseError, FeedUnavailable, GatewayError, InvalidPosition, PositionGone
 from app.db.database import Database
 from app.feed.positions import Position
 from app.feed.reader import Source, Transaction, read
@@ -210,6 +210,8 @@ class Feed:
     # --- the shared reader's transactions --------------------------------------------------------
 
     def _publish(self, tx: Transaction) -> None:
+        if self.last is not None and tx.position.transaction < self.last.transaction:
+            return  # never behind where it started or has been (a reader reads from where it is told)
         self.last = tx.last
         self.read_to = tx.end or self.read_to
         self.lag_s = max(time.time() - tx.committed_at, 0.0)
@@ -256,6 +258,7 @@ class Feed:
             subscription = Subscription(self, self.last, self.queue_limit)
             self._subscribers.add(subscription)
             return subscription
+        await self._not_ahead(after)
         oldest = self._recent[0].position if self._recent else self.last
         if after.transaction >= oldest.transaction or after >= self.last:
             # Recent enough: what is kept from `after` on, then live, in this one step of the loop.
@@ -272,6 +275,21 @@ class Feed:
         )
         self._subscribers.add(subscription)
         return subscription
+
+    async def _not_ahead(self, after: Position) -> None:
+        """A position past the binlog's end is none the server gave (another server's, or one before a
+        RESET MASTER or a failover): followed, it would wait in silence until the binlog got there."""
+        if self.read_to is not None and after.transaction < self.read_to.transaction:
+            return
+        status = (await self.db.fetch("SHOW MASTER STATUS")).rows
+        end = Position.start(str(status[0][0]), int(status[0][1])) if status else None
+        at_end = after.transaction == (end.seq, end.offset) if end is not None else False
+        if end is None or after.transaction > end.transaction or (at_end and after.index >= 0):
+            raise InvalidPosition(
+                f"{after} is past the end of this server's binlog ({end}): a position of another server, or from"
+                " before a RESET MASTER; re-read the table and follow from details.position",
+                {"position": str(self.last)},
+            )
 
     async def _still_held(self, after: Position) -> None:
         files = [str(row[0]) for row in (await self.db.fetch("SHOW BINARY LOGS")).rows]

@@ -22,8 +22,8 @@ EVERY = "*"
 
 
 class CacheFollower:
-    def __init__(self, feed: Feed, cache: ReadCache, retry_s: float = 1.0):
-        self.feed, self.cache, self.retry_s = feed, cache, retry_s
+    def __init__(self, feed: Feed, cache: ReadCache, catalog: Any = None, retry_s: float = 1.0):
+        self.feed, self.cache, self.catalog, self.retry_s = feed, cache, catalog, retry_s
         self._owed: set[str] = set()
         self._flushing: asyncio.Task | None = None
         self._keeping: asyncio.Task | None = None
@@ -59,12 +59,28 @@ class CacheFollower:
             self._owed.add(EVERY)
             self.cache.forget(None)
         else:
-            tables = {change.table for change in tx.changes} | tx.defined
+            tables = self._referring({change.table for change in tx.changes}) | tx.defined
             self._owed.update(tables)
             for table in tables:  # this instance's own entries at once; Redis's in the flush below
                 self.cache.forget(None if table == EVERY else table)
         if self._owed and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    def _referring(self, tables: set[str]) -> set[str]:
+        """The tables changed, and every table referring to one through a foreign key: InnoDB writes a
+        cascaded delete or update (ON DELETE CASCADE, SET NULL) to no binlog event of its own."""
+        if self.catalog is None:
+            return tables
+        found, waiting = set(tables), list(tables)
+        while waiting:
+            table = self.catalog.known(waiting.pop())
+            if table is None:
+                continue
+            for relation in self.catalog.relations(table):
+                if relation.many and relation.target.name not in found:
+                    found.add(relation.target.name)
+                    waiting.append(relation.target.name)
+        return found
 
     async def _flush(self) -> None:
         while self._owed:

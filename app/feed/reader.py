@@ -73,7 +73,10 @@ def read(source: Source, start: Position, emit: Callable[[Transaction], None], s
     raises (the caller decides whether to start again)."""
     stream = BinLogStreamReader(
         connection_settings=dict(source.connect), server_id=server_id, blocking=True, resume_stream=True,
-        log_file=start.file, log_pos=start.offset, is_mariadb=True, slave_heartbeat=heartbeat_s,
+        # is_mariadb=False: the library's MariaDB mode ignores log_file and log_pos (it asks for the
+        # oldest file); the plain dump from a file and offset is MariaDB's too, and the library sets
+        # @mariadb_slave_capability=4 either way, so MariaDB's own GTID events still come
+        log_file=start.file, log_pos=start.offset, is_mariadb=False, slave_heartbeat=heartbeat_s,
         only_events=[MariadbGtidEvent, QueryEvent, XidEvent, WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent,
                      HeartbeatLogEvent, RotateEvent],
         enable_logging=False,
@@ -85,7 +88,7 @@ def read(source: Source, start: Position, emit: Callable[[Transaction], None], s
             if stop.is_set():
                 return
             if isinstance(event, MariadbGtidEvent):
-                offset = event.packet.log_pos - event.event_size
+                offset = event.packet.log_pos - event.packet.event_size  # the whole event: header and checksum too
                 current = Transaction(Position.start(stream.log_file, offset), event.gtid, event.timestamp)
                 standalone = bool(event.flags & STANDALONE)
             elif current is None:

@@ -280,14 +280,15 @@ class CredentialStore:
             raise Conflict(f"a user called '{name}' exists", {"name": name}) from None
         return id_
 
-    async def rotate(self, kind: str, ref: str, secret: str, who: str, also: Callable[[Session, str], Awaitable[Any]]
-                     ) -> str:
+    async def rotate(self, kind: str, ref: str, secret: str, who: str, also: Callable[[Session, str], Awaitable[Any]],
+                     allowed: Callable[[str], Any]) -> str:
         """A new secret for a live credential (the old one fails at once here, within `ttl_s` elsewhere);
-        `also` runs in the same transaction (a user's refresh tokens revoked). Its id."""
+        `also` runs in the same transaction (a user's refresh tokens revoked); `allowed(scopes)` refuses
+        (403) a caller that does not hold every scope of the credential. Its id."""
         hashed = await asyncio.to_thread(hash_secret, secret)
 
         async def work(session: Session) -> str:
-            id_ = await self._find(session, kind, ref)
+            id_ = await self._find(session, kind, ref, allowed)
             await session.execute(
                 f"UPDATE {TABLE} SET `secret` = %s, `version` = `version` + 1, `updated_at` = UTC_TIMESTAMP(3),"
                 " `updated_by` = %s WHERE `id` = %s", (hashed, who, id_))
@@ -296,10 +297,12 @@ class CredentialStore:
 
         return str(await self._change(work, who, f"rotate_{kind}"))
 
-    async def revoke(self, kind: str, ref: str, who: str, also: Callable[[Session, str], Awaitable[Any]]) -> str:
-        """Revoked for good (a user's login is free again); `also` in the same transaction."""
+    async def revoke(self, kind: str, ref: str, who: str, also: Callable[[Session, str], Awaitable[Any]],
+                     allowed: Callable[[str], Any]) -> str:
+        """Revoked for good (a user's login is free again); `also` in the same transaction; as `rotate`,
+        only by a caller holding every scope of the credential."""
         async def work(session: Session) -> str:
-            id_ = await self._find(session, kind, ref)
+            id_ = await self._find(session, kind, ref, allowed)
             await session.execute(
                 f"UPDATE {TABLE} SET `revoked_at` = UTC_TIMESTAMP(3), `login` = NULL, `version` = `version` + 1,"
                 " `updated_at` = UTC_TIMESTAMP(3), `updated_by` = %s WHERE `id` = %s", (who, id_))
@@ -308,14 +311,16 @@ class CredentialStore:
 
         return str(await self._change(work, who, f"revoke_{kind}"))
 
-    async def _find(self, session: Session, kind: str, ref: str) -> str:
-        """A live key by id, a live user by login (404 otherwise)."""
+    async def _find(self, session: Session, kind: str, ref: str, allowed: Callable[[str], Any]) -> str:
+        """A live key by id, a live user by login (404 otherwise), that the caller may change: one
+        holding fewer scopes would take over a stronger credential by rotating it (403)."""
         column = "`login`" if kind == "user" else "`id`"
         rows = (await session.execute(
-            f"SELECT `id` FROM {TABLE} WHERE {column} = %s AND `kind` = %s AND `revoked_at` IS NULL FOR UPDATE",
-            (ref, kind))).rows
+            f"SELECT `id`, `scopes` FROM {TABLE} WHERE {column} = %s AND `kind` = %s AND `revoked_at` IS NULL"
+            " FOR UPDATE", (ref, kind))).rows
         if not rows:
             raise RowNotFound(f"no live {kind} '{ref}'", {kind: ref})
+        allowed(str(rows[0][1] or ""))
         return str(rows[0][0])
 
 

@@ -336,3 +336,29 @@ async def test_the_audit_trail(schema, settings):
         assert_error(await client.get("/api/admin/audit", params={"since": "yesterday"}, headers=ROOT),
                      400, "invalid_body")
         assert_error(await client.get("/api/admin/audit", headers={"X-API-Key": "reader-key"}), 403, "forbidden")
+
+
+async def test_an_admin_cannot_take_over_a_stronger_credential(schema, settings):
+    """Rotating (or revoking) a key or a user is granting its scopes again: an admin holding fewer
+    scopes than the credential is refused (403), as it is when creating one."""
+    async with running(config(settings)) as client:
+        weak = await data(await client.post("/api/admin/keys", json={"name": "weak", "scopes": ["admin", "read:users"]},
+                                            headers=ROOT), 201)
+        strong = await data(await client.post("/api/admin/keys", json={"name": "strong", "scopes": ["read:*", "write:*"]},
+                                              headers=ROOT), 201)
+        await data(await client.post("/api/admin/users", json={"username": "boss", "password": "boss password 1",
+                                                               "scopes": ["admin", "read:*"]}, headers=ROOT), 201)
+        as_weak = {"X-API-Key": weak["key"]}
+        for method, path, body in (("POST", f"/api/admin/keys/{strong['id']}/rotate", None),
+                                   ("DELETE", f"/api/admin/keys/{strong['id']}", None),
+                                   ("POST", "/api/admin/users/boss/rotate", {"password": "attacker pw 123"}),
+                                   ("DELETE", "/api/admin/users/boss", None)):
+            answer = await client.request(method, path, json=body, headers=as_weak)
+            assert answer.status_code == 403 and answer.json()["error"] == "forbidden", (path, answer.text)
+        assert (await client.get("/api/users/query", headers={"X-API-Key": strong["key"]})).status_code == 200
+        token = await client.post("/token", data={"grant_type": "password", "username": "boss",
+                                                  "password": "boss password 1"})
+        assert token.status_code == 200  # the password was not changed
+        mine = await data(await client.post("/api/admin/keys", json={"name": "mine", "scopes": ["read:users"]},
+                                            headers=as_weak), 201)
+        assert (await client.post(f"/api/admin/keys/{mine['id']}/rotate", headers=as_weak)).status_code == 200

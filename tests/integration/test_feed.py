@@ -254,3 +254,51 @@ async def test_no_query_string_or_position_gives_a_server_error(database):
             headers = {"Last-Event-ID": last} if last is not None and last.isprintable() and last.isascii() else {}
             async with client.stream("GET", "/api/items/changes", params=query, headers=headers) as answer:
                 assert answer.status_code < 500, (query, last, (await answer.aread())[:300])
+
+
+async def test_a_reader_starts_where_it_is_told_not_at_the_oldest_file(database, server):
+    url, conn = database
+    for i in range(30):
+        execute(conn, f"INSERT INTO items (id) VALUES ({1000 + i})")
+    execute(conn, "FLUSH BINARY LOGS")
+    execute(conn, "INSERT INTO items (id) VALUES (2000)")
+    async with serving(Settings(database_url=url)) as (app, base), httpx.AsyncClient(base_url=base) as client:
+        file, offset = server.sql("SHOW MASTER STATUS")[0][:2]  # after the gateway made its own tables
+        async with following(client, "/api/items/changes") as events:
+            kind, _, data = await events.next()
+            assert data["position"] == f"{file}:{offset}:-1"  # the binlog's end, not its beginning
+            execute(conn, "INSERT INTO items (id) VALUES (1)")
+            [first] = await events.changes(1)
+            assert first["key"] == {"id": 1}
+        assert app.state.feed.last.file == file
+        ahead = await client.get("/api/items/changes", params={"after": f"{file}:{int(offset) + 10**9}:0"})
+        assert ahead.status_code == 400 and ahead.json()["error"] == "invalid_position"
+        other = await client.get("/api/items/changes", params={"after": "binlog.009999:4:0"})
+        assert other.status_code == 400
+
+
+async def test_a_stream_ends_when_its_key_is_revoked_and_narrows_when_a_policy_is_put(database):
+    url, conn = database
+    execute(conn, "CREATE TABLE notes (id INT PRIMARY KEY, tenant VARCHAR(10) COLLATE utf8mb4_bin, body VARCHAR(20))")
+    root = [{"name": "root", "sha256": hashlib.sha256(b"root").hexdigest(), "scopes": ["admin", "admin:*", "read:*"]}]
+    config = Settings(database_url=url, auth_mode="api-key", api_keys=json.dumps(root), token_secret="s" * 40,
+                      policies_ttl_s=0.01, accounts_ttl_s=0.2)
+    as_root = {"X-API-Key": "root"}
+    async with serving(config) as (app, base), httpx.AsyncClient(base_url=base) as client:
+        made = (await client.post("/api/admin/keys", json={"name": "acme", "scopes": ["read:notes"],
+                                                           "claims": {"tenant": "acme"}}, headers=as_root)).json()
+        key = {"X-API-Key": made["data"]["key"]}
+        async with following(client, "/api/notes/changes", **key) as acme:
+            await acme.next()
+            execute(conn, "INSERT INTO notes VALUES (1, 'globex', 'before the policy')")
+            assert (await acme.changes(1))[0]["key"] == {"id": 1}  # no policy yet: every row
+            put = await client.put("/api/policies/notes", json={"column": "tenant", "claim": "tenant"}, headers=as_root)
+            assert put.status_code == 200, put.text
+            await asyncio.sleep(1.2)
+            execute(conn, "INSERT INTO notes VALUES (2, 'globex', 'g'), (3, 'ACME', 'not acme'), (4, 'acme', 'mine')")
+            assert [e["key"] for e in await acme.changes(1)] == [{"id": 4}]  # a binary collation: 'ACME' is not acme
+            assert (await client.delete(f"/api/admin/keys/{made['data']['id']}", headers=as_root)).status_code == 200
+            await asyncio.sleep(1.2)
+            execute(conn, "INSERT INTO notes VALUES (5, 'acme', 'after the revocation')")
+            kind, _, data = await acme.next()
+            assert kind == "cut" and "unauthorized" in data["reason"]

@@ -72,3 +72,29 @@ async def test_a_raw_sql_write_is_seen_by_every_instance_once_the_feed_read_it(s
         assert (await client.get(f"{base_one}/api/users/1")).json()["data"]["age"] == 99
     conn.close()
     await asyncio.sleep(0)
+
+
+async def test_a_cascade_drops_the_cached_answers_of_the_tables_it_reaches(server, redis):
+    url, conn = fresh_database(server, [
+        "CREATE TABLE parent (id INT PRIMARY KEY)",
+        "CREATE TABLE child (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES parent (id)"
+        " ON DELETE CASCADE ON UPDATE CASCADE)",
+        "CREATE TABLE grandchild (id INT PRIMARY KEY, cid INT, FOREIGN KEY (cid) REFERENCES child (id) ON DELETE CASCADE)",
+    ])
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO parent VALUES (1), (2)")
+        cur.execute("INSERT INTO child VALUES (10, 1), (11, 2)")
+        cur.execute("INSERT INTO grandchild VALUES (100, 10)")
+    config = Settings(database_url=url, cache_url=redis.url, cache_namespace=f"c{uuid.uuid4().hex[:8]}")
+    async with serving(config) as (app, base), httpx.AsyncClient(base_url=base) as client:
+        await eventually(lambda: app.state.cache.following, timeout=10, what="the cache following the feed")
+        for _ in range(2):
+            assert len((await client.get(f"{base}/api/child/query")).json()["data"]) == 2
+            assert len((await client.get(f"{base}/api/grandchild/query")).json()["data"]) == 1
+        with conn.cursor() as cur:  # InnoDB's cascades are in no binlog event of their own
+            cur.execute("DELETE FROM parent WHERE id = 1")
+            cur.execute("UPDATE parent SET id = 3 WHERE id = 2")
+        await eventually(lambda: caught_up(app, server), timeout=10, what="the feed reading the writes")
+        assert (await client.get(f"{base}/api/child/query")).json()["data"] == [{"id": 11, "pid": 3}]
+        assert (await client.get(f"{base}/api/grandchild/query")).json()["data"] == []
+    conn.close()
