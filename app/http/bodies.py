@@ -31,27 +31,12 @@ class CreateBody(Body):
     input: dict[str, Any] | list[dict[str, Any]]
 
 
-class QueryBody(Body):
-    input: Filter | None = None
-    order_by: str | list[str] | None = None
-    fields: str | list[str | dict[str, Any]] | None = None  # columns, and relations to embed (app/query/embeds.py)
-    limit: int | None = None
-    offset: int | None = None
-    cursor: str | None = None
-    count: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _order(cls, data: Any) -> Any:
-        return one_of(data, "order_by", "order")
-
-
 class ExportBody(Body):
     """POST /api/batch/{table}/export: the rows as POST /query picks them (no cursor, no count)."""
 
     input: Filter | None = None
     order_by: str | list[str] | None = None
-    fields: str | list[str | dict[str, Any]] | None = None
+    fields: str | list[str | dict[str, Any]] | None = None  # columns, and relations to embed (app/query/embeds.py)
     limit: int | None = None
     offset: int | None = None
 
@@ -59,6 +44,13 @@ class ExportBody(Body):
     @classmethod
     def _order(cls, data: Any) -> Any:
         return one_of(data, "order_by", "order")
+
+
+class QueryBody(ExportBody):
+    """POST /api/{table}/query: an export's choice of rows, a page of them (cursor) and a count."""
+
+    cursor: str | None = None
+    count: str | None = None
 
 
 class UpdateBody(Body):
