@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,8 +29,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from app.core.auth import Principal, parse_scopes
-from app.core.errors import Conflict, GatewayError, InvalidBody, RateLimited, RowNotFound, TableNotFound, Unauthorized
+from app.core.errors import Conflict, InvalidBody, RateLimited, RowNotFound, TableNotFound, Unauthorized
 from app.core.ratelimit import Rate, RateLimiter
+from app.db.copies import SharedCopy
 from app.db.database import Database, Session
 
 log = logging.getLogger("gateway.accounts")
@@ -138,15 +138,11 @@ Audit = Callable[[Session, str, str, int], Awaitable[None]]
 class CredentialStore:
     """The live credentials, read again when the copy is older than `ttl_s`; keys verified once."""
 
-    STALE_S = 30.0
-    QUICK_S = 0.25
     MISS_S = 0.2  # a key id not in the copy reads the table again when the copy is older than this
 
     def __init__(self, db: Database, ttl_s: float = 1.0, verify_rate: Rate = Rate(10, 1.0)):
         self.db, self.ttl_s = db, ttl_s
-        self._live: dict[str, Credential] = {}
-        self._read_at: float | None = None
-        self._reading: asyncio.Future[dict[str, Credential]] | None = None
+        self._copy: SharedCopy[dict[str, Credential]] = SharedCopy(self._read, {}, ttl_s, "credentials")
         self._verified: dict[bytes, tuple[str, int]] = {}  # sha256(key) -> (id, version)
         self._pending: dict[bytes, asyncio.Future[bool]] = {}  # checks under way, by sha256(key)
         # Argon2 for a key whose secret is wrong is CPU spent: at most this many a second per key id.
@@ -161,40 +157,20 @@ class CredentialStore:
     # --- reading -------------------------------------------------------------------------------
 
     async def live(self, max_age_s: float | None = None) -> dict[str, Credential]:
-        """Every live credential by id, as read at most `ttl_s` (or `max_age_s`) ago (shared read; a
-        stale copy serves for a while when the database is away, as the row policies do)."""
-        read_at = self._read_at
-        if read_at is not None and time.monotonic() - read_at < min(self.ttl_s, max_age_s or self.ttl_s):
-            return self._live
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(self._read())
-            self._reading.add_done_callback(_retrieved)
-        kept = read_at is not None and time.monotonic() - read_at < self.STALE_S
-        try:
-            if kept:
-                async with asyncio.timeout(self.QUICK_S):
-                    return await asyncio.shield(self._reading)
-            return await asyncio.shield(self._reading)
-        except (TimeoutError, GatewayError) as exc:
-            if not kept:
-                raise
-            log.warning("credentials not read again (%r): serving the copy of %.1f s ago", exc,
-                        time.monotonic() - (read_at or 0))
-            return self._live
+        """Every live credential by id, as read at most `ttl_s` (or `max_age_s`) ago (a shared copy,
+        app/db/copies.py: a stale one serves for a while when the database is away)."""
+        return await self._copy.get(max_age_s)
 
     async def _read(self) -> dict[str, Credential]:
-        started = time.monotonic()
         try:
             rows = (await self.db.fetch(LIVE)).rows
         except TableNotFound:  # never made: no credential stored yet
             rows = []
-        self._live = {row[0]: _credential(row) for row in rows}
-        self._read_at = started
-        return self._live
+        return {row[0]: _credential(row) for row in rows}
 
     def changed(self) -> None:
         """This instance sees its own change from the next request."""
-        self._read_at = None
+        self._copy.forget()
 
     async def principal(self, credential: str) -> Principal | None:
         """A `gw_` key's caller (401 for a key unknown, revoked, expired or wrong); None for other credentials."""
@@ -343,8 +319,3 @@ def new_key(id_: str | None = None) -> tuple[str, str, str]:
     id_ = id_ or secrets.token_hex(ID_BYTES)
     secret = secrets.token_urlsafe(32)
     return id_, secret, f"{KEY_PREFIX}{id_}_{secret}"
-
-
-def _retrieved(reading: asyncio.Future) -> None:
-    if not reading.cancelled() and reading.exception() is not None:
-        log.info("credentials read failed: %r", reading.exception())

@@ -8,10 +8,8 @@ by all within that, and at once by the one that stored it. `ttl_s = 0` reads bef
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from app.core.auth import Principal
 from app.core.errors import Forbidden, GatewayError, TableNotFound
 from app.db.catalog import Column, Table
+from app.db.copies import SharedCopy
 from app.db.database import Database
 from app.query.embeds import Embed, Item
 from app.query.lists import ListQuery
@@ -93,58 +92,30 @@ async def refuse_bulk(policies: "PolicyStore | None", table: Table, what: str) -
 
 
 class PolicyStore:
-    """Every table's policy, read again when the copy is older than `ttl_s`. Requests that find it
-    old share one read. When a read fails (the database away, for a moment) a copy younger than
-    `STALE_S` keeps serving, and a read made while such a copy exists is given `QUICK_S` at most:
-    a request is never held for a policy read beyond its own statement's budget."""
-
-    STALE_S = 30.0
-    QUICK_S = 0.25
+    """Every table's policy, as a shared copy (app/db/copies.py) read again after `ttl_s`."""
 
     def __init__(self, db: Database, ttl_s: float = 1.0):
         self.db, self.ttl_s = db, ttl_s
-        self._policies: dict[str, Policy] = {}
-        self._read_at: float | None = None
-        self._reading: asyncio.Future[dict[str, Policy]] | None = None
+        self._copy: SharedCopy[dict[str, Policy]] = SharedCopy(self._read, {}, ttl_s, "row policies")
 
     async def ensure_table(self) -> None:
         await self.db.fetch(CREATE)
 
     async def all(self) -> dict[str, Policy]:
         """Every table's policy, as read at most `ttl_s` ago."""
-        read_at = self._read_at
-        if read_at is not None and time.monotonic() - read_at < self.ttl_s:
-            return self._policies
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(self._read())
-            self._reading.add_done_callback(_retrieved)
-        kept = read_at is not None and time.monotonic() - read_at < self.STALE_S
-        try:
-            if kept:
-                async with asyncio.timeout(self.QUICK_S):
-                    return await asyncio.shield(self._reading)
-            return await asyncio.shield(self._reading)
-        except (TimeoutError, GatewayError) as exc:
-            if not kept:
-                raise
-            log.warning("row policies not read again (%r): serving the copy of %.1f s ago", exc,
-                        time.monotonic() - (read_at or 0))
-            return self._policies
+        return await self._copy.get()
 
     async def _read(self) -> dict[str, Policy]:
-        started = time.monotonic()
         try:
             rows = (await self.db.fetch(ALL)).rows
         except TableNotFound:  # never made (a read-only user, say): nobody has stored a policy
             rows = []
-        self._policies = {t: Policy(t, c, claim) for t, c, claim in rows}
-        self._read_at = started
-        return self._policies
+        return {t: Policy(t, c, claim) for t, c, claim in rows}
 
     async def put(self, table: Table, column: str, claim: str, who: str) -> Policy:
         await self.ensure_table()
         await self.db.transaction(lambda session: session.execute(PUT, (table.name, column, claim, who)))
-        self._read_at = None  # this instance enforces it from the next request
+        self._copy.forget()  # this instance enforces it from the next request
         return Policy(table.name, column, claim)
 
     async def remove(self, table: Table) -> bool:
@@ -152,14 +123,8 @@ class PolicyStore:
             removed = await self.db.transaction(lambda session: session.execute(REMOVE, (table.name,)))
         except TableNotFound:
             return False
-        self._read_at = None
+        self._copy.forget()
         return removed.affected > 0
-
-
-def _retrieved(reading: asyncio.Future) -> None:
-    """A read nobody waited for to the end: its failure is logged, not left unretrieved."""
-    if not reading.cancelled() and reading.exception() is not None:
-        log.info("row policies read failed: %r", reading.exception())
 
 
 # --- a read, restricted (pure): the policy's condition ANDed wherever a policy table's rows are read
