@@ -18,12 +18,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app.api.streams import POLICY
+from app.api.streams import POLICY, presented
 from app.core import jsontext
 from app.core.auth import Principal
 from app.core.errors import GatewayError, InvalidFilter
@@ -53,7 +52,8 @@ async def changes_ws(websocket: WebSocket, path: dict[str, str]) -> None:
     state = websocket.app.state
     await websocket.accept()
     try:
-        given, who = await _caller(websocket, state.settings.ws_auth_timeout_s)
+        given = await presented(websocket, state.settings.ws_auth_timeout_s)
+        who = await state.auth.authenticate(given)
         who.require("read", path["table"])
         take(websocket, who, "read")
         params = [(k, v) for k, v in websocket.query_params.multi_items() if k != "after"]
@@ -87,21 +87,6 @@ async def _until_closed(websocket: WebSocket) -> None:
     with contextlib.suppress(Exception):
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
-
-
-async def _caller(websocket: WebSocket, timeout_s: float) -> tuple[str | None, Principal]:
-    """The credential (the handshake's headers, or a first message {"token": ...}) and its caller."""
-    auth = websocket.app.state.auth
-    given = credential(websocket.headers)
-    if not given and auth.mode != "none":
-        async with asyncio.timeout(timeout_s):
-            first = await websocket.receive_text()
-        try:
-            token = orjson.loads(first).get("token")
-        except (orjson.JSONDecodeError, AttributeError):
-            token = None
-        given = token if isinstance(token, str) else None
-    return given, await auth.authenticate(given)
 
 
 @dataclass

@@ -54,19 +54,22 @@ async def stream(websocket: WebSocket, path: dict[str, str]) -> None:
 
 
 async def _authenticate(websocket: WebSocket, timeout_s: float) -> Principal:
-    """From the handshake's headers; else (when credentials are needed) from a first message
-    {"token": "..."}, which a browser's WebSocket can send where it cannot set a header."""
-    auth = websocket.app.state.auth
+    return await websocket.app.state.auth.authenticate(await presented(websocket, timeout_s))
+
+
+async def presented(websocket: WebSocket, timeout_s: float) -> str | None:
+    """The credential from the handshake's headers; else (when credentials are needed) from a first
+    message {"token": "..."}, which a browser's WebSocket can send where it cannot set a header."""
     given = credential(websocket.headers)
-    if given or auth.mode == "none":
-        return await auth.authenticate(given)
+    if given or websocket.app.state.auth.mode == "none":
+        return given
     async with asyncio.timeout(timeout_s):
         first = await websocket.receive_text()
     try:
         token = orjson.loads(first).get("token")
     except (orjson.JSONDecodeError, AttributeError):
         token = None
-    return await auth.authenticate(token if isinstance(token, str) else None)
+    return token if isinstance(token, str) else None
 
 
 async def _serve(websocket: WebSocket, committer: GroupCommitter, max_bytes: int, max_in_flight: int) -> None:
