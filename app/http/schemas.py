@@ -245,6 +245,8 @@ affected = named("Affected")
 
 RANGES = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}
 OPTIONAL_NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+# Which rows, in which order, with which fields: what POST /query and POST .../export share.
+PICKED = {"input": ref("Filter"), "order_by": OPTIONAL_NAMES, "order": OPTIONAL_NAMES, "fields": ref("Fields")}
 SCHEMAS: dict[str, dict] = {
     "Error": {
         "type": "object",
@@ -322,10 +324,7 @@ SCHEMAS: dict[str, dict] = {
     "Query": {
         "type": "object",
         "properties": {
-            "input": ref("Filter"),
-            "order_by": OPTIONAL_NAMES,
-            "order": OPTIONAL_NAMES,
-            "fields": ref("Fields"),
+            **PICKED,
             "limit": {"type": "integer", "minimum": 1},
             "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
             "cursor": {"type": "string"},
@@ -336,10 +335,7 @@ SCHEMAS: dict[str, dict] = {
     "ExportQuery": {
         "type": "object",
         "properties": {
-            "input": ref("Filter"),
-            "order_by": OPTIONAL_NAMES,
-            "order": OPTIONAL_NAMES,
-            "fields": ref("Fields"),
+            **PICKED,
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_ROWS},
             "offset": {"type": "integer", "minimum": 0, "maximum": MAX_ROWS},
         },
