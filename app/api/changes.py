@@ -28,7 +28,7 @@ from app.core.auth import Principal
 from app.core.errors import GatewayError, InvalidFilter
 from app.feed.changes import converters, event, feed_filter, row_of, seen_as
 from app.feed.hub import Cut, Subscription
-from app.feed.positions import Position, parse
+from app.feed.positions import parse
 from app.http.access import credential, take
 from app.http.route import Call
 from app.query.filters import RESERVED_PARAMS, parse_query_params
@@ -141,7 +141,7 @@ async def _events(viewer: Viewer, table: Any, subscription: Subscription) -> Asy
             for index, change in enumerate(tx.changes):
                 if change.table != table.name:
                     continue
-                position = Position(tx.position.seq, tx.position.offset, index, tx.position.file)
+                position = tx.at(index)
                 if position <= after:
                     continue
                 seen = seen_as(change, viewer.where, lambda row: row_of(row, convert), viewer.owned)

@@ -52,10 +52,14 @@ class Transaction:
     defined: set[str] = field(default_factory=set)  # tables a statement created, altered or dropped ("*": unknown)
     end: Position | None = None  # where its last event ends: a server whose binlog ends here has nothing newer
 
+    def at(self, index: int) -> Position:
+        """The position of its change number `index`."""
+        return Position(self.position.seq, self.position.offset, index, self.position.file)
+
     @property
     def last(self) -> Position:
         """Its last change's position: a reader resuming after it starts at the next transaction."""
-        return Position(self.position.seq, self.position.offset, max(len(self.changes) - 1, 0), self.position.file)
+        return self.at(max(len(self.changes) - 1, 0))
 
 
 @dataclass(frozen=True)

@@ -278,7 +278,7 @@ class Sink:
         async for tx in subscription.transactions():
             batch: list[tuple[str, bytes]] = []
             for index, change in enumerate(tx.changes):
-                position = Position(tx.position.seq, tx.position.offset, index, tx.position.file)
+                position = tx.at(index)
                 if change.table not in self.config.tables or position <= subscription.after:
                     continue
                 table = self.catalog.known(change.table)
